@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what Tide's whole test suite needs on a fresh Debian 12 machine (run as root).
+# Idempotent. The tests start every daemon they need themselves (private libvirtds in
+# namespaces, BMC simulators), so nothing is started here.
+set -euo pipefail
+if [ "$(id -u)" != 0 ]; then echo "install-deps: run as root (apt-get)" >&2; exit 1; fi
+pkgs=(
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients   # libvirtd + virsh (fallback driver, cross-checks)
+  qemu-system-x86 busybox-static                                # lab guests (TCG when KVM is unusable)
+  iproute2 util-linux xz-utils procps psmisc                    # namespaces, veth, unshare
+  openipmi ipmitool wakeonlan etherwake                         # power drivers against a real BMC simulator
+  openssh-client openssh-server                                 # qemu+ssh:// transport tests (loopback sshd)
+  python3 make g++                                              # better-sqlite3 native build
+)
+missing=()
+for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+echo "install-deps: ok (${#missing[@]} packages installed)"

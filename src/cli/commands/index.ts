@@ -1,0 +1,7 @@
+import type { Command } from '../io.js';
+
+/**
+ * Every CLI command, registered explicitly (no discovery). Each lives in its own module and is
+ * a thin shell over the programmatic API in src/api.
+ */
+export const commands: Record<string, Command> = {};

@@ -1,0 +1,98 @@
+/**
+ * The Tide configuration file (JSON): one zod schema → defaults → validated, compiled config.
+ * `tide config schema` prints the JSON Schema derived from it. Units are in the field names.
+ */
+import { z } from 'zod';
+
+const hostName = z.string().min(1).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'host names use letters, digits, ".", "_" and "-"');
+
+export const powerSchema = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('ipmi'),
+    /** BMC address (host or IP) and UDP port. */
+    address: z.string().min(1),
+    port: z.number().int().min(1).max(65535).default(623),
+    user: z.string().min(1),
+    /** Name of the environment variable holding the BMC password (never the password itself). */
+    passwordEnv: z.string().min(1).default('TIDE_IPMI_PASSWORD'),
+    /** ipmitool cipher suite; 3 = HMAC-SHA1/AES-128 works with most BMCs. */
+    cipherSuite: z.number().int().min(0).max(17).default(3),
+    /** Run ipmitool inside this network namespace (lab only). */
+    netns: z.string().optional(),
+  }).strict(),
+  z.object({
+    kind: z.literal('wol'),
+    mac: z.string().regex(/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/, 'a MAC address like 02:77:00:00:00:0a'),
+    broadcast: z.string().default('255.255.255.255'),
+    port: z.number().int().min(1).max(65535).default(9),
+    /** How to power the host off (WoL can only wake): an ssh target running `systemctl poweroff`. */
+    offVia: z.object({ kind: z.literal('ssh'), target: z.string() }).optional(),
+    netns: z.string().optional(),
+  }).strict(),
+  z.object({
+    kind: z.literal('ssh'),
+    /** user@host for `ssh -- target systemctl poweroff`; wake needs another method. */
+    target: z.string().min(1),
+  }).strict(),
+  z.object({ kind: z.literal('none') }).strict(),
+]);
+
+export const hostConfigSchema = z.object({
+  name: hostName,
+  /** libvirt URI exactly as virsh takes it: qemu+ssh://user@host/system, qemu+tcp://…, qemu:///system?socket=… */
+  uri: z.string().min(1),
+  /** URI the *other* hosts' libvirtd use to reach this one during P2P migration (default: uri). */
+  peerUri: z.string().optional(),
+  /** Address QEMU streams migration data to, e.g. tcp://10.0.0.2 (default: chosen by libvirt). */
+  migrationAddress: z.string().optional(),
+  power: powerSchema.default({ kind: 'none' }),
+  /** Seconds from power-on until libvirt answers. */
+  bootSec: z.number().nonnegative().default(180),
+  tags: z.array(z.string()).default([]),
+  maintenance: z.boolean().default(false),
+  /** Hosts Tide may read but never move VMs to or from. */
+  excluded: z.boolean().default(false),
+}).strict();
+
+export const vmConfigSchema = z.object({
+  /** Service probe during migrations: tcp://ip:port or http://ip[:port]/path. */
+  probe: z.string().regex(/^(tcp|http):\/\//, 'a probe is tcp://host:port or http://host/path').optional(),
+  /** Run the probe inside this network namespace (lab only). */
+  probeNetns: z.string().optional(),
+  tags: z.array(z.string()).default([]),
+  /** Never move this VM automatically. */
+  pinned: z.boolean().default(false),
+}).strict();
+
+export const migrationConfigSchema = z.object({
+  mode: z.enum(['live', 'offline', 'suspend']).default('live'),
+  maxConcurrent: z.number().int().min(1).default(2),
+  maxPerHost: z.number().int().min(1).default(1),
+  autoConverge: z.boolean().default(true),
+  /** Switch to post-copy after this many pre-copy iterations without converging (0 = never). */
+  postCopyAfterIterations: z.number().int().min(0).default(0),
+  bandwidthMiBps: z.number().positive().optional(),
+  maxDowntimeMs: z.number().int().positive().optional(),
+  /** Abort a migration that has not finished after this many seconds. */
+  timeoutSec: z.number().positive().default(600),
+  /** Copy non-shared disks (libvirt NON_SHARED_DISK). */
+  copyStorage: z.boolean().default(false),
+  /** Let libvirt migrate disks it considers unsafe (local filesystems seen as shared). */
+  unsafe: z.boolean().default(false),
+}).strict();
+
+export const tideConfigSchema = z.object({
+  hosts: z.array(hostConfigSchema).min(1, 'at least one host'),
+  vms: z.record(z.string(), vmConfigSchema).default({}),
+  migration: migrationConfigSchema.default(migrationConfigSchema.parse({})),
+  policy: z.object({ name: z.string().default('tide'), args: z.record(z.string(), z.unknown()).default({}) }).strict().default({ name: 'tide', args: {} }),
+  mode: z.enum(['recommend', 'approve', 'automatic']).default('recommend'),
+  intervalSec: z.number().positive().default(300),
+  store: z.object({ path: z.string().default('.tide/tide.sqlite') }).strict().default({ path: '.tide/tide.sqlite' }),
+  driver: z.enum(['libvirt', 'virsh']).default('libvirt'),
+}).strict();
+
+export type TideConfigInput = z.input<typeof tideConfigSchema>;
+export type TideConfig = z.output<typeof tideConfigSchema>;
+export type HostConfig = z.output<typeof hostConfigSchema>;
+export type PowerConfig = z.output<typeof powerSchema>;

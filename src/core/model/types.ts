@@ -1,0 +1,114 @@
+/**
+ * Tide's own domain types. Units are in the names: MIPS for CPU work rate (for real hosts
+ * 1 MIPS = 1 MHz of one core), MiB for memory, bytes/s for I/O, seconds for time, watts.
+ * Everything here is plain data: snapshots are built by drivers or the simulator and fed to
+ * the pure planner.
+ */
+
+export type HostId = string;
+export type VmId = string;
+
+/** on: serving; off: powered down; standby: suspended to RAM (fast wake); waking: powering on. */
+export type PowerState = 'on' | 'off' | 'standby' | 'waking';
+
+/**
+ * Host power draw. `wattsAtLoad` gives the draw at 0 %, 10 %, …, 100 % CPU utilisation (a
+ * SPECpower-style table, 11 points), linearly interpolated in between.
+ */
+export interface PowerModel {
+  readonly wattsAtLoad: readonly number[];
+  /** Draw while off or in standby (BMC, standby rail), W. */
+  readonly offW: number;
+  /** Time from power-on until the hypervisor accepts VMs, s. */
+  readonly bootSec: number;
+  /** Average draw while booting, W (energy of a wake = bootSec × bootW). */
+  readonly bootW: number;
+}
+
+export interface Host {
+  readonly id: HostId;
+  readonly cpuCores: number;
+  /** Capacity of one core (a VM's vCPU can never get more than this). */
+  readonly mipsPerCore: number;
+  readonly memMiB: number;
+  readonly diskBytesPerSec: number;
+  readonly netBytesPerSec: number;
+  readonly power: PowerModel;
+  readonly powerState: PowerState;
+  /** In maintenance: no VM may be placed here; its VMs must be evacuated. */
+  readonly maintenance: boolean;
+  /** Excluded: Tide must not move VMs to or from it (but counts its load). */
+  readonly excluded: boolean;
+  readonly tags: readonly string[];
+  /**
+   * Measured CPU use at snapshot time, MIPS (what the host really delivers, including
+   * capping). Undefined: the planner uses the VMs' demand.
+   */
+  readonly cpuUsedMips?: number;
+}
+
+export interface VmDemand {
+  /** CPU work the VM asks for now (uncapped), MIPS. */
+  readonly cpuMips: number;
+  /** Memory the guest really uses, MiB (≤ memMiB). */
+  readonly memMiB: number;
+  readonly diskBytesPerSec: number;
+  readonly netBytesPerSec: number;
+}
+
+export interface Vm {
+  readonly id: VmId;
+  /** Host it runs on; null = not placed (to be placed by the planner). */
+  readonly host: HostId | null;
+  readonly vcpus: number;
+  /** Most one vCPU can use (its configured speed), MIPS. */
+  readonly mipsPerVcpu: number;
+  /** Configured memory, MiB: what a migration has to copy. */
+  readonly memMiB: number;
+  /**
+   * Memory the VM holds on its host, MiB. Normally memMiB; CloudSim-compatible accounting sets
+   * 0 because CloudSim stops reserving RAM after t = 0 (cloudsim-setup.md §6.7).
+   */
+  readonly memReservedMiB: number;
+  readonly demand: VmDemand;
+  /**
+   * CPU demand samples, MIPS, oldest → newest, `snapshot.sampleIntervalSec` apart; the last
+   * entry is the current demand. May be shorter than the detectors' windows.
+   */
+  readonly cpuHistoryMips: readonly number[];
+  /** Measured page dirty rate, bytes/s (from past migrations or job stats), if known. */
+  readonly dirtyBytesPerSec?: number;
+  readonly tags: readonly string[];
+  /** Time of the last completed migration, s since epoch, if any. */
+  readonly lastMigratedAt?: number;
+  /** False: the planner never moves this VM (pinned in place, or excluded by the operator). */
+  readonly migratable: boolean;
+}
+
+export type RuleStrength = 'hard' | 'soft';
+
+export type Rule =
+  /** VMs that must (hard) / should (soft) run on the same host. */
+  | { readonly kind: 'affinity'; readonly id: string; readonly vms: readonly VmId[]; readonly strength: RuleStrength }
+  /** VMs that must / should run on pairwise different hosts. */
+  | { readonly kind: 'antiAffinity'; readonly id: string; readonly vms: readonly VmId[]; readonly strength: RuleStrength }
+  /** VM that must / should run on one of these hosts. */
+  | { readonly kind: 'pin'; readonly id: string; readonly vm: VmId; readonly hosts: readonly HostId[]; readonly strength: RuleStrength };
+
+export interface ClusterSnapshot {
+  /** Time of the snapshot, s since the epoch (or since the start of a simulation). */
+  readonly time: number;
+  /** Spacing of the VMs' cpuHistoryMips samples, s. */
+  readonly sampleIntervalSec: number;
+  readonly hosts: readonly Host[];
+  /**
+   * VMs. Their order matters: VMs on one host appear in the host's own list order (tie-breaks
+   * of the selection policies follow it, as CloudSim's do).
+   */
+  readonly vms: readonly Vm[];
+  readonly rules: readonly Rule[];
+}
+
+export function hostCpuMips(h: Pick<Host, 'cpuCores' | 'mipsPerCore'>): number {
+  return h.cpuCores * h.mipsPerCore;
+}

@@ -1,0 +1,28 @@
+/**
+ * Errors raised by drivers (I/O). Every one carries a stable `code` that the CLI prints and the
+ * API maps to a status; `detail` holds the underlying cause (e.g. libvirt's numeric code).
+ */
+export type DriverErrorCode =
+  | 'TIDE_NO_SUCH_VM'
+  | 'TIDE_NO_SUCH_HOST'
+  | 'TIDE_HOST_UNREACHABLE'
+  | 'TIDE_PREFLIGHT_FAILED'
+  | 'TIDE_MIGRATION_FAILED'
+  | 'TIDE_ABORTED'
+  | 'TIDE_TIMEOUT'
+  | 'TIDE_UNSUPPORTED'
+  | 'TIDE_INVALID_ARGUMENT'
+  | 'TIDE_VM_STATE'
+  | 'TIDE_POWER_FAILED';
+
+export class DriverError extends Error {
+  constructor(
+    readonly code: DriverErrorCode,
+    message: string,
+    readonly detail?: Record<string, unknown>,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'DriverError';
+  }
+}

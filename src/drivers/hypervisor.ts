@@ -1,0 +1,135 @@
+/**
+ * The hypervisor driver: the one narrow interface through which Tide sees and changes VMs.
+ * Implementations: fake (tests), sim (the simulator's datacenter), libvirt (own RPC client),
+ * virsh (fallback). All of them run the same contract suite (test/drivers/contract.ts).
+ *
+ * Names, not UUIDs, identify hosts and VMs across the interface: host names come from the
+ * configuration, VM names are libvirt domain names (unique in a cluster Tide manages).
+ */
+
+export interface HostInfo {
+  name: string;
+  /** libvirt host UUID (sysinfo/host_uuid); distinct per host, used to refuse "migrate to self". */
+  uuid: string;
+  /** Hostname the hypervisor reports. */
+  hostname: string;
+  cpuCores: number;
+  cpuMhz: number;
+  memMiB: number;
+  /** CPU model name from capabilities, for the compatibility check. */
+  cpuModel: string;
+  /** False when the host's hypervisor does not answer (powered off, unreachable). */
+  up: boolean;
+}
+
+export type VmState = 'running' | 'paused' | 'shutoff' | 'crashed' | 'suspended' | 'other';
+
+export interface VmInfo {
+  name: string;
+  uuid: string;
+  host: string;
+  state: VmState;
+  vcpus: number;
+  memMiB: number;
+  persistent: boolean;
+}
+
+/** Host utilisation over the interval since the previous sample() call. */
+export interface HostUsage {
+  host: string;
+  /** Milliseconds since the epoch (wall clock of the collector) when the sample was taken. */
+  atMs: number;
+  /** Share of all cores busy, 0..100. */
+  cpuPct: number;
+  memUsedMiB: number;
+  memTotalMiB: number;
+}
+
+/** VM utilisation over the interval since the previous sample() call. */
+export interface VmUsage {
+  vm: string;
+  host: string;
+  atMs: number;
+  /** Share of the VM's vCPUs busy, 0..100 (from cpu.time deltas). */
+  cpuPct: number;
+  /** Memory the guest really uses (balloon rss / current), MiB. */
+  memUsedMiB: number;
+  diskReadBytesPerSec: number;
+  diskWriteBytesPerSec: number;
+  netRxBytesPerSec: number;
+  netTxBytesPerSec: number;
+}
+
+export type MigrationMode = 'live' | 'offline' | 'suspend';
+
+export interface MigrateOptions {
+  mode: MigrationMode;
+  /** Throttle the guest's vCPUs when pre-copy does not converge (live only). */
+  autoConverge?: boolean;
+  /** Switch to post-copy after this many pre-copy iterations (live only; 0/undefined = never). */
+  postCopyAfterIterations?: number;
+  bandwidthMiBps?: number;
+  maxDowntimeMs?: number;
+  /** Copy non-shared disks to the target (libvirt copy-storage-all). */
+  copyStorage?: boolean;
+  /** Accept storage libvirt considers unsafe for migration. */
+  unsafe?: boolean;
+  /** Abort after this long; default from configuration. */
+  timeoutSec?: number;
+  onProgress?: (p: MigrationProgress) => void;
+}
+
+export interface MigrationProgress {
+  vm: string;
+  phase: 'preparing' | 'precopy' | 'postcopy' | 'completing';
+  iteration: number;
+  dataTotalBytes: number;
+  dataProcessedBytes: number;
+  dataRemainingBytes: number;
+  elapsedMs: number;
+}
+
+export interface MigrationResult {
+  vm: string;
+  from: string;
+  to: string;
+  mode: MigrationMode;
+  /** Wall time of the whole operation as Tide measured it. */
+  totalMs: number;
+  /** Downtime libvirt reports for the switch-over (live), or the time the VM was stopped/suspended. */
+  downtimeMs: number | null;
+  /** Bytes transferred (memory + disk), when the hypervisor reports it. */
+  bytes: number | null;
+  postCopy: boolean;
+}
+
+/** One pre-flight check result: `ok: false` results carry a stable code and a reason. */
+export interface PreflightCheck {
+  check: 'vm-exists' | 'target-exists' | 'target-reachable' | 'not-same-host' | 'cpu-compatible' | 'storage' | 'memory' | 'name-clash' | 'vm-state';
+  ok: boolean;
+  code?: string;
+  reason: string;
+}
+
+export interface HypervisorDriver {
+  /** 'fake' | 'sim' | 'libvirt' | 'virsh' */
+  readonly kind: string;
+  listHosts(): Promise<HostInfo[]>;
+  /** Every VM on every reachable host (running or defined). */
+  listVms(): Promise<VmInfo[]>;
+  /** Utilisation since the previous call (the first call primes counters and may report 0). */
+  sample(): Promise<{ hosts: HostUsage[]; vms: VmUsage[] }>;
+  /** Checks that must pass before a migration; never changes anything. */
+  preflight(vm: string, to: string, opts: MigrateOptions): Promise<PreflightCheck[]>;
+  /**
+   * Moves `vm` to host `to`. Resolves once the VM runs on `to` and no longer on its source;
+   * rejects with a DriverError otherwise, leaving the VM running on the source.
+   */
+  migrate(vm: string, to: string, opts: MigrateOptions, signal?: AbortSignal): Promise<MigrationResult>;
+  start(vm: string): Promise<void>;
+  /** Graceful shutdown (force: destroy). */
+  stop(vm: string, opts?: { force?: boolean }): Promise<void>;
+  suspend(vm: string): Promise<void>;
+  resume(vm: string): Promise<void>;
+  close(): Promise<void>;
+}
