@@ -10,6 +10,7 @@ pkgs=(
   iproute2 util-linux xz-utils procps psmisc                    # namespaces, veth, unshare
   openipmi ipmitool wakeonlan etherwake                         # power drivers against a real BMC simulator
   openssh-client openssh-server                                 # qemu+ssh:// transport tests (loopback sshd)
+  openssl netcat-openbsd                                        # libvirt RPC tests: TLS certificates, ssh proxy=netcat (nc -U)
   python3 make g++                                              # better-sqlite3 native build
 )
 missing=()

@@ -113,8 +113,8 @@ export const TIDE_CODE_BY_VIR_ERR: Readonly<Record<number, LibvirtTideCode>> = {
   [VIR_ERR.UNKNOWN_HOST]: 'TIDE_HOST_UNREACHABLE',
   [VIR_ERR.AUTH_FAILED]: 'TIDE_HOST_UNREACHABLE',
   [VIR_ERR.AUTH_UNAVAILABLE]: 'TIDE_HOST_UNREACHABLE',
-  [VIR_ERR.ACCESS_DENIED]: 'TIDE_HOST_UNREACHABLE',
-  [VIR_ERR.OPERATION_DENIED]: 'TIDE_HOST_UNREACHABLE',
+  // OPERATION_DENIED (read-only connection) and ACCESS_DENIED (ACL/polkit) stay TIDE_LIBVIRT_ERROR:
+  // the host is reachable, the caller lacks a permission.
 };
 
 /** Tide code for a daemon-reported error (code + message). */
