@@ -483,6 +483,8 @@ export interface SshdHandle {
   knownHosts: string;
   /** The host public key line ("ssh-ed25519 AAAA..."). */
   hostPublicKey: string;
+  /** sshd's stderr (its log, at the level given to startSshd). */
+  diagnostics(): string;
   stop(): Promise<void>;
 }
 
@@ -491,7 +493,7 @@ export interface SshdHandle {
  * "remote" side /run/libvirt/libvirt-sock is the private daemon (virt-ssh-helper, nc -U and
  * ssh2's streamlocal forwarding all reach it by its default path). Key-only root login.
  */
-export async function startSshd(d: LibvirtdHandle): Promise<SshdHandle> {
+export async function startSshd(d: LibvirtdHandle, opts: { logLevel?: string } = {}): Promise<SshdHandle> {
   const reaperPid = d.reaperPid();
   if (reaperPid === null) throw new Error('libvirtd fixture is not running');
   const dir = join(d.dir, 'ssh');
@@ -518,17 +520,19 @@ export async function startSshd(d: LibvirtdHandle): Promise<SshdHandle> {
     'UsePAM no',
     'StrictModes no',
     'AllowStreamLocalForwarding yes',
-    'AllowTcpForwarding no',
+    // OpenSSH only permits direct-streamlocal (ssh2's forwardOutStreamLocal) when local TCP
+    // forwarding is allowed too ("Received request to connect to path ..., but the request was denied").
+    'AllowTcpForwarding local',
     'X11Forwarding no',
     'PrintMotd no',
-    'LogLevel ERROR',
+    `LogLevel ${opts.logLevel ?? 'ERROR'}`,
     '',
   ].join('\n'));
   const sshd = which('sshd') as string;
   const child = spawn('nsenter', [`--mount=/proc/${reaperPid}/ns/mnt`, '--', sshd, '-D', '-e', '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (b: Buffer) => {
-    stderr = (stderr + b.toString()).slice(-2000);
+    stderr = (stderr + b.toString()).slice(-8000);
   });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   await waitFor('private sshd', 10_000, async () => {
@@ -540,6 +544,7 @@ export async function startSshd(d: LibvirtdHandle): Promise<SshdHandle> {
     keyfile,
     knownHosts,
     hostPublicKey,
+    diagnostics: () => stderr,
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
