@@ -75,7 +75,7 @@ export interface Vm {
    * CPU demand samples, MIPS, oldest → newest, `snapshot.sampleIntervalSec` apart; the last
    * entry is the current demand. May be shorter than the detectors' windows.
    */
-  readonly cpuHistoryMips: readonly number[];
+  readonly cpuHistoryMips: ArrayLike<number>;
   /** Measured page dirty rate, bytes/s (from past migrations or job stats), if known. */
   readonly dirtyBytesPerSec?: number;
   readonly tags: readonly string[];

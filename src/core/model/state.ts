@@ -1,0 +1,433 @@
+import type { ClusterSnapshot, Host, PowerState, Rule, Vm } from './types.js';
+
+/** A tentative move recorded in the journal (indices, not ids). */
+export interface Move {
+  readonly vm: number;
+  /** Host index, or -1 when the VM was unplaced. */
+  readonly from: number;
+  /** Host index, or -1 when the VM was taken off its host (e.g. selected for migration). */
+  readonly to: number;
+}
+
+interface JournalEntry extends Move {
+  /** Position of the VM in `from`'s list, to restore list order on rollback. */
+  readonly fromPos: number;
+  /** Where the two hosts' aggregates before the move were saved (see saveHost). */
+  readonly saveAt: number;
+}
+
+/** Opaque position in the journal (see ClusterState.mark). */
+export interface StateMark {
+  readonly moves: number;
+  readonly power: number;
+}
+
+type PowerJournalEntry = { readonly host: number; readonly before: PowerState };
+
+export interface StateOptions {
+  /** How many of the newest history samples each host aggregates (CloudSim: 30). */
+  readonly historyWindow?: number;
+}
+
+/**
+ * The planner's working copy of a cluster snapshot. Every decision is applied to it with
+ * `move`, so later decisions see earlier ones; `mark`/`rollback` undo tentative work (a host
+ * evacuation that turns out impossible). Per-host aggregates are maintained incrementally, so
+ * a move costs O(history window) and a capacity check O(1).
+ *
+ * Indices (not ids) are used throughout for speed: host i is `hosts[i]`, VM j is `vms[j]`.
+ */
+export class ClusterState {
+  readonly time: number;
+  readonly sampleIntervalSec: number;
+  readonly hosts: readonly Host[];
+  readonly vms: readonly Vm[];
+  readonly rules: readonly Rule[];
+  readonly historyWindow: number;
+
+  /** Host index of each VM (-1: not placed). */
+  readonly hostOf: Int32Array;
+  /** Σ uncapped CPU demand of the VMs on each host, MIPS. */
+  readonly reqMips: Float64Array;
+  /** Σ CPU demand capped at what each VM can get on that host (per-core limit), MIPS. */
+  readonly cappedMips: Float64Array;
+  readonly memReservedMiB: Float64Array;
+  readonly memUsedMiB: Float64Array;
+  readonly diskBytesPerSec: Float64Array;
+  readonly netBytesPerSec: Float64Array;
+  /** CPU capacity of each host, MIPS. */
+  readonly capMips: Float64Array;
+  /** Host utilisation at snapshot time (measured if known), 0..1; never changed by planning. */
+  readonly uNow: Float64Array;
+
+  private readonly lists: number[][];
+  private readonly powerStates: PowerState[];
+  /** hist[h * W + k]: Σ over the VMs on h of their k-th newest CPU sample, MIPS. */
+  private readonly hist: Float64Array;
+  /** cnt[h * W + k]: number of VMs on h that have a k-th newest sample. */
+  private readonly histCnt: Int32Array;
+  private readonly journal: JournalEntry[] = [];
+  /**
+   * Aggregates of the hosts a move touched, as they were before it, so that rollback restores
+   * them bit for bit: floating-point `(x + d) − d` is not always x, and a tentative check must
+   * leave no trace on later decisions.
+   */
+  private saved = new Float64Array(1024);
+  private savedLen = 0;
+  private readonly powerJournal: PowerJournalEntry[] = [];
+  private readonly hostIdx = new Map<string, number>();
+  private readonly vmIdx = new Map<string, number>();
+  /** Hosts placement must always look at: non-empty now or at snapshot time, or state changed. */
+  private readonly tracked: number[] = [];
+  private readonly isTracked: Uint8Array;
+  /**
+   * Interchangeable empty hosts (same spec, power state, utilisation 0, no host-specific
+   * rules): only the lowest-index empty member of each class needs to be considered.
+   */
+  private readonly classes: number[][] = [];
+  private readonly classOf: Int32Array;
+
+  constructor(snapshot: ClusterSnapshot, options: StateOptions = {}) {
+    this.time = snapshot.time;
+    this.sampleIntervalSec = snapshot.sampleIntervalSec;
+    this.hosts = snapshot.hosts;
+    this.vms = snapshot.vms;
+    this.rules = snapshot.rules;
+    const W = (this.historyWindow = options.historyWindow ?? 30);
+    const nh = this.hosts.length;
+    const nv = this.vms.length;
+    this.hostOf = new Int32Array(nv).fill(-1);
+    this.reqMips = new Float64Array(nh);
+    this.cappedMips = new Float64Array(nh);
+    this.memReservedMiB = new Float64Array(nh);
+    this.memUsedMiB = new Float64Array(nh);
+    this.diskBytesPerSec = new Float64Array(nh);
+    this.netBytesPerSec = new Float64Array(nh);
+    this.capMips = new Float64Array(nh);
+    this.uNow = new Float64Array(nh);
+    this.hist = new Float64Array(nh * W);
+    this.histCnt = new Int32Array(nh * W);
+    this.lists = Array.from({ length: nh }, () => []);
+    this.powerStates = this.hosts.map((h) => h.powerState);
+    for (let h = 0; h < nh; h++) {
+      const host = this.hosts[h]!;
+      if (this.hostIdx.has(host.id)) throw new Error(`duplicate host id '${host.id}' in snapshot`);
+      this.hostIdx.set(host.id, h);
+      this.capMips[h] = host.cpuCores * host.mipsPerCore;
+    }
+    for (let v = 0; v < nv; v++) {
+      const vm = this.vms[v]!;
+      if (this.vmIdx.has(vm.id)) throw new Error(`duplicate VM id '${vm.id}' in snapshot`);
+      this.vmIdx.set(vm.id, v);
+      if (vm.host !== null) {
+        const h = this.hostIdx.get(vm.host);
+        if (h === undefined) throw new Error(`VM '${vm.id}' runs on unknown host '${vm.host}'`);
+        this.hostOf[v] = h;
+        this.attach(v, h);
+        this.lists[h]!.push(v);
+      }
+    }
+    for (let h = 0; h < nh; h++) {
+      const used = this.hosts[h]!.cpuUsedMips;
+      const u = (used ?? Math.min(this.cappedMips[h]!, this.capMips[h]!)) / this.capMips[h]!;
+      this.uNow[h] = u > 1 && u < 1.01 ? 1 : u;
+    }
+    this.isTracked = new Uint8Array(nh);
+    this.classOf = new Int32Array(nh).fill(-1);
+    const pinned = new Set<string>();
+    for (const r of this.rules) if (r.kind === 'pin') for (const id of r.hosts) pinned.add(id);
+    const classKey = new Map<string, number>();
+    for (let h = 0; h < nh; h++) {
+      const host = this.hosts[h]!;
+      if (this.lists[h]!.length > 0 || this.uNow[h] !== 0 || pinned.has(host.id)) {
+        this.track(h);
+        continue;
+      }
+      const key = `${host.cpuCores}|${host.mipsPerCore}|${host.memMiB}|${host.diskBytesPerSec}|${host.netBytesPerSec}|${host.power.wattsAtLoad.join(',')}|${host.power.offW}|${host.power.bootSec}|${host.powerState}|${host.maintenance}|${host.excluded}|${host.tags.join(',')}`;
+      let c = classKey.get(key);
+      if (c === undefined) {
+        c = this.classes.length;
+        classKey.set(key, c);
+        this.classes.push([]);
+      }
+      this.classes[c]!.push(h);
+      this.classOf[h] = c;
+    }
+  }
+
+  private track(h: number): void {
+    if (this.isTracked[h]) return;
+    this.isTracked[h] = 1;
+    this.tracked.push(h);
+  }
+
+  /**
+   * Hosts worth evaluating as a destination, in no particular order: every host that is or
+   * was non-empty (or otherwise distinct) plus, for each class of interchangeable empty hosts,
+   * its lowest-index empty member. Any filter or scorer that depends only on a host's spec,
+   * state and contents gives the same verdict for all members of a class, so the result of a
+   * placement (ties broken by lowest index) is the same as scanning every host.
+   */
+  placementCandidates(): number[] {
+    const out = this.tracked.slice();
+    for (const members of this.classes) {
+      for (const h of members) {
+        if (this.isTracked[h]) continue;
+        if (this.lists[h]!.length === 0) {
+          out.push(h);
+          break;
+        }
+      }
+    }
+    return out;
+  }
+
+  hostIndex(id: string): number {
+    const h = this.hostIdx.get(id);
+    if (h === undefined) throw new Error(`unknown host '${id}'`);
+    return h;
+  }
+
+  vmIndex(id: string): number {
+    const v = this.vmIdx.get(id);
+    if (v === undefined) throw new Error(`unknown VM '${id}'`);
+    return v;
+  }
+
+  hasHost(id: string): boolean {
+    return this.hostIdx.has(id);
+  }
+
+  hasVm(id: string): boolean {
+    return this.vmIdx.has(id);
+  }
+
+  /** VMs on host h, in the host's list order (moves append at the end, as CloudSim does). */
+  vmsOn(h: number): readonly number[] {
+    return this.lists[h]!;
+  }
+
+  powerState(h: number): PowerState {
+    return this.powerStates[h]!;
+  }
+
+  setPowerState(h: number, state: PowerState): void {
+    this.powerJournal.push({ host: h, before: this.powerStates[h]! });
+    this.powerStates[h] = state;
+    this.track(h);
+  }
+
+  /** The most CPU VM v can get on host h, MIPS (each vCPU is limited by one host core). */
+  vmCpuLimit(v: number, h: number): number {
+    const vm = this.vms[v]!;
+    return vm.vcpus * Math.min(vm.mipsPerVcpu, this.hosts[h]!.mipsPerCore);
+  }
+
+  /** VM v's demand capped at what it can get on host h, MIPS. */
+  cappedDemand(v: number, h: number): number {
+    const d = this.vms[v]!.demand.cpuMips;
+    const vcpuCap = this.vms[v]!.vcpus * this.hosts[h]!.mipsPerCore;
+    return d > vcpuCap ? vcpuCap : d;
+  }
+
+  /**
+   * CPU the host would allocate now, MIPS: the capped demands, scaled down to capacity when
+   * oversubscribed (CloudSim's getUtilizationOfCpuMips on the tentative state).
+   */
+  allocatedMips(h: number): number {
+    const c = this.cappedMips[h]!;
+    const cap = this.capMips[h]!;
+    return c > cap ? cap : c;
+  }
+
+  /** Unallocated CPU, MIPS; 0 once the host is oversubscribed (CloudSim's available MIPS). */
+  availableMips(h: number): number {
+    const c = this.cappedMips[h]!;
+    const cap = this.capMips[h]!;
+    return c > cap ? 0 : cap - c;
+  }
+
+  /** Σ demand / capacity on the tentative state. */
+  requestedUtil(h: number): number {
+    return this.reqMips[h]! / this.capMips[h]!;
+  }
+
+  isEmpty(h: number): boolean {
+    return this.lists[h]!.length === 0;
+  }
+
+  /**
+   * The host's CPU utilisation history on the tentative VM list: entry k (newest first) is
+   * Σ over its VMs of their k-th newest sample ÷ host capacity. Trailing (oldest) zero entries
+   * are trimmed; an all-zero history is [0] (CloudSim's MathUtil.trimZeroTail semantics).
+   */
+  hostHistory(h: number): number[] {
+    const W = this.historyWindow;
+    const base = h * W;
+    const cap = this.capMips[h]!;
+    let len = 0;
+    for (let k = W - 1; k >= 0; k--) {
+      if (this.histCnt[base + k]! > 0 && this.hist[base + k]! !== 0) {
+        len = k + 1;
+        break;
+      }
+    }
+    if (len === 0) return [0];
+    const out = new Array<number>(len);
+    for (let k = 0; k < len; k++) out[k] = this.histCnt[base + k]! > 0 ? this.hist[base + k]! / cap : 0;
+    return out;
+  }
+
+  /** Number of samples VM v's history provides to the host aggregate (≤ window). */
+  vmHistoryLength(v: number): number {
+    return Math.min(this.vms[v]!.cpuHistoryMips.length, this.historyWindow);
+  }
+
+  /**
+   * Moves VM v to host `to` (-1: take it off its host without placing it). Appends v at the end
+   * of the target's list. Recorded in the journal so it can be rolled back.
+   */
+  move(v: number, to: number): void {
+    const from = this.hostOf[v]!;
+    if (from === to) return;
+    const saveAt = this.savedLen;
+    this.saveHost(from);
+    this.saveHost(to);
+    let fromPos = -1;
+    if (from >= 0) {
+      const list = this.lists[from]!;
+      fromPos = list.lastIndexOf(v);
+      list.splice(fromPos, 1);
+      this.detach(v, from);
+    }
+    if (to >= 0) {
+      this.lists[to]!.push(v);
+      this.attach(v, to);
+      // A host that receives a VM is tracked from now on (also after a rollback: harmless).
+      this.track(to);
+    }
+    this.hostOf[v] = to;
+    this.journal.push({ vm: v, from, to, fromPos, saveAt });
+  }
+
+  /** A point to roll back to. */
+  mark(): StateMark {
+    return { moves: this.journal.length, power: this.powerJournal.length };
+  }
+
+  /** Undoes every move and power change made after `mark`, restoring list order exactly. */
+  rollback(mark: StateMark): void {
+    const jLen = mark.moves;
+    const pLen = mark.power;
+    while (this.journal.length > jLen) {
+      const e = this.journal.pop()!;
+      if (e.to >= 0) {
+        const list = this.lists[e.to]!;
+        const i = list.lastIndexOf(e.vm);
+        list.splice(i, 1);
+      }
+      if (e.from >= 0) this.lists[e.from]!.splice(e.fromPos, 0, e.vm);
+      this.hostOf[e.vm] = e.from;
+      this.savedLen = e.saveAt;
+      this.restoreHost(e.from, e.saveAt);
+      this.restoreHost(e.to, e.saveAt + this.savedSize);
+    }
+    while (this.powerJournal.length > pLen) {
+      const p = this.powerJournal.pop()!;
+      this.powerStates[p.host] = p.before;
+    }
+  }
+
+  /** Every move since `mark` (default: since the snapshot), in order. */
+  movesSince(mark: StateMark = { moves: 0, power: 0 }): Move[] {
+    return this.journal.slice(mark.moves).map(({ vm, from, to }) => ({ vm, from, to }));
+  }
+
+  private get savedSize(): number {
+    return 6 + 2 * this.historyWindow;
+  }
+
+  private saveHost(h: number): void {
+    const size = this.savedSize;
+    if (this.savedLen + size > this.saved.length) {
+      const grown = new Float64Array(this.saved.length * 2);
+      grown.set(this.saved);
+      this.saved = grown;
+    }
+    const o = this.savedLen;
+    this.savedLen += size;
+    if (h < 0) return;
+    const a = this.saved;
+    a[o] = this.reqMips[h]!;
+    a[o + 1] = this.cappedMips[h]!;
+    a[o + 2] = this.memReservedMiB[h]!;
+    a[o + 3] = this.memUsedMiB[h]!;
+    a[o + 4] = this.diskBytesPerSec[h]!;
+    a[o + 5] = this.netBytesPerSec[h]!;
+    const W = this.historyWindow;
+    for (let k = 0; k < W; k++) {
+      a[o + 6 + k] = this.hist[h * W + k]!;
+      a[o + 6 + W + k] = this.histCnt[h * W + k]!;
+    }
+  }
+
+  private restoreHost(h: number, o: number): void {
+    if (h < 0) return;
+    const a = this.saved;
+    this.reqMips[h] = a[o]!;
+    this.cappedMips[h] = a[o + 1]!;
+    this.memReservedMiB[h] = a[o + 2]!;
+    this.memUsedMiB[h] = a[o + 3]!;
+    this.diskBytesPerSec[h] = a[o + 4]!;
+    this.netBytesPerSec[h] = a[o + 5]!;
+    const W = this.historyWindow;
+    for (let k = 0; k < W; k++) {
+      this.hist[h * W + k] = a[o + 6 + k]!;
+      this.histCnt[h * W + k] = a[o + 6 + W + k]!;
+    }
+  }
+
+  private attach(v: number, h: number): void {
+    const vm = this.vms[v]!;
+    this.reqMips[h]! += vm.demand.cpuMips;
+    this.cappedMips[h]! += this.cappedDemand(v, h);
+    this.memReservedMiB[h]! += vm.memReservedMiB;
+    this.memUsedMiB[h]! += vm.demand.memMiB;
+    this.diskBytesPerSec[h]! += vm.demand.diskBytesPerSec;
+    this.netBytesPerSec[h]! += vm.demand.netBytesPerSec;
+    this.addHistory(v, h, 1);
+  }
+
+  private detach(v: number, h: number): void {
+    const vm = this.vms[v]!;
+    this.reqMips[h]! -= vm.demand.cpuMips;
+    this.cappedMips[h]! -= this.cappedDemand(v, h);
+    this.memReservedMiB[h]! -= vm.memReservedMiB;
+    this.memUsedMiB[h]! -= vm.demand.memMiB;
+    this.diskBytesPerSec[h]! -= vm.demand.diskBytesPerSec;
+    this.netBytesPerSec[h]! -= vm.demand.netBytesPerSec;
+    this.addHistory(v, h, -1);
+    if (this.lists[h]!.length === 0) {
+      // Exact zero for an empty host, whatever rounding the incremental sums accumulated.
+      this.reqMips[h] = 0;
+      this.cappedMips[h] = 0;
+      this.memReservedMiB[h] = 0;
+      this.memUsedMiB[h] = 0;
+      this.diskBytesPerSec[h] = 0;
+      this.netBytesPerSec[h] = 0;
+    }
+  }
+
+  private addHistory(v: number, h: number, sign: 1 | -1): void {
+    const series = this.vms[v]!.cpuHistoryMips;
+    const W = this.historyWindow;
+    const n = Math.min(series.length, W);
+    const base = h * W;
+    const last = series.length - 1;
+    for (let k = 0; k < n; k++) {
+      this.hist[base + k]! += sign * series[last - k]!;
+      const c = (this.histCnt[base + k]! += sign);
+      if (c === 0) this.hist[base + k] = 0;
+    }
+  }
+}

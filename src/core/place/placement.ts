@@ -1,0 +1,150 @@
+/**
+ * Placement as a pipeline of small pieces (after kube-scheduler's framework): hard filters say
+ * whether VM v may go to host h, weighted scorers (each 0..100) rank the hosts that pass.
+ * Spread versus pack is a choice of scorer, not a second code path.
+ */
+import type { ClusterState } from '../model/state.js';
+
+/**
+ * A hard constraint. `check` returns null when VM v may go to host h, or a stable rejection
+ * code (e.g. 'insufficient-memory'); it is on the hot path, so it allocates nothing.
+ * `explain` turns a code into a sentence with the numbers, only when someone asks why.
+ */
+export interface HostFilter {
+  readonly name: string;
+  /**
+   * Expensive filters (e.g. a tentative move plus a detector run) are evaluated only for a
+   * host that would otherwise win, unless the caller asks for a full explanation. The chosen
+   * host is the same either way: the best-scoring host that passes every filter.
+   */
+  readonly expensive?: boolean;
+  check(state: ClusterState, v: number, h: number): string | null;
+  explain(state: ClusterState, v: number, h: number, code: string): string;
+}
+
+/** A preference: 0 (worst) .. 100 (best) for putting VM v on host h. */
+export interface HostScorer {
+  readonly name: string;
+  score(state: ClusterState, v: number, h: number): number;
+}
+
+export interface WeightedScorer {
+  readonly scorer: HostScorer;
+  readonly weight: number;
+}
+
+export interface Placer {
+  readonly filters: readonly HostFilter[];
+  readonly scorers: readonly WeightedScorer[];
+}
+
+interface PreparedPlacer extends Placer {
+  readonly cheap: readonly HostFilter[];
+  readonly costly: readonly HostFilter[];
+  readonly totalWeight: number;
+}
+
+const prepared = new WeakMap<Placer, PreparedPlacer>();
+
+function prepare(p: Placer): PreparedPlacer {
+  let pp = prepared.get(p);
+  if (!pp) {
+    let totalWeight = 0;
+    for (const s of p.scorers) totalWeight += s.weight;
+    pp = { ...p, cheap: p.filters.filter((f) => !f.expensive), costly: p.filters.filter((f) => f.expensive), totalWeight };
+    prepared.set(p, pp);
+  }
+  return pp;
+}
+
+/** Why one host was not chosen: a value, not an exception (principle 4). */
+export interface Rejection {
+  readonly host: string;
+  readonly code: string;
+  readonly reason: string;
+  /** The filter that rejected it. */
+  readonly by: string;
+}
+
+export interface PlaceResult {
+  /** Chosen host index, or -1. */
+  readonly host: number;
+  readonly score: number;
+  /** Every rejection, when asked to explain (otherwise empty). */
+  readonly rejections: readonly Rejection[];
+}
+
+/**
+ * Runs the filters and scorers of `placer` for VM v over `candidates` (host indices, any
+ * order) and returns the best-scoring host that passes every filter; ties go to the lowest
+ * host index. With `explain`, it also returns why every other candidate was rejected.
+ */
+export function findHost(
+  state: ClusterState,
+  placer: Placer,
+  v: number,
+  candidates: Iterable<number>,
+  explain = false,
+): PlaceResult {
+  const { scorers, cheap, costly, totalWeight } = prepare(placer);
+  let best = -1;
+  let bestScore = -Infinity;
+  const rejections: Rejection[] = [];
+  const reject = (f: HostFilter, h: number, code: string): void => {
+    if (explain) rejections.push({ host: state.hosts[h]!.id, code, reason: f.explain(state, v, h, code), by: f.name });
+  };
+  hosts: for (const h of candidates) {
+    for (const f of cheap) {
+      const code = f.check(state, v, h);
+      if (code !== null) {
+        reject(f, h, code);
+        continue hosts;
+      }
+    }
+    let score = 0;
+    if (totalWeight > 0) {
+      for (const s of scorers) score += s.weight * s.scorer.score(state, v, h);
+      score /= totalWeight;
+    }
+    const better = score > bestScore || (score === bestScore && h < best);
+    // A host that cannot beat the best needs no costly check.
+    if (!better && !explain) continue;
+    for (const f of costly) {
+      const code = f.check(state, v, h);
+      if (code !== null) {
+        reject(f, h, code);
+        continue hosts;
+      }
+    }
+    if (better) {
+      bestScore = score;
+      best = h;
+    }
+  }
+  return { host: best, score: best >= 0 ? bestScore : NaN, rejections };
+}
+
+/** Host indices 0..n-1 (the default candidate order: lowest index wins ties). */
+export function allHosts(state: ClusterState): number[] {
+  return Array.from({ length: state.hosts.length }, (_, i) => i);
+}
+
+/** Counts rejections by code: a compact "why not" for plans with thousands of hosts. */
+export function summariseRejections(rejections: readonly Rejection[], examplesPerCode = 3): RejectionSummary[] {
+  const byCode = new Map<string, { code: string; by: string; hosts: number; examples: Rejection[] }>();
+  for (const r of rejections) {
+    let s = byCode.get(r.code);
+    if (!s) byCode.set(r.code, (s = { code: r.code, by: r.by, hosts: 0, examples: [] }));
+    s.hosts++;
+    if (s.examples.length < examplesPerCode) s.examples.push(r);
+  }
+  return [...byCode.values()].sort((a, b) => b.hosts - a.hosts);
+}
+
+export interface RejectionSummary {
+  readonly code: string;
+  readonly by: string;
+  /** How many hosts were rejected for this reason. */
+  readonly hosts: number;
+  readonly examples: readonly Rejection[];
+}
