@@ -22,6 +22,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, 
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { LibvirtConnection } from '../../src/libvirt/index.js';
 
 const PYTHON_CANDIDATES = ['/usr/bin/python3', 'python3'];
 /** Shared QEMU capabilities cache: libvirt probes QEMU for ~4 s on a fresh daemon under TCG. */
@@ -287,6 +288,8 @@ function writeConfigs(dir: string, o: LibvirtdOptions, tcpPort: number | null, t
     'cgroup_controllers = [ ]',
     'namespaces = [ ]',
     'stdio_handler = "file"',
+    // No migration_address/migration_host: libvirt refuses loopback addresses there. Migration
+    // tests pass migrate_uri=tcp://127.0.0.1 and listen_address=127.0.0.1 per call instead.
     '',
   ].join('\n'));
   writeFileSync(join(dir, 'etc/libvirt.conf'), '');
@@ -385,6 +388,14 @@ export async function startLibvirtd(o: LibvirtdOptions = {}): Promise<LibvirtdHa
       if (child.exitCode !== null || child.signalCode !== null) throw new Error(`private libvirtd exited early\n${handle.diagnostics()}`);
       return existsSync(socketPath) && existsSync(pidFile) && (await canConnect({ path: socketPath }));
     }, () => handle.diagnostics());
+    // The socket opens before the drivers finish initialising (a broken qemu.conf only fails
+    // then); CONNECT_OPEN waits for that, so one real handshake proves the daemon is usable.
+    try {
+      const c = await LibvirtConnection.open(`qemu+unix:///system?socket=${socketPath}`, { keepalive: false, callTimeoutMs: 60_000 });
+      await c.close();
+    } catch (e) {
+      throw new Error(`private libvirtd does not accept qemu:///system: ${(e as Error).message}\n${handle.diagnostics()}`, { cause: e });
+    }
     if (tcpPort !== null) await waitFor('libvirtd TCP listener', 10_000, () => canConnect({ host: '127.0.0.1', port: tcpPort }));
     if (tlsPort !== null) await waitFor('libvirtd TLS listener', 10_000, () => canConnect({ host: '127.0.0.1', port: tlsPort }));
   };
