@@ -18,7 +18,7 @@
  * (CI), where unavailability is a failure.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -459,10 +459,13 @@ export async function startLibvirtd(o: LibvirtdOptions = {}): Promise<LibvirtdHa
       // Keep the QEMU capabilities cache for the next daemon (libvirt re-validates it).
       const caps = join(dir, 'cache/qemu/capabilities');
       if (!existsSync(QEMU_CAPS_CACHE) && existsSync(caps) && readdirSync(caps).length > 0) {
+        // copy then rename, so a concurrent fixture never sees a half-written cache
+        const tmp = `${QEMU_CAPS_CACHE}.${process.pid}.${Date.now()}`;
         try {
-          cpSync(caps, QEMU_CAPS_CACHE, { recursive: true });
+          cpSync(caps, tmp, { recursive: true });
+          renameSync(tmp, QEMU_CAPS_CACHE);
         } catch {
-          // best effort
+          rmSync(tmp, { recursive: true, force: true }); // another fixture won the race
         }
       }
       rmSync(dir, { recursive: true, force: true });

@@ -26,7 +26,12 @@ describe.skipIf(!run)('P2P live migration between two private daemons', () => {
   let cb: LibvirtConnection;
 
   beforeAll(async () => {
-    [a, b] = await Promise.all([startLibvirtd(), startLibvirtd()]);
+    // allSettled: if one daemon fails to start, the other is still stopped in afterAll
+    const [ra, rb] = await Promise.allSettled([startLibvirtd(), startLibvirtd()]);
+    if (ra.status === 'fulfilled') a = ra.value;
+    if (rb.status === 'fulfilled') b = rb.value;
+    if (ra.status === 'rejected') throw ra.reason;
+    if (rb.status === 'rejected') throw rb.reason;
     [ca, cb] = await Promise.all([LibvirtConnection.open(a.unixUri()), LibvirtConnection.open(b.unixUri())]);
   }, 120_000);
   afterAll(async () => {
