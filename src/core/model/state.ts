@@ -16,6 +16,30 @@ interface JournalEntry extends Move {
   readonly saveAt: number;
 }
 
+const hostIndexCache = new WeakMap<readonly Host[], Map<string, number>>();
+/** Host id → index, cached per hosts array (the simulator passes the same array every round). */
+function hostIndexOf(hosts: readonly Host[]): Map<string, number> {
+  let m = hostIndexCache.get(hosts);
+  if (!m) {
+    m = new Map();
+    for (let h = 0; h < hosts.length; h++) {
+      if (m.has(hosts[h]!.id)) throw new Error(`duplicate host id '${hosts[h]!.id}' in snapshot`);
+      m.set(hosts[h]!.id, h);
+    }
+    hostIndexCache.set(hosts, m);
+  }
+  return m;
+}
+
+const objectIds = new WeakMap<object, number>();
+let nextObjectId = 1;
+/** Identity of a (shared, immutable) object such as a power model: cheap to build a key from. */
+function objectId(o: object): number {
+  let id = objectIds.get(o);
+  if (id === undefined) objectIds.set(o, (id = nextObjectId++));
+  return id;
+}
+
 /** Opaque position in the journal (see ClusterState.mark). */
 export interface StateMark {
   readonly moves: number;
@@ -27,6 +51,12 @@ type PowerJournalEntry = { readonly host: number; readonly before: PowerState };
 export interface StateOptions {
   /** How many of the newest history samples each host aggregates (CloudSim: 30). */
   readonly historyWindow?: number;
+  /**
+   * Extra per-VM quantities a strategy wants summed per host (e.g. forecast mean and
+   * variance): column k gives VM v's value at [v]; `columnSum(k, h)` is kept up to date by
+   * moves and restored exactly by rollback.
+   */
+  readonly vmColumns?: readonly ArrayLike<number>[];
 }
 
 /**
@@ -67,6 +97,9 @@ export class ClusterState {
   /** cnt[h * W + k]: number of VMs on h that have a k-th newest sample. */
   private readonly histCnt: Int32Array;
   private readonly journal: JournalEntry[] = [];
+  private readonly columns: readonly ArrayLike<number>[];
+  /** colSum[h * K + k]: Σ over VMs on h of column k. */
+  private readonly colSum: Float64Array;
   /**
    * Aggregates of the hosts a move touched, as they were before it, so that rollback restores
    * them bit for bit: floating-point `(x + d) − d` is not always x, and a tentative check must
@@ -75,8 +108,8 @@ export class ClusterState {
   private saved = new Float64Array(1024);
   private savedLen = 0;
   private readonly powerJournal: PowerJournalEntry[] = [];
-  private readonly hostIdx = new Map<string, number>();
-  private readonly vmIdx = new Map<string, number>();
+  private readonly hostIdx: Map<string, number>;
+  private vmIdxMap: Map<string, number> | null = null;
   /** Hosts placement must always look at: non-empty now or at snapshot time, or state changed. */
   private readonly tracked: number[] = [];
   private readonly isTracked: Uint8Array;
@@ -94,6 +127,8 @@ export class ClusterState {
     this.vms = snapshot.vms;
     this.rules = snapshot.rules;
     const W = (this.historyWindow = options.historyWindow ?? 30);
+    this.columns = options.vmColumns ?? [];
+    this.colSum = new Float64Array(snapshot.hosts.length * this.columns.length);
     const nh = this.hosts.length;
     const nv = this.vms.length;
     this.hostOf = new Int32Array(nv).fill(-1);
@@ -109,16 +144,13 @@ export class ClusterState {
     this.histCnt = new Int32Array(nh * W);
     this.lists = Array.from({ length: nh }, () => []);
     this.powerStates = this.hosts.map((h) => h.powerState);
+    this.hostIdx = hostIndexOf(this.hosts);
     for (let h = 0; h < nh; h++) {
       const host = this.hosts[h]!;
-      if (this.hostIdx.has(host.id)) throw new Error(`duplicate host id '${host.id}' in snapshot`);
-      this.hostIdx.set(host.id, h);
       this.capMips[h] = host.cpuCores * host.mipsPerCore;
     }
     for (let v = 0; v < nv; v++) {
       const vm = this.vms[v]!;
-      if (this.vmIdx.has(vm.id)) throw new Error(`duplicate VM id '${vm.id}' in snapshot`);
-      this.vmIdx.set(vm.id, v);
       if (vm.host !== null) {
         const h = this.hostIdx.get(vm.host);
         if (h === undefined) throw new Error(`VM '${vm.id}' runs on unknown host '${vm.host}'`);
@@ -143,7 +175,7 @@ export class ClusterState {
         this.track(h);
         continue;
       }
-      const key = `${host.cpuCores}|${host.mipsPerCore}|${host.memMiB}|${host.diskBytesPerSec}|${host.netBytesPerSec}|${host.power.wattsAtLoad.join(',')}|${host.power.offW}|${host.power.bootSec}|${host.powerState}|${host.maintenance}|${host.excluded}|${host.tags.join(',')}`;
+      const key = `${host.cpuCores}|${host.mipsPerCore}|${host.memMiB}|${host.diskBytesPerSec}|${host.netBytesPerSec}|${objectId(host.power)}|${host.powerState}|${host.maintenance}|${host.excluded}|${objectId(host.tags)}`;
       let c = classKey.get(key);
       if (c === undefined) {
         c = this.classes.length;
@@ -186,6 +218,18 @@ export class ClusterState {
     const h = this.hostIdx.get(id);
     if (h === undefined) throw new Error(`unknown host '${id}'`);
     return h;
+  }
+
+  private get vmIdx(): Map<string, number> {
+    if (!this.vmIdxMap) {
+      const m = new Map<string, number>();
+      this.vms.forEach((vm, v) => {
+        if (m.has(vm.id)) throw new Error(`duplicate VM id '${vm.id}' in snapshot`);
+        m.set(vm.id, v);
+      });
+      this.vmIdxMap = m;
+    }
+    return this.vmIdxMap;
   }
 
   vmIndex(id: string): number {
@@ -343,8 +387,13 @@ export class ClusterState {
     return this.journal.slice(mark.moves).map(({ vm, from, to }) => ({ vm, from, to }));
   }
 
+  /** Σ of extra column k over the VMs on host h (see StateOptions.vmColumns). */
+  columnSum(k: number, h: number): number {
+    return this.colSum[h * this.columns.length + k]!;
+  }
+
   private get savedSize(): number {
-    return 6 + 2 * this.historyWindow;
+    return 6 + 2 * this.historyWindow + this.columns.length;
   }
 
   private saveHost(h: number): void {
@@ -369,6 +418,8 @@ export class ClusterState {
       a[o + 6 + k] = this.hist[h * W + k]!;
       a[o + 6 + W + k] = this.histCnt[h * W + k]!;
     }
+    const K = this.columns.length;
+    for (let k = 0; k < K; k++) a[o + 6 + 2 * W + k] = this.colSum[h * K + k]!;
   }
 
   private restoreHost(h: number, o: number): void {
@@ -385,6 +436,8 @@ export class ClusterState {
       this.hist[h * W + k] = a[o + 6 + k]!;
       this.histCnt[h * W + k] = a[o + 6 + W + k]!;
     }
+    const K = this.columns.length;
+    for (let k = 0; k < K; k++) this.colSum[h * K + k] = a[o + 6 + 2 * W + k]!;
   }
 
   private attach(v: number, h: number): void {
@@ -396,6 +449,8 @@ export class ClusterState {
     this.diskBytesPerSec[h]! += vm.demand.diskBytesPerSec;
     this.netBytesPerSec[h]! += vm.demand.netBytesPerSec;
     this.addHistory(v, h, 1);
+    const K = this.columns.length;
+    for (let k = 0; k < K; k++) this.colSum[h * K + k]! += this.columns[k]![v]!;
   }
 
   private detach(v: number, h: number): void {
@@ -407,6 +462,8 @@ export class ClusterState {
     this.diskBytesPerSec[h]! -= vm.demand.diskBytesPerSec;
     this.netBytesPerSec[h]! -= vm.demand.netBytesPerSec;
     this.addHistory(v, h, -1);
+    const K = this.columns.length;
+    for (let k = 0; k < K; k++) this.colSum[h * K + k]! -= this.columns[k]![v]!;
     if (this.lists[h]!.length === 0) {
       // Exact zero for an empty host, whatever rounding the incremental sums accumulated.
       this.reqMips[h] = 0;
@@ -415,6 +472,7 @@ export class ClusterState {
       this.memUsedMiB[h] = 0;
       this.diskBytesPerSec[h] = 0;
       this.netBytesPerSec[h] = 0;
+      for (let k = 0; k < K; k++) this.colSum[h * K + k] = 0;
     }
   }
 

@@ -1,15 +1,349 @@
+/**
+ * Tide's default strategy. Design (docs/tide-policy.md has the full argument):
+ *
+ * 1. Forecast, not snapshot. Each VM's demand over the next interval is described by a mean
+ *    m (half the current value, half the mean of the last `windowSamples`) and a variance σ²
+ *    (of those samples). A host's forecast peak is Σm + z·√Σσ²: independent VMs rarely peak
+ *    together (statistical multiplexing), so a host full of small noisy VMs needs less
+ *    headroom than the sum of their peaks, and one with a single volatile VM needs more.
+ * 2. Hysteresis. A host is overloaded only when its forecast peak exceeds its capacity (or it
+ *    is saturated now); relief and placement fill hosts only up to `targetUtil`, and
+ *    consolidation only up to `consolidateUtil` < targetUtil. A move therefore never creates
+ *    the overload that would undo it next round.
+ * 3. Migration cost. Relief moves the VMs that fix the overload with the least memory to
+ *    copy; consolidation evacuates first the hosts that save the most watts per MiB moved
+ *    (least efficient hosts, few small VMs), and only if every VM fits elsewhere.
+ * 4. Energy-aware host choice. Consolidation keeps the most efficient hosts (watts per MIPS
+ *    at full load) and wakes the most efficient sleeping host when capacity is short.
+ * 5. No flapping. VMs migrated within `cooldownSec` are not moved again for consolidation;
+ *    every move is checked against the forecast the next round will use.
+ *
+ * It is a pure function of the snapshot, like every strategy: all it remembers travels in the
+ * snapshot (VM histories, last migration times).
+ */
 import { z } from 'zod';
-import type { Strategy } from './strategy.js';
+import { powerAt } from '../model/power.js';
+import { ClusterState } from '../model/state.js';
+import type { ClusterSnapshot } from '../model/types.js';
+import { hardRules, hostUsable, ioFits, memoryFits, notIn } from '../place/filters.js';
+import { allHosts, findHost, summariseRejections, type HostFilter, type HostScorer, type Placer } from '../place/placement.js';
+import { RuleIndex } from '../place/rules.js';
+import { leastAllocated, softRules } from '../place/scorers.js';
+import { compactMoves, orderPlan, type IntendedMove, type IntendedPower } from '../plan/order.js';
+import type { HostVerdict, NotMoved, Plan } from '../plan/types.js';
+import type { PlanContext, Strategy } from './strategy.js';
 
-export const tideArgs = z.object({ targetUtil: z.number().min(0.1).max(1).default(0.8) }).strict();
+export const tideArgs = z.object({
+  /** Relief and placement fill a host's forecast peak up to this share of its CPU. */
+  targetUtil: z.number().min(0.1).max(1).default(0.9),
+  /** Consolidation fills receivers only up to this share (hysteresis below targetUtil). */
+  consolidateUtil: z.number().min(0.1).max(1).default(0.85),
+  /** Overload trigger: forecast peak above this share of CPU capacity. */
+  overloadUtil: z.number().min(0.1).max(1.5).default(1),
+  /** Confidence of the forecast peak, in standard deviations of the summed demand. */
+  z: z.number().min(0).max(6).default(2),
+  /** Samples of history the forecast looks at. */
+  windowSamples: z.number().int().min(1).max(288).default(12),
+  /** A VM migrated less than this long ago is not moved again for consolidation, s. */
+  cooldownSec: z.number().min(0).default(1800),
+  /** Share of a host's disk/network bandwidth placement may use. */
+  ioUtil: z.number().min(0.1).max(1).default(0.8),
+  /** Empty hosts kept powered on as spares (DPM's "hosts in reserve"). */
+  spareHosts: z.number().int().min(0).default(0),
+  /** Consolidate (evacuate and power off hosts). */
+  consolidate: z.boolean().default(true),
+  /** Emit power-off steps for hosts left empty. */
+  powerOff: z.boolean().default(true),
+  /** Placement scorer: pack onto few hosts (energy) or spread (performance). */
+  scorer: z.enum(['pack', 'spread']).default('pack'),
+  /** Stop consolidating after this many consecutive hosts could not be evacuated (bounds planning time on huge clusters). */
+  maxFailedEvacuations: z.number().int().min(1).default(64),
+}).strict();
+
 export type TideArgs = z.output<typeof tideArgs>;
 
-// WIP placeholder, replaced before commit.
+const fmt = (x: number, d = 0): string => x.toFixed(d);
+
+/** Per-VM forecast: mean and variance of the next interval's CPU demand, MIPS and MIPS². */
+function forecast(snapshot: ClusterSnapshot, window: number): { mean: Float64Array; variance: Float64Array } {
+  const n = snapshot.vms.length;
+  const mean = new Float64Array(n);
+  const variance = new Float64Array(n);
+  for (let v = 0; v < n; v++) {
+    const vm = snapshot.vms[v]!;
+    const hist = vm.cpuHistoryMips;
+    const cur = vm.demand.cpuMips;
+    const len = Math.min(window, hist.length);
+    if (len === 0) {
+      mean[v] = cur;
+      continue;
+    }
+    let s = 0;
+    for (let k = hist.length - len; k < hist.length; k++) s += hist[k]!;
+    const mu = s / len;
+    let ss = 0;
+    for (let k = hist.length - len; k < hist.length; k++) ss += (hist[k]! - mu) * (hist[k]! - mu);
+    const size = vm.vcpus * vm.mipsPerVcpu;
+    mean[v] = Math.min(size, 0.5 * cur + 0.5 * mu);
+    // A short history says little: assume at least the spread a uniform draw over
+    // [0, 2·mean] would have, until enough samples are seen.
+    const floor = len < window ? (mean[v]! * mean[v]!) / 3 : 0;
+    variance[v] = Math.max(ss / len, floor);
+  }
+  return { mean, variance };
+}
+
+const MEAN = 0;
+const VAR = 1;
+
+export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanContext): Plan {
+  const { mean, variance } = forecast(snapshot, args.windowSamples);
+  const s = new ClusterState(snapshot, { historyWindow: 1, vmColumns: [mean, variance] });
+  const start = s.mark();
+  const rules = new RuleIndex(s);
+  const nh = s.hosts.length;
+  const z2 = args.z;
+  const label = 'tide';
+  const verdicts: HostVerdict[] = [];
+  const notMoved: NotMoved[] = [];
+  const raw: { vm: number; from: number; to: number; reason: string; by: string }[] = [];
+
+  /** Forecast peak of host h, MIPS, optionally with VM v added. */
+  const peak = (h: number, v = -1): number => {
+    const m = s.columnSum(MEAN, h) + (v >= 0 ? mean[v]! : 0);
+    const q = s.columnSum(VAR, h) + (v >= 0 ? variance[v]! : 0);
+    return m + z2 * Math.sqrt(Math.max(0, q));
+  };
+  const wpm = Float64Array.from(s.hosts, (host, h) => powerAt(host.power, 1) / s.capMips[h]!);
+  const bestWpm = Math.min(...wpm);
+
+  // Filters: forecast fit below a utilisation limit; each vCPU's likely peak fits a core.
+  const fitsBelow = (limit: number, name: string): HostFilter => ({
+    name,
+    check: (st, v, h) => (peak(h, v) > limit * st.capMips[h]! ? 'forecast-over-limit' : null),
+    explain: (st, v, h) => `${st.hosts[h]!.id}: forecast peak with ${st.vms[v]!.id} ${fmt(peak(h, v))} MIPS > ${fmt(limit * 100)} % of ${fmt(st.capMips[h]!)}`,
+  });
+  const coreFits: HostFilter = {
+    name: 'core',
+    check: (st, v, h) => {
+      const vm = st.vms[v]!;
+      const perVcpu = (mean[v]! + z2 * Math.sqrt(variance[v]!)) / vm.vcpus;
+      return Math.min(perVcpu, vm.mipsPerVcpu) > st.hosts[h]!.mipsPerCore ? 'core-too-small' : null;
+    },
+    explain: (st, v, h) => `${st.hosts[h]!.id}: one core gives ${fmt(st.hosts[h]!.mipsPerCore)} MIPS, a vCPU of ${st.vms[v]!.id} may need ${fmt(Math.min(st.vms[v]!.mipsPerVcpu, (mean[v]! + z2 * Math.sqrt(variance[v]!)) / st.vms[v]!.vcpus))}`,
+  };
+  const packScorer: HostScorer = {
+    name: 'pack-forecast',
+    score: (st, v, h) => {
+      const cpu = Math.min(1, peak(h, v) / st.capMips[h]!);
+      const host = st.hosts[h]!;
+      const mem = host.memMiB > 0 ? Math.min(1, (st.memReservedMiB[h]! + st.vms[v]!.memReservedMiB) / host.memMiB) : 0;
+      return 100 * (cpu + mem) / 2;
+    },
+  };
+  const efficiencyScorer: HostScorer = { name: 'efficiency', score: (_st, _v, h) => (100 * bestWpm) / wpm[h]! };
+  const placementScorer = args.scorer === 'pack' ? packScorer : leastAllocated;
+
+  const excluded = new Uint8Array(nh);
+  const placer = (limit: number, allowWake: boolean): Placer => ({
+    filters: [
+      hostUsable({ allowWake }),
+      notIn(excluded, 'excluded-this-round', 'overloaded or being evacuated this round'),
+      memoryFits,
+      ioFits(args.ioUtil),
+      coreFits,
+      fitsBelow(limit, `forecast≤${limit}`),
+      hardRules(rules),
+    ],
+    scorers: allowWake
+      ? [{ scorer: efficiencyScorer, weight: 4 }, { scorer: placementScorer, weight: 1 }, { scorer: softRules(rules), weight: 1 }]
+      : [{ scorer: placementScorer, weight: 4 }, { scorer: efficiencyScorer, weight: 1 }, { scorer: softRules(rules), weight: 1 }],
+  });
+  const candidates = (): number[] => (ctx.explain ? allHosts(s) : s.placementCandidates());
+  const onCandidates = (): number[] => candidates().filter((h) => s.powerState(h) === 'on');
+  const offCandidates = (): number[] => candidates().filter((h) => s.powerState(h) !== 'on');
+  const reliefOn = placer(args.targetUtil, false);
+  const reliefWake = placer(args.targetUtil, true);
+
+  /** Places VM v (already off its host) on an active host, else wakes one; -1 if none fits. */
+  const place = (v: number): { host: number; rejections: ReturnType<typeof findHost>['rejections'] } => {
+    const a = findHost(s, reliefOn, v, onCandidates(), ctx.explain);
+    if (a.host >= 0) return { host: a.host, rejections: [] };
+    const b = findHost(s, reliefWake, v, offCandidates(), ctx.explain);
+    return { host: b.host, rejections: [...a.rejections, ...b.rejections] };
+  };
+
+  const inCooldown = (v: number): boolean => {
+    const t = s.vms[v]!.lastMigratedAt;
+    return t !== undefined && ctx.now - t < args.cooldownSec;
+  };
+
+  // 1. Overload (and maintenance): relieve each host with the cheapest set of moves.
+  const overloaded: number[] = [];
+  for (let h = 0; h < nh; h++) {
+    const host = s.hosts[h]!;
+    if (host.excluded || s.isEmpty(h)) continue;
+    if (host.maintenance) {
+      overloaded.push(h);
+      excluded[h] = 1;
+      verdicts.push({ host: host.id, class: 'maintenance', reason: `in maintenance: ${s.vmsOn(h).length} VM(s) to move away`, by: label });
+      continue;
+    }
+    const cap = s.capMips[h]!;
+    const p = peak(h);
+    const now = s.reqMips[h]!;
+    if (p > args.overloadUtil * cap || now > cap) {
+      overloaded.push(h);
+      excluded[h] = 1;
+      verdicts.push({
+        host: host.id, class: 'overloaded', by: label,
+        reason: now > cap
+          ? `saturated now: demand ${fmt(now)} MIPS > capacity ${fmt(cap)}`
+          : `forecast peak ${fmt(p)} MIPS (${fmt((100 * p) / cap)} %) > ${fmt(args.overloadUtil * 100)} % of ${fmt(cap)}`,
+      });
+    }
+  }
+  for (const h of overloaded) {
+    const host = s.hosts[h]!;
+    const cap = s.capMips[h]!;
+    const goal = args.targetUtil * cap;
+    for (;;) {
+      const vms = s.vmsOn(h).filter((v) => s.vms[v]!.migratable);
+      if (vms.length === 0) break;
+      const done = host.maintenance ? s.isEmpty(h) : peak(h) <= goal && s.reqMips[h]! <= cap;
+      if (done) break;
+      // The VM whose removal alone brings the host under its goal with the least memory to
+      // copy; failing that, the one removing the most forecast load per MiB moved.
+      let pick = -1;
+      let pickCost = Infinity;
+      if (host.maintenance) {
+        for (const v of vms) if (s.vms[v]!.memMiB < pickCost) (pick = v), (pickCost = s.vms[v]!.memMiB);
+      } else {
+        const m = s.columnSum(MEAN, h);
+        const q = s.columnSum(VAR, h);
+        for (const v of vms) {
+          const after = m - mean[v]! + z2 * Math.sqrt(Math.max(0, q - variance[v]!));
+          const nowAfter = s.reqMips[h]! - s.vms[v]!.demand.cpuMips;
+          const cost = s.vms[v]!.memMiB + (inCooldown(v) ? 1e6 : 0);
+          if (after <= goal && nowAfter <= cap && cost < pickCost) (pick = v), (pickCost = cost);
+        }
+        if (pick < 0) {
+          let bestRatio = -Infinity;
+          for (const v of vms) {
+            const gain = peak(h) - (m - mean[v]! + z2 * Math.sqrt(Math.max(0, q - variance[v]!)));
+            const ratio = gain / (s.vms[v]!.memMiB + (inCooldown(v) ? 1e6 : 0));
+            if (ratio > bestRatio) (bestRatio = ratio), (pick = v);
+          }
+        }
+      }
+      if (pick < 0) break;
+      s.move(pick, -1);
+      const r = place(pick);
+      if (r.host < 0) {
+        s.move(pick, h);
+        notMoved.push({
+          vm: s.vms[pick]!.id, host: host.id, code: 'no-host-fits',
+          reason: `${host.id} is ${host.maintenance ? 'in maintenance' : 'overloaded'} but no host can take ${s.vms[pick]!.id} (forecast ${fmt(mean[pick]!)} ± ${fmt(Math.sqrt(variance[pick]!))} MIPS, ${fmt(s.vms[pick]!.memReservedMiB)} MiB)`,
+          by: label, rejections: ctx.explain ? summariseRejections(r.rejections) : undefined,
+        });
+        // Leave this host as it is; the others may still be relieved.
+        break;
+      }
+      s.move(pick, r.host);
+      raw.push({
+        vm: pick, from: h, to: r.host, by: host.maintenance ? 'tide:maintenance' : 'tide:overload',
+        reason: host.maintenance
+          ? `${host.id} is in maintenance; ${s.hosts[r.host]!.id} has room (forecast ${fmt((100 * peak(r.host)) / s.capMips[r.host]!)} % after)`
+          : `${host.id} overloaded; ${s.vms[pick]!.id} (${fmt(s.vms[pick]!.memMiB)} MiB) is the cheapest fix; ${s.hosts[r.host]!.id} has room (forecast ${fmt((100 * peak(r.host)) / s.capMips[r.host]!)} % after)`,
+      });
+    }
+  }
+
+  // 2. Consolidation: evacuate hosts while every VM fits on the remaining active hosts.
+  if (args.consolidate) {
+    const consolidator = placer(args.consolidateUtil, false);
+    const tried = new Uint8Array(nh);
+    let failures = 0;
+    for (;;) {
+      // Candidates: active, non-empty, movable hosts, best saving per MiB first.
+      let best = -1;
+      let bestValue = -Infinity;
+      for (let h = 0; h < nh; h++) {
+        if (tried[h] || excluded[h] || s.powerState(h) !== 'on' || s.isEmpty(h)) continue;
+        const host = s.hosts[h]!;
+        if (host.excluded || host.maintenance) continue;
+        const vms = s.vmsOn(h);
+        let mem = 0;
+        let blocked = false;
+        for (const v of vms) {
+          if (!s.vms[v]!.migratable || inCooldown(v)) blocked = true;
+          mem += s.vms[v]!.memMiB;
+        }
+        if (blocked) continue;
+        // Watts the host draws now per MiB that must move, least efficient hosts first.
+        const value = (powerAt(host.power, Math.min(1, s.reqMips[h]! / s.capMips[h]!)) * (wpm[h]! / bestWpm)) / (mem + 64 * vms.length);
+        if (value > bestValue) (bestValue = value), (best = h);
+      }
+      if (best < 0 || failures >= args.maxFailedEvacuations) break;
+      tried[best] = 1;
+      const vms = [...s.vmsOn(best)].sort((a, b) => mean[b]! - mean[a]!);
+      excluded[best] = 1;
+      const mark = s.mark();
+      const moves: typeof raw = [];
+      let ok = true;
+      for (const v of vms) {
+        const r = findHost(s, consolidator, v, onCandidates());
+        if (r.host < 0) {
+          ok = false;
+          break;
+        }
+        s.move(v, r.host);
+        moves.push({
+          vm: v, from: best, to: r.host, by: 'tide:consolidate',
+          reason: `${s.hosts[best]!.id} can be emptied and switched off (saves about ${fmt(powerAt(s.hosts[best]!.power, Math.min(1, s.uNow[best]!)))} W); ${s.hosts[r.host]!.id} stays below ${fmt(args.consolidateUtil * 100)} % on forecast`,
+        });
+      }
+      if (!ok) {
+        s.rollback(mark);
+        excluded[best] = 0;
+        failures++;
+        continue;
+      }
+      failures = 0;
+      raw.push(...moves);
+      verdicts.push({ host: s.hosts[best]!.id, class: 'underloaded', reason: `evacuated: ${moves.length} VM(s) fit on other active hosts`, by: label });
+    }
+  }
+
+  // 3. Power: wake hosts that receive VMs; switch off empty ones beyond the spares.
+  const net = compactMoves(raw);
+  const intended: IntendedMove[] = net.map((m) => ({ vm: m.vm, to: m.to, reason: m.last.reason, by: m.last.by }));
+  const powerOn: IntendedPower[] = [];
+  for (const h of new Set(intended.map((m) => m.to))) {
+    if (s.powerState(h) !== 'on') powerOn.push({ host: h, reason: `${s.hosts[h]!.id} is ${s.powerState(h)}: needed for the VMs moving to it`, by: label });
+  }
+  const powerOff: IntendedPower[] = [];
+  if (args.powerOff) {
+    const empty: number[] = [];
+    for (let h = 0; h < nh; h++) {
+      const host = s.hosts[h]!;
+      if (s.powerState(h) === 'on' && s.isEmpty(h) && !host.excluded) empty.push(h);
+    }
+    // Keep the most efficient empty hosts as spares.
+    empty.sort((a, b) => wpm[a]! - wpm[b]! || a - b);
+    for (const h of empty.slice(args.spareHosts)) {
+      powerOff.push({ host: h, reason: `${s.hosts[h]!.id} is empty${args.spareHosts > 0 ? ` and ${args.spareHosts} spare host(s) stay on` : ''}`, by: label });
+    }
+    for (const h of empty.slice(0, args.spareHosts)) verdicts.push({ host: s.hosts[h]!.id, class: 'spare', reason: 'kept on, empty, as a spare', by: label });
+  }
+  s.rollback(start);
+  const ordered = orderPlan(s, { moves: intended, powerOn, powerOff });
+  return { policy: label, time: snapshot.time, steps: ordered.steps, hosts: verdicts, notMoved: [...notMoved, ...ordered.deferred] };
+}
+
 export const tide: Strategy<TideArgs> = {
   name: 'tide',
-  summary: 'tide',
+  summary: "Tide's default: forecast-aware (mean + z·σ of summed demand), hysteresis, migration-cost-aware relief, efficiency-first consolidation, cooldown",
   args: tideArgs,
-  plan: () => {
-    throw new Error('not yet');
-  },
+  plan: planTide,
 };
