@@ -247,6 +247,10 @@ export interface LibvirtdHandle {
   reaperPid(): number | null;
   /** Sends a signal to libvirtd itself (SIGKILL = crash, SIGSTOP = hang, SIGCONT). */
   signal(sig: NodeJS.Signals): void;
+  /** SIGSTOP, then waits until every libvirtd thread is really stopped (kill() returns earlier). */
+  freeze(): Promise<void>;
+  /** SIGCONT. */
+  thaw(): void;
   /** Starts libvirtd again on the same directory (after a crash). */
   restart(): Promise<void>;
   /** Stops everything and removes the temp dir. Idempotent. */
@@ -424,6 +428,25 @@ export async function startLibvirtd(o: LibvirtdOptions = {}): Promise<LibvirtdHa
       const pid = handle.libvirtdPid();
       if (pid === null) throw new Error('libvirtd is not running');
       process.kill(pid, sig);
+    },
+    freeze: async () => {
+      const pid = handle.libvirtdPid();
+      if (pid === null) throw new Error('libvirtd is not running');
+      process.kill(pid, 'SIGSTOP');
+      await waitFor('libvirtd threads to stop', 5000, () => {
+        try {
+          return readdirSync(`/proc/${pid}/task`).every((t) => {
+            const st = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+            return st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3) === 'T';
+          });
+        } catch {
+          return false;
+        }
+      });
+    },
+    thaw: () => {
+      const pid = handle.libvirtdPid();
+      if (pid !== null) process.kill(pid, 'SIGCONT');
     },
     restart: async () => {
       await reaperExited;

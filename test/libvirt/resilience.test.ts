@@ -48,7 +48,7 @@ describe.skipIf(!run)('dead peers and reconnection', () => {
     const c = await LibvirtConnection.open(d.unixUri('test', '/default'), { keepalive: false });
     conns.push(c);
     const closed = nextEvent<LibvirtError | null>((r) => c.once('close', r), 10_000, 'close event');
-    d.signal('SIGSTOP'); // the call below can only be pending: nobody answers
+    await d.freeze(); // the call below can only be pending: nobody answers
     const pending = c.listAllDomains();
     await new Promise((r) => setTimeout(r, 100));
     d.signal('SIGKILL');
@@ -67,7 +67,7 @@ describe.skipIf(!run)('dead peers and reconnection', () => {
     const c = await LibvirtConnection.open(d.unixUri('test', '/default'), { keepalive: { intervalMs: 200, count: 3 }, callTimeoutMs: 0 });
     conns.push(c);
     expect(await c.getType()).toBe('TEST');
-    d.signal('SIGSTOP');
+    await d.freeze();
     try {
       const t0 = Date.now();
       const err = await rejection(c.listAllDomains());
@@ -79,7 +79,7 @@ describe.skipIf(!run)('dead peers and reconnection', () => {
       expect(c.rpcStats.pingsSent).toBe(3);
       expect(c.state).toBe('closed');
     } finally {
-      d.signal('SIGCONT');
+      d.thaw();
     }
   });
 

@@ -151,11 +151,12 @@ describe('keepalive', () => {
     peer.handler = (p) => {
       if (p.header.prog === KEEPALIVE_PROGRAM && p.header.proc === 1) peer.keepalive(2);
     };
-    rpc.startKeepalive({ intervalMs: 40, count: 2 });
-    await new Promise((r) => setTimeout(r, 400));
+    // margins survive a loaded machine: a stalled event loop must not look like a dead peer
+    rpc.startKeepalive({ intervalMs: 100, count: 3 });
+    await new Promise((r) => setTimeout(r, 700));
     expect(rpc.closed).toBe(false);
     expect(rpc.stats.pingsSent).toBeGreaterThanOrEqual(3);
-    expect(rpc.stats.pongsReceived).toBe(rpc.stats.pingsSent);
+    expect(rpc.stats.pongsReceived).toBeGreaterThanOrEqual(rpc.stats.pingsSent - 1); // last PONG may be in flight
   });
 
   it('declares a silent peer dead after count unanswered PINGs and fails pending calls', async () => {
