@@ -1,0 +1,9 @@
+/** The Tide lab (see lab.ts and docs/lab.md). */
+export { Lab, jobMiB, labPrerequisiteProblem } from './lab.js';
+export type { BootGuestOptions, DownOptions, DownReport, LabState, LabSummary, LabTimings, LabUpOptions, LabVm, Placement } from './lab.js';
+export { detectAccel, parseAccelChoice, ACCEL_ENV } from './accel.js';
+export type { Accel, AccelChoice } from './accel.js';
+export { LabError } from './exec.js';
+export { DEFAULT_LAB_DIR, LAB_HOST_NAMES, PROBE_STATION_IP, SWITCH_NS, isLabHostName, labLayout } from './layout.js';
+export type { HostLayout, LabHostName, LabLayout } from './layout.js';
+export { parseJobInfo } from './virsh.js';
