@@ -1,7 +1,10 @@
 import type { Command } from '../io.js';
+import { labCommand } from './lab.js';
 
 /**
  * Every CLI command, registered explicitly (no discovery). Each lives in its own module and is
  * a thin shell over the programmatic API in src/api.
  */
-export const commands: Record<string, Command> = {};
+export const commands: Record<string, Command> = {
+  lab: labCommand,
+};

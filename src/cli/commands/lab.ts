@@ -1,0 +1,159 @@
+/**
+ * `tide lab up|down|status|virsh`: the two-host libvirt lab on this machine (root). A thin shell
+ * over src/lab; see docs/lab.md.
+ */
+import { parseArgs } from 'node:util';
+import { UsageError, type CliIo, type Command } from '../io.js';
+import {
+  DEFAULT_LAB_DIR, Lab, LabError, isLabHostName, parseAccelChoice, type LabHostName, type Placement,
+} from '../../lab/index.js';
+
+const USAGE = `tide lab up [--vms N] [--placement round-robin|lab-a|lab-b] [--mem-mib M] [--dirty-mib D]
+                [--disk[=shared|local]] [--accel auto|kvm|tcg] [--bzimage] [--recreate] [--keep-on-failure]
+                [--dir DIR] [--json]
+       tide lab down [--purge] [--dir DIR] [--json]
+       tide lab status [--dir DIR] [--json]
+       tide lab virsh HOST ARGS...     (HOST = lab-a | lab-b)
+
+  up      two libvirt hosts in network namespaces + N small guests (default 2, round-robin);
+          writes DIR/tide.json (default DIR ${DEFAULT_LAB_DIR}). Reuses a healthy lab that is
+          already up. --json prints one object {config, hosts, vms:[{name, host, probe}]}.
+  down    removes every process, namespace, link and mount of the lab and prints what is left
+          (nothing, normally). Keeps the guest image cache unless --purge.
+  status  hosts, guests and where they run.`;
+
+function intOpt(v: string | undefined, name: string, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer ≥ ${min}`);
+  return n;
+}
+
+async function up(argv: string[], io: CliIo): Promise<number> {
+  // --disk may be given alone (shared) or as --disk=local
+  const args = argv.map((a) => (a === '--disk' ? '--disk=shared' : a));
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      vms: { type: 'string' },
+      placement: { type: 'string' },
+      'mem-mib': { type: 'string' },
+      'dirty-mib': { type: 'string' },
+      disk: { type: 'string' },
+      accel: { type: 'string' },
+      bzimage: { type: 'boolean' },
+      recreate: { type: 'boolean' },
+      'keep-on-failure': { type: 'boolean' },
+      dir: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+  });
+  if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+  const placement = values.placement ?? 'round-robin';
+  if (placement !== 'round-robin' && !isLabHostName(placement)) throw new UsageError('--placement must be round-robin, lab-a or lab-b');
+  const disk = values.disk;
+  if (disk !== undefined && disk !== 'shared' && disk !== 'local') throw new UsageError('--disk is shared (default) or local');
+  let accel;
+  try {
+    accel = parseAccelChoice(values.accel);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const log = (m: string): void => io.err(`[lab] ${m}\n`);
+  const { lab, reused } = await Lab.up({
+    dir: values.dir,
+    vms: intOpt(values.vms, 'vms', 0),
+    placement: placement as Placement,
+    memMiB: intOpt(values['mem-mib'], 'mem-mib', 64),
+    dirtyMiB: intOpt(values['dirty-mib'], 'dirty-mib', 0),
+    disk: disk ?? null,
+    accel,
+    bzImage: values.bzimage,
+    recreate: values.recreate,
+    keepOnFailure: values['keep-on-failure'],
+    log,
+  });
+  const summary = await lab.summary();
+  if (values.json) {
+    io.out(`${JSON.stringify(summary)}\n`);
+  } else {
+    io.out(`lab ${reused ? 'reused' : 'up'} in ${lab.dir} (accel ${lab.accel})\nconfig: ${summary.config}\n`);
+    for (const h of summary.hosts) io.out(`host ${h}: ${lab.host(h).uri}  (peer ${lab.host(h).peerUri})\n`);
+    for (const v of summary.vms) io.out(`vm ${v.name} on ${v.host ?? '(not running)'}: probe ${v.probe} (from netns ${lab.probeNetns})\n`);
+  }
+  return 0;
+}
+
+async function down(argv: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { dir: { type: 'string' }, purge: { type: 'boolean' }, json: { type: 'boolean' } },
+  });
+  if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+  const report = await Lab.down({ dir: values.dir, purge: values.purge, log: (m) => io.err(`[lab] ${m}\n`) });
+  const left = Object.entries(report.left).filter(([, l]) => l.length > 0);
+  if (values.json) io.out(`${JSON.stringify(report)}\n`);
+  else if (left.length === 0) io.out('left: nothing\n');
+  else for (const [what, items] of left) io.out(`left ${what}:\n${items.map((i) => `  ${i}\n`).join('')}`);
+  return left.length === 0 ? 0 : 1;
+}
+
+async function status(argv: string[], io: CliIo): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { dir: { type: 'string' }, json: { type: 'boolean' } } });
+  const lab = Lab.open(values.dir ?? DEFAULT_LAB_DIR);
+  if (!lab) {
+    if (values.json) io.out('null\n');
+    else io.out(`no lab in ${values.dir ?? DEFAULT_LAB_DIR}\n`);
+    return 1;
+  }
+  const problems = await lab.healthProblems();
+  const summary = await lab.summary();
+  if (values.json) io.out(`${JSON.stringify({ ...summary, dir: lab.dir, accel: lab.accel, problems })}\n`);
+  else {
+    io.out(`lab in ${lab.dir} (accel ${lab.accel}): ${problems.length ? `UNHEALTHY: ${problems.join('; ')}` : 'healthy'}\n`);
+    for (const h of summary.hosts) io.out(`host ${h}: libvirtd pid ${lab.libvirtdPid(h) ?? '-'}  ${lab.host(h).uri}\n`);
+    for (const v of summary.vms) io.out(`vm ${v.name} ${lab.vm(v.name).ip} on ${v.host ?? '(not running)'}\n`);
+  }
+  return problems.length ? 1 : 0;
+}
+
+async function virshCmd(argv: string[], io: CliIo): Promise<number> {
+  let dir = DEFAULT_LAB_DIR;
+  const rest = [...argv];
+  if (rest[0] === '--dir') { rest.shift(); dir = rest.shift() ?? dir; }
+  const host = rest.shift();
+  if (host === undefined || !isLabHostName(host)) throw new UsageError('tide lab virsh [--dir DIR] lab-a|lab-b ARGS...');
+  const lab = Lab.open(dir);
+  if (!lab) throw new LabError(`no lab in ${dir}`);
+  const r = await lab.virsh(host as LabHostName, rest);
+  io.out(r.stdout);
+  io.err(r.stderr);
+  return r.code ?? 1;
+}
+
+export const labCommand: Command = {
+  summary: 'two-host libvirt lab on this machine for end-to-end tests (root)',
+  usage: USAGE,
+  async run(argv: string[], io: CliIo): Promise<number> {
+    // a global --config is meaningless here: the lab writes its own config
+    const args = argv.filter((a, i) => a !== '--config' && argv[i - 1] !== '--config' && !a.startsWith('--config='));
+    const sub = args.shift();
+    try {
+      switch (sub) {
+        case 'up': return await up(args, io);
+        case 'down': return await down(args, io);
+        case 'status': return await status(args, io);
+        case 'virsh': return await virshCmd(args, io);
+        default: throw new UsageError(`expected up, down, status or virsh\nusage: ${USAGE}`);
+      }
+    } catch (e) {
+      // parseArgs reports unknown options with a TypeError carrying this code
+      if ((e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || (e as { code?: string }).code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+        throw new UsageError((e as Error).message);
+      }
+      throw e;
+    }
+  },
+};
