@@ -116,6 +116,12 @@ describe.skipIf(!run)('QEMU guest in a private libvirtd', () => {
     expect([VIR_CPU_COMPARE.IDENTICAL, VIR_CPU_COMPARE.SUPERSET, VIR_CPU_COMPARE.INCOMPATIBLE]).toContain(r);
     const bogus = await rejection(c.compareHypervisorCpu('<cpu><model>no-such-model</model></cpu>', { virttype: 'qemu', arch: 'x86_64' }));
     expect(bogus.origin).toBe('remote');
+    // legacy host-CPU comparison: a result or a daemon-side error, never a protocol error
+    try {
+      expect([-1, 0, 1, 2]).toContain(await c.compareCpu("<cpu><arch>x86_64</arch><model>qemu64</model></cpu>"));
+    } catch (e) {
+      expect((e as LibvirtError).origin).toBe('remote');
+    }
     try {
       expect(await c.getSysinfo()).toContain('<sysinfo');
     } catch (e) {
@@ -151,6 +157,8 @@ describe.skipIf(!run)('QEMU guest in a private libvirtd', () => {
     expect(noJob.tideCode).toBe('TIDE_VM_STATE');
     const noMig = await rejection(c.migrateStartPostCopy(vm));
     expect(noMig.tideCode).toBe('TIDE_VM_STATE');
+    const noJobFlags = await rejection(c.abortJobFlags(vm, 0)); // procedure 442 exists since libvirt 8.5
+    expect(noJobFlags.code).toBe(55);
   });
 
   it('PERFORM3_PARAMS (p2p) to an unreachable destination fails with a clean LibvirtError, VM keeps running', async () => {
