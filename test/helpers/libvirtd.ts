@@ -251,6 +251,10 @@ export interface LibvirtdHandle {
   freeze(): Promise<void>;
   /** SIGCONT. */
   thaw(): void;
+  /** SIGKILL to libvirtd (a host crash), then waits until the reaper and its guests are gone. */
+  crash(): Promise<void>;
+  /** libvirtd and its reaper are running (not merely exiting). */
+  running(): boolean;
   /** Starts libvirtd again on the same directory (after a crash). */
   restart(): Promise<void>;
   /** Stops everything and removes the temp dir. Idempotent. */
@@ -448,6 +452,12 @@ export async function startLibvirtd(o: LibvirtdOptions = {}): Promise<LibvirtdHa
       const pid = handle.libvirtdPid();
       if (pid !== null) process.kill(pid, 'SIGCONT');
     },
+    crash: async () => {
+      const pid = handle.libvirtdPid();
+      if (pid !== null) process.kill(pid, 'SIGKILL');
+      await reaperExited;
+    },
+    running: () => handle.reaperPid() !== null && handle.libvirtdPid() !== null,
     restart: async () => {
       await reaperExited;
       await launch();

@@ -42,20 +42,37 @@ describe.skipIf(!run)('P2P live migration between two private daemons', () => {
 
   const flags = VIR_MIGRATE.LIVE | VIR_MIGRATE.PEER2PEER | VIR_MIGRATE.PERSIST_DEST | VIR_MIGRATE.UNDEFINE_SOURCE;
 
-  it('migrates a running guest A -> B; completion event carries job stats; source sees STOPPED/MIGRATED', async () => {
+  it('migrates a running guest A -> B with progress (job stats, iteration events), completion event and STOPPED/MIGRATED', async () => {
     expect(await ca.getHostUuid()).not.toBe(await cb.getHostUuid());
     const vm = await ca.createXml(tinyQemuDomainXml('tide-mig-1'));
     const completed: TypedParams[] = [];
     const lifecycle: Array<[number, number]> = [];
     const s1 = await ca.onDomainEvent('job-completed', (ev) => completed.push(ev.params), { domain: vm });
     const s2 = await ca.onDomainEvent('lifecycle', (ev) => lifecycle.push([ev.event, ev.detail]), { domain: vm });
+    const iterations: number[] = [];
+    const s3 = await ca.onDomainEvent('migration-iteration', (ev) => iterations.push(ev.iteration), { domain: vm });
     const t0 = Date.now();
-    await ca.migratePerform3Params(vm, b.unixUri(), {
+    const migration = ca.migratePerform3Params(vm, b.unixUri(), {
       [VIR_MIGRATE_PARAM.URI]: 'tcp://127.0.0.1',
       [VIR_MIGRATE_PARAM.LISTEN_ADDRESS]: '127.0.0.1', // the destination QEMU listens on loopback only
-      [VIR_MIGRATE_PARAM.BANDWIDTH]: 100, // MiB/s
+      [VIR_MIGRATE_PARAM.BANDWIDTH]: 2, // MiB/s: slow enough to watch progress
     }, flags, { timeoutMs: 90_000 });
+    let finished = false;
+    void migration.then(() => (finished = true), () => (finished = true));
+    // progress polling on the same connection while PERFORM3_PARAMS is in flight
+    const samples: Array<{ type: number; operation: unknown }> = [];
+    while (!finished) {
+      try {
+        const js = await ca.getJobStats(vm, 0, { timeoutMs: 5000 });
+        samples.push({ type: js.type, operation: js.params.operation });
+      } catch {
+        // the domain leaves the source at the end: "domain is not running"
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await migration;
     const wallMs = Date.now() - t0;
+    expect(samples).toContainEqual({ type: VIR_DOMAIN_JOB.UNBOUNDED, operation: 5 }); // VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT
     // on B: running and persistent; on A: gone
     const onB = await cb.lookupDomainByName('tide-mig-1');
     expect(onB.uuid).toBe(vm.uuid);
@@ -77,8 +94,11 @@ describe.skipIf(!run)('P2P live migration between two private daemons', () => {
     // the destination keeps the completed job's statistics
     const js = await cb.getJobStats(onB, VIR_DOMAIN_JOB_STATS.COMPLETED);
     expect(js.type).toBe(VIR_DOMAIN_JOB.COMPLETED);
+    expect(iterations.length).toBeGreaterThanOrEqual(1);
+    expect(iterations).toEqual([...iterations].sort((x, y) => x - y));
     await s1.off();
     await s2.off();
+    await s3.off();
     await cb.destroy(onB);
     await cb.undefine(onB);
   });

@@ -40,7 +40,7 @@ describe.skipIf(!run)('dead peers and reconnection', () => {
   });
 
   const ensureUp = async (): Promise<void> => {
-    if (d.libvirtdPid() === null) await d.restart();
+    if (!d.running()) await d.restart();
   };
 
   it('a daemon killed with a call in flight: the call rejects with TIDE_HOST_UNREACHABLE', async () => {
@@ -51,7 +51,7 @@ describe.skipIf(!run)('dead peers and reconnection', () => {
     await d.freeze(); // the call below can only be pending: nobody answers
     const pending = c.listAllDomains();
     await new Promise((r) => setTimeout(r, 100));
-    d.signal('SIGKILL');
+    const crashed = d.crash();
     const err = await rejection(pending);
     expect(err.tideCode).toBe('TIDE_HOST_UNREACHABLE');
     expect(err.procedure).toBe('CONNECT_LIST_ALL_DOMAINS');
@@ -60,6 +60,7 @@ describe.skipIf(!run)('dead peers and reconnection', () => {
     expect(why?.tideCode).toBe('TIDE_HOST_UNREACHABLE');
     expect(c.state).toBe('closed');
     expect((await rejection(c.getType())).message).toMatch(/is closed/);
+    await crashed;
   });
 
   it('a hung daemon (SIGSTOP) is declared dead by keepalive; the pending call rejects', async () => {
@@ -93,7 +94,7 @@ describe.skipIf(!run)('dead peers and reconnection', () => {
     expect(firstId).not.toBeNull();
 
     const disconnected = nextEvent<LibvirtError>((r) => c.once('disconnect', r), 10_000, 'disconnect');
-    d.signal('SIGKILL');
+    const crashed = d.crash();
     const why = await disconnected;
     expect(why.tideCode).toBe('TIDE_HOST_UNREACHABLE');
     expect(c.state).toBe('reconnecting');
@@ -103,6 +104,7 @@ describe.skipIf(!run)('dead peers and reconnection', () => {
     expect(during.message).toMatch(/reconnecting/);
 
     const reconnected = nextEvent<{ attempt: number }>((r) => c.once('reconnect', r), 60_000, 'reconnect');
+    await crashed;
     await new Promise((r) => setTimeout(r, 300)); // let a few attempts fail against the dead socket
     await d.restart();
     const { attempt } = await reconnected;
@@ -124,7 +126,7 @@ describe.skipIf(!run)('dead peers and reconnection', () => {
     const c = await LibvirtConnection.open(d.unixUri('test', '/default'), { autoReconnect: { initialDelayMs: 50, maxAttempts: 3 } });
     conns.push(c);
     const closed = nextEvent<LibvirtError | null>((r) => c.once('close', r), 15_000, 'close');
-    d.signal('SIGKILL');
+    await d.crash();
     const err = await closed;
     expect(err?.tideCode).toBe('TIDE_HOST_UNREACHABLE');
     expect(err?.message).toMatch(/gave up reconnecting .* after 3 attempt\(s\)/);
