@@ -118,10 +118,7 @@ class EventQueue {
           m = l;
           mv = h[l]!;
         }
-        if (r < h.length && less(h[r]!, mv)) {
-          m = r;
-          mv = h[r]!;
-        }
+        if (r < h.length && less(h[r]!, mv)) m = r;
         if (m === i) break;
         h[i] = h[m]!;
         i = m;
@@ -303,6 +300,13 @@ export class Engine {
 
   /** Recomputes host h's CPU allocation at time t (HostDynamicWorkload.updateVmsProcessing). */
   private updateHost(h: number, t: number): void {
+    if (this.hList[h]!.length === 0 && this.hU[h] === 0 && this.hPrevU[h] === 0) {
+      // An empty, idle host: its next record would repeat an inactive one, which changes no
+      // metric (inactive time is not counted, repeated inactivity is no new shutdown).
+      const r = this.hRec[h]!;
+      const active = this.realistic && this.hState[h] === 'on';
+      if (r.t >= 0 && !r.active && !active) return;
+    }
     this.hPrevU[h] = this.hU[h]!;
     const mips = this.hMips[h]!;
     const peMips = this.sc.hosts[h]!.mipsPerCore;

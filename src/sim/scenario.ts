@@ -68,7 +68,8 @@ export const CLOUDSIM = {
 
 /**
  * The CloudSim PlanetLab datacenter for a trace: 800 hosts alternating G4/G5 by index, one
- * 1-vCPU VM per trace file, VM type by contiguous quarters of the (sorted) file list.
+ * 1-vCPU VM per trace file, VM type by contiguous quarters of the (sorted) file list (unless
+ * the trace gives a VM's MIPS and memory).
  */
 export function cloudsimScenario(trace: Trace, hosts: number = CLOUDSIM.hosts): SimScenario {
   const hostSpecs: SimHostSpec[] = Array.from({ length: hosts }, (_, i) => {
@@ -92,10 +93,13 @@ export function cloudsimScenario(trace: Trace, hosts: number = CLOUDSIM.hosts): 
     return {
       id: tv.id,
       vcpus: 1,
-      mipsPerVcpu: type.mips,
-      memMiB: type.memMiB,
+      mipsPerVcpu: tv.mips ?? type.mips,
+      memMiB: tv.memMiB ?? type.memMiB,
       bwUnits: CLOUDSIM.vmBwUnits,
       cpu: tv.cpu,
+      mem: tv.mem,
+      diskBytesPerSec: tv.diskBytesPerSec,
+      netBytesPerSec: tv.netBytesPerSec,
     };
   });
   return { name: trace.source, intervalSec: trace.intervalSec, samples: trace.samples, startSec: 0, hosts: hostSpecs, vms, rules: [] };

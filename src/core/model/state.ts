@@ -31,14 +31,25 @@ function hostIndexOf(hosts: readonly Host[]): Map<string, number> {
   return m;
 }
 
-const objectIds = new WeakMap<object, number>();
-let nextObjectId = 1;
-/** Identity of a (shared, immutable) object such as a power model: cheap to build a key from. */
-function objectId(o: object): number {
-  let id = objectIds.get(o);
-  if (id === undefined) objectIds.set(o, (id = nextObjectId++));
-  return id;
+const specNumbers = new Map<string, number>();
+const specOf = new WeakMap<Host, number>();
+/**
+ * A number identifying the immutable part of a host (capacities, power model, tags): equal
+ * numbers mean interchangeable hardware. Cached per host object.
+ */
+function specNumber(host: Host): number {
+  let n = specOf.get(host);
+  if (n === undefined) {
+    const p = host.power;
+    const key = `${host.cpuCores}|${host.mipsPerCore}|${host.memMiB}|${host.diskBytesPerSec}|${host.netBytesPerSec}|${p.wattsAtLoad.join(',')}|${p.offW}|${p.bootSec}|${p.bootW}|${host.tags.join(',')}`;
+    n = specNumbers.get(key);
+    if (n === undefined) specNumbers.set(key, (n = specNumbers.size));
+    specOf.set(host, n);
+  }
+  return n;
 }
+
+const POWER_STATE_CODE: Record<PowerState, number> = { on: 0, off: 1, standby: 2, waking: 3 };
 
 /** Opaque position in the journal (see ClusterState.mark). */
 export interface StateMark {
@@ -168,14 +179,14 @@ export class ClusterState {
     this.classOf = new Int32Array(nh).fill(-1);
     const pinned = new Set<string>();
     for (const r of this.rules) if (r.kind === 'pin') for (const id of r.hosts) pinned.add(id);
-    const classKey = new Map<string, number>();
+    const classKey = new Map<number, number>();
     for (let h = 0; h < nh; h++) {
       const host = this.hosts[h]!;
       if (this.lists[h]!.length > 0 || this.uNow[h] !== 0 || pinned.has(host.id)) {
         this.track(h);
         continue;
       }
-      const key = `${host.cpuCores}|${host.mipsPerCore}|${host.memMiB}|${host.diskBytesPerSec}|${host.netBytesPerSec}|${objectId(host.power)}|${host.powerState}|${host.maintenance}|${host.excluded}|${objectId(host.tags)}`;
+      const key = specNumber(host) * 16 + POWER_STATE_CODE[host.powerState] * 4 + (host.maintenance ? 2 : 0) + (host.excluded ? 1 : 0);
       let c = classKey.get(key);
       if (c === undefined) {
         c = this.classes.length;

@@ -1,6 +1,5 @@
 /** Hard placement filters. Codes are stable strings; explanations carry the numbers. */
 import type { OverloadDetector } from '../detect/detector.js';
-import type { ClusterState } from '../model/state.js';
 import type { HostFilter } from './placement.js';
 import type { RuleIndex } from './rules.js';
 

@@ -12,14 +12,20 @@ interface GroupRef {
  * been deleted); the planner reports such rules in its explanations.
  */
 export class RuleIndex {
-  private readonly groups: GroupRef[][];
-  private readonly pins: { rule: Rule & { kind: 'pin' }; hosts: Set<number> }[][];
+  private readonly groupsOf = new Map<number, GroupRef[]>();
+  private readonly pinsOf = new Map<number, { rule: Rule & { kind: 'pin' }; hosts: Set<number> }[]>();
   readonly unknownNames: string[] = [];
+  private static readonly none: never[] = [];
+
+  private groups(v: number): readonly GroupRef[] {
+    return this.groupsOf.get(v) ?? RuleIndex.none;
+  }
+
+  private pins(v: number): readonly { rule: Rule & { kind: 'pin' }; hosts: Set<number> }[] {
+    return this.pinsOf.get(v) ?? RuleIndex.none;
+  }
 
   constructor(state: ClusterState) {
-    const nv = state.vms.length;
-    this.groups = Array.from({ length: nv }, () => []);
-    this.pins = Array.from({ length: nv }, () => []);
     for (const rule of state.rules) {
       if (rule.kind === 'pin') {
         if (!state.hasVm(rule.vm)) {
@@ -27,18 +33,23 @@ export class RuleIndex {
           continue;
         }
         const hosts = new Set(rule.hosts.filter((id) => state.hasHost(id)).map((id) => state.hostIndex(id)));
-        this.pins[state.vmIndex(rule.vm)]!.push({ rule, hosts });
+        const v = state.vmIndex(rule.vm);
+        if (!this.pinsOf.has(v)) this.pinsOf.set(v, []);
+        this.pinsOf.get(v)!.push({ rule, hosts });
         continue;
       }
       const members = rule.vms.filter((id) => state.hasVm(id)).map((id) => state.vmIndex(id));
       for (const id of rule.vms) if (!state.hasVm(id)) this.unknownNames.push(`${rule.id}: VM ${id}`);
       const ref: GroupRef = { rule, members };
-      for (const v of members) this.groups[v]!.push(ref);
+      for (const v of members) {
+        if (!this.groupsOf.has(v)) this.groupsOf.set(v, []);
+        this.groupsOf.get(v)!.push(ref);
+      }
     }
   }
 
   hasRules(v: number): boolean {
-    return this.groups[v]!.length > 0 || this.pins[v]!.length > 0;
+    return this.groupsOf.has(v) || this.pinsOf.has(v);
   }
 
   /**
@@ -46,10 +57,10 @@ export class RuleIndex {
    * the other VMs are now; null if none.
    */
   violated(state: ClusterState, v: number, h: number, strength: RuleStrength): Rule | null {
-    for (const p of this.pins[v]!) {
+    for (const p of this.pins(v)) {
       if (p.rule.strength === strength && !p.hosts.has(h)) return p.rule;
     }
-    for (const g of this.groups[v]!) {
+    for (const g of this.groups(v)) {
       if (g.rule.strength !== strength) continue;
       for (const w of g.members) {
         if (w === v) continue;
@@ -64,8 +75,8 @@ export class RuleIndex {
   /** Number of soft rules placing v on h would break (for the soft-rule scorer). */
   softViolations(state: ClusterState, v: number, h: number): number {
     let n = 0;
-    for (const p of this.pins[v]!) if (p.rule.strength === 'soft' && !p.hosts.has(h)) n++;
-    for (const g of this.groups[v]!) {
+    for (const p of this.pins(v)) if (p.rule.strength === 'soft' && !p.hosts.has(h)) n++;
+    for (const g of this.groups(v)) {
       if (g.rule.strength !== 'soft') continue;
       for (const w of g.members) {
         if (w === v) continue;

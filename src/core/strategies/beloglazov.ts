@@ -84,7 +84,11 @@ interface RawMove {
   by: string;
 }
 
-export function planBeloglazov(snapshot: ClusterSnapshot, args: BeloglazovArgs, ctx: PlanContext): Plan {
+export function planBeloglazov(input: ClusterSnapshot, args: BeloglazovArgs, ctx: PlanContext): Plan {
+  // These policies move VMs one by one and cannot keep a hard affinity group together, so
+  // they leave the members of such groups where they are.
+  const affine = new Set(input.rules.flatMap((r) => (r.kind === 'affinity' && r.strength === 'hard' ? r.vms : [])));
+  const snapshot = affine.size === 0 ? input : { ...input, vms: input.vms.map((v) => (affine.has(v.id) ? { ...v, migratable: false } : v)) };
   const s = new ClusterState(snapshot, { historyWindow: 30 });
   const start = s.mark();
   const detector = makeDetector(args.detector, args.param);

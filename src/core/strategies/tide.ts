@@ -118,19 +118,25 @@ export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanCon
   const bestWpm = Math.min(...wpm);
 
   // Filters: forecast fit below a utilisation limit; each vCPU's likely peak fits a core.
+  // Current demand must fit too: a forecast below the present value must not hide a host
+  // that would saturate the moment the VM lands.
   const fitsBelow = (limit: number, name: string): HostFilter => ({
     name,
-    check: (st, v, h) => (peak(h, v) > limit * st.capMips[h]! ? 'forecast-over-limit' : null),
-    explain: (st, v, h) => `${st.hosts[h]!.id}: forecast peak with ${st.vms[v]!.id} ${fmt(peak(h, v))} MIPS > ${fmt(limit * 100)} % of ${fmt(st.capMips[h]!)}`,
+    check: (st, v, h) => {
+      const cap = st.capMips[h]!;
+      if (st.reqMips[h]! + st.vms[v]!.demand.cpuMips > limit * cap) return 'demand-over-limit';
+      return peak(h, v) > limit * cap ? 'forecast-over-limit' : null;
+    },
+    explain: (st, v, h, code) => code === 'demand-over-limit'
+      ? `${st.hosts[h]!.id}: demand now with ${st.vms[v]!.id} ${fmt(st.reqMips[h]! + st.vms[v]!.demand.cpuMips)} MIPS > ${fmt(limit * 100)} % of ${fmt(st.capMips[h]!)}`
+      : `${st.hosts[h]!.id}: forecast peak with ${st.vms[v]!.id} ${fmt(peak(h, v))} MIPS > ${fmt(limit * 100)} % of ${fmt(st.capMips[h]!)}`,
   });
+  // A vCPU can never run faster than one host core: a VM whose vCPUs are faster than this
+  // host's cores would be capped as soon as it gets busy, so it only goes where they fit.
   const coreFits: HostFilter = {
     name: 'core',
-    check: (st, v, h) => {
-      const vm = st.vms[v]!;
-      const perVcpu = (mean[v]! + z2 * Math.sqrt(variance[v]!)) / vm.vcpus;
-      return Math.min(perVcpu, vm.mipsPerVcpu) > st.hosts[h]!.mipsPerCore ? 'core-too-small' : null;
-    },
-    explain: (st, v, h) => `${st.hosts[h]!.id}: one core gives ${fmt(st.hosts[h]!.mipsPerCore)} MIPS, a vCPU of ${st.vms[v]!.id} may need ${fmt(Math.min(st.vms[v]!.mipsPerVcpu, (mean[v]! + z2 * Math.sqrt(variance[v]!)) / st.vms[v]!.vcpus))}`,
+    check: (st, v, h) => (st.vms[v]!.mipsPerVcpu > st.hosts[h]!.mipsPerCore ? 'core-too-small' : null),
+    explain: (st, v, h) => `${st.hosts[h]!.id}: one core gives ${fmt(st.hosts[h]!.mipsPerCore)} MIPS, a vCPU of ${st.vms[v]!.id} may use ${fmt(st.vms[v]!.mipsPerVcpu)}`,
   };
   const packScorer: HostScorer = {
     name: 'pack-forecast',
@@ -170,6 +176,8 @@ export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanCon
     const a = findHost(s, reliefOn, v, onCandidates(), ctx.explain);
     if (a.host >= 0) return { host: a.host, rejections: [] };
     const b = findHost(s, reliefWake, v, offCandidates(), ctx.explain);
+    // The woken host counts as on from here: later decisions may use or empty it.
+    if (b.host >= 0) s.setPowerState(b.host, 'on');
     return { host: b.host, rejections: [...a.rejections, ...b.rejections] };
   };
 
@@ -177,6 +185,37 @@ export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanCon
     const t = s.vms[v]!.lastMigratedAt;
     return t !== undefined && ctx.now - t < args.cooldownSec;
   };
+
+  // 0. Hard rules already broken (a VM on a host its pin excludes, anti-affine VMs together,
+  //    affine VMs apart): move the offending VM to a host where the rule holds. Run again
+  //    after consolidation, which may have made room.
+  const unfixable = new Map<number, NotMoved>();
+  const fixRules = (): void => {
+    for (let v = 0; v < s.vms.length; v++) {
+      const h = s.hostOf[v]!;
+      if (h < 0 || !s.vms[v]!.migratable || !rules.hasRules(v)) continue;
+      const broken = rules.brokenHere(s, v);
+      if (!broken) {
+        unfixable.delete(v);
+        continue;
+      }
+      s.move(v, -1);
+      const r = place(v);
+      if (r.host < 0) {
+        s.move(v, h);
+        unfixable.set(v, {
+          vm: s.vms[v]!.id, host: s.hosts[h]!.id, code: 'rule-unfixable',
+          reason: `${s.vms[v]!.id} breaks rule ${broken.id} on ${s.hosts[h]!.id} but no host satisfies it and has room`,
+          by: label, rejections: ctx.explain ? summariseRejections(r.rejections) : undefined,
+        });
+        continue;
+      }
+      unfixable.delete(v);
+      s.move(v, r.host);
+      raw.push({ vm: v, from: h, to: r.host, by: 'tide:rules', reason: `${s.vms[v]!.id} broke rule ${broken.id} on ${s.hosts[h]!.id}; ${s.hosts[r.host]!.id} satisfies it` });
+    }
+  };
+  fixRules();
 
   // 1. Overload (and maintenance): relieve each host with the cheapest set of moves.
   const overloaded: number[] = [];
@@ -203,7 +242,9 @@ export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanCon
       });
     }
   }
-  for (const h of overloaded) {
+  const stuck = new Map<number, NotMoved>();
+  const relieve = (h: number): void => {
+    stuck.delete(h);
     const host = s.hosts[h]!;
     const cap = s.capMips[h]!;
     const goal = args.targetUtil * cap;
@@ -217,7 +258,12 @@ export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanCon
       let pick = -1;
       let pickCost = Infinity;
       if (host.maintenance) {
-        for (const v of vms) if (s.vms[v]!.memMiB < pickCost) (pick = v), (pickCost = s.vms[v]!.memMiB);
+        for (const v of vms) {
+          if (s.vms[v]!.memMiB < pickCost) {
+            pick = v;
+            pickCost = s.vms[v]!.memMiB;
+          }
+        }
       } else {
         const m = s.columnSum(MEAN, h);
         const q = s.columnSum(VAR, h);
@@ -225,14 +271,20 @@ export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanCon
           const after = m - mean[v]! + z2 * Math.sqrt(Math.max(0, q - variance[v]!));
           const nowAfter = s.reqMips[h]! - s.vms[v]!.demand.cpuMips;
           const cost = s.vms[v]!.memMiB + (inCooldown(v) ? 1e6 : 0);
-          if (after <= goal && nowAfter <= cap && cost < pickCost) (pick = v), (pickCost = cost);
+          if (after <= goal && nowAfter <= cap && cost < pickCost) {
+            pick = v;
+            pickCost = cost;
+          }
         }
         if (pick < 0) {
           let bestRatio = -Infinity;
           for (const v of vms) {
             const gain = peak(h) - (m - mean[v]! + z2 * Math.sqrt(Math.max(0, q - variance[v]!)));
             const ratio = gain / (s.vms[v]!.memMiB + (inCooldown(v) ? 1e6 : 0));
-            if (ratio > bestRatio) (bestRatio = ratio), (pick = v);
+            if (ratio > bestRatio) {
+              bestRatio = ratio;
+              pick = v;
+            }
           }
         }
       }
@@ -241,7 +293,7 @@ export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanCon
       const r = place(pick);
       if (r.host < 0) {
         s.move(pick, h);
-        notMoved.push({
+        stuck.set(h, {
           vm: s.vms[pick]!.id, host: host.id, code: 'no-host-fits',
           reason: `${host.id} is ${host.maintenance ? 'in maintenance' : 'overloaded'} but no host can take ${s.vms[pick]!.id} (forecast ${fmt(mean[pick]!)} ± ${fmt(Math.sqrt(variance[pick]!))} MIPS, ${fmt(s.vms[pick]!.memReservedMiB)} MiB)`,
           by: label, rejections: ctx.explain ? summariseRejections(r.rejections) : undefined,
@@ -257,70 +309,92 @@ export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanCon
           : `${host.id} overloaded; ${s.vms[pick]!.id} (${fmt(s.vms[pick]!.memMiB)} MiB) is the cheapest fix; ${s.hosts[r.host]!.id} has room (forecast ${fmt((100 * peak(r.host)) / s.capMips[r.host]!)} % after)`,
       });
     }
-  }
+  };
+  for (const h of overloaded) relieve(h);
+
+  // Relieved hosts are ordinary hosts again (consolidation may empty them); those still
+  // overloaded and those in maintenance stay set aside.
+  const release = (): void => {
+    for (let h = 0; h < nh; h++) if (excluded[h] && !stuck.has(h) && !s.hosts[h]!.maintenance) excluded[h] = 0;
+  };
+  release();
 
   // 2. Consolidation: evacuate hosts while every VM fits on the remaining active hosts.
-  if (args.consolidate) {
+  //    Candidates are tried once each, best watts-saved-per-MiB-moved first. A host that
+  //    cannot be evacuated stays so for the rest of the pass (receivers only get fuller and
+  //    evacuated hosts take nothing).
+  const consolidate = (): void => {
     const consolidator = placer(args.consolidateUtil, false);
-    const tried = new Uint8Array(nh);
+    const order: { h: number; value: number }[] = [];
+    for (let h = 0; h < nh; h++) {
+      if (excluded[h] || s.powerState(h) !== 'on' || s.isEmpty(h)) continue;
+      const host = s.hosts[h]!;
+      if (host.excluded || host.maintenance) continue;
+      let mem = 0;
+      for (const v of s.vmsOn(h)) mem += s.vms[v]!.memMiB;
+      // Watts the host draws now, weighted by how inefficient it is, per MiB that must move.
+      const value = (powerAt(host.power, Math.min(1, s.reqMips[h]! / s.capMips[h]!)) * (wpm[h]! / bestWpm)) / (mem + 64 * s.vmsOn(h).length);
+      order.push({ h, value });
+    }
+    order.sort((a, b) => b.value - a.value || a.h - b.h);
     let failures = 0;
-    for (;;) {
-      // Candidates: active, non-empty, movable hosts, best saving per MiB first.
-      let best = -1;
-      let bestValue = -Infinity;
-      for (let h = 0; h < nh; h++) {
-        if (tried[h] || excluded[h] || s.powerState(h) !== 'on' || s.isEmpty(h)) continue;
-        const host = s.hosts[h]!;
-        if (host.excluded || host.maintenance) continue;
-        const vms = s.vmsOn(h);
-        let mem = 0;
-        let blocked = false;
-        for (const v of vms) {
-          if (!s.vms[v]!.migratable || inCooldown(v)) blocked = true;
-          mem += s.vms[v]!.memMiB;
-        }
-        if (blocked) continue;
-        // Watts the host draws now per MiB that must move, least efficient hosts first.
-        const value = (powerAt(host.power, Math.min(1, s.reqMips[h]! / s.capMips[h]!)) * (wpm[h]! / bestWpm)) / (mem + 64 * vms.length);
-        if (value > bestValue) (bestValue = value), (best = h);
-      }
-      if (best < 0 || failures >= args.maxFailedEvacuations) break;
-      tried[best] = 1;
-      const vms = [...s.vmsOn(best)].sort((a, b) => mean[b]! - mean[a]!);
-      excluded[best] = 1;
+    for (const { h: cand } of order) {
+      if (failures >= args.maxFailedEvacuations) break;
+      if (s.isEmpty(cand)) continue;
+      const vms = [...s.vmsOn(cand)];
+      if (vms.some((v) => !s.vms[v]!.migratable || inCooldown(v))) continue;
+      vms.sort((a, b) => mean[b]! - mean[a]! || a - b);
+      excluded[cand] = 1;
+      // Only hosts that already run VMs receive: moving onto an empty host saves nothing.
+      const targets = onCandidates().filter((h) => !excluded[h] && !s.isEmpty(h));
       const mark = s.mark();
       const moves: typeof raw = [];
       let ok = true;
       for (const v of vms) {
-        const r = findHost(s, consolidator, v, onCandidates());
+        const r = findHost(s, consolidator, v, targets);
         if (r.host < 0) {
           ok = false;
           break;
         }
         s.move(v, r.host);
         moves.push({
-          vm: v, from: best, to: r.host, by: 'tide:consolidate',
-          reason: `${s.hosts[best]!.id} can be emptied and switched off (saves about ${fmt(powerAt(s.hosts[best]!.power, Math.min(1, s.uNow[best]!)))} W); ${s.hosts[r.host]!.id} stays below ${fmt(args.consolidateUtil * 100)} % on forecast`,
+          vm: v, from: cand, to: r.host, by: 'tide:consolidate',
+          reason: `${s.hosts[cand]!.id} can be emptied and switched off (saves about ${fmt(powerAt(s.hosts[cand]!.power, Math.min(1, s.uNow[cand]!)))} W); ${s.hosts[r.host]!.id} stays below ${fmt(args.consolidateUtil * 100)} % on forecast`,
         });
       }
       if (!ok) {
         s.rollback(mark);
-        excluded[best] = 0;
+        excluded[cand] = 0;
         failures++;
         continue;
       }
       failures = 0;
       raw.push(...moves);
-      verdicts.push({ host: s.hosts[best]!.id, class: 'underloaded', reason: `evacuated: ${moves.length} VM(s) fit on other active hosts`, by: label });
+      verdicts.push({ host: s.hosts[cand]!.id, class: 'underloaded', reason: `evacuated: ${moves.length} VM(s) fit on other active hosts`, by: label });
     }
+  };
+
+  // Repeat consolidation, relief of what was stuck and rule fixes until nothing changes: each
+  // can make room for the others (a pinned VM may need exactly the host that was emptied).
+  // At the fixed point, planning again on the result proposes nothing.
+  for (let pass = 0; pass < 4; pass++) {
+    const before = raw.length;
+    if (args.consolidate) consolidate();
+    release();
+    for (const h of [...stuck.keys()]) relieve(h);
+    release();
+    fixRules();
+    if (raw.length === before) break;
   }
+  notMoved.push(...stuck.values(), ...unfixable.values());
 
   // 3. Power: wake hosts that receive VMs; switch off empty ones beyond the spares.
   const net = compactMoves(raw);
   const intended: IntendedMove[] = net.map((m) => ({ vm: m.vm, to: m.to, reason: m.last.reason, by: m.last.by }));
   const powerOn: IntendedPower[] = [];
   for (const h of new Set(intended.map((m) => m.to))) {
-    if (s.powerState(h) !== 'on') powerOn.push({ host: h, reason: `${s.hosts[h]!.id} is ${s.powerState(h)}: needed for the VMs moving to it`, by: label });
+    const was = snapshot.hosts[h]!.powerState;
+    if (was !== 'on') powerOn.push({ host: h, reason: `${s.hosts[h]!.id} is ${was}: needed for the VMs moving to it`, by: label });
   }
   const powerOff: IntendedPower[] = [];
   if (args.powerOff) {

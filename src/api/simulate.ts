@@ -1,0 +1,100 @@
+/**
+ * Programmatic API of the simulator (the CLI's `simulate` and `bench` are thin shells over it).
+ */
+import { compilePolicy } from '../core/policy.js';
+import type { Accounting } from '../sim/engine.js';
+import { officeScenario } from '../sim/office.js';
+import { simulate, type SimResult } from '../sim/run.js';
+import { cloudsimScenario, type SimScenario } from '../sim/scenario.js';
+import { readTrace } from '../sim/trace.js';
+
+export type { SimResult } from '../sim/run.js';
+
+export interface ScenarioSpec {
+  /** A PlanetLab directory or a Tide .json/.csv trace (run on CloudSim's 800-host datacenter). */
+  readonly trace?: string;
+  /** Built-in scenario: 'office' (optionally 'office:hosts=4,days=2,seed=7'). */
+  readonly scenario?: string;
+  /** Hosts of the CloudSim datacenter (default 800). */
+  readonly hosts?: number;
+}
+
+export class ScenarioError extends Error {
+  readonly code = 'TIDE_SCENARIO';
+}
+
+export function loadScenario(spec: ScenarioSpec): SimScenario {
+  if (spec.trace && spec.scenario) throw new ScenarioError('give either a trace or a scenario, not both');
+  if (spec.trace) return cloudsimScenario(readTrace(spec.trace), spec.hosts);
+  const raw = spec.scenario ?? 'office';
+  const [name, params] = raw.includes(':') ? [raw.slice(0, raw.indexOf(':')), raw.slice(raw.indexOf(':') + 1)] : [raw, ''];
+  if (name !== 'office') throw new ScenarioError(`unknown scenario '${name}' (known: office)`);
+  const opts: Record<string, number> = {};
+  for (const kv of params.split(',').filter(Boolean)) {
+    const [k, v] = kv.split('=');
+    const n = Number(v);
+    if (!k || !['hosts', 'days', 'seed'].includes(k) || !Number.isFinite(n)) throw new ScenarioError(`scenario office: bad parameter '${kv}' (hosts=2..6, days=N, seed=N)`);
+    opts[k] = n;
+  }
+  try {
+    return officeScenario(opts);
+  } catch (e) {
+    throw new ScenarioError((e as Error).message);
+  }
+}
+
+export interface RunOptions extends ScenarioSpec {
+  readonly policy: string;
+  readonly accounting?: Accounting;
+  readonly onProgress?: (fraction: number) => void;
+}
+
+export function runSimulation(opts: RunOptions): SimResult {
+  compilePolicy(opts.policy); // validate before reading a large trace
+  const scenario = loadScenario(opts);
+  return simulate({ scenario, policy: opts.policy, accounting: opts.accounting ?? defaultAccounting(opts), onProgress: opts.onProgress });
+}
+
+/** PlanetLab traces default to CloudSim's accounting (to compare with its numbers); built-in scenarios to realistic. */
+export function defaultAccounting(spec: ScenarioSpec): Accounting {
+  return spec.trace ? 'cloudsim' : 'realistic';
+}
+
+/** Runs several policies on the same scenario (loaded once). */
+export function compareSimulations(opts: ScenarioSpec & { policies: string[]; accounting?: Accounting; onProgress?: (policy: string, fraction: number) => void }): SimResult[] {
+  for (const p of opts.policies) compilePolicy(p);
+  const scenario = loadScenario(opts);
+  const accounting = opts.accounting ?? defaultAccounting(opts);
+  return opts.policies.map((p) => simulate({ scenario, policy: p, accounting, onProgress: (f) => opts.onProgress?.(p, f) }));
+}
+
+/** The `--json` record of one run: stable field names, plain numbers. */
+export function resultRecord(r: SimResult): Record<string, string | number> {
+  return {
+    policy: r.policy,
+    scenario: r.scenario,
+    accounting: r.accounting,
+    hosts: r.hosts,
+    vms: r.vms,
+    energyKWh: round(r.energyKWh, 4),
+    migrations: r.migrations,
+    slatahPct: round(r.slatahPct, 4),
+    pdmPct: round(r.pdmPct, 5),
+    slav: r.slav,
+    esv: r.esv,
+    hostShutdowns: r.hostShutdowns,
+    lowerBoundKWh: round(r.lowerBoundKWh, 4),
+    energyRatio: round(r.energyRatio, 4),
+    meanActiveHosts: round(r.meanActiveHosts, 2),
+    powerOns: r.powerOns,
+    powerOffs: r.powerOffs,
+    overallSlaViolationPct: round(r.overallSlaViolationPct, 4),
+    vmsRemoved: r.vmsRemoved,
+    wallMs: Math.round(r.wallMs),
+  };
+}
+
+function round(x: number, d: number): number {
+  const f = 10 ** d;
+  return Math.round(x * f) / f;
+}
