@@ -1,10 +1,12 @@
 import type { Command } from '../io.js';
 import { labCommand } from './lab.js';
+import { simulateCommand } from './simulate.js';
 
 /**
  * Every CLI command, registered explicitly (no discovery). Each lives in its own module and is
  * a thin shell over the programmatic API in src/api.
  */
 export const commands: Record<string, Command> = {
+  simulate: simulateCommand,
   lab: labCommand,
 };
