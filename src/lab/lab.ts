@@ -448,14 +448,23 @@ export class Lab {
     return virshOk(this.host(host).uri, args, opts);
   }
 
-  /** Host where the guest is active (running or paused), or null. */
+  /**
+   * Host that owns the active guest, or null. During a migration the guest is active on both
+   * hosts (paused on the destination): the owner is the source until the migration ends, so
+   * a host whose job is an "Incoming migration" is skipped.
+   */
   async locate(vm: string): Promise<LabHostName | null> {
-    const found = await Promise.all(this.layout.hosts.map(async (h) => {
+    const found = (await Promise.all(this.layout.hosts.map(async (h) => {
       if (libvirtdPid(h) === null) return null;
       const r = await virsh(h.uri, ['list', '--name'], { timeoutMs: 15_000 });
-      return r.code === 0 && r.stdout.split('\n').map((s) => s.trim()).includes(vm) ? h.name : null;
-    }));
-    return found.find((x) => x !== null) ?? null;
+      return r.code === 0 && r.stdout.split('\n').map((s) => s.trim()).includes(vm) ? h : null;
+    }))).filter((h): h is HostLayout => h !== null);
+    if (found.length <= 1) return found[0]?.name ?? null;
+    for (const h of found) {
+      const r = await virsh(h.uri, ['domjobinfo', vm], { timeoutMs: 15_000 });
+      if (r.code === 0 && parseJobInfo(r.stdout).operation !== 'Incoming migration') return h.name;
+    }
+    return found[0]!.name;
   }
 
   /** Host holding a persistent definition of the guest (first found), or null. */
