@@ -75,6 +75,8 @@ export function describeLab(name: string, fn: () => void): void {
 
 export class TestLab extends Lab {
   private release: (() => void) | undefined;
+  /** True when sharedLab() found this lab already up and reused it. */
+  reusedAtStart = false;
 
   /** @internal set by sharedLab */
   holdLease(release: () => void): void {
@@ -145,9 +147,10 @@ export async function sharedLab(opts: SharedLabOptions = {}): Promise<TestLab> {
       }
     }
     const { waitMs: _w, verbose: _v, ...up } = opts;
-    await Lab.up({ ...up, dir, recreate, log });
+    const { reused } = await Lab.up({ ...up, dir, recreate, log });
     const lab = TestLab.open(dir, log);
     if (!lab) throw new Error(`lab in ${dir} vanished right after up`);
+    lab.reusedAtStart = reused;
     lab.holdLease(release);
     return lab;
   } catch (e) {

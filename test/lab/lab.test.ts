@@ -48,10 +48,12 @@ describeLab('lab', () => {
 
   it('runs the guests, whose HTTP service answers the probe from the switch namespace', async () => {
     const cfg = lab!.config();
-    const vms = Object.entries(cfg.vms);
+    // (a lab reused with TIDE_LAB_KEEP=1 may hold more guests, possibly migrated)
+    const vms = Object.entries(cfg.vms).filter(([n]) => n === 'vm1' || n === 'vm2');
     expect(vms.map(([n]) => n).sort()).toEqual(['vm1', 'vm2']);
     const where = await Promise.all(vms.map(([n]) => lab!.locate(n)));
-    expect(new Set(where)).toEqual(new Set(['lab-a', 'lab-b'])); // round-robin placement
+    expect(where).not.toContain(null);
+    if (!lab!.reusedAtStart) expect(new Set(where)).toEqual(new Set(['lab-a', 'lab-b'])); // round-robin
     for (const [, v] of vms) {
       const p = await startProbe({ target: v.probe!, netns: v.probeNetns, intervalMs: 20 });
       await new Promise((r) => setTimeout(r, 600));
