@@ -1,4 +1,5 @@
 import type { Command } from '../io.js';
+import { benchCommand } from './bench.js';
 import { labCommand } from './lab.js';
 import { simulateCommand } from './simulate.js';
 
@@ -9,4 +10,5 @@ import { simulateCommand } from './simulate.js';
 export const commands: Record<string, Command> = {
   simulate: simulateCommand,
   lab: labCommand,
+  bench: benchCommand,
 };

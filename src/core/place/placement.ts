@@ -85,6 +85,11 @@ export function findHost(
   v: number,
   candidates: Iterable<number>,
   explain = false,
+  /**
+   * Stop after this many hosts passed every filter (kube-scheduler's "feasible nodes to
+   * find"): on huge clusters, give candidates best-first and a bound; default: all.
+   */
+  maxFeasible = Infinity,
 ): PlaceResult {
   const { scorers, cheap, costly, totalWeight } = prepare(placer);
   let best = -1;
@@ -93,7 +98,9 @@ export function findHost(
   const reject = (f: HostFilter, h: number, code: string): void => {
     if (explain) rejections.push({ host: state.hosts[h]!.id, code, reason: f.explain(state, v, h, code), by: f.name });
   };
+  let feasible = 0;
   hosts: for (const h of candidates) {
+    if (feasible >= maxFeasible && !explain) break;
     for (const f of cheap) {
       const code = f.check(state, v, h);
       if (code !== null) {
@@ -108,7 +115,10 @@ export function findHost(
     }
     const better = score > bestScore || (score === bestScore && h < best);
     // A host that cannot beat the best needs no costly check.
-    if (!better && !explain) continue;
+    if (!better && !explain) {
+      if (costly.length === 0) feasible++;
+      continue;
+    }
     for (const f of costly) {
       const code = f.check(state, v, h);
       if (code !== null) {
@@ -116,6 +126,7 @@ export function findHost(
         continue hosts;
       }
     }
+    feasible++;
     if (better) {
       bestScore = score;
       best = h;

@@ -10,7 +10,7 @@
  * its contents right after the latest emitted step into it, which the sequential check below
  * verified. A VM being migrated counts on both hosts until the step completes.
  */
-import { ClusterState } from '../model/state.js';
+import { ClusterState, type StateMark } from '../model/state.js';
 import type { ClusterSnapshot } from '../model/types.js';
 import { RuleIndex } from '../place/rules.js';
 import type { MigrateStep, NotMoved, PlaceStep, PowerOffStep, PowerOnStep, Step } from './types.js';
@@ -63,10 +63,12 @@ export function compactMoves<T extends { vm: number; from: number; to: number }>
 }
 
 /**
- * Orders `input` starting from `start`, a working state positioned at the snapshot (fresh, or
- * rolled back to its first mark); `start` is left where the plan leads.
+ * Orders `input` on a working state. Either `start` is positioned at the snapshot (a fresh
+ * state, or a snapshot), or — cheaper for a strategy that just planned on it — it is positioned
+ * where the plan leads and `atStart` is the mark of the snapshot position. `start` is left
+ * where the ordered plan leads.
  */
-export function orderPlan(start: ClusterSnapshot | ClusterState, input: OrderInput): OrderResult {
+export function orderPlan(start: ClusterSnapshot | ClusterState, input: OrderInput, atStart?: StateMark): OrderResult {
   const checkCapacity = input.checkCapacity ?? true;
   const s = start instanceof ClusterState ? start : new ClusterState(start, { historyWindow: 1 });
   const rules = new RuleIndex(s);
@@ -78,8 +80,8 @@ export function orderPlan(start: ClusterSnapshot | ClusterState, input: OrderInp
   const memLimit = new Float64Array(nh);
   const finalHost = new Int32Array(s.vms.length);
   {
-    const m0 = s.mark();
-    for (const m of input.moves) s.move(m.vm, m.to);
+    const m0 = atStart ?? s.mark();
+    if (!atStart) for (const m of input.moves) s.move(m.vm, m.to);
     for (let h = 0; h < nh; h++) {
       cpuLimit[h] = Math.max(s.capMips[h]!, s.reqMips[h]!);
       memLimit[h] = Math.max(s.hosts[h]!.memMiB, s.memReservedMiB[h]!);

@@ -58,6 +58,13 @@ export const tideArgs = z.object({
   scorer: z.enum(['pack', 'spread']).default('pack'),
   /** Stop consolidating after this many consecutive hosts could not be evacuated (bounds planning time on huge clusters). */
   maxFailedEvacuations: z.number().int().min(1).default(64),
+  /**
+   * On clusters of more than `exhaustiveUpTo` hosts, placement scores only the first
+   * this-many hosts that fit, taken best-fit first (kube-scheduler's "feasible nodes to
+   * find"); smaller clusters are searched exhaustively.
+   */
+  feasibleHosts: z.number().int().min(1).default(32),
+  exhaustiveUpTo: z.number().int().min(0).default(1000),
 }).strict();
 
 export type TideArgs = z.output<typeof tideArgs>;
@@ -166,18 +173,40 @@ export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanCon
       : [{ scorer: placementScorer, weight: 4 }, { scorer: efficiencyScorer, weight: 1 }, { scorer: softRules(rules), weight: 1 }],
   });
   const candidates = (): number[] => (ctx.explain ? allHosts(s) : s.placementCandidates());
-  const onCandidates = (): number[] => candidates().filter((h) => s.powerState(h) === 'on');
-  const offCandidates = (): number[] => candidates().filter((h) => s.powerState(h) !== 'on');
+  const bound = nh > args.exhaustiveUpTo && !ctx.explain ? args.feasibleHosts : Infinity;
+  /** How full a host is on the packing measure: mean of forecast-CPU and memory shares. */
+  const fullness = (h: number): number => {
+    const host = s.hosts[h]!;
+    const mem = host.memMiB > 0 ? Math.min(1, s.memReservedMiB[h]! / host.memMiB) : 0;
+    return (Math.min(1, peak(h) / s.capMips[h]!) + mem) / 2;
+  };
+  // Active hosts in best-fit order (fullest first for packing, emptiest first for spreading),
+  // refreshed at the start of each phase; with `bound`, placement looks at the front only.
+  let onSorted: number[] = [];
+  let offList: number[] = [];
+  const refresh = (): void => {
+    const all = candidates();
+    offList = all.filter((h) => s.powerState(h) !== 'on');
+    const on = all.filter((h) => s.powerState(h) === 'on');
+    const key = new Float64Array(nh);
+    for (const h of on) key[h] = fullness(h);
+    const sign = args.scorer === 'pack' ? -1 : 1;
+    onSorted = on.sort((a, b) => sign * (key[a]! - key[b]!) || a - b);
+  };
   const reliefOn = placer(args.targetUtil, false);
   const reliefWake = placer(args.targetUtil, true);
 
   /** Places VM v (already off its host) on an active host, else wakes one; -1 if none fits. */
   const place = (v: number): { host: number; rejections: ReturnType<typeof findHost>['rejections'] } => {
-    const a = findHost(s, reliefOn, v, onCandidates(), ctx.explain);
+    const a = findHost(s, reliefOn, v, onSorted, ctx.explain, bound);
     if (a.host >= 0) return { host: a.host, rejections: [] };
-    const b = findHost(s, reliefWake, v, offCandidates(), ctx.explain);
+    const b = findHost(s, reliefWake, v, offList, ctx.explain);
     // The woken host counts as on from here: later decisions may use or empty it.
-    if (b.host >= 0) s.setPowerState(b.host, 'on');
+    if (b.host >= 0) {
+      s.setPowerState(b.host, 'on');
+      offList = offList.filter((h) => h !== b.host);
+      onSorted.unshift(b.host);
+    }
     return { host: b.host, rejections: [...a.rejections, ...b.rejections] };
   };
 
@@ -215,6 +244,7 @@ export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanCon
       raw.push({ vm: v, from: h, to: r.host, by: 'tide:rules', reason: `${s.vms[v]!.id} broke rule ${broken.id} on ${s.hosts[h]!.id}; ${s.hosts[r.host]!.id} satisfies it` });
     }
   };
+  refresh();
   fixRules();
 
   // 1. Overload (and maintenance): relieve each host with the cheapest set of moves.
@@ -325,6 +355,52 @@ export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanCon
   //    evacuated hosts take nothing).
   const consolidate = (): void => {
     const consolidator = placer(args.consolidateUtil, false);
+    refresh();
+    // Only hosts that already run VMs receive: moving onto an empty host saves nothing.
+    // Receivers are kept in ascending order of forecast CPU headroom (stale between re-sorts:
+    // headroom only shrinks while consolidating), so a VM's search starts at the first host
+    // whose headroom covers its mean demand and scans towards roomier hosts: the tightest
+    // fits come first, which is what packing wants, and hosts that cannot fit are never seen.
+    // A receiver with less room than the smallest movable VM needs is dropped at each re-sort.
+    let minMem = Infinity;
+    let minCpu = Infinity;
+    for (let v = 0; v < s.vms.length; v++) {
+      if (!s.vms[v]!.migratable) continue;
+      minMem = Math.min(minMem, s.vms[v]!.memReservedMiB);
+      minCpu = Math.min(minCpu, mean[v]!);
+    }
+    const headroom = (h: number): number => args.consolidateUtil * s.capMips[h]! - peak(h);
+    const full = (h: number): boolean => s.memReservedMiB[h]! + minMem > s.hosts[h]!.memMiB || headroom(h) < minCpu;
+    let receivers: number[] = onSorted.filter((h) => !excluded[h] && !s.isEmpty(h));
+    let keys = new Float64Array(0);
+    const resort = (): void => {
+      receivers = receivers.filter((h) => !excluded[h] && !full(h));
+      const k = new Float64Array(nh);
+      for (const h of receivers) k[h] = headroom(h);
+      receivers.sort((a, b) => k[a]! - k[b]! || a - b);
+      keys = Float64Array.from(receivers, (h) => k[h]!);
+    };
+    resort();
+    let sinceSort = 0;
+    /** Receivers that might take VM v: from the first whose (stale) headroom covers its mean. */
+    const receiversFor = (v: number): Iterable<number> => {
+      if (args.scorer === 'spread' || bound === Infinity) return receivers;
+      let lo = 0;
+      let hi = keys.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (keys[mid]! < mean[v]!) lo = mid + 1;
+        else hi = mid;
+      }
+      const from = lo;
+      const list = receivers;
+      return {
+        [Symbol.iterator]: () => {
+          let i = from;
+          return { next: () => (i < list.length ? { value: list[i++]!, done: false } : { value: undefined, done: true }) };
+        },
+      };
+    };
     const order: { h: number; value: number }[] = [];
     for (let h = 0; h < nh; h++) {
       if (excluded[h] || s.powerState(h) !== 'on' || s.isEmpty(h)) continue;
@@ -345,22 +421,21 @@ export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanCon
       if (vms.some((v) => !s.vms[v]!.migratable || inCooldown(v))) continue;
       vms.sort((a, b) => mean[b]! - mean[a]! || a - b);
       excluded[cand] = 1;
-      // Only hosts that already run VMs receive: moving onto an empty host saves nothing.
-      const targets = onCandidates().filter((h) => !excluded[h] && !s.isEmpty(h));
       const mark = s.mark();
       const moves: typeof raw = [];
       let ok = true;
       for (const v of vms) {
-        const r = findHost(s, consolidator, v, targets);
+        const r = findHost(s, consolidator, v, receiversFor(v), false, bound);
         if (r.host < 0) {
           ok = false;
           break;
         }
         s.move(v, r.host);
-        moves.push({
-          vm: v, from: cand, to: r.host, by: 'tide:consolidate',
-          reason: `${s.hosts[cand]!.id} can be emptied and switched off (saves about ${fmt(powerAt(s.hosts[cand]!.power, Math.min(1, s.uNow[cand]!)))} W); ${s.hosts[r.host]!.id} stays below ${fmt(args.consolidateUtil * 100)} % on forecast`,
-        });
+        moves.push({ vm: v, from: cand, to: r.host, by: 'tide:consolidate', reason: '' });
+      }
+      if (ok) {
+        const why = `${s.hosts[cand]!.id} can be emptied and switched off (saves about ${fmt(powerAt(s.hosts[cand]!.power, Math.min(1, s.uNow[cand]!)))} W); `;
+        for (const m of moves) m.reason = `${why}${s.hosts[m.to]!.id} stays below ${fmt(args.consolidateUtil * 100)} % on forecast`;
       }
       if (!ok) {
         s.rollback(mark);
@@ -371,6 +446,10 @@ export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanCon
       failures = 0;
       raw.push(...moves);
       verdicts.push({ host: s.hosts[cand]!.id, class: 'underloaded', reason: `evacuated: ${moves.length} VM(s) fit on other active hosts`, by: label });
+      if (++sinceSort >= 32) {
+        resort();
+        sinceSort = 0;
+      }
     }
   };
 
@@ -381,6 +460,7 @@ export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanCon
     const before = raw.length;
     if (args.consolidate) consolidate();
     release();
+    refresh();
     for (const h of [...stuck.keys()]) relieve(h);
     release();
     fixRules();
@@ -410,8 +490,7 @@ export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanCon
     }
     for (const h of empty.slice(0, args.spareHosts)) verdicts.push({ host: s.hosts[h]!.id, class: 'spare', reason: 'kept on, empty, as a spare', by: label });
   }
-  s.rollback(start);
-  const ordered = orderPlan(s, { moves: intended, powerOn, powerOff });
+  const ordered = orderPlan(s, { moves: intended, powerOn, powerOff }, start);
   return { policy: label, time: snapshot.time, steps: ordered.steps, hosts: verdicts, notMoved: [...notMoved, ...ordered.deferred] };
 }
 
