@@ -1,5 +1,6 @@
 import type { Command } from '../io.js';
 import { benchCommand } from './bench.js';
+import { demoCommand } from './demo.js';
 import { labCommand } from './lab.js';
 import { simulateCommand } from './simulate.js';
 
@@ -8,6 +9,7 @@ import { simulateCommand } from './simulate.js';
  * a thin shell over the programmatic API in src/api.
  */
 export const commands: Record<string, Command> = {
+  demo: demoCommand,
   simulate: simulateCommand,
   lab: labCommand,
   bench: benchCommand,

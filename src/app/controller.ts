@@ -1,0 +1,173 @@
+/**
+ * The control loop shared by the daemon, the CLI and the demo: collect → snapshot → plan →
+ * (depending on the mode) record, wait for approval, or execute. Everything it touches comes
+ * in as dependencies (drivers, clock, store), so the same loop runs against real hosts or the
+ * simulator's datacenter.
+ */
+import type { Clock } from '../core/clock.js';
+import { linearPower } from '../core/model/power.js';
+import type { ClusterSnapshot, Host, PowerModel, Rule, Vm } from '../core/model/types.js';
+import { plan as makePlan, type CompiledPolicy } from '../core/policy.js';
+import type { Plan } from '../core/plan/types.js';
+import type { HypervisorDriver, MigrateOptions } from '../drivers/hypervisor.js';
+import type { PowerDriver } from '../drivers/power.js';
+import { runPlan, type ExecutorLimits, type ExecutorObserver, type PlanRun } from '../executor/executor.js';
+import type { Store } from '../store/store.js';
+
+export type Mode = 'recommend' | 'approve' | 'automatic';
+
+/** What Tide knows about a host beyond what the hypervisor reports. */
+export interface HostSettings {
+  readonly power?: PowerModel;
+  readonly maintenance?: boolean;
+  readonly excluded?: boolean;
+  readonly tags?: readonly string[];
+}
+
+export interface ControllerDeps {
+  readonly hypervisor: HypervisorDriver;
+  readonly power?: PowerDriver;
+  readonly clock: Clock;
+  readonly store?: Store;
+  readonly policy: CompiledPolicy;
+  readonly mode: Mode;
+  readonly limits: ExecutorLimits;
+  readonly migrate: Omit<MigrateOptions, 'onProgress'>;
+  /** Seconds between rounds (also the spacing of the history samples). */
+  readonly intervalSec: number;
+  readonly hosts?: Readonly<Record<string, HostSettings>>;
+  /** VMs the operator pinned in place (never moved automatically). */
+  readonly pinnedVms?: readonly string[];
+  readonly rules?: readonly Rule[];
+  readonly bootTimeoutSec?: number;
+  readonly observer?: ControllerObserver;
+}
+
+export interface ControllerObserver extends ExecutorObserver {
+  onPlan?(plan: Plan, at: number, planId: number | null): void;
+  onRunEnd?(run: PlanRun, at: number): void;
+}
+
+export interface TickResult {
+  readonly at: number;
+  readonly snapshot: ClusterSnapshot;
+  readonly plan: Plan;
+  readonly planId: number | null;
+  readonly run: PlanRun | null;
+}
+
+/** A host's power model when the configuration gives none: a typical 2-socket server. */
+const DEFAULT_POWER = linearPower(120, 320, { offW: 10, bootSec: 240, bootW: 180 });
+const HISTORY = 30;
+
+export class Controller {
+  /** CPU samples per VM, MIPS, oldest first (at most HISTORY). */
+  private readonly history = new Map<string, number[]>();
+  private readonly lastMigrated = new Map<string, number>();
+
+  constructor(private readonly deps: ControllerDeps) {
+    for (const [vm, at] of deps.store?.lastMigrations() ?? []) this.lastMigrated.set(vm, at / 1000);
+  }
+
+  /** Reads hosts, VMs and their utilisation and builds the snapshot the planner sees. */
+  async collect(): Promise<ClusterSnapshot> {
+    const { hypervisor } = this.deps;
+    const [hostInfos, vmInfos, usage] = await Promise.all([hypervisor.listHosts(), hypervisor.listVms(), hypervisor.sample()]);
+    const now = this.deps.clock.now();
+    const hostUsage = new Map(usage.hosts.map((u) => [u.host, u]));
+    const vmUsage = new Map(usage.vms.map((u) => [u.vm, u]));
+    // vCPU speed is the slowest core in the cluster, so any VM may run on any host.
+    const baseline = Math.min(...hostInfos.map((h) => h.cpuMhz));
+    const hosts: Host[] = hostInfos.map((h) => {
+      const cfg = this.deps.hosts?.[h.name] ?? {};
+      const u = hostUsage.get(h.name);
+      return {
+        id: h.name, cpuCores: h.cpuCores, mipsPerCore: h.cpuMhz, memMiB: h.memMiB,
+        diskBytesPerSec: 1e9, netBytesPerSec: 1.25e9, power: cfg.power ?? DEFAULT_POWER,
+        powerState: h.up ? 'on' : 'off', maintenance: cfg.maintenance ?? false, excluded: cfg.excluded ?? false,
+        tags: cfg.tags ?? [], cpuUsedMips: u ? (u.cpuPct / 100) * h.cpuCores * h.cpuMhz : undefined,
+      };
+    });
+    const pinned = new Set(this.deps.pinnedVms ?? []);
+    const seen = new Set<string>();
+    const vms: Vm[] = [];
+    for (const v of vmInfos) {
+      seen.add(v.name);
+      const u = vmUsage.get(v.name);
+      const cpuMips = ((u?.cpuPct ?? 0) / 100) * v.vcpus * baseline;
+      const hist = this.history.get(v.name) ?? [];
+      hist.push(cpuMips);
+      if (hist.length > HISTORY) hist.shift();
+      this.history.set(v.name, hist);
+      vms.push({
+        id: v.name, host: v.host, vcpus: v.vcpus, mipsPerVcpu: baseline, memMiB: v.memMiB, memReservedMiB: v.memMiB,
+        demand: {
+          cpuMips, memMiB: u?.memUsedMiB ?? v.memMiB,
+          diskBytesPerSec: (u?.diskReadBytesPerSec ?? 0) + (u?.diskWriteBytesPerSec ?? 0),
+          netBytesPerSec: (u?.netRxBytesPerSec ?? 0) + (u?.netTxBytesPerSec ?? 0),
+        },
+        cpuHistoryMips: [...hist], tags: [], lastMigratedAt: this.lastMigrated.get(v.name),
+        migratable: v.state === 'running' && !pinned.has(v.name),
+      });
+    }
+    for (const name of [...this.history.keys()]) if (!seen.has(name)) this.history.delete(name);
+    return { time: now / 1000, sampleIntervalSec: this.deps.intervalSec, hosts, vms, rules: this.deps.rules ?? [] };
+  }
+
+  /** One round: collect, plan, and (in automatic mode) execute. */
+  async tick(signal?: AbortSignal): Promise<TickResult> {
+    const snapshot = await this.collect();
+    const at = this.deps.clock.now();
+    const plan = makePlan(snapshot, this.deps.policy, snapshot.time);
+    const store = this.deps.store;
+    const status = plan.steps.length === 0 ? 'done' : this.deps.mode === 'automatic' ? 'running' : 'proposed';
+    const planId = store && plan.steps.length > 0 ? store.savePlan(plan, { createdMs: at, mode: this.deps.mode, status }) : null;
+    this.deps.observer?.onPlan?.(plan, at, planId);
+    let run: PlanRun | null = null;
+    if (this.deps.mode === 'automatic' && plan.steps.length > 0) run = await this.execute(plan, planId, signal);
+    return { at, snapshot, plan, planId, run };
+  }
+
+  /** Executes a plan (automatic mode, or an approved plan) and records the outcome. */
+  async execute(plan: Plan, planId: number | null, signal?: AbortSignal): Promise<PlanRun> {
+    const { store, observer } = this.deps;
+    const run = await runPlan(plan, {
+      hypervisor: this.deps.hypervisor, power: this.deps.power, clock: this.deps.clock, limits: this.deps.limits,
+      migrate: this.deps.migrate, bootTimeoutSec: this.deps.bootTimeoutSec,
+      observer: {
+        onStepStart: (r) => observer?.onStepStart?.(r),
+        onProgress: (r, p) => observer?.onProgress?.(r, p),
+        onStepEnd: (r) => {
+          if (planId !== null) store?.saveStepRun(planId, r);
+          const s = r.step;
+          if (s.kind === 'migrate') {
+            if (r.state === 'succeeded') this.lastMigrated.set(s.vm, (r.endedAt ?? this.deps.clock.now()) / 1000);
+            if (r.state === 'succeeded' || r.state === 'failed') {
+              store?.recordMigration({
+                planId, vm: s.vm, from: s.from, to: s.to, mode: this.deps.migrate.mode, ok: r.state === 'succeeded',
+                startedMs: r.startedAt ?? 0, totalMs: (r.endedAt ?? 0) - (r.startedAt ?? 0), downtimeMs: r.result?.downtimeMs ?? null,
+                probeDowntimeMs: null, bytes: r.result?.bytes ?? null, error: r.error ? `${r.error.code}: ${r.error.message}` : null,
+              });
+            }
+          }
+          observer?.onStepEnd?.(r);
+        },
+      },
+    }, signal);
+    if (planId !== null) store?.setPlanStatus(planId, run.failed + run.skipped + run.cancelled > 0 ? 'failed' : 'done');
+    observer?.onRunEnd?.(run, this.deps.clock.now());
+    return run;
+  }
+
+  /** Runs rounds every intervalSec until `untilMs` (clock time) or the signal aborts. */
+  async run(untilMs: number, signal?: AbortSignal): Promise<void> {
+    const step = this.deps.intervalSec * 1000;
+    let next = this.deps.clock.now();
+    while (next < untilMs && !signal?.aborted) {
+      await this.tick(signal);
+      next += step;
+      const wait = next - this.deps.clock.now();
+      if (wait > 0 && next < untilMs) await this.deps.clock.sleep(wait, signal);
+    }
+  }
+}

@@ -1,0 +1,359 @@
+/**
+ * The simulator's datacenter behind the same driver interfaces as real hosts: a hypervisor
+ * (VMs whose CPU demand follows their traces) and a power controller (hosts boot for
+ * bootSec). Time is the injected Clock's, normally a VirtualClock, so a daemon loop can run a
+ * simulated day in milliseconds. It meters energy as it goes.
+ *
+ * Model: a VM's demand at time t is its trace sample for t (traces loop); a host delivers at
+ * most its capacity; a migration takes memory ÷ half the link and holds the VM's memory on
+ * both hosts meanwhile; its switch-over downtime grows with how busy the guest is.
+ */
+import type { Clock } from '../../core/clock.js';
+import { powerAt } from '../../core/model/power.js';
+import type { SimScenario } from '../../sim/scenario.js';
+import { DriverError } from '../errors.js';
+import type {
+  HostInfo, HostUsage, HypervisorDriver, MigrateOptions, MigrationResult, PreflightCheck, VmInfo, VmState, VmUsage,
+} from '../hypervisor.js';
+import type { HostPower, PowerDriver } from '../power.js';
+
+interface SimHost {
+  readonly idx: number;
+  power: 'on' | 'off' | 'booting';
+  bootToken: number;
+}
+
+interface SimVm {
+  readonly idx: number;
+  host: number;
+  state: VmState;
+  migratingTo: number;
+}
+
+export interface SimDriverOptions {
+  /** Hosts that start powered off (default: those without VMs stay on). */
+  readonly offHosts?: readonly string[];
+  /** Initial placement: VM id → host id (default: first fit on memory, in scenario order). */
+  readonly placement?: Readonly<Record<string, string>>;
+}
+
+export class SimDriver implements HypervisorDriver, PowerDriver {
+  readonly kind = 'sim';
+  private readonly hosts: SimHost[];
+  private readonly vms: SimVm[];
+  private readonly hostByName: Map<string, number>;
+  private readonly vmByName: Map<string, number>;
+  private readonly t0: number;
+  private meteredAt: number;
+  private energyWs = 0;
+  private closed = false;
+
+  constructor(readonly scenario: SimScenario, private readonly clock: Clock, opts: SimDriverOptions = {}) {
+    this.t0 = clock.now();
+    this.meteredAt = this.t0;
+    this.hostByName = new Map(scenario.hosts.map((h, i) => [h.id, i]));
+    this.vmByName = new Map(scenario.vms.map((v, i) => [v.id, i]));
+    const off = new Set(opts.offHosts ?? []);
+    this.hosts = scenario.hosts.map((h, idx) => ({ idx, power: off.has(h.id) ? 'off' : 'on', bootToken: 0 }));
+    const memFree = scenario.hosts.map((h) => h.memMiB);
+    this.vms = scenario.vms.map((v, idx) => {
+      let host = -1;
+      const wanted = opts.placement?.[v.id];
+      if (wanted !== undefined) {
+        host = this.hostByName.get(wanted) ?? -1;
+        if (host < 0) throw new Error(`placement: unknown host '${wanted}' for VM '${v.id}'`);
+      } else {
+        host = memFree.findIndex((free, h) => free >= v.memMiB && this.hosts[h]!.power === 'on' && scenario.hosts[h]!.mipsPerCore >= v.mipsPerVcpu);
+        if (host < 0) throw new Error(`sim: no host has room for VM '${v.id}'`);
+      }
+      memFree[host]! -= v.memMiB;
+      return { idx, host, state: 'running' as VmState, migratingTo: -1 };
+    });
+  }
+
+  // ------------------------------------------------------------------ model
+
+  private sampleAt(ms: number): number {
+    const sec = (ms - this.t0) / 1000;
+    return Math.floor(sec / this.scenario.intervalSec) % this.scenario.samples;
+  }
+
+  /** CPU demand of VM v at time ms, MIPS (0 unless running). */
+  private demand(v: number, ms: number): number {
+    const vm = this.vms[v]!;
+    if (vm.state !== 'running') return 0;
+    const spec = this.scenario.vms[v]!;
+    return spec.cpu[this.sampleAt(ms)]! * spec.vcpus * spec.mipsPerVcpu;
+  }
+
+  private hostCapacity(h: number): number {
+    const s = this.scenario.hosts[h]!;
+    return s.cpuCores * s.mipsPerCore;
+  }
+
+  /** Utilisation of host h at time ms, 0..1 (VMs migrating in count 10 % of their demand). */
+  private hostUtil(h: number, ms: number): number {
+    let d = 0;
+    for (let v = 0; v < this.vms.length; v++) {
+      const vm = this.vms[v]!;
+      if (vm.host === h) d += this.demand(v, ms);
+      else if (vm.migratingTo === h) d += 0.1 * this.demand(v, ms);
+    }
+    return Math.min(1, d / this.hostCapacity(h));
+  }
+
+  /** Integrates energy up to now: piecewise constant between trace samples and state changes. */
+  private meter(): void {
+    const now = this.clock.now();
+    const stepMs = this.scenario.intervalSec * 1000;
+    let t = this.meteredAt;
+    while (t < now) {
+      const next = Math.min(now, this.t0 + (Math.floor((t - this.t0) / stepMs) + 1) * stepMs);
+      const dt = (next - t) / 1000;
+      for (const host of this.hosts) {
+        const model = this.scenario.hosts[host.idx]!.power;
+        const w = host.power === 'on' ? powerAt(model, this.hostUtil(host.idx, t)) : host.power === 'booting' ? model.bootW : model.offW;
+        this.energyWs += w * dt;
+      }
+      t = next;
+    }
+    this.meteredAt = now;
+  }
+
+  /** Energy drawn by all hosts since the driver was created, kWh. */
+  energyKWh(): number {
+    this.meter();
+    return this.energyWs / 3.6e6;
+  }
+
+  /** Current placement, VM → host (for reports and tests). */
+  placement(): Record<string, string> {
+    return Object.fromEntries(this.vms.map((vm) => [this.scenario.vms[vm.idx]!.id, this.scenario.hosts[vm.host]!.id]));
+  }
+
+  hostPower(): Record<string, HostPower> {
+    return Object.fromEntries(this.hosts.map((h) => [this.scenario.hosts[h.idx]!.id, h.power]));
+  }
+
+  private vmIndex(name: string): number {
+    const v = this.vmByName.get(name);
+    if (v === undefined) throw new DriverError('TIDE_NO_SUCH_VM', `no VM named '${name}'`, { vm: name });
+    return v;
+  }
+
+  private hostIndex(name: string): number {
+    const h = this.hostByName.get(name);
+    if (h === undefined) throw new DriverError('TIDE_NO_SUCH_HOST', `no host named '${name}'`, { host: name });
+    return h;
+  }
+
+  private check(): void {
+    if (this.closed) throw new DriverError('TIDE_HOST_UNREACHABLE', 'driver closed');
+  }
+
+  // ------------------------------------------------------------------ HypervisorDriver
+
+  async listHosts(): Promise<HostInfo[]> {
+    this.check();
+    return this.scenario.hosts.map((s, h) => ({
+      name: s.id,
+      uuid: `5a000000-0000-4000-8000-${h.toString(16).padStart(12, '0')}`,
+      hostname: s.id,
+      cpuCores: s.cpuCores,
+      cpuMhz: s.mipsPerCore,
+      memMiB: s.memMiB,
+      cpuModel: 'sim',
+      up: this.hosts[h]!.power === 'on',
+    }));
+  }
+
+  async listVms(): Promise<VmInfo[]> {
+    this.check();
+    return this.vms
+      .filter((vm) => this.hosts[vm.host]!.power === 'on')
+      .map((vm) => {
+        const s = this.scenario.vms[vm.idx]!;
+        return { name: s.id, uuid: `5b000000-0000-4000-8000-${vm.idx.toString(16).padStart(12, '0')}`, host: this.scenario.hosts[vm.host]!.id, state: vm.state, vcpus: s.vcpus, memMiB: s.memMiB, persistent: true };
+      });
+  }
+
+  async sample(): Promise<{ hosts: HostUsage[]; vms: VmUsage[] }> {
+    this.check();
+    this.meter();
+    const now = this.clock.now();
+    const si = this.sampleAt(now);
+    const hosts: HostUsage[] = [];
+    for (const host of this.hosts) {
+      if (host.power !== 'on') continue;
+      const spec = this.scenario.hosts[host.idx]!;
+      let mem = 0;
+      for (const vm of this.vms) if (vm.host === host.idx || vm.migratingTo === host.idx) mem += this.scenario.vms[vm.idx]!.memMiB;
+      hosts.push({ host: spec.id, atMs: now, cpuPct: 100 * this.hostUtil(host.idx, now), memUsedMiB: mem, memTotalMiB: spec.memMiB });
+    }
+    const vms: VmUsage[] = [];
+    for (const vm of this.vms) {
+      if (this.hosts[vm.host]!.power !== 'on') continue;
+      const spec = this.scenario.vms[vm.idx]!;
+      const running = vm.state === 'running';
+      vms.push({
+        vm: spec.id,
+        host: this.scenario.hosts[vm.host]!.id,
+        atMs: now,
+        cpuPct: running ? 100 * spec.cpu[si]! : 0,
+        memUsedMiB: (spec.mem ? spec.mem[si]! : 1) * spec.memMiB,
+        diskReadBytesPerSec: running ? (spec.diskBytesPerSec?.[si] ?? 0) / 2 : 0,
+        diskWriteBytesPerSec: running ? (spec.diskBytesPerSec?.[si] ?? 0) / 2 : 0,
+        netRxBytesPerSec: running ? (spec.netBytesPerSec?.[si] ?? 0) / 2 : 0,
+        netTxBytesPerSec: running ? (spec.netBytesPerSec?.[si] ?? 0) / 2 : 0,
+      });
+    }
+    return { hosts, vms };
+  }
+
+  async preflight(vm: string, to: string, opts: MigrateOptions): Promise<PreflightCheck[]> {
+    this.check();
+    const checks: PreflightCheck[] = [];
+    const v = this.vmByName.get(vm);
+    const h = this.hostByName.get(to);
+    checks.push(v === undefined ? { check: 'vm-exists', ok: false, code: 'TIDE_NO_SUCH_VM', reason: `no VM named '${vm}'` } : { check: 'vm-exists', ok: true, reason: `${vm} exists` });
+    checks.push(h === undefined ? { check: 'target-exists', ok: false, code: 'TIDE_NO_SUCH_HOST', reason: `no host named '${to}'` } : { check: 'target-exists', ok: true, reason: `${to} exists` });
+    if (v === undefined || h === undefined) return checks;
+    const vmState = this.vms[v]!;
+    const spec = this.scenario.vms[v]!;
+    const target = this.scenario.hosts[h]!;
+    checks.push(this.hosts[h]!.power === 'on'
+      ? { check: 'target-reachable', ok: true, reason: `${to} is on` }
+      : { check: 'target-reachable', ok: false, code: 'TIDE_HOST_UNREACHABLE', reason: `${to} is ${this.hosts[h]!.power}` });
+    checks.push(vmState.host !== h
+      ? { check: 'not-same-host', ok: true, reason: `${vm} runs on ${this.scenario.hosts[vmState.host]!.id}` }
+      : { check: 'not-same-host', ok: false, code: 'TIDE_PREFLIGHT_FAILED', reason: `${vm} already runs on ${to}` });
+    checks.push(spec.mipsPerVcpu <= target.mipsPerCore
+      ? { check: 'cpu-compatible', ok: true, reason: `${to}'s cores (${target.mipsPerCore} MHz) run ${vm}'s vCPUs (${spec.mipsPerVcpu} MHz)` }
+      : { check: 'cpu-compatible', ok: false, code: 'TIDE_PREFLIGHT_FAILED', reason: `${to}'s cores (${target.mipsPerCore} MHz) are slower than ${vm}'s vCPUs (${spec.mipsPerVcpu} MHz)` });
+    let used = 0;
+    for (const o of this.vms) if (o.host === h || o.migratingTo === h) used += this.scenario.vms[o.idx]!.memMiB;
+    const free = target.memMiB - used;
+    checks.push(free >= spec.memMiB
+      ? { check: 'memory', ok: true, reason: `${to} has ${free} MiB free for ${spec.memMiB} MiB` }
+      : { check: 'memory', ok: false, code: 'TIDE_PREFLIGHT_FAILED', reason: `${to} has ${free} MiB free, ${vm} needs ${spec.memMiB} MiB` });
+    checks.push({ check: 'storage', ok: true, reason: opts.copyStorage ? 'disks are copied' : 'simulated storage is shared' });
+    checks.push(vmState.migratingTo < 0
+      ? { check: 'vm-state', ok: true, reason: `${vm} is ${vmState.state}` }
+      : { check: 'vm-state', ok: false, code: 'TIDE_PREFLIGHT_FAILED', reason: `${vm} is already migrating` });
+    return checks;
+  }
+
+  async migrate(vm: string, to: string, opts: MigrateOptions, signal?: AbortSignal): Promise<MigrationResult> {
+    const checks = await this.preflight(vm, to, opts);
+    const bad = checks.find((c) => !c.ok);
+    if (bad) {
+      const code = bad.code === 'TIDE_NO_SUCH_VM' || bad.code === 'TIDE_NO_SUCH_HOST' || bad.code === 'TIDE_HOST_UNREACHABLE' ? bad.code : 'TIDE_PREFLIGHT_FAILED';
+      throw new DriverError(code, `cannot migrate ${vm} to ${to}: ${bad.reason}`, { checks });
+    }
+    if (signal?.aborted) throw new DriverError('TIDE_ABORTED', `migration of ${vm} aborted before it started`);
+    const v = this.vmIndex(vm);
+    const h = this.hostIndex(to);
+    const state = this.vms[v]!;
+    const spec = this.scenario.vms[v]!;
+    const from = state.host;
+    const target = this.scenario.hosts[h]!;
+    const started = this.clock.now();
+    const util = spec.cpu[this.sampleAt(started)]!;
+    // Live: copy memory over half the link, plus the pages dirtied meanwhile (busier guests
+    // dirty more); offline and suspend: the guest is down for the whole move.
+    const copySec = (spec.memMiB * 1048576) / (target.netBytesPerSec / 2);
+    const sec = opts.mode === 'live' ? copySec * (1 + 0.5 * util) + 0.2 : copySec + (opts.mode === 'offline' ? 20 : 2);
+    this.meter();
+    state.migratingTo = h;
+    try {
+      if (opts.timeoutSec !== undefined && sec > opts.timeoutSec) {
+        await this.clock.sleep(opts.timeoutSec * 1000, signal);
+        throw new DriverError('TIDE_TIMEOUT', `migration of ${vm} did not finish within ${opts.timeoutSec} s`);
+      }
+      const stepMs = 1000;
+      let done = 0;
+      while (done < sec * 1000) {
+        const d = Math.min(stepMs, sec * 1000 - done);
+        await this.clock.sleep(d, signal);
+        done += d;
+        opts.onProgress?.({
+          vm, phase: 'precopy', iteration: 1, elapsedMs: done,
+          dataTotalBytes: spec.memMiB * 1048576, dataProcessedBytes: Math.round((spec.memMiB * 1048576 * done) / (sec * 1000)),
+          dataRemainingBytes: Math.round(spec.memMiB * 1048576 * (1 - done / (sec * 1000))),
+        });
+      }
+    } catch (e) {
+      this.meter();
+      state.migratingTo = -1;
+      if (e instanceof DriverError) throw e;
+      throw new DriverError('TIDE_ABORTED', `migration of ${vm} to ${to} aborted; it keeps running on ${this.scenario.hosts[from]!.id}`, undefined, { cause: e });
+    }
+    this.meter();
+    state.migratingTo = -1;
+    state.host = h;
+    const downtimeMs = opts.mode === 'live' ? Math.round(30 + 250 * util) : Math.round(sec * 1000);
+    return {
+      vm, from: this.scenario.hosts[from]!.id, to, mode: opts.mode, totalMs: this.clock.now() - started, downtimeMs,
+      bytes: Math.round(spec.memMiB * 1048576 * (opts.mode === 'live' ? 1 + 0.5 * util : 1)), iterations: opts.mode === 'live' ? 2 : null, postCopy: false,
+    };
+  }
+
+  private setVmState(vm: string, from: VmState[], to: VmState): void {
+    this.check();
+    const v = this.vms[this.vmIndex(vm)]!;
+    if (!from.includes(v.state)) throw new DriverError('TIDE_VM_STATE', `${vm} is ${v.state}, expected ${from.join(' or ')}`);
+    this.meter();
+    v.state = to;
+  }
+
+  async start(vm: string): Promise<void> {
+    this.setVmState(vm, ['shutoff', 'crashed'], 'running');
+  }
+
+  async stop(vm: string, _opts?: { force?: boolean }): Promise<void> {
+    this.setVmState(vm, ['running', 'paused'], 'shutoff');
+  }
+
+  async suspend(vm: string): Promise<void> {
+    this.setVmState(vm, ['running'], 'paused');
+  }
+
+  async resume(vm: string): Promise<void> {
+    this.setVmState(vm, ['paused'], 'running');
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  // ------------------------------------------------------------------ PowerDriver
+
+  async status(host: string): Promise<HostPower> {
+    return this.hosts[this.hostIndex(host)]!.power;
+  }
+
+  async powerOn(host: string): Promise<void> {
+    const h = this.hosts[this.hostIndex(host)]!;
+    if (h.power !== 'off') return;
+    this.meter();
+    h.power = 'booting';
+    const token = ++h.bootToken;
+    const bootMs = this.scenario.hosts[h.idx]!.power.bootSec * 1000;
+    void this.clock.sleep(bootMs).then(() => {
+      if (h.bootToken !== token || h.power !== 'booting') return;
+      this.meter();
+      h.power = 'on';
+    });
+  }
+
+  async powerOff(host: string): Promise<void> {
+    const h = this.hostIndex(host);
+    const on = this.vms.filter((vm) => vm.host === h || vm.migratingTo === h).map((vm) => this.scenario.vms[vm.idx]!.id);
+    if (on.length > 0) throw new DriverError('TIDE_POWER_FAILED', `refusing to power off ${host}: ${on.length} VM(s) on it (${on.slice(0, 3).join(', ')})`);
+    const state = this.hosts[h]!;
+    if (state.power === 'off') return;
+    this.meter();
+    state.power = 'off';
+    state.bootToken++;
+  }
+}

@@ -1,0 +1,134 @@
+import type { Clock } from '../core/clock.js';
+
+/** Wall-clock time. */
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  sleep: (ms, signal) =>
+    new Promise<void>((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
+      const t = setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, Math.max(0, ms));
+      const onAbort = (): void => {
+        clearTimeout(t);
+        reject(signal!.reason);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+    }),
+};
+
+interface Timer {
+  at: number;
+  seq: number;
+  resolve: () => void;
+}
+
+/**
+ * Virtual time for the simulator, the demo and tests. Nothing happens until someone drives
+ * it: `advance(ms)` moves time forward, waking every sleeper due on the way in order (and
+ * letting the promise chains they release run before moving on), `runUntil(t)` does the same
+ * up to an absolute time. Sleepers never run "early" and never see time go backwards.
+ */
+export class VirtualClock implements Clock {
+  private t: number;
+  private seq = 0;
+  private readonly timers: Timer[] = [];
+
+  constructor(startMs = 0) {
+    this.t = startMs;
+  }
+
+  now(): number {
+    return this.t;
+  }
+
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
+      const timer: Timer = { at: this.t + Math.max(0, ms), seq: this.seq++, resolve: () => {} };
+      const onAbort = (): void => {
+        const i = this.timers.indexOf(timer);
+        if (i >= 0) this.timers.splice(i, 1);
+        reject(signal!.reason);
+      };
+      timer.resolve = () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.timers.push(timer);
+    });
+  }
+
+  /** Number of sleepers waiting. */
+  get pending(): number {
+    return this.timers.length;
+  }
+
+  /** Earliest wake-up time, or undefined. */
+  nextAt(): number | undefined {
+    let best: Timer | undefined;
+    for (const x of this.timers) if (!best || x.at < best.at || (x.at === best.at && x.seq < best.seq)) best = x;
+    return best?.at;
+  }
+
+  async advance(ms: number): Promise<void> {
+    await this.runUntil(this.t + ms);
+  }
+
+  /**
+   * Runs `work` to completion on virtual time: whenever it is waiting only on this clock's
+   * sleepers, time jumps to the next wake-up. Fails if `work` waits on nothing this clock can
+   * wake (it would never finish).
+   */
+  async drive<T>(work: Promise<T>): Promise<T> {
+    let done = false;
+    let failed = false;
+    let error: unknown;
+    let value: T | undefined;
+    work.then((v) => {
+      done = true;
+      value = v;
+    }, (e) => {
+      done = failed = true;
+      error = e;
+    });
+    for (;;) {
+      await settle();
+      if (done) break;
+      const next = this.nextAt();
+      if (next === undefined) {
+        // Give I/O and other macrotasks one more chance before declaring a deadlock.
+        await new Promise((r) => setTimeout(r, 0));
+        await settle();
+        if (done) break;
+        if (this.nextAt() === undefined) throw new Error('VirtualClock.drive: the work waits on something the clock cannot wake');
+        continue;
+      }
+      await this.runUntil(next);
+    }
+    if (failed) throw error;
+    return value as T;
+  }
+
+  /** Moves time to `target`, waking sleepers in order; returns once everything due has run. */
+  async runUntil(target: number): Promise<void> {
+    for (;;) {
+      await settle();
+      const next = this.nextAt();
+      if (next === undefined || next > target) break;
+      this.t = Math.max(this.t, next);
+      const due = this.timers.filter((x) => x.at <= this.t).sort((a, b) => a.at - b.at || a.seq - b.seq);
+      for (const x of due) this.timers.splice(this.timers.indexOf(x), 1);
+      for (const x of due) x.resolve();
+    }
+    this.t = Math.max(this.t, target);
+    await settle();
+  }
+}
+
+/** Lets every queued promise continuation run (a macrotask turn). */
+function settle(): Promise<void> {
+  return new Promise((r) => setImmediate(r));
+}
