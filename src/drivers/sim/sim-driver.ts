@@ -57,7 +57,7 @@ export class SimDriver implements HypervisorDriver, PowerDriver {
     this.hosts = scenario.hosts.map((h, idx) => ({ idx, power: off.has(h.id) ? 'off' : 'on', bootToken: 0 }));
     const memFree = scenario.hosts.map((h) => h.memMiB);
     this.vms = scenario.vms.map((v, idx) => {
-      let host = -1;
+      let host: number;
       const wanted = opts.placement?.[v.id];
       if (wanted !== undefined) {
         host = this.hostByName.get(wanted) ?? -1;
