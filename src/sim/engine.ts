@@ -263,6 +263,7 @@ export class Engine {
     const alloc = new Float64Array(nh);
     const ram = new Float64Array(nh);
     const bw = new Float64Array(nh);
+    const full = this.sc.fullCpuAtCreation === true;
     for (let v = 0; v < this.nv; v++) {
       const vm = this.sc.vms[v]!;
       const mips = vm.vcpus * vm.mipsPerVcpu;
@@ -271,14 +272,14 @@ export class Engine {
       for (let h = 0; h < nh; h++) {
         const host = this.sc.hosts[h]!;
         if (host.mipsPerCore < vm.mipsPerVcpu) continue;
-        if (this.hMips[h]! - alloc[h]! < mips) continue;
+        if (full && this.hMips[h]! - alloc[h]! < mips) continue;
         if (ram[h]! + vm.memMiB > host.memMiB) continue;
         if (host.bwUnits !== undefined && vm.bwUnits !== undefined && bw[h]! + vm.bwUnits > host.bwUnits) continue;
         if (this.opts.initialPlacement === 'first-fit') {
           best = h;
           break;
         }
-        const delta = powerAt(host.power, (alloc[h]! + mips) / this.hMips[h]!) - powerAt(host.power, 0);
+        const delta = powerAt(host.power, Math.min(1, (alloc[h]! + mips) / this.hMips[h]!)) - powerAt(host.power, 0);
         if (delta < bestDelta) {
           bestDelta = delta;
           best = h;

@@ -47,6 +47,11 @@ export interface SimScenario {
   readonly hosts: readonly SimHostSpec[];
   readonly vms: readonly SimVmSpec[];
   readonly rules: readonly Rule[];
+  /**
+   * CloudSim's initial placement: each VM asks for its full MIPS (and bandwidth units) when it
+   * is created. Otherwise VMs are placed by memory only, as a real cluster would start.
+   */
+  readonly fullCpuAtCreation?: boolean;
 }
 
 /** CloudSim PlanetLab constants (PlanetLabConstants / Constants). */
@@ -102,5 +107,5 @@ export function cloudsimScenario(trace: Trace, hosts: number = CLOUDSIM.hosts): 
       netBytesPerSec: tv.netBytesPerSec,
     };
   });
-  return { name: trace.source, intervalSec: trace.intervalSec, samples: trace.samples, startSec: 0, hosts: hostSpecs, vms, rules: [] };
+  return { name: trace.source, intervalSec: trace.intervalSec, samples: trace.samples, startSec: 0, hosts: hostSpecs, vms, rules: [], fullCpuAtCreation: true };
 }
