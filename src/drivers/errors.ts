@@ -26,3 +26,7 @@ export class DriverError extends Error {
     this.name = 'DriverError';
   }
 }
+
+export function isDriverError(e: unknown): e is DriverError {
+  return e instanceof DriverError;
+}

@@ -74,8 +74,15 @@ export interface MigrateOptions {
   copyStorage?: boolean;
   /** Accept storage libvirt considers unsafe for migration. */
   unsafe?: boolean;
-  /** Abort after this long; default from configuration. */
+  /** Abort after this long (seconds); undefined = no limit. Callers pass the configured default. */
   timeoutSec?: number;
+  /**
+   * Offline mode: seconds to wait for the guest to shut down after the ACPI request
+   * (default 120). On expiry the migration fails and the VM stays where it is, unless
+   * `forceOff`, which then powers it off hard (like pulling the plug).
+   */
+  shutdownTimeoutSec?: number;
+  forceOff?: boolean;
   onProgress?: (p: MigrationProgress) => void;
 }
 
@@ -100,6 +107,9 @@ export interface MigrationResult {
   downtimeMs: number | null;
   /** Bytes transferred (memory + disk), when the hypervisor reports it. */
   bytes: number | null;
+  /** Pre-copy memory passes (live/suspend), when the hypervisor reports it. */
+  iterations: number | null;
+  /** True when the migration switched to post-copy. */
   postCopy: boolean;
 }
 
@@ -111,6 +121,16 @@ export interface PreflightCheck {
   reason: string;
 }
 
+/**
+ * Contract of every implementation (checked by test/drivers/contract.ts):
+ * - Every failure is a DriverError (src/drivers/errors.ts) with a stable code.
+ * - `migrate` runs `preflight` first and fails fast with the first failing check's code
+ *   (vm-exists → TIDE_NO_SUCH_VM, target-exists → TIDE_NO_SUCH_HOST, target-reachable →
+ *   TIDE_HOST_UNREACHABLE, anything else → TIDE_PREFLIGHT_FAILED; `detail.checks` has them all).
+ * - An aborted signal rejects with TIDE_ABORTED, an expired `timeoutSec` with TIDE_TIMEOUT.
+ * - After any failure the VM runs exactly once, on its source, in the state it had (nothing is
+ *   left paused), unless the error says otherwise (e.g. a failed post-copy).
+ */
 export interface HypervisorDriver {
   /** 'fake' | 'sim' | 'libvirt' | 'virsh' */
   readonly kind: string;
@@ -126,8 +146,12 @@ export interface HypervisorDriver {
    * rejects with a DriverError otherwise, leaving the VM running on the source.
    */
   migrate(vm: string, to: string, opts: MigrateOptions, signal?: AbortSignal): Promise<MigrationResult>;
+  /** Starts a defined, shut-off VM on the host that holds its definition. */
   start(vm: string): Promise<void>;
-  /** Graceful shutdown (force: destroy). */
+  /**
+   * Graceful shutdown: resolves once the guest accepted the request (it stops by itself,
+   * or never, if it ignores ACPI). `force`: hard power-off; resolves once the VM is off.
+   */
   stop(vm: string, opts?: { force?: boolean }): Promise<void>;
   suspend(vm: string): Promise<void>;
   resume(vm: string): Promise<void>;

@@ -1,0 +1,308 @@
+/**
+ * HostBackend over Tide's libvirt RPC client: one long-lived LibvirtConnection per host,
+ * opened on first use, with auto-reconnect and libvirt's keepalive. Host identity is the
+ * capabilities' host UUID. Events (migration-iteration, job-completed) drive migration
+ * progress; job stats fill in between.
+ *
+ * Error mapping: a LibvirtError's `tideCode` becomes the DriverError code; libvirt errors
+ * without a specific meaning (TIDE_LIBVIRT_ERROR) get the code of the operation's context
+ * (inventory → TIDE_HOST_UNREACHABLE, migration → TIDE_MIGRATION_FAILED, power →
+ * TIDE_POWER_FAILED). `detail` keeps libvirt's code, domain, message and procedure.
+ */
+import type { HostConfig } from '../../config/schema.js';
+import {
+  LibvirtConnection, LibvirtError, VIR_CONNECT_GET_ALL_DOMAINS_STATS, VIR_CONNECT_LIST_DOMAINS, VIR_CPU_COMPARE, VIR_DOMAIN_JOB_STATS,
+  VIR_DOMAIN_STATS, VIR_ERR, type ConnectOptions, type EventSubscription, type TypedParams,
+} from '../../libvirt/index.js';
+import { DriverError, type DriverErrorCode } from '../errors.js';
+import {
+  isActiveState, vmStateOf, type CpuCompare, type DomainFacts, type HostBackend, type HostCounters, type HostFacts, type JobFacts,
+  type MigrateCall, type MigrationWatch,
+} from '../common/backend.js';
+import { hostCpuFromStats, hostMemFromStats, vmCountersFromStats } from '../common/usage.js';
+import { hostCpuModel, hostUuid } from '../common/xml.js';
+
+export type ErrorContext = 'inventory' | 'migrate' | 'power';
+
+const CONTEXT_CODE: Record<ErrorContext, DriverErrorCode> = {
+  inventory: 'TIDE_HOST_UNREACHABLE',
+  migrate: 'TIDE_MIGRATION_FAILED',
+  power: 'TIDE_POWER_FAILED',
+};
+
+/** A LibvirtError (or anything) as a DriverError, with libvirt's facts in `detail`. */
+export function toDriverError(e: unknown, context: ErrorContext, what: string): DriverError {
+  if (e instanceof DriverError) return e;
+  if (e instanceof LibvirtError) {
+    const code: DriverErrorCode = e.tideCode === 'TIDE_LIBVIRT_ERROR' ? CONTEXT_CODE[context] : e.tideCode;
+    return new DriverError(code, `${what}: ${e.message}`, {
+      libvirtCode: e.code, libvirtDomain: e.domain, libvirtMessage: e.message, origin: e.origin, procedure: e.procedure,
+    }, { cause: e });
+  }
+  return new DriverError(CONTEXT_CODE[context], `${what}: ${(e as Error)?.message ?? String(e)}`, undefined, { cause: e });
+}
+
+/** Typed params as plain numbers (64-bit counters fit a double far beyond any realistic value). */
+function numbers(p: TypedParams): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(p)) {
+    if (typeof v === 'bigint') out[k] = Number(v);
+    else if (typeof v === 'number') out[k] = v;
+    else if (typeof v === 'boolean') out[k] = v ? 1 : 0;
+  }
+  return out;
+}
+
+export interface RpcBackendOptions {
+  /** Give up connecting after this long, ms (default 10 000; libvirt has no connect timeout). */
+  connectTimeoutMs?: number;
+  /** Passed to LibvirtConnection.open (keepalive, callTimeoutMs, ssh…); autoReconnect is always on. */
+  connection?: ConnectOptions;
+}
+
+const INVENTORY_STATS = VIR_DOMAIN_STATS.STATE | VIR_DOMAIN_STATS.BALLOON | VIR_DOMAIN_STATS.VCPU;
+const SAMPLE_STATS = VIR_DOMAIN_STATS.STATE | VIR_DOMAIN_STATS.CPU_TOTAL | VIR_DOMAIN_STATS.BALLOON | VIR_DOMAIN_STATS.VCPU
+  | VIR_DOMAIN_STATS.INTERFACE | VIR_DOMAIN_STATS.BLOCK;
+
+export class RpcBackend implements HostBackend {
+  private conn: LibvirtConnection | null = null;
+  private opening: Promise<LibvirtConnection> | null = null;
+  private facts: HostFacts | null = null;
+
+  constructor(readonly config: HostConfig, private readonly opts: RpcBackendOptions = {}) {}
+
+  get up(): boolean {
+    return this.conn?.state === 'open';
+  }
+
+  /** The open connection (connecting first if needed). */
+  async connection(): Promise<LibvirtConnection> {
+    const c = this.conn;
+    if (c && c.state === 'open') return c;
+    if (c && c.state === 'reconnecting') {
+      throw new DriverError('TIDE_HOST_UNREACHABLE', `${this.config.name}: connection to ${this.config.uri} lost (reconnecting)`, { host: this.config.name });
+    }
+    this.opening ??= this.open().finally(() => { this.opening = null; });
+    return this.opening;
+  }
+
+  private async open(): Promise<LibvirtConnection> {
+    const timeoutMs = this.opts.connectTimeoutMs ?? 10_000;
+    const opening = LibvirtConnection.open(this.config.uri, { ...this.opts.connection, autoReconnect: true });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new DriverError('TIDE_HOST_UNREACHABLE', `${this.config.name}: no answer from ${this.config.uri} within ${timeoutMs} ms`, { host: this.config.name })), timeoutMs);
+    });
+    try {
+      const c = await Promise.race([opening, timeout]);
+      c.on('disconnect', () => { this.facts = null; });
+      c.on('close', () => { if (this.conn === c) this.conn = null; });
+      c.on('event-error', () => { /* a broken event payload must not crash the process */ });
+      this.conn = c;
+      return c;
+    } catch (e) {
+      // a connection that completes after the timeout is closed again
+      opening.then((c) => c.close(), () => { /* failed anyway */ });
+      throw toDriverError(e, 'inventory', `${this.config.name}: cannot connect to ${this.config.uri}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async run<T>(context: ErrorContext, what: string, fn: (c: LibvirtConnection) => Promise<T>): Promise<T> {
+    const c = await this.connection();
+    try {
+      return await fn(c);
+    } catch (e) {
+      throw toDriverError(e, context, `${this.config.name}: ${what}`);
+    }
+  }
+
+  async ensure(): Promise<void> {
+    await this.connection();
+  }
+
+  async hostFacts(): Promise<HostFacts> {
+    if (this.facts && this.up) return this.facts;
+    return this.run('inventory', 'host facts', async (c) => {
+      const [caps, hostname, node, mem] = await Promise.all([c.getCapabilities(), c.getHostname(), c.nodeGetInfo(), c.nodeGetMemoryStats().catch(() => null)]);
+      const cpu = hostCpuModel(caps);
+      const memTotal = mem?.total !== undefined ? Number(mem.total) : Number(node.memoryKiB);
+      this.facts = {
+        uuid: hostUuid(caps) ?? '',
+        hostname,
+        cpuCores: node.cpus,
+        cpuMhz: node.mhz,
+        memKiB: memTotal,
+        cpuModel: cpu.model ?? node.model,
+        arch: cpu.arch ?? node.model,
+      };
+      return this.facts;
+    });
+  }
+
+  private static facts(name: string, uuid: string, p: Record<string, number>, persistent: boolean): DomainFacts {
+    const stateCode = p['state.state'] ?? 0;
+    return {
+      name,
+      uuid,
+      state: vmStateOf(stateCode),
+      stateCode,
+      reason: p['state.reason'] ?? 0,
+      active: isActiveState(stateCode),
+      persistent,
+      vcpus: p['vcpu.current'] ?? p['vcpu.maximum'] ?? 0,
+      memKiB: p['balloon.maximum'] ?? p['balloon.current'] ?? 0,
+    };
+  }
+
+  async domains(): Promise<DomainFacts[]> {
+    return this.run('inventory', 'list domains', async (c) => {
+      const [stats, persistent] = await Promise.all([
+        c.getAllDomainStats(INVENTORY_STATS, 0),
+        c.listAllDomains(VIR_CONNECT_LIST_DOMAINS.PERSISTENT),
+      ]);
+      const pers = new Set(persistent.map((d) => d.uuid));
+      return stats.map((s) => RpcBackend.facts(s.dom.name, s.dom.uuid, numbers(s.params), pers.has(s.dom.uuid)));
+    });
+  }
+
+  async domain(vm: string): Promise<DomainFacts | null> {
+    return this.run('inventory', `domain ${vm}`, async (c) => {
+      let dom;
+      try {
+        dom = await c.lookupDomainByName(vm);
+      } catch (e) {
+        if (e instanceof LibvirtError && e.code === VIR_ERR.NO_DOMAIN) return null;
+        throw e;
+      }
+      try {
+        const [stats, persistent] = await Promise.all([c.getAllDomainStats(INVENTORY_STATS, 0, [dom]), c.isDomainPersistent(dom)]);
+        const s = stats[0];
+        return s ? RpcBackend.facts(dom.name, dom.uuid, numbers(s.params), persistent) : null;
+      } catch (e) {
+        // undefined between the lookup and the stats (e.g. a migration just finished)
+        if (e instanceof LibvirtError && e.code === VIR_ERR.NO_DOMAIN) return null;
+        throw e;
+      }
+    });
+  }
+
+  async counters(): Promise<HostCounters> {
+    return this.run('inventory', 'statistics', async (c) => {
+      const flags = VIR_CONNECT_GET_ALL_DOMAINS_STATS.ACTIVE | VIR_CONNECT_GET_ALL_DOMAINS_STATS.NOWAIT;
+      const [stats, cpu, mem] = await Promise.all([c.getAllDomainStats(SAMPLE_STATS, flags), c.nodeGetCpuStats(), c.nodeGetMemoryStats()]);
+      const atMs = Date.now();
+      const monoMs = performance.now();
+      const hc = hostCpuFromStats(numbers(cpu));
+      const hm = hostMemFromStats(numbers(mem));
+      return {
+        atMs, monoMs, cpuBusyNs: hc.busy, cpuTotalNs: hc.total, memTotalKiB: hm.totalKiB, memAvailableKiB: hm.availableKiB,
+        vms: stats.map((s) => vmCountersFromStats(s.dom.name, s.dom.uuid, numbers(s.params))),
+      };
+    });
+  }
+
+  async memory(): Promise<{ totalKiB: number; availableKiB: number }> {
+    return this.run('inventory', 'memory statistics', async (c) => hostMemFromStats(numbers(await c.nodeGetMemoryStats())));
+  }
+
+  async domainXml(vm: string): Promise<string> {
+    return this.run('inventory', `XML of ${vm}`, (c) => c.getDomainXml(vm));
+  }
+
+  async jobStats(vm: string, completed = false): Promise<JobFacts | null> {
+    return this.run('inventory', `job of ${vm}`, async (c) => {
+      try {
+        const flags = completed ? VIR_DOMAIN_JOB_STATS.COMPLETED | VIR_DOMAIN_JOB_STATS.KEEP_COMPLETED : 0;
+        const js = await c.getJobStats(vm, flags, { timeoutMs: 2000 });
+        if (completed && js.type === 0) return null;
+        return { type: js.type, fields: numbers(js.params) };
+      } catch (e) {
+        if (e instanceof LibvirtError && e.code === VIR_ERR.NO_DOMAIN) return null;
+        throw e;
+      }
+    });
+  }
+
+  async compareCpu(cpuXml: string, o: { virttype: string | null; arch: string | null; machine: string | null }): Promise<CpuCompare> {
+    const c = await this.connection();
+    try {
+      const r = await c.compareHypervisorCpu(cpuXml, { virttype: o.virttype ?? undefined, arch: o.arch ?? undefined, machine: o.machine ?? undefined });
+      if (r === VIR_CPU_COMPARE.INCOMPATIBLE) return { result: 'incompatible', reason: `${this.config.name} cannot provide the guest's CPU (${cpuSummary(cpuXml)})` };
+      return { result: 'compatible', reason: `${this.config.name} can provide the guest's CPU (${cpuSummary(cpuXml)})` };
+    } catch (e) {
+      if (e instanceof LibvirtError && /unknown CPU model|incompatible/i.test(e.message)) {
+        return { result: 'incompatible', reason: `${this.config.name}: ${e.message}` };
+      }
+      return { result: 'unknown', reason: (e as Error).message };
+    }
+  }
+
+  async migrate(vm: string, call: MigrateCall): Promise<void> {
+    const params: Record<string, string | number> = {};
+    for (const [k, v] of Object.entries(call.params)) if (v !== undefined) params[k] = v;
+    await this.run('migrate', `migrating ${vm} to ${call.dest.name}`, (c) =>
+      c.migratePerform3Params(vm, call.dest.peerUri ?? call.dest.uri, params, call.flags));
+  }
+
+  async startPostCopy(vm: string): Promise<void> {
+    await this.run('migrate', `post-copy switch of ${vm}`, (c) => c.migrateStartPostCopy(vm));
+  }
+
+  async setMaxDowntime(vm: string, ms: number): Promise<void> {
+    await this.run('migrate', `max downtime of ${vm}`, (c) => c.migrateSetMaxDowntime(vm, Math.round(ms)));
+  }
+
+  async abortJob(vm: string): Promise<void> {
+    await this.run('migrate', `aborting the job of ${vm}`, (c) => c.abortJob(vm));
+  }
+
+  async watchMigration(vm: string, w: MigrationWatch): Promise<() => Promise<void>> {
+    const c = await this.connection();
+    const subs: EventSubscription[] = [];
+    try {
+      subs.push(await c.onDomainEvent('migration-iteration', (ev) => w.iteration(ev.iteration), { domain: vm }));
+      subs.push(await c.onDomainEvent('job-completed', (ev) => {
+        const fields = numbers(ev.params);
+        w.completed({ type: 3, fields });
+      }, { domain: vm }));
+    } catch (e) {
+      await Promise.all(subs.map((s) => s.off().catch(() => { /* best effort */ })));
+      throw toDriverError(e, 'inventory', `${this.config.name}: events of ${vm}`);
+    }
+    return async () => { await Promise.all(subs.map((s) => s.off())); };
+  }
+
+  async start(vm: string): Promise<void> {
+    await this.run('power', `starting ${vm}`, (c) => c.createWithFlags(vm));
+  }
+
+  async shutdown(vm: string): Promise<void> {
+    await this.run('power', `shutting ${vm} down`, (c) => c.shutdown(vm));
+  }
+
+  async destroy(vm: string): Promise<void> {
+    await this.run('power', `powering ${vm} off`, (c) => c.destroy(vm));
+  }
+
+  async suspend(vm: string): Promise<void> {
+    await this.run('power', `suspending ${vm}`, (c) => c.suspend(vm));
+  }
+
+  async resume(vm: string): Promise<void> {
+    await this.run('power', `resuming ${vm}`, (c) => c.resume(vm));
+  }
+
+  async close(): Promise<void> {
+    const c = this.conn;
+    this.conn = null;
+    if (c) await c.close();
+  }
+}
+
+function cpuSummary(xml: string): string {
+  const mode = /mode=['"]([^'"]+)['"]/.exec(xml)?.[1] ?? 'custom';
+  const model = /<model[^>]*>([^<]*)<\/model>/.exec(xml)?.[1]?.trim();
+  return model ? `${mode} ${model}` : mode;
+}
