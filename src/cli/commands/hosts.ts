@@ -1,0 +1,39 @@
+import { Cluster } from '../../api/cluster.js';
+import { num, parse, table } from '../args.js';
+import { clusterConfig } from '../cluster.js';
+import { UsageError, type Command } from '../io.js';
+
+const usage = `tide [--config FILE] hosts [--interval-ms MS] [--no-usage] [--json]
+
+  Every configured host: reachable or not, capacity, CPU model, VMs running, and CPU and
+  memory utilisation measured over --interval-ms (default 1000). --json prints an array.`;
+
+export const hostsCommand: Command = {
+  summary: 'list the hosts with capacity and utilisation',
+  usage,
+  async run(argv, io) {
+    const { values, positionals } = parse(argv, { 'interval-ms': { type: 'string' }, 'no-usage': { type: 'boolean' }, json: { type: 'boolean' } }, true);
+    if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+    const intervalMs = num(values['interval-ms'] as string | undefined, '--interval-ms', 1000, { min: 0, int: true });
+    const { config } = clusterConfig(values, io);
+    const cluster = Cluster.open(config);
+    try {
+      const hosts = await cluster.hosts({ usage: !values['no-usage'], intervalMs });
+      if (values.json) {
+        io.out(`${JSON.stringify(hosts)}\n`);
+        return 0;
+      }
+      io.out(table(
+        ['host', 'up', 'cores', 'MHz', 'mem MiB', 'cpu %', 'mem used MiB', 'VMs', 'cpu model', 'flags'],
+        hosts.map((h) => [
+          h.name, h.up ? 'yes' : 'NO', h.cpuCores, h.cpuMhz, h.memMiB,
+          h.usage ? h.usage.cpuPct.toFixed(1) : '-', h.usage ? h.usage.memUsedMiB : '-', h.vms, h.cpuModel || '-',
+          [h.maintenance ? 'maintenance' : '', h.excluded ? 'excluded' : '', ...h.tags].filter(Boolean).join(',') || '-',
+        ]),
+      ));
+      return hosts.every((h) => h.up) ? 0 : 1;
+    } finally {
+      await cluster.close();
+    }
+  },
+};

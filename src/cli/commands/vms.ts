@@ -1,0 +1,45 @@
+import { Cluster } from '../../api/cluster.js';
+import { num, parse, table } from '../args.js';
+import { clusterConfig, fmtRate } from '../cluster.js';
+import { UsageError, type Command } from '../io.js';
+
+const usage = `tide [--config FILE] vms [--host HOST] [--interval-ms MS] [--no-usage] [--json]
+
+  Every VM on the reachable hosts: where it runs, its state and size, and its utilisation
+  over --interval-ms (default 1000): CPU % of its vCPUs (from cpu.time), memory in use (guest
+  view from the balloon driver, else QEMU's resident memory), disk and network KiB/s.
+  --json prints an array.`;
+
+export const vmsCommand: Command = {
+  summary: 'list the VMs with their utilisation',
+  usage,
+  async run(argv, io) {
+    const { values, positionals } = parse(argv, {
+      host: { type: 'string' }, 'interval-ms': { type: 'string' }, 'no-usage': { type: 'boolean' }, json: { type: 'boolean' },
+    }, true);
+    if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+    const intervalMs = num(values['interval-ms'] as string | undefined, '--interval-ms', 1000, { min: 0, int: true });
+    const { config } = clusterConfig(values, io);
+    const host = values.host as string | undefined;
+    if (host !== undefined && !config.hosts.some((h) => h.name === host)) throw new UsageError(`--host: no host named '${host}' in the configuration`);
+    const cluster = Cluster.open(config);
+    try {
+      const vms = await cluster.vms({ usage: !values['no-usage'], intervalMs, host });
+      if (values.json) {
+        io.out(`${JSON.stringify(vms)}\n`);
+        return 0;
+      }
+      io.out(table(
+        ['vm', 'host', 'state', 'vCPUs', 'mem MiB', 'cpu %', 'mem used MiB', 'disk r KiB/s', 'disk w KiB/s', 'net rx KiB/s', 'net tx KiB/s'],
+        vms.map((v) => [
+          v.name, v.host, v.state, v.vcpus, v.memMiB,
+          v.usage ? v.usage.cpuPct.toFixed(1) : '-', v.usage ? v.usage.memUsedMiB : '-',
+          fmtRate(v.usage?.diskReadBytesPerSec), fmtRate(v.usage?.diskWriteBytesPerSec), fmtRate(v.usage?.netRxBytesPerSec), fmtRate(v.usage?.netTxBytesPerSec),
+        ]),
+      ));
+      return 0;
+    } finally {
+      await cluster.close();
+    }
+  },
+};

@@ -1,0 +1,140 @@
+// The cluster API over the FakeDriver: configuration defaults, probe resolution, migration
+// reports (with an in-process probe against a loopback TCP server), evacuation planning and
+// its concurrency limits.
+import { createServer, type Server } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Cluster } from '../../src/api/cluster.js';
+import { parseConfig } from '../../src/config/load.js';
+import type { TideConfigInput } from '../../src/config/schema.js';
+import { DriverError } from '../../src/drivers/errors.js';
+import { FakeDriver, ManualClock, type FakeDriverOptions } from '../../src/drivers/fake/index.js';
+
+let server: Server;
+let port = 0;
+beforeAll(async () => {
+  server = createServer((s) => s.end());
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  port = (server.address() as { port: number }).port;
+});
+afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+function cluster(fake: FakeDriverOptions, cfg: Partial<TideConfigInput> = {}): { c: Cluster; d: FakeDriver } {
+  const d = new FakeDriver(fake);
+  const config = parseConfig({ hosts: fake.hosts.map((h) => ({ name: h.name, uri: `test:///${h.name}` })), ...cfg });
+  return { c: Cluster.open(config, { driver: d }), d };
+}
+
+const three = (): FakeDriverOptions => ({
+  hosts: [{ name: 'a', memMiB: 8192 }, { name: 'b', memMiB: 8192 }, { name: 'c', memMiB: 4096 }],
+  vms: [
+    { name: 'big', host: 'a', memMiB: 3072 }, { name: 'mid', host: 'a', memMiB: 2048 }, { name: 'small', host: 'a', memMiB: 512 },
+    { name: 'off', host: 'a', memMiB: 1024, state: 'shutoff' }, { name: 'resident', host: 'b', memMiB: 2048 },
+  ],
+});
+
+describe('Cluster.migrateOptions', () => {
+  it('takes the configuration defaults and lets a call override them', () => {
+    const { c } = cluster(three(), { migration: { autoConverge: false, bandwidthMiBps: 100, timeoutSec: 30 } });
+    expect(c.migrateOptions()).toMatchObject({ mode: 'live', autoConverge: false, bandwidthMiBps: 100, timeoutSec: 30, copyStorage: false });
+    expect(c.migrateOptions('suspend', { autoConverge: true, bandwidthMiBps: 5 })).toMatchObject({ mode: 'suspend', autoConverge: true, bandwidthMiBps: 5 });
+  });
+});
+
+describe('Cluster.migrate', () => {
+  it('reports the move; a refused one comes back with ok false, the error code and the checks', async () => {
+    const { c, d } = cluster(three());
+    const r = await c.migrate({ vm: 'small', to: 'b' });
+    expect(r).toMatchObject({ vm: 'small', from: 'a', to: 'b', mode: 'live', ok: true, dryRun: false, probe: null, probeDowntimeMs: null });
+    expect(d.vm('small')!.host).toBe('b');
+    const bad = await c.migrate({ vm: 'big', to: 'nowhere' });
+    expect(bad.ok).toBe(false);
+    expect(bad.error?.code).toBe('TIDE_NO_SUCH_HOST');
+    expect(bad.checks?.find((x) => x.check === 'target-exists')?.ok).toBe(false);
+    expect(d.vm('big')!.host).toBe('a');
+  });
+
+  it('a dry run only checks', async () => {
+    const { c, d } = cluster(three());
+    const r = await c.migrate({ vm: 'big', to: 'c', dryRun: true });
+    expect(r).toMatchObject({ ok: true, dryRun: true, from: 'a' });
+    expect(r.checks).toHaveLength(9);
+    expect(d.callsOf('migrate')).toHaveLength(0);
+    const tooBig = await c.migrate({ vm: 'big', to: 'c', dryRun: true, settings: {} });
+    expect(tooBig.ok).toBe(true); // 3 GiB fit into c's 4 GiB
+    d.addVm({ name: 'hog', host: 'c', memMiB: 2048 });
+    const refused = await c.migrate({ vm: 'big', to: 'c', dryRun: true });
+    expect(refused.ok).toBe(false);
+    expect(refused.checks?.find((x) => x.check === 'memory')).toMatchObject({ ok: false, code: 'TIDE_PREFLIGHT_FAILED' });
+  });
+
+  it('--probe auto uses the configured probe and reports what it saw next to libvirt’s downtime', async () => {
+    const clock = new ManualClock();
+    const { c } = cluster({ ...three(), clock, migrationMiBps: 1000 }, { vms: { small: { probe: `tcp://127.0.0.1:${port}` } } });
+    const p = c.migrate({ vm: 'small', to: 'b', probe: 'auto' });
+    // the fake migration waits on the manual clock: release it once the probe is answering
+    while (clock.pending === 0) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 200));
+    await clock.advance(5000);
+    const r = await p;
+    expect(r.ok).toBe(true);
+    expect(r.probe).toMatchObject({ target: `tcp://127.0.0.1:${port}`, netns: null, failed: 0 });
+    expect(r.probe!.ok).toBeGreaterThan(3);
+    expect(r.probeDowntimeMs).toBe(r.probe!.downtimeMs);
+    expect(r.probeDowntimeMs).toBeGreaterThanOrEqual(0);
+  });
+
+  it('refuses --probe auto without a configured probe, and bad probe targets', async () => {
+    const { c } = cluster(three());
+    await expect(c.migrate({ vm: 'small', to: 'b', probe: 'auto' })).rejects.toThrow(/no probe for small/);
+    await expect(c.migrate({ vm: 'small', to: 'b', probe: 'udp://1.2.3.4:5' })).rejects.toBeInstanceOf(DriverError);
+  });
+});
+
+describe('Cluster.evacuate', () => {
+  it('plans largest first onto the host with the most uncommitted memory; skips pinned and stopped VMs', async () => {
+    const { c } = cluster(three(), { vms: { mid: { pinned: true } } });
+    const { moves, skipped } = await c.planEvacuation({ host: 'a' });
+    expect(moves.map((m) => [m.vm, m.to])).toEqual([['big', 'b'], ['small', 'c']]);
+    expect(skipped).toEqual([{ vm: 'mid', reason: 'pinned (vms.mid.pinned)' }]);
+    const all = await c.planEvacuation({ host: 'a', includeStopped: true, includePinned: true });
+    expect(all.moves.find((m) => m.vm === 'off')).toMatchObject({ mode: 'offline' });
+    expect(all.moves).toHaveLength(4);
+  });
+
+  it('respects the targets given and the maintenance flags', async () => {
+    const { c } = cluster(three(), { hosts: [{ name: 'a', uri: 'test:///a' }, { name: 'b', uri: 'test:///b', maintenance: true }, { name: 'c', uri: 'test:///c' }] });
+    const { moves, skipped } = await c.planEvacuation({ host: 'a' });
+    expect(new Set(moves.map((m) => m.to))).toEqual(new Set(['c']));
+    expect(skipped.map((s) => s.vm)).toContain('mid'); // c has no room left for it
+    await expect(c.planEvacuation({ host: 'a', to: ['zz'] })).rejects.toMatchObject({ code: 'TIDE_NO_SUCH_HOST' });
+    await expect(c.planEvacuation({ host: 'zz' })).rejects.toMatchObject({ code: 'TIDE_NO_SUCH_HOST' });
+  });
+
+  it('empties the host within the concurrency and per-host limits', async () => {
+    const clock = new ManualClock();
+    const opts: FakeDriverOptions = {
+      hosts: [{ name: 'a', memMiB: 65536 }, { name: 'b', memMiB: 65536 }, { name: 'c', memMiB: 65536 }, { name: 'd', memMiB: 65536 }],
+      vms: Array.from({ length: 6 }, (_, i) => ({ name: `v${i}`, host: 'a', memMiB: 1024 })),
+      clock, migrationMiBps: 512,
+    };
+    const { c, d } = cluster(opts, { migration: { maxConcurrent: 2, maxPerHost: 2 } });
+    const p = c.evacuate({ host: 'a' });
+    while (!(await Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5))]))) await clock.advance(500);
+    const r = await p;
+    expect(r.moved).toHaveLength(6);
+    expect(r.failed).toHaveLength(0);
+    expect(r.remaining).toEqual([]);
+    expect(d.maxConcurrent).toBe(2);
+    expect(Math.max(...d.maxPerHost.values())).toBeLessThanOrEqual(2);
+    expect(d.maxPerHost.get('a')).toBe(2);
+  });
+
+  it('goes on after a failed move and reports what is left', async () => {
+    const { c, d } = cluster(three());
+    d.inject({ method: 'migrate', vm: 'mid', code: 'TIDE_MIGRATION_FAILED' });
+    const r = await c.evacuate({ host: 'a', concurrency: 1 });
+    expect(r.moved.map((m) => m.vm).sort()).toEqual(['big', 'small']);
+    expect(r.failed).toEqual([expect.objectContaining({ vm: 'mid', ok: false, error: expect.objectContaining({ code: 'TIDE_MIGRATION_FAILED' }) })]);
+    expect(r.remaining).toEqual(['mid']);
+  });
+});
