@@ -343,6 +343,9 @@ export class Engine {
       reqH += req;
     }
     this.hU[h] = U;
+    // Real saturation only: a migrating VM's 90 % share divided back by 0.9 may come out one
+    // ulp short of its request, which is not starvation (CloudSim's accounting counts it).
+    if (this.realistic && allocSla < reqSla && allocSla >= reqSla * (1 - 1e-9)) allocSla = reqSla;
     if (this.realistic) this.recordHost(h, t, allocSla, reqSla, this.hState[h] === 'on');
     else this.recordHost(h, t, U, reqH, U > 0);
   }

@@ -56,7 +56,7 @@ export const tideArgs = z.object({
   powerOff: z.boolean().default(true),
   /** Placement scorer: pack onto few hosts (energy) or spread (performance). */
   scorer: z.enum(['pack', 'spread']).default('pack'),
-  /** Stop consolidating after this many consecutive hosts could not be evacuated (bounds planning time on huge clusters). */
+  /** On clusters above `exhaustiveUpTo` hosts, stop consolidating after this many consecutive hosts could not be evacuated (bounds planning time). */
   maxFailedEvacuations: z.number().int().min(1).default(64),
   /**
    * On clusters of more than `exhaustiveUpTo` hosts, placement scores only the first
@@ -65,6 +65,11 @@ export const tideArgs = z.object({
    */
   feasibleHosts: z.number().int().min(1).default(32),
   exhaustiveUpTo: z.number().int().min(0).default(1000),
+  /**
+   * On memory-bound clusters up to `exhaustiveUpTo` hosts, try this many candidate orders
+   * for consolidation and keep the best (1 = just the watts-per-MiB order).
+   */
+  orderings: z.number().int().min(1).max(4).default(1),
 }).strict();
 
 export type TideArgs = z.output<typeof tideArgs>;
@@ -121,8 +126,6 @@ export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanCon
     const q = s.columnSum(VAR, h) + (v >= 0 ? variance[v]! : 0);
     return m + z2 * Math.sqrt(Math.max(0, q));
   };
-  const wpm = Float64Array.from(s.hosts, (host, h) => powerAt(host.power, 1) / s.capMips[h]!);
-  const bestWpm = Math.min(...wpm);
 
   // Filters: forecast fit below a utilisation limit; each vCPU's likely peak fits a core.
   // Current demand must fit too: a forecast below the present value must not hide a host
@@ -145,13 +148,45 @@ export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanCon
     check: (st, v, h) => (st.vms[v]!.mipsPerVcpu > st.hosts[h]!.mipsPerCore ? 'core-too-small' : null),
     explain: (st, v, h) => `${st.hosts[h]!.id}: one core gives ${fmt(st.hosts[h]!.mipsPerCore)} MIPS, a vCPU of ${st.vms[v]!.id} may use ${fmt(st.vms[v]!.mipsPerVcpu)}`,
   };
+  // Best fit weighs each resource by how scarce it is cluster-wide (its share in use), so
+  // packing tightens the dimension that decides how many hosts are needed: memory on
+  // memory-bound clusters, CPU on CPU-bound ones.
+  let cpuUse = 0;
+  let cpuCap = 0;
+  let memUse = 0;
+  let memCap = 0;
+  for (let h = 0; h < nh; h++) {
+    if (s.powerState(h) !== 'on') continue;
+    cpuUse += s.columnSum(MEAN, h);
+    cpuCap += s.capMips[h]!;
+    memUse += s.memReservedMiB[h]!;
+    memCap += s.hosts[h]!.memMiB;
+  }
+  const wCpu = cpuCap > 0 ? cpuUse / cpuCap : 1;
+  const wMem = memCap > 0 ? memUse / memCap : 0;
+  const avgCap = cpuCap / Math.max(1, nh);
+  const avgMem = memCap / Math.max(1, nh);
+  /**
+   * Energy cost of a host per unit of useful capacity: its draw at the cluster's current CPU
+   * utilisation divided by its capacity in the scarce resource. On a CPU-bound cluster that is
+   * watts per MIPS (faster, efficient servers win); on a memory-bound one the idle draw per
+   * GiB decides. Lower is better: keep and wake the cheapest, empty the dearest first.
+   */
+  const uCluster = cpuCap > 0 ? Math.min(1, cpuUse / cpuCap) : 0;
+  const wpm = Float64Array.from(s.hosts, (host, h) => {
+    const capacity = (wCpu * s.capMips[h]!) / (avgCap || 1) + (wMem * host.memMiB) / (avgMem || 1);
+    return powerAt(host.power, uCluster) / (capacity || 1);
+  });
+  const bestWpm = Math.min(...wpm);
+  /** A VM's size for first-fit-decreasing, in the same scarcity-weighted terms as packing. */
+  const size = (v: number): number => wCpu * (mean[v]! / (avgCap || 1)) + wMem * (s.vms[v]!.memReservedMiB / (avgMem || 1));
   const packScorer: HostScorer = {
     name: 'pack-forecast',
     score: (st, v, h) => {
       const cpu = Math.min(1, peak(h, v) / st.capMips[h]!);
       const host = st.hosts[h]!;
       const mem = host.memMiB > 0 ? Math.min(1, (st.memReservedMiB[h]! + st.vms[v]!.memReservedMiB) / host.memMiB) : 0;
-      return 100 * (cpu + mem) / 2;
+      return (100 * (wCpu * cpu + wMem * mem)) / (wCpu + wMem || 1);
     },
   };
   const efficiencyScorer: HostScorer = { name: 'efficiency', score: (_st, _v, h) => (100 * bestWpm) / wpm[h]! };
@@ -353,7 +388,14 @@ export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanCon
   //    Candidates are tried once each, best watts-saved-per-MiB-moved first. A host that
   //    cannot be evacuated stays so for the rest of the pass (receivers only get fuller and
   //    evacuated hosts take nothing).
-  const consolidate = (): void => {
+  type Ordering = 'value' | 'memory' | 'cpu' | 'count';
+  /**
+   * One greedy consolidation pass in the given candidate order; returns the evacuations it
+   * made (already applied to the working state and `excluded`).
+   */
+  const consolidate = (ordering: Ordering): { moves: typeof raw; evacuated: HostVerdict[] } => {
+    const made: typeof raw = [];
+    const evacuated: HostVerdict[] = [];
     const consolidator = placer(args.consolidateUtil, false);
     refresh();
     // Only hosts that already run VMs receive: moving onto an empty host saves nothing.
@@ -408,18 +450,21 @@ export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanCon
       if (host.excluded || host.maintenance) continue;
       let mem = 0;
       for (const v of s.vmsOn(h)) mem += s.vms[v]!.memMiB;
-      // Watts the host draws now, weighted by how inefficient it is, per MiB that must move.
-      const value = (powerAt(host.power, Math.min(1, s.reqMips[h]! / s.capMips[h]!)) * (wpm[h]! / bestWpm)) / (mem + 64 * s.vmsOn(h).length);
+      // value: watts the host draws now, weighted by how inefficient it is, per MiB that must
+      // move; memory: emptiest host first; cpu: least utilised first (as PABFD does).
+      const value = ordering === 'value'
+        ? (powerAt(host.power, Math.min(1, s.reqMips[h]! / s.capMips[h]!)) * (wpm[h]! / bestWpm)) / (mem + 64 * s.vmsOn(h).length)
+        : ordering === 'memory' ? -mem / host.memMiB : ordering === 'count' ? -s.vmsOn(h).length - mem / host.memMiB : -s.reqMips[h]! / s.capMips[h]!;
       order.push({ h, value });
     }
     order.sort((a, b) => b.value - a.value || a.h - b.h);
     let failures = 0;
     for (const { h: cand } of order) {
-      if (failures >= args.maxFailedEvacuations) break;
+      if (failures >= args.maxFailedEvacuations && nh > args.exhaustiveUpTo) break;
       if (s.isEmpty(cand)) continue;
       const vms = [...s.vmsOn(cand)];
       if (vms.some((v) => !s.vms[v]!.migratable || inCooldown(v))) continue;
-      vms.sort((a, b) => mean[b]! - mean[a]! || a - b);
+      vms.sort((a, b) => size(b) - size(a) || a - b);
       excluded[cand] = 1;
       const mark = s.mark();
       const moves: typeof raw = [];
@@ -444,13 +489,43 @@ export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanCon
         continue;
       }
       failures = 0;
-      raw.push(...moves);
-      verdicts.push({ host: s.hosts[cand]!.id, class: 'underloaded', reason: `evacuated: ${moves.length} VM(s) fit on other active hosts`, by: label });
+      made.push(...moves);
+      evacuated.push({ host: s.hosts[cand]!.id, class: 'underloaded', reason: `evacuated: ${moves.length} VM(s) fit on other active hosts`, by: label });
       if (++sinceSort >= 32) {
         resort();
         sinceSort = 0;
       }
     }
+    return { moves: made, evacuated };
+  };
+
+  /**
+   * When a hard resource (memory) binds, which hosts a greedy pass can empty depends on the
+   * order it tries them; on clusters small enough, try three orders from the same state and
+   * keep the one that empties the most hosts (then the fewest migrations). Deterministic, so
+   * the fixed point below still holds.
+   */
+  const consolidateBest = (): void => {
+    const orderings: Ordering[] = args.orderings > 1 && wMem > wCpu && nh <= args.exhaustiveUpTo ? (['value', 'memory', 'cpu', 'count'] as const).slice(0, args.orderings) : ['value'];
+    let best: Ordering = 'value';
+    if (orderings.length > 1) {
+      let bestScore = -Infinity;
+      for (const o of orderings) {
+        const mark = s.mark();
+        const saved = excluded.slice();
+        const r = consolidate(o);
+        const score = r.evacuated.length * 1e9 - r.moves.length;
+        if (score > bestScore) {
+          bestScore = score;
+          best = o;
+        }
+        s.rollback(mark);
+        excluded.set(saved);
+      }
+    }
+    const r = consolidate(best);
+    raw.push(...r.moves);
+    verdicts.push(...r.evacuated);
   };
 
   // Repeat consolidation, relief of what was stuck and rule fixes until nothing changes: each
@@ -458,7 +533,7 @@ export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanCon
   // At the fixed point, planning again on the result proposes nothing.
   for (let pass = 0; pass < 4; pass++) {
     const before = raw.length;
-    if (args.consolidate) consolidate();
+    if (args.consolidate) consolidateBest();
     release();
     refresh();
     for (const h of [...stuck.keys()]) relieve(h);

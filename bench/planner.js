@@ -1,0 +1,117 @@
+#!/usr/bin/env node
+// Planner and simulator benchmark (run after `npm run build`; `npm run bench` does both):
+//  1. every policy on each PlanetLab day in CloudSim's accounting, side by side with
+//     CloudSim 3.0.3's own numbers (cloudsim-setup.md §4), with the acceptance checks;
+//  2. the same policies in realistic accounting, energy as a ratio to the lower bound;
+//  3. planner scaling (`tide bench plan`) at 1k and 10k hosts, each in its own process so its
+//     peak RSS is its own.
+// Options (env): BENCH_DAYS=20110303,20110306  BENCH_POLICIES=tide,lr-mmt:1.2  BENCH_SKIP_SCALING=1
+//               BENCH_JSON=out.json (write every row)  TIDE_PLANETLAB_DIR=...
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { simulate } from '../dist/sim/run.js';
+import { cloudsimScenario } from '../dist/sim/scenario.js';
+import { readTrace } from '../dist/sim/trace.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const planetlab = process.env.TIDE_PLANETLAB_DIR ?? resolve(here, '../../shared/data/planetlab');
+const reference = JSON.parse(readFileSync(join(here, 'cloudsim-reference.json'), 'utf8'));
+const days = (process.env.BENCH_DAYS ?? Object.keys(reference.days).join(',')).split(',');
+const policies = (process.env.BENCH_POLICIES ?? 'npa,dvfs,thr-mmt:0.8,iqr-mmt:1.5,mad-mmt:2.5,lr-mmt:1.2,lrr-mmt:1.2,thr-mu:0.8,thr-mc:0.8,thr-rs:0.8,tide').split(',');
+const PORTS = ['thr-mmt:0.8', 'iqr-mmt:1.5', 'mad-mmt:2.5', 'lr-mmt:1.2'];
+const rows = [];
+const failures = [];
+
+function table(headers, data) {
+  const cells = [headers, ...data.map((r) => r.map(String))];
+  const w = headers.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
+  const line = (r) => r.map((c, i) => (i < 2 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ');
+  return [line(cells[0]), w.map((x) => '-'.repeat(x)).join('  '), ...cells.slice(1).map(line)].join('\n');
+}
+const pct = (a, b) => (b === 0 ? (a === 0 ? '0.0' : '∞') : ((100 * (a - b)) / b).toFixed(1));
+
+console.log(`# Tide planner/simulator benchmark — ${new Date().toISOString()} — node ${process.version}\n`);
+console.log('## CloudSim accounting: Tide\'s ports vs CloudSim 3.0.3, and tide\n');
+for (const day of days) {
+  const scenario = cloudsimScenario(readTrace(join(planetlab, day)));
+  const data = [];
+  const byPolicy = {};
+  for (const p of policies) {
+    const r = simulate({ scenario, policy: p });
+    byPolicy[p] = r;
+    rows.push({ day, accounting: 'cloudsim', ...r });
+    const ref = reference.days[day]?.[p];
+    data.push([
+      day, p, r.energyKWh.toFixed(2), ref ? ref.energyKWh.toFixed(2) : '-', ref ? pct(r.energyKWh, ref.energyKWh) : '-',
+      r.migrations, ref ? ref.migrations : '-', ref ? pct(r.migrations, ref.migrations) : '-',
+      r.slatahPct.toFixed(2), (r.slav * 1e5).toFixed(2), (r.esv * 1e3).toFixed(3), r.hostShutdowns, Math.round(r.wallMs),
+    ]);
+    if (PORTS.includes(p) && ref) {
+      if (Math.abs(r.energyKWh - ref.energyKWh) > 0.03 * ref.energyKWh) failures.push(`${day} ${p}: energy ${r.energyKWh.toFixed(2)} vs CloudSim ${ref.energyKWh}`);
+      if (Math.abs(r.migrations - ref.migrations) > 0.15 * ref.migrations) failures.push(`${day} ${p}: migrations ${r.migrations} vs CloudSim ${ref.migrations}`);
+    }
+  }
+  console.log(table(['day', 'policy', 'energy kWh', 'CloudSim', 'Δ %', 'migrations', 'CloudSim', 'Δ %', 'SLATAH %', 'SLAV ×1e-5', 'ESV ×1e-3', 'shutdowns', 'wall ms'], data));
+  const ports = PORTS.filter((p) => byPolicy[p]);
+  if (byPolicy.tide && ports.length === PORTS.length) {
+    const best = (k) => Math.min(...ports.map((p) => byPolicy[p][k]));
+    const t = byPolicy.tide;
+    const checks = [
+      [`ESV ${(t.esv * 1e3).toFixed(3)} ≤ 0.5 × best port ${(best('esv') * 1e3).toFixed(3)}`, t.esv <= 0.5 * best('esv')],
+      [`energy ${t.energyKWh.toFixed(2)} ≤ best port ${best('energyKWh').toFixed(2)}`, t.energyKWh <= best('energyKWh')],
+      [`migrations ${t.migrations} ≤ 0.5 × fewest ${best('migrations')}`, t.migrations <= 0.5 * best('migrations')],
+      [`one day simulated in ${Math.round(t.wallMs)} ms ≤ 2000 ms`, t.wallMs <= 2000],
+    ];
+    for (const [what, ok] of checks) {
+      console.log(`  ${ok ? 'ok  ' : 'FAIL'} tide: ${what}`);
+      if (!ok) failures.push(`${day} tide: ${what}`);
+    }
+  }
+  console.log('');
+}
+
+console.log('## Realistic accounting: energy as a ratio to the lower bound, real saturation\n');
+for (const day of days) {
+  const scenario = cloudsimScenario(readTrace(join(planetlab, day)));
+  const data = [];
+  const res = {};
+  for (const p of policies.filter((x) => x !== 'npa')) {
+    const r = simulate({ scenario, policy: p, accounting: 'realistic' });
+    res[p] = r;
+    rows.push({ day, accounting: 'realistic', ...r });
+    data.push([day, p, r.energyKWh.toFixed(2), r.lowerBoundKWh.toFixed(2), r.energyRatio.toFixed(3), r.migrations, r.slatahPct.toFixed(3), r.powerOffs, r.powerOns, r.meanActiveHosts.toFixed(1)]);
+  }
+  console.log(table(['day', 'policy', 'energy kWh', 'bound kWh', '×bound', 'migrations', 'saturation %', 'power-offs', 'power-ons', 'hosts on'], data));
+  const ports = PORTS.filter((p) => res[p]);
+  if (res.tide && ports.length) {
+    const closest = Object.entries(res).sort((a, b) => a[1].energyRatio - b[1].energyRatio)[0][0];
+    const bestSat = Math.min(...ports.map((p) => res[p].slatahPct));
+    const okClosest = closest === 'tide';
+    const okSat = res.tide.slatahPct <= bestSat + 1e-9;
+    console.log(`  ${okClosest ? 'ok  ' : 'FAIL'} tide is closest to the bound (closest: ${closest})`);
+    console.log(`  ${okSat ? 'ok  ' : 'FAIL'} tide real saturation ${res.tide.slatahPct.toFixed(3)} % ≤ best port ${bestSat.toFixed(3)} %`);
+    if (!okClosest) failures.push(`${day} realistic: ${closest} is closer to the bound than tide`);
+    if (!okSat) failures.push(`${day} realistic: tide saturation above the best port's`);
+  }
+  console.log('');
+}
+
+if (!process.env.BENCH_SKIP_SCALING) {
+  console.log('## Planner scaling (tide bench plan, one process per size)\n');
+  const data = [];
+  for (const [hosts, vms] of [[1000, 20000], [10000, 200000]]) {
+    const out = execFileSync(process.execPath, [join(here, '../bin/tide.js'), 'bench', 'plan', '--hosts', String(hosts), '--vms', String(vms), '--json'], { encoding: 'utf8' });
+    const r = JSON.parse(out);
+    rows.push({ bench: 'plan', ...r });
+    data.push([String(hosts), String(vms), r.migrations, r.powerOffs, r.planMs, r.peakRssMiB]);
+    if (hosts === 10000 && (r.planMs > 2000 || r.peakRssMiB > 1024)) failures.push(`bench plan 10k: ${r.planMs} ms, ${r.peakRssMiB} MiB`);
+  }
+  console.log(table(['hosts', 'vms', 'migrations', 'power-offs', 'plan ms', 'peak RSS MiB'], data));
+  console.log('');
+}
+
+if (process.env.BENCH_JSON) writeFileSync(process.env.BENCH_JSON, JSON.stringify(rows, null, 1));
+console.log(failures.length ? `FAILED checks:\n  ${failures.join('\n  ')}` : 'all checks passed');
+process.exitCode = failures.length ? 1 : 0;
