@@ -18,6 +18,18 @@ export const systemClock: Clock = {
     }),
 };
 
+/**
+ * Wall-clock time running `factor` times faster (for a simulated datacenter driven by
+ * real-time code, e.g. the driver contract suite): sleep(60_000) takes 60 ms at factor 1000.
+ */
+export function scaledClock(factor: number, startMs = 0): Clock {
+  const realStart = Date.now();
+  return {
+    now: () => startMs + (Date.now() - realStart) * factor,
+    sleep: (ms, signal) => systemClock.sleep(ms / factor, signal),
+  };
+}
+
 interface Timer {
   at: number;
   seq: number;

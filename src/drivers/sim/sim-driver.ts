@@ -10,7 +10,7 @@
  */
 import type { Clock } from '../../core/clock.js';
 import { powerAt } from '../../core/model/power.js';
-import type { SimScenario } from '../../sim/scenario.js';
+import type { SimScenario, SimVmSpec } from '../../sim/scenario.js';
 import { DriverError } from '../errors.js';
 import type {
   HostInfo, HostUsage, HypervisorDriver, MigrateOptions, MigrationResult, PreflightCheck, VmInfo, VmState, VmUsage,
@@ -28,6 +28,7 @@ interface SimVm {
   host: number;
   state: VmState;
   migratingTo: number;
+  removed: boolean;
 }
 
 export interface SimDriverOptions {
@@ -41,6 +42,9 @@ export class SimDriver implements HypervisorDriver, PowerDriver {
   readonly kind = 'sim';
   private readonly hosts: SimHost[];
   private readonly vms: SimVm[];
+  /** VM specs: the scenario's, plus any added with addVm (tests). */
+  private readonly specs: SimVmSpec[];
+  private readonly unreachable = new Set<number>();
   private readonly hostByName: Map<string, number>;
   private readonly vmByName: Map<string, number>;
   private readonly t0: number;
@@ -53,6 +57,7 @@ export class SimDriver implements HypervisorDriver, PowerDriver {
     this.meteredAt = this.t0;
     this.hostByName = new Map(scenario.hosts.map((h, i) => [h.id, i]));
     this.vmByName = new Map(scenario.vms.map((v, i) => [v.id, i]));
+    this.specs = [...scenario.vms];
     const off = new Set(opts.offHosts ?? []);
     this.hosts = scenario.hosts.map((h, idx) => ({ idx, power: off.has(h.id) ? 'off' : 'on', bootToken: 0 }));
     const memFree = scenario.hosts.map((h) => h.memMiB);
@@ -67,8 +72,44 @@ export class SimDriver implements HypervisorDriver, PowerDriver {
         if (host < 0) throw new Error(`sim: no host has room for VM '${v.id}'`);
       }
       memFree[host]! -= v.memMiB;
-      return { idx, host, state: 'running' as VmState, migratingTo: -1 };
+      return { idx, host, state: 'running' as VmState, migratingTo: -1, removed: false };
     });
+  }
+
+  // ------------------------------------------------------------------ test controls
+
+  /** Adds a running VM with a flat load (tests: e.g. names with shell metacharacters). */
+  addVm(name: string, host: string, opts: { vcpus?: number; memMiB?: number; cpuPct?: number } = {}): void {
+    if (this.vmByName.has(name)) throw new DriverError('TIDE_INVALID_ARGUMENT', `a VM named '${name}' exists`);
+    const h = this.hostIndex(host);
+    const spec: SimVmSpec = {
+      id: name, vcpus: opts.vcpus ?? 1, mipsPerVcpu: this.scenario.hosts[h]!.mipsPerCore, memMiB: opts.memMiB ?? 256,
+      cpu: new Float64Array(this.scenario.samples).fill((opts.cpuPct ?? 5) / 100),
+    };
+    this.specs.push(spec);
+    this.vmByName.set(name, this.specs.length - 1);
+    this.vms.push({ idx: this.specs.length - 1, host: h, state: 'running', migratingTo: -1, removed: false });
+  }
+
+  removeVm(name: string): void {
+    const v = this.vmIndex(name);
+    this.vms[v]!.removed = true;
+    this.vmByName.delete(name);
+  }
+
+  /** Makes a host unreachable (as if its hypervisor stopped answering) or reachable again. */
+  setReachable(host: string, reachable: boolean): void {
+    const h = this.hostIndex(host);
+    if (reachable) this.unreachable.delete(h);
+    else this.unreachable.add(h);
+  }
+
+  private up(h: number): boolean {
+    return this.hosts[h]!.power === 'on' && !this.unreachable.has(h);
+  }
+
+  private live(): SimVm[] {
+    return this.vms.filter((vm) => !vm.removed);
   }
 
   // ------------------------------------------------------------------ model
@@ -82,7 +123,7 @@ export class SimDriver implements HypervisorDriver, PowerDriver {
   private demand(v: number, ms: number): number {
     const vm = this.vms[v]!;
     if (vm.state !== 'running') return 0;
-    const spec = this.scenario.vms[v]!;
+    const spec = this.specs[v]!;
     return spec.cpu[this.sampleAt(ms)]! * spec.vcpus * spec.mipsPerVcpu;
   }
 
@@ -96,6 +137,7 @@ export class SimDriver implements HypervisorDriver, PowerDriver {
     let d = 0;
     for (let v = 0; v < this.vms.length; v++) {
       const vm = this.vms[v]!;
+      if (vm.removed) continue;
       if (vm.host === h) d += this.demand(v, ms);
       else if (vm.migratingTo === h) d += 0.1 * this.demand(v, ms);
     }
@@ -128,7 +170,7 @@ export class SimDriver implements HypervisorDriver, PowerDriver {
 
   /** Current placement, VM → host (for reports and tests). */
   placement(): Record<string, string> {
-    return Object.fromEntries(this.vms.map((vm) => [this.scenario.vms[vm.idx]!.id, this.scenario.hosts[vm.host]!.id]));
+    return Object.fromEntries(this.live().map((vm) => [this.specs[vm.idx]!.id, this.scenario.hosts[vm.host]!.id]));
   }
 
   hostPower(): Record<string, HostPower> {
@@ -163,16 +205,16 @@ export class SimDriver implements HypervisorDriver, PowerDriver {
       cpuMhz: s.mipsPerCore,
       memMiB: s.memMiB,
       cpuModel: 'sim',
-      up: this.hosts[h]!.power === 'on',
+      up: this.up(h),
     }));
   }
 
   async listVms(): Promise<VmInfo[]> {
     this.check();
-    return this.vms
-      .filter((vm) => this.hosts[vm.host]!.power === 'on')
+    return this.live()
+      .filter((vm) => this.up(vm.host))
       .map((vm) => {
-        const s = this.scenario.vms[vm.idx]!;
+        const s = this.specs[vm.idx]!;
         return { name: s.id, uuid: `5b000000-0000-4000-8000-${vm.idx.toString(16).padStart(12, '0')}`, host: this.scenario.hosts[vm.host]!.id, state: vm.state, vcpus: s.vcpus, memMiB: s.memMiB, persistent: true };
       });
   }
@@ -184,16 +226,16 @@ export class SimDriver implements HypervisorDriver, PowerDriver {
     const si = this.sampleAt(now);
     const hosts: HostUsage[] = [];
     for (const host of this.hosts) {
-      if (host.power !== 'on') continue;
+      if (!this.up(host.idx)) continue;
       const spec = this.scenario.hosts[host.idx]!;
       let mem = 0;
-      for (const vm of this.vms) if (vm.host === host.idx || vm.migratingTo === host.idx) mem += this.scenario.vms[vm.idx]!.memMiB;
-      hosts.push({ host: spec.id, atMs: now, cpuPct: 100 * this.hostUtil(host.idx, now), memUsedMiB: mem, memTotalMiB: spec.memMiB });
+      for (const vm of this.live()) if (vm.host === host.idx || vm.migratingTo === host.idx) mem += this.specs[vm.idx]!.memMiB;
+      hosts.push({ host: spec.id, atMs: now, cpuPct: 100 * this.hostUtil(host.idx, now), memUsedMiB: Math.min(mem, spec.memMiB), memTotalMiB: spec.memMiB });
     }
     const vms: VmUsage[] = [];
-    for (const vm of this.vms) {
-      if (this.hosts[vm.host]!.power !== 'on') continue;
-      const spec = this.scenario.vms[vm.idx]!;
+    for (const vm of this.live()) {
+      if (!this.up(vm.host)) continue;
+      const spec = this.specs[vm.idx]!;
       const running = vm.state === 'running';
       vms.push({
         vm: spec.id,
@@ -219,11 +261,11 @@ export class SimDriver implements HypervisorDriver, PowerDriver {
     checks.push(h === undefined ? { check: 'target-exists', ok: false, code: 'TIDE_NO_SUCH_HOST', reason: `no host named '${to}'` } : { check: 'target-exists', ok: true, reason: `${to} exists` });
     if (v === undefined || h === undefined) return checks;
     const vmState = this.vms[v]!;
-    const spec = this.scenario.vms[v]!;
+    const spec = this.specs[v]!;
     const target = this.scenario.hosts[h]!;
-    checks.push(this.hosts[h]!.power === 'on'
+    checks.push(this.up(h)
       ? { check: 'target-reachable', ok: true, reason: `${to} is on` }
-      : { check: 'target-reachable', ok: false, code: 'TIDE_HOST_UNREACHABLE', reason: `${to} is ${this.hosts[h]!.power}` });
+      : { check: 'target-reachable', ok: false, code: 'TIDE_HOST_UNREACHABLE', reason: this.unreachable.has(h) ? `${to} does not answer` : `${to} is ${this.hosts[h]!.power}` });
     checks.push(vmState.host !== h
       ? { check: 'not-same-host', ok: true, reason: `${vm} runs on ${this.scenario.hosts[vmState.host]!.id}` }
       : { check: 'not-same-host', ok: false, code: 'TIDE_PREFLIGHT_FAILED', reason: `${vm} already runs on ${to}` });
@@ -231,15 +273,19 @@ export class SimDriver implements HypervisorDriver, PowerDriver {
       ? { check: 'cpu-compatible', ok: true, reason: `${to}'s cores (${target.mipsPerCore} MHz) run ${vm}'s vCPUs (${spec.mipsPerVcpu} MHz)` }
       : { check: 'cpu-compatible', ok: false, code: 'TIDE_PREFLIGHT_FAILED', reason: `${to}'s cores (${target.mipsPerCore} MHz) are slower than ${vm}'s vCPUs (${spec.mipsPerVcpu} MHz)` });
     let used = 0;
-    for (const o of this.vms) if (o.host === h || o.migratingTo === h) used += this.scenario.vms[o.idx]!.memMiB;
+    for (const o of this.live()) if (o.host === h || o.migratingTo === h) used += this.specs[o.idx]!.memMiB;
     const free = target.memMiB - used;
     checks.push(free >= spec.memMiB
       ? { check: 'memory', ok: true, reason: `${to} has ${free} MiB free for ${spec.memMiB} MiB` }
       : { check: 'memory', ok: false, code: 'TIDE_PREFLIGHT_FAILED', reason: `${to} has ${free} MiB free, ${vm} needs ${spec.memMiB} MiB` });
     checks.push({ check: 'storage', ok: true, reason: opts.copyStorage ? 'disks are copied' : 'simulated storage is shared' });
-    checks.push(vmState.migratingTo < 0
-      ? { check: 'vm-state', ok: true, reason: `${vm} is ${vmState.state}` }
-      : { check: 'vm-state', ok: false, code: 'TIDE_PREFLIGHT_FAILED', reason: `${vm} is already migrating` });
+    checks.push({ check: 'name-clash', ok: true, reason: `no other VM named ${vm} on ${to}` });
+    const movable = opts.mode === 'offline' || vmState.state === 'running' || vmState.state === 'paused';
+    checks.push(vmState.migratingTo >= 0
+      ? { check: 'vm-state', ok: false, code: 'TIDE_PREFLIGHT_FAILED', reason: `${vm} is already migrating` }
+      : movable
+        ? { check: 'vm-state', ok: true, reason: `${vm} is ${vmState.state}` }
+        : { check: 'vm-state', ok: false, code: 'TIDE_PREFLIGHT_FAILED', reason: `${vm} is ${vmState.state}: only an offline move applies` });
     return checks;
   }
 
@@ -254,15 +300,17 @@ export class SimDriver implements HypervisorDriver, PowerDriver {
     const v = this.vmIndex(vm);
     const h = this.hostIndex(to);
     const state = this.vms[v]!;
-    const spec = this.scenario.vms[v]!;
+    const spec = this.specs[v]!;
     const from = state.host;
     const target = this.scenario.hosts[h]!;
     const started = this.clock.now();
     const util = spec.cpu[this.sampleAt(started)]!;
     // Live: copy memory over half the link, plus the pages dirtied meanwhile (busier guests
     // dirty more); offline and suspend: the guest is down for the whole move.
-    const copySec = (spec.memMiB * 1048576) / (target.netBytesPerSec / 2);
-    const sec = opts.mode === 'live' ? copySec * (1 + 0.5 * util) + 0.2 : copySec + (opts.mode === 'offline' ? 20 : 2);
+    const link = Math.min(target.netBytesPerSec / 2, opts.bandwidthMiBps !== undefined ? opts.bandwidthMiBps * 1048576 : Infinity);
+    const copySec = (spec.memMiB * 1048576) / link;
+    const running = state.state === 'running';
+    const sec = opts.mode === 'live' ? copySec * (1 + 0.5 * util) + 0.2 : running ? copySec + (opts.mode === 'offline' ? 20 : 2) : 0.5;
     this.meter();
     state.migratingTo = h;
     try {
@@ -291,7 +339,7 @@ export class SimDriver implements HypervisorDriver, PowerDriver {
     this.meter();
     state.migratingTo = -1;
     state.host = h;
-    const downtimeMs = opts.mode === 'live' ? Math.round(30 + 250 * util) : Math.round(sec * 1000);
+    const downtimeMs = !running && opts.mode === 'offline' ? null : opts.mode === 'live' ? Math.round(30 + 250 * util) : Math.round(sec * 1000);
     return {
       vm, from: this.scenario.hosts[from]!.id, to, mode: opts.mode, totalMs: this.clock.now() - started, downtimeMs,
       bytes: Math.round(spec.memMiB * 1048576 * (opts.mode === 'live' ? 1 + 0.5 * util : 1)), iterations: opts.mode === 'live' ? 2 : null, postCopy: false,
@@ -348,7 +396,7 @@ export class SimDriver implements HypervisorDriver, PowerDriver {
 
   async powerOff(host: string): Promise<void> {
     const h = this.hostIndex(host);
-    const on = this.vms.filter((vm) => vm.host === h || vm.migratingTo === h).map((vm) => this.scenario.vms[vm.idx]!.id);
+    const on = this.live().filter((vm) => vm.host === h || vm.migratingTo === h).map((vm) => this.specs[vm.idx]!.id);
     if (on.length > 0) throw new DriverError('TIDE_POWER_FAILED', `refusing to power off ${host}: ${on.length} VM(s) on it (${on.slice(0, 3).join(', ')})`);
     const state = this.hosts[h]!;
     if (state.power === 'off') return;
