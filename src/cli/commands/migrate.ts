@@ -1,6 +1,6 @@
 import { Cluster, type MigrateReport } from '../../api/cluster.js';
 import type { MigrationProgress, PreflightCheck } from '../../drivers/hypervisor.js';
-import { parse, progressBar, table } from '../args.js';
+import { parse, progressBar } from '../args.js';
 import { MIGRATION_FLAGS, MIGRATION_FLAGS_USAGE, clusterConfig, fmtMiB, fmtMs, parseMode, settingsFrom, withInterrupt } from '../cluster.js';
 import { UsageError, type CliIo, type Command } from '../io.js';
 
@@ -11,6 +11,7 @@ const usage = `tide [--config FILE] migrate VM --to HOST [--mode live|offline|su
   the same host, VM state, CPU compatible, storage, free memory, no name clash) and a failing
   one stops the migration before anything changes. Afterwards Tide verifies the VM runs on
   HOST and no longer on its source. Ctrl-C aborts the migration (the VM stays on its source).
+  A VM name that starts with '-' goes last, after '--': tide migrate --to HOST -- -odd-name
 
   --probe auto         probe the VM's service during the migration at the address the
                        configuration gives (vms.VM.probe, in vms.VM.probeNetns); or give a
@@ -20,8 +21,11 @@ const usage = `tide [--config FILE] migrate VM --to HOST [--mode live|offline|su
                        probeDowntimeMs, bytes, iterations, postCopy, probe, error
 ${MIGRATION_FLAGS_USAGE}`;
 
+/** The pre-flight checks, one per line: name, yes/NO, reason (left-aligned). */
 export function printChecks(io: CliIo, checks: PreflightCheck[]): void {
-  io.out(table(['check', 'ok', 'reason'], checks.map((c) => [c.check, c.ok ? 'yes' : 'NO', c.reason])).replace(/^(.*?)\s+$/gm, '$1'));
+  const w = Math.max(5, ...checks.map((c) => c.check.length));
+  io.out(`${'check'.padEnd(w)}  ok   reason\n`);
+  for (const c of checks) io.out(`${c.check.padEnd(w)}  ${(c.ok ? 'yes' : 'NO').padEnd(3)}  ${c.reason}\n`);
 }
 
 /** One-paragraph human summary of a migration report. */
@@ -98,7 +102,7 @@ export const migrateCommand: Command = {
       if (r.ok) io.out(describeReport(r));
       else {
         if (r.probe) io.out(describeReport(r));
-        if (r.checks) printChecks(io, r.checks.filter((c) => !c.ok));
+        if (r.checks) printChecks(io, r.checks.filter((c) => !c.ok && !c.reason.startsWith('not checked')));
         io.err(`tide migrate: ${r.error?.message} [${r.error?.code}]\n`);
       }
       return r.ok ? 0 : 1;
