@@ -9,13 +9,6 @@ export interface Move {
   readonly to: number;
 }
 
-interface JournalEntry extends Move {
-  /** Position of the VM in `from`'s list, to restore list order on rollback. */
-  readonly fromPos: number;
-  /** Where the two hosts' aggregates before the move were saved (see saveHost). */
-  readonly saveAt: number;
-}
-
 const hostIndexCache = new WeakMap<readonly Host[], Map<string, number>>();
 /** Host id → index, cached per hosts array (the simulator passes the same array every round). */
 function hostIndexOf(hosts: readonly Host[]): Map<string, number> {
@@ -107,7 +100,17 @@ export class ClusterState {
   private readonly hist: Float64Array;
   /** cnt[h * W + k]: number of VMs on h that have a k-th newest sample. */
   private readonly histCnt: Int32Array;
-  private readonly journal: JournalEntry[] = [];
+  /**
+   * The move journal as parallel typed stacks (vm, from, to, fromPos, saveAt per entry):
+   * planning a large cluster makes hundreds of thousands of tentative moves, and objects per
+   * entry would keep the garbage collector busy.
+   */
+  private jVm: Int32Array = new Int32Array(1024);
+  private jFrom: Int32Array = new Int32Array(1024);
+  private jTo: Int32Array = new Int32Array(1024);
+  private jPos: Int32Array = new Int32Array(1024);
+  private jSave: Int32Array = new Int32Array(1024);
+  private jLen = 0;
   private readonly columns: readonly ArrayLike<number>[];
   /** colSum[h * K + k]: Σ over VMs on h of column k. */
   private readonly colSum: Float64Array;
@@ -118,6 +121,8 @@ export class ClusterState {
    */
   private saved = new Float64Array(1024);
   private savedLen = 0;
+  /** Floats saved per host per move: six aggregates, the history window twice, the columns. */
+  private readonly saveSize: number;
   private readonly powerJournal: PowerJournalEntry[] = [];
   private readonly hostIdx: Map<string, number>;
   private vmIdxMap: Map<string, number> | null = null;
@@ -139,6 +144,7 @@ export class ClusterState {
     this.rules = snapshot.rules;
     const W = (this.historyWindow = options.historyWindow ?? 30);
     this.columns = options.vmColumns ?? [];
+    this.saveSize = 6 + 2 * W + this.columns.length;
     this.colSum = new Float64Array(snapshot.hosts.length * this.columns.length);
     const nh = this.hosts.length;
     const nv = this.vms.length;
@@ -359,33 +365,42 @@ export class ClusterState {
       this.lists[to]!.push(v);
       this.attach(v, to);
       // A host that receives a VM is tracked from now on (also after a rollback: harmless).
-      this.track(to);
+      if (!this.isTracked[to]) this.track(to);
     }
     this.hostOf[v] = to;
-    this.journal.push({ vm: v, from, to, fromPos, saveAt });
+    if (this.jLen === this.jVm.length) this.growJournal();
+    const j = this.jLen++;
+    this.jVm[j] = v;
+    this.jFrom[j] = from;
+    this.jTo[j] = to;
+    this.jPos[j] = fromPos;
+    this.jSave[j] = saveAt;
   }
 
   /** A point to roll back to. */
   mark(): StateMark {
-    return { moves: this.journal.length, power: this.powerJournal.length };
+    return { moves: this.jLen, power: this.powerJournal.length };
   }
 
   /** Undoes every move and power change made after `mark`, restoring list order exactly. */
   rollback(mark: StateMark): void {
     const jLen = mark.moves;
     const pLen = mark.power;
-    while (this.journal.length > jLen) {
-      const e = this.journal.pop()!;
-      if (e.to >= 0) {
-        const list = this.lists[e.to]!;
-        const i = list.lastIndexOf(e.vm);
-        list.splice(i, 1);
+    while (this.jLen > jLen) {
+      const j = --this.jLen;
+      const vm = this.jVm[j]!;
+      const from = this.jFrom[j]!;
+      const to = this.jTo[j]!;
+      const saveAt = this.jSave[j]!;
+      if (to >= 0) {
+        const list = this.lists[to]!;
+        list.splice(list.lastIndexOf(vm), 1);
       }
-      if (e.from >= 0) this.lists[e.from]!.splice(e.fromPos, 0, e.vm);
-      this.hostOf[e.vm] = e.from;
-      this.savedLen = e.saveAt;
-      this.restoreHost(e.from, e.saveAt);
-      this.restoreHost(e.to, e.saveAt + this.savedSize);
+      if (from >= 0) this.lists[from]!.splice(this.jPos[j]!, 0, vm);
+      this.hostOf[vm] = from;
+      this.savedLen = saveAt;
+      this.restoreHost(from, saveAt);
+      this.restoreHost(to, saveAt + this.savedSize);
     }
     while (this.powerJournal.length > pLen) {
       const p = this.powerJournal.pop()!;
@@ -395,7 +410,9 @@ export class ClusterState {
 
   /** Every move since `mark` (default: since the snapshot), in order. */
   movesSince(mark: StateMark = { moves: 0, power: 0 }): Move[] {
-    return this.journal.slice(mark.moves).map(({ vm, from, to }) => ({ vm, from, to }));
+    const out: Move[] = [];
+    for (let j = mark.moves; j < this.jLen; j++) out.push({ vm: this.jVm[j]!, from: this.jFrom[j]!, to: this.jTo[j]! });
+    return out;
   }
 
   /** Σ of extra column k over the VMs on host h (see StateOptions.vmColumns). */
@@ -403,14 +420,27 @@ export class ClusterState {
     return this.colSum[h * this.columns.length + k]!;
   }
 
+  private growJournal(): void {
+    const grow = (a: Int32Array): Int32Array => {
+      const b = new Int32Array(a.length * 2);
+      b.set(a);
+      return b;
+    };
+    this.jVm = grow(this.jVm);
+    this.jFrom = grow(this.jFrom);
+    this.jTo = grow(this.jTo);
+    this.jPos = grow(this.jPos);
+    this.jSave = grow(this.jSave);
+  }
+
   private get savedSize(): number {
-    return 6 + 2 * this.historyWindow + this.columns.length;
+    return this.saveSize;
   }
 
   private saveHost(h: number): void {
-    const size = this.savedSize;
+    const size = this.saveSize;
     if (this.savedLen + size > this.saved.length) {
-      const grown = new Float64Array(this.saved.length * 2);
+      const grown = new Float64Array(this.saved.length * 4);
       grown.set(this.saved);
       this.saved = grown;
     }

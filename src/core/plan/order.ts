@@ -122,20 +122,24 @@ export function orderPlan(start: ClusterSnapshot | ClusterState, input: OrderInp
 
   const emit = (m: IntendedMove, to: number, reason: string, by: string): void => {
     const from = s.hostOf[m.vm]!;
-    const deps = new Set<number>(outs[to]!);
+    // Ids grow, so outs[to] is sorted; the power-on step precedes every move.
+    const deps = outs[to]!.slice();
     const on = powerOnStep.get(to);
-    if (on !== undefined) deps.add(on);
+    if (on !== undefined) deps.unshift(on);
     const prev = lastStepOfVm.get(m.vm);
-    if (prev !== undefined) deps.add(prev);
+    if (prev !== undefined && !deps.includes(prev)) {
+      deps.push(prev);
+      deps.sort((a, b) => a - b);
+    }
     const id = nextId++;
     const vm = s.vms[m.vm]!;
     if (from < 0) {
-      const step: PlaceStep = { id, kind: 'place', vm: vm.id, to: s.hosts[to]!.id, deps: [...deps].sort((a, b) => a - b), reason, by };
+      const step: PlaceStep = { id, kind: 'place', vm: vm.id, to: s.hosts[to]!.id, deps, reason, by };
       steps.push(step);
     } else {
       const step: MigrateStep = {
         id, kind: 'migrate', vm: vm.id, from: s.hosts[from]!.id, to: s.hosts[to]!.id, memMiB: vm.memMiB,
-        deps: [...deps].sort((a, b) => a - b), reason, by,
+        deps, reason, by,
       };
       steps.push(step);
       outs[from]!.push(id);

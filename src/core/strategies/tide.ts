@@ -193,19 +193,25 @@ export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanCon
   const placementScorer = args.scorer === 'pack' ? packScorer : leastAllocated;
 
   const excluded = new Uint8Array(nh);
+  // Filters run in order and stop at the first rejection: the most selective go first. Rule
+  // filters and scorers are left out when the snapshot has no rules of that strength.
+  const hasHard = s.rules.some((r) => r.strength === 'hard');
+  const hasSoft = s.rules.some((r) => r.strength === 'soft');
   const placer = (limit: number, allowWake: boolean): Placer => ({
     filters: [
-      hostUsable({ allowWake }),
       notIn(excluded, 'excluded-this-round', 'overloaded or being evacuated this round'),
-      memoryFits,
-      ioFits(args.ioUtil),
-      coreFits,
       fitsBelow(limit, `forecast≤${limit}`),
-      hardRules(rules),
+      memoryFits,
+      coreFits,
+      ioFits(args.ioUtil),
+      hostUsable({ allowWake }),
+      ...(hasHard ? [hardRules(rules)] : []),
     ],
-    scorers: allowWake
-      ? [{ scorer: efficiencyScorer, weight: 4 }, { scorer: placementScorer, weight: 1 }, { scorer: softRules(rules), weight: 1 }]
-      : [{ scorer: placementScorer, weight: 4 }, { scorer: efficiencyScorer, weight: 1 }, { scorer: softRules(rules), weight: 1 }],
+    scorers: [
+      { scorer: allowWake ? efficiencyScorer : placementScorer, weight: 4 },
+      { scorer: allowWake ? placementScorer : efficiencyScorer, weight: 1 },
+      ...(hasSoft ? [{ scorer: softRules(rules), weight: 1 }] : []),
+    ],
   });
   const candidates = (): number[] => (ctx.explain ? allHosts(s) : s.placementCandidates());
   const bound = nh > args.exhaustiveUpTo && !ctx.explain ? args.feasibleHosts : Infinity;
@@ -479,8 +485,9 @@ export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanCon
         moves.push({ vm: v, from: cand, to: r.host, by: 'tide:consolidate', reason: '' });
       }
       if (ok) {
-        const why = `${s.hosts[cand]!.id} can be emptied and switched off (saves about ${fmt(powerAt(s.hosts[cand]!.power, Math.min(1, s.uNow[cand]!)))} W); `;
-        for (const m of moves) m.reason = `${why}${s.hosts[m.to]!.id} stays below ${fmt(args.consolidateUtil * 100)} % on forecast`;
+        // One sentence for the whole evacuation (each step names its own target).
+        const why = `${s.hosts[cand]!.id} can be emptied and switched off (saves about ${fmt(powerAt(s.hosts[cand]!.power, Math.min(1, s.uNow[cand]!)))} W); every receiver stays below ${fmt(args.consolidateUtil * 100)} % on forecast`;
+        for (const m of moves) m.reason = why;
       }
       if (!ok) {
         s.rollback(mark);
@@ -489,7 +496,7 @@ export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanCon
         continue;
       }
       failures = 0;
-      made.push(...moves);
+      for (const m of moves) made.push(m);
       evacuated.push({ host: s.hosts[cand]!.id, class: 'underloaded', reason: `evacuated: ${moves.length} VM(s) fit on other active hosts`, by: label });
       if (++sinceSort >= 32) {
         resort();
@@ -524,8 +531,8 @@ export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanCon
       }
     }
     const r = consolidate(best);
-    raw.push(...r.moves);
-    verdicts.push(...r.evacuated);
+    for (const m of r.moves) raw.push(m);
+    for (const v of r.evacuated) verdicts.push(v);
   };
 
   // Repeat consolidation, relief of what was stuck and rule fixes until nothing changes: each
