@@ -7,7 +7,7 @@ import { clusterConfig, fmtMs } from '../cluster.js';
 import { UsageError, type CliIo } from '../io.js';
 
 export const benchMigrateUsage = `tide [--config FILE] bench migrate --vm VM[,VM…] [--settings S1,S2,…] [--setting NAME:k=v,…]
-                [--runs N] [--warmup N] [--hosts A,B] [--probe auto|none] [--dirty-mib N] [--json]
+                [--runs N] [--warmup N] [--timeout SEC] [--hosts A,B] [--probe auto|none] [--dirty-mib N] [--json]
 
   Migrates the VM(s) back and forth between two hosts under each setting, runs interleaved,
   and compares wall time, libvirt's downtime, the service probe's longest gap (--probe auto,
@@ -15,7 +15,8 @@ export const benchMigrateUsage = `tide [--config FILE] bench migrate --vm VM[,VM
   Settings: plain, auto-converge, post-copy, post-copy:N (switch after N passes), suspend, or
   --setting NAME:mode=live|suspend,autoConverge=true,postCopyAfter=N,bandwidth=MIBPS,maxDowntime=MS
   (repeatable). Default: plain,auto-converge,post-copy, 3 runs, 1 warm-up migration.
-  To compare KVM with TCG, give one VM of each (--vm kvmguest,tcgguest).
+  To compare KVM with TCG, give one VM of each (--vm kvmguest,tcgguest). --timeout aborts a
+  run that does not converge (a failed run, counted in the ok column).
   --dirty-mib N        lab guests only: make the guest rewrite N MiB of RAM during the runs
                        (a memory-dirtying workload, so the settings differ)`;
 
@@ -31,17 +32,19 @@ function fmtRow(r: BenchRow): (string | number)[] {
 export async function benchMigrate(argv: string[], io: CliIo): Promise<number> {
   const { values } = parse(argv, {
     vm: { type: 'string' }, settings: { type: 'string' }, setting: { type: 'string', multiple: true }, runs: { type: 'string' },
-    warmup: { type: 'string' }, hosts: { type: 'string' }, probe: { type: 'string' }, 'dirty-mib': { type: 'string' }, json: { type: 'boolean' },
+    warmup: { type: 'string' }, timeout: { type: 'string' }, hosts: { type: 'string' }, probe: { type: 'string' }, 'dirty-mib': { type: 'string' }, json: { type: 'boolean' },
   });
   const vms = ((values.vm as string | undefined) ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   if (vms.length === 0) throw new UsageError('--vm VM[,VM…] is required');
   const runs = num(values.runs as string | undefined, '--runs', 3, { min: 1, int: true });
   const warmup = num(values.warmup as string | undefined, '--warmup', 1, { min: 0, int: true });
+  const timeoutSec = values.timeout === undefined ? undefined : num(values.timeout as string, '--timeout', 0, { min: 0.001 });
   const dirty = values['dirty-mib'] === undefined ? null : num(values['dirty-mib'] as string, '--dirty-mib', 0, { min: 0, int: true });
   let settings: BenchSetting[];
   try {
     const named = ((values.settings as string | undefined) ?? (values.setting ? '' : 'plain,auto-converge,post-copy')).split(',').map((s) => s.trim()).filter(Boolean);
     settings = [...named, ...((values.setting as unknown as string[] | undefined) ?? [])].map(parseBenchSetting);
+    if (timeoutSec !== undefined) for (const s of settings) s.settings.timeoutSec ??= timeoutSec;
   } catch (e) {
     if (e instanceof BenchSpecError) throw new UsageError(e.message);
     throw e;
