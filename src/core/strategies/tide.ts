@@ -63,7 +63,7 @@ export const tideArgs = z.object({
    * this-many hosts that fit, taken best-fit first (kube-scheduler's "feasible nodes to
    * find"); smaller clusters are searched exhaustively.
    */
-  feasibleHosts: z.number().int().min(1).default(32),
+  feasibleHosts: z.number().int().min(1).default(8),
   exhaustiveUpTo: z.number().int().min(0).default(1000),
   /**
    * On memory-bound clusters up to `exhaustiveUpTo` hosts, try this many candidate orders
