@@ -1,5 +1,6 @@
 import type { Command } from '../io.js';
 import { benchCommand } from './bench.js';
+import { configCommand } from './config.js';
 import { demoCommand } from './demo.js';
 import { evacuateCommand } from './evacuate.js';
 import { hostsCommand } from './hosts.js';
@@ -21,4 +22,5 @@ export const commands: Record<string, Command> = {
   vms: vmsCommand,
   migrate: migrateCommand,
   evacuate: evacuateCommand,
+  config: configCommand,
 };
