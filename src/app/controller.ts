@@ -64,6 +64,9 @@ export class Controller {
   /** CPU samples per VM, MIPS, oldest first (at most HISTORY). */
   private readonly history = new Map<string, number[]>();
   private readonly lastMigrated = new Map<string, number>();
+  /** When each host was last seen coming up, s (absent: up since before Tide looked). */
+  private readonly onSince = new Map<string, number>();
+  private readonly wasUp = new Map<string, boolean>();
 
   constructor(private readonly deps: ControllerDeps) {
     for (const [vm, at] of deps.store?.lastMigrations() ?? []) this.lastMigrated.set(vm, at / 1000);
@@ -81,11 +84,14 @@ export class Controller {
     const hosts: Host[] = hostInfos.map((h) => {
       const cfg = this.deps.hosts?.[h.name] ?? {};
       const u = hostUsage.get(h.name);
+      if (h.up && this.wasUp.get(h.name) === false) this.onSince.set(h.name, now / 1000);
+      this.wasUp.set(h.name, h.up);
       return {
         id: h.name, cpuCores: h.cpuCores, mipsPerCore: h.cpuMhz, memMiB: h.memMiB,
         diskBytesPerSec: 1e9, netBytesPerSec: 1.25e9, power: cfg.power ?? DEFAULT_POWER,
         powerState: h.up ? 'on' : 'off', maintenance: cfg.maintenance ?? false, excluded: cfg.excluded ?? false,
         tags: cfg.tags ?? [], cpuUsedMips: u ? (u.cpuPct / 100) * h.cpuCores * h.cpuMhz : undefined,
+        onSinceSec: this.onSince.get(h.name),
       };
     });
     const pinned = new Set(this.deps.pinnedVms ?? []);

@@ -154,6 +154,9 @@ export class Engine {
   private readonly hRec: { t: number; alloc: number; req: number; active: boolean }[];
   private readonly hPrevActive: Uint8Array;
   private readonly hSharedHost: Host[];
+  /** When each host was last seen coming on (for DPM hysteresis), and whether it was on. */
+  private readonly hOnSince: Float64Array;
+  private readonly hWasOn: Uint8Array;
   // VMs
   private readonly vReq: Float64Array;
   private readonly vOwner: Int32Array;
@@ -208,6 +211,8 @@ export class Engine {
     this.hState = scenario.hosts.map(() => 'on');
     this.hRec = scenario.hosts.map(() => ({ t: -1, alloc: 0, req: 0, active: false }));
     this.hPrevActive = new Uint8Array(nh).fill(1);
+    this.hOnSince = new Float64Array(nh).fill(-Infinity);
+    this.hWasOn = new Uint8Array(nh).fill(1);
     this.hSharedHost = scenario.hosts.map((h) => ({
       id: h.id, cpuCores: h.cpuCores, mipsPerCore: h.mipsPerCore, memMiB: h.memMiB,
       diskBytesPerSec: h.diskBytesPerSec, netBytesPerSec: h.netBytesPerSec, power: h.power,
@@ -495,6 +500,10 @@ export class Engine {
       const host = hosts[h]!;
       host.cpuUsedMips = this.hU[h]!;
       host.powerState = this.realistic ? this.hState[h]! : this.hU[h]! > 0 ? 'on' : 'off';
+      const on = host.powerState === 'on';
+      if (on && !this.hWasOn[h]) this.hOnSince[h] = t;
+      this.hWasOn[h] = on ? 1 : 0;
+      host.onSinceSec = Number.isFinite(this.hOnSince[h]!) ? this.hOnSince[h]! : undefined;
     }
     const vms: Vm[] = [];
     const si = this.sampleIndex(t);

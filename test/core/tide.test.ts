@@ -74,6 +74,13 @@ describe('tide: consolidation and power', () => {
     expect(moves(plan(cooled, tide('tide:cooldownSec=30'), T))).toEqual([['a', 'h0', 'h1']]);
   });
 
+  it('leaves a recently woken host alone for minOnSec (DPM hysteresis)', () => {
+    const woken = cluster([host('h0', { onSinceSec: T - 600 }), host('h1')], [flat('a', 'h0', 300, { memMiB: 512 }), flat('b', 'h1', 300)], [], T);
+    // Without hysteresis the cheaper host h0 is emptied; with it, h1 is.
+    expect(moves(plan(woken, tide(), T))).toEqual([['a', 'h0', 'h1']]);
+    expect(moves(plan(woken, tide('tide:minOnSec=3600'), T))).toEqual([['b', 'h1', 'h0']]);
+  });
+
   it('stops below consolidateUtil: no evacuation that fills the receiver past it', () => {
     const full = cluster([host('h0'), host('h1')], [flat('a', 'h0', 900), flat('b', 'h1', 900)], [], T);
     expect(moves(plan(full, tide(), T))).toEqual([]); // 1800 = 90 % > 85 %

@@ -45,6 +45,8 @@ export interface Host {
    * capping). Undefined: the planner uses the VMs' demand.
    */
   readonly cpuUsedMips?: number;
+  /** When the host last came on (powered on, or became active), s; undefined: long ago. */
+  readonly onSinceSec?: number;
 }
 
 export interface VmDemand {

@@ -48,6 +48,11 @@ export const tideArgs = z.object({
   cooldownSec: z.number().min(0).default(1800),
   /** Share of a host's disk/network bandwidth placement may use. */
   ioUtil: z.number().min(0.1).max(1).default(0.8),
+  /**
+   * A host that came on less than this long ago is not emptied again (DPM hysteresis: a woken
+   * host stays up for at least this long), s.
+   */
+  minOnSec: z.number().min(0).default(0),
   /** Empty hosts kept powered on as spares (DPM's "hosts in reserve"). */
   spareHosts: z.number().int().min(0).default(0),
   /** Consolidate (evacuate and power off hosts). */
@@ -454,6 +459,7 @@ export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanCon
       if (excluded[h] || s.powerState(h) !== 'on' || s.isEmpty(h)) continue;
       const host = s.hosts[h]!;
       if (host.excluded || host.maintenance) continue;
+      if (args.minOnSec > 0 && host.onSinceSec !== undefined && ctx.now - host.onSinceSec < args.minOnSec) continue;
       let mem = 0;
       for (const v of s.vmsOn(h)) mem += s.vms[v]!.memMiB;
       // value: watts the host draws now, weighted by how inefficient it is, per MiB that must
