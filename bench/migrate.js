@@ -22,7 +22,7 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { benchMigrate, median, mean, parseBenchSetting } from '../dist/api/bench-migrate.js';
+import { benchMigrate, median, mean, parseBenchSetting, summarize } from '../dist/api/bench-migrate.js';
 import { Cluster } from '../dist/api/cluster.js';
 import { loadConfig } from '../dist/config/load.js';
 import { LibvirtDriver } from '../dist/drivers/libvirt/index.js';
@@ -146,23 +146,44 @@ async function main() {
       await lab.setDirty(VM, DIRTY_MIB);
       if (cond.mbit > 0) await lab.shapeLinks(cond.mbit);
       try {
-        const settings = ['plain', 'auto-converge', 'post-copy'].map(parseBenchSetting);
-        for (const st of settings) st.settings.timeoutSec = cond.timeoutSec;
-        const res = await benchMigrate(cluster, {
-          vms: [VM], runs: cond.runs, warmup: 0, probe: 'auto', settings,
-          onRun: (r) => log(`  ${r.setting} #${r.run}: ${r.report.ok ? `${r.report.totalMs} ms, downtime ${r.report.downtimeMs} ms, probe ${r.report.probeDowntimeMs} ms (${r.report.probe?.failed} failed), ${((r.report.bytes ?? 0) / 2 ** 20).toFixed(1)} MiB${r.report.postCopy ? ', post-copy' : ''}` : `FAILED ${r.report.error?.code}`}`),
-        });
-        out.settings.push({ condition: cond, ...res });
-        for (const x of res.rows) {
+        // one setting at a time, so a guest that a setting left hung (seen with heavy
+        // auto-converge throttling under TCG) is noticed, counted and rebooted
+        const runsOf = [];
+        const hung = {};
+        for (let run = 1; run <= cond.runs; run++) {
+          for (const name of ['plain', 'post-copy', 'auto-converge']) {
+            const st = parseBenchSetting(name);
+            st.settings.timeoutSec = cond.timeoutSec;
+            const res = await benchMigrate(cluster, {
+              vms: [VM], runs: 1, warmup: 0, probe: 'auto', settings: [st],
+              onRun: (r) => log(`  ${r.setting} #${run}: ${r.report.ok ? `${r.report.totalMs} ms, downtime ${r.report.downtimeMs} ms, probe ${r.report.probeDowntimeMs} ms (${r.report.probe?.failed} failed), ${((r.report.bytes ?? 0) / 2 ** 20).toFixed(1)} MiB${r.report.postCopy ? ', post-copy' : ''}` : `FAILED ${r.report.error?.code}`}`),
+            });
+            runsOf.push(...res.runs.map((r) => ({ ...r, run })));
+            try {
+              await lab.waitGuest(lab.vm(VM), 30_000);
+            } catch {
+              hung[name] = (hung[name] ?? 0) + 1;
+              log(`  ${name} #${run}: the guest no longer answers (hung); rebooting it`);
+              const h = await lab.locate(VM);
+              await lab.virshOk(h, ['destroy', '--domain', VM]);
+              await lab.virshOk(h, ['start', '--domain', VM]);
+              await lab.waitGuest(lab.vm(VM));
+            }
+            await lab.setDirty(VM, DIRTY_MIB);
+          }
+        }
+        const rows = summarize(runsOf);
+        out.settings.push({ condition: cond, runs: runsOf, rows, hung });
+        for (const x of rows) {
           settingsRows.push([cond.label, x.setting, `${x.ok}/${x.runs}`, fmt(x.totalMsMedian), fmt(x.downtimeMsMedian), fmt(x.probeDowntimeMsMedian), fmt(x.probeDowntimeMsMax),
-            x.probeFailed, fmt(x.mibMean, 1), fmt(x.iterationsMedian), x.postCopyRuns]);
+            x.probeFailed, fmt(x.mibMean, 1), fmt(x.iterationsMedian), x.postCopyRuns, hung[x.setting] ?? 0]);
         }
       } finally {
         if (cond.mbit > 0) await lab.unshapeLinks();
         await lab.setDirty(VM, 0);
       }
     }
-    const settingsTable = table(['link', 'setting', 'ok', 'wall median ms', 'libvirt downtime median ms', 'probe gap median ms', 'probe gap max ms', 'probe failed', 'MiB sent (mean)', 'passes (median)', 'post-copy runs'], settingsRows);
+    const settingsTable = table(['link', 'setting', 'ok', 'wall median ms', 'libvirt downtime median ms', 'probe gap median ms', 'probe gap max ms', 'probe failed', 'MiB sent (mean)', 'passes (median)', 'post-copy runs', 'guest hung after'], settingsRows);
 
     // ---------------------------------------------------------------- 3. stats and pipelining
     const host = await lab.locate(VM);

@@ -255,8 +255,9 @@ export class Cluster {
     if (probe && probeSpec) {
       // let the window close: wait until the service answered a few times after the move
       const okAtEnd = probe.latest()?.ok ?? 0;
-      await waitFor(() => (probe!.latest()?.ok ?? 0) >= okAtEnd + 3, 10_000);
+      const back = await waitFor(() => (probe!.latest()?.ok ?? 0) >= okAtEnd + 3, 10_000);
       const rep = await probe.stop();
+      if (!back && rep.ok <= okAtEnd) warning = [warning, 'the service did not answer within 10 s after the migration'].filter(Boolean).join('; ');
       summary = probeSummary(probeSpec, rep, warning);
     }
     const from = result?.from ?? (error?.detail?.from as string | undefined) ?? '';

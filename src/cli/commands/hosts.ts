@@ -6,7 +6,8 @@ import { UsageError, type Command } from '../io.js';
 const usage = `tide [--config FILE] hosts [--interval-ms MS] [--no-usage] [--json]
 
   Every configured host: reachable or not, capacity, CPU model, VMs running, and CPU and
-  memory utilisation measured over --interval-ms (default 1000). --json prints an array.`;
+  memory utilisation measured over --interval-ms (default 1000). --json prints an array.
+  Exit status 1 when a host does not answer.`;
 
 export const hostsCommand: Command = {
   summary: 'list the hosts with capacity and utilisation',
