@@ -55,8 +55,10 @@ const fmt = (x, d = 0) => (x === null || x === undefined || Number.isNaN(x) ? '-
 function table(headers, rows) {
   const cells = [headers, ...rows.map((r) => r.map(String))];
   const w = headers.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
-  const line = (r) => `| ${r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join(' | ')} |`;
-  return [line(cells[0]), `|${w.map((n, i) => (i === 0 ? `${'-'.repeat(n + 1)}-` : `${'-'.repeat(n + 1)}:`)).join('|')}|`, ...cells.slice(1).map(line)].join('\n');
+  // text columns left-aligned, numeric ones right-aligned
+  const numeric = headers.map((_, i) => cells.slice(1).every((r) => /^[-–]?$|^-?[\d.,]+( %)?$|^\d+\/\d+$/.test(r[i])));
+  const line = (r) => `| ${r.map((c, i) => (numeric[i] ? c.padStart(w[i]) : c.padEnd(w[i]))).join(' | ')} |`;
+  return [line(cells[0]), `|${w.map((n, i) => `${'-'.repeat(n + 1)}${numeric[i] ? ':' : '-'}`).join('|')}|`, ...cells.slice(1).map(line)].join('\n');
 }
 
 async function main() {
