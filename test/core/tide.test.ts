@@ -74,6 +74,22 @@ describe('tide: consolidation and power', () => {
     expect(moves(plan(cooled, tide('tide:cooldownSec=30'), T))).toEqual([['a', 'h0', 'h1']]);
   });
 
+  it('on a memory-bound cluster, makes room for a VM by moving a smaller one (one extra move empties a host)', () => {
+    // v (1740 MiB) fits neither hole (873 on h0, 1130 on h1). Moving y (870) from h0 to h1
+    // opens 1743 MiB on h0; h2 can then be emptied and switched off.
+    const mem = (id: string, h: string, memMiB: number) => flat(id, h, 10, { memMiB });
+    const snap = cluster([host('h0'), host('h1'), host('h2')], [
+      mem('x', 'h0', 1740), mem('y', 'h0', 870), mem('z', 'h0', 613),
+      mem('p', 'h1', 1740), mem('q', 'h1', 613), mem('r', 'h1', 613),
+      mem('v', 'h2', 1740),
+    ], [], T);
+    const p = plan(snap, tide(), T);
+    expect(moves(p)).toEqual([['y', 'h0', 'h1'], ['v', 'h2', 'h0']]);
+    const [mY, mV, off] = p.steps;
+    expect(mV!.deps).toContain(mY!.id);
+    expect(off).toMatchObject({ kind: 'powerOff', host: 'h2' });
+  });
+
   it('leaves a recently woken host alone for minOnSec (DPM hysteresis)', () => {
     const woken = cluster([host('h0', { onSinceSec: T - 600 }), host('h1')], [flat('a', 'h0', 300, { memMiB: 512 }), flat('b', 'h1', 300)], [], T);
     // Without hysteresis the cheaper host h0 is emptied; with it, h1 is.

@@ -435,6 +435,40 @@ export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanCon
     };
     resort();
     let sinceSort = 0;
+    /**
+     * When memory binds, free memory ends up in holes too small for the VM at hand. Before
+     * giving a candidate up, try to make room: move one smaller VM w off a receiver r to another
+     * receiver, so that v fits on r (one extra migration to empty a whole host). Bounded, and
+     * only on clusters small enough to search exhaustively.
+     */
+    const makeRoom = wMem > wCpu && nh <= args.exhaustiveUpTo
+      ? (v: number, cand: number, recv: readonly number[]): { w: number; r: number; wTo: number } | null => {
+        const need = s.vms[v]!.memReservedMiB;
+        let tries = 0;
+        for (const r of recv) {
+          if (excluded[r] || r === cand) continue;
+          const free = s.hosts[r]!.memMiB - s.memReservedMiB[r]!;
+          if (free >= need) continue;
+          for (const w of s.vmsOn(r)) {
+            const wm = s.vms[w]!.memReservedMiB;
+            if (wm >= need || free + wm < need || !s.vms[w]!.migratable || inCooldown(w)) continue;
+            if (++tries > 256) return null;
+            const mark = s.mark();
+            s.move(w, -1);
+            if (findHost(s, consolidator, v, [r]).host === r) {
+              const to = findHost(s, consolidator, w, recv.filter((x) => x !== r && x !== cand), false, bound).host;
+              if (to >= 0) {
+                s.move(w, to);
+                s.move(v, r);
+                return { w, r, wTo: to };
+              }
+            }
+            s.rollback(mark);
+          }
+        }
+        return null;
+      }
+      : null;
     /** Receivers that might take VM v: from the first whose (stale) headroom covers its mean. */
     const receiversFor = (v: number): Iterable<number> => {
       if (args.scorer === 'spread' || bound === Infinity) return receivers;
@@ -483,12 +517,18 @@ export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanCon
       let ok = true;
       for (const v of vms) {
         const r = findHost(s, consolidator, v, receiversFor(v), false, bound);
-        if (r.host < 0) {
+        if (r.host >= 0) {
+          s.move(v, r.host);
+          moves.push({ vm: v, from: cand, to: r.host, by: 'tide:consolidate', reason: '' });
+          continue;
+        }
+        const room = makeRoom ? makeRoom(v, cand, receivers) : null;
+        if (!room) {
           ok = false;
           break;
         }
-        s.move(v, r.host);
-        moves.push({ vm: v, from: cand, to: r.host, by: 'tide:consolidate', reason: '' });
+        moves.push({ vm: room.w, from: room.r, to: room.wTo, by: 'tide:consolidate', reason: '' });
+        moves.push({ vm: v, from: cand, to: room.r, by: 'tide:consolidate', reason: '' });
       }
       if (ok) {
         // One sentence for the whole evacuation (each step names its own target).
