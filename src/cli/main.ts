@@ -1,4 +1,4 @@
-import { processIo, UsageError, type CliIo, type Command } from './io.js';
+import { processIo, UsageError, type CliIo } from './io.js';
 import { commands } from './commands/index.js';
 
 function help(): string {
@@ -25,11 +25,12 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
     io.out(help());
     return name === undefined ? 2 : 0;
   }
-  const command: Command | undefined = commands[name];
-  if (!command) {
+  const entry = Object.hasOwn(commands, name) ? commands[name] : undefined;
+  if (!entry) {
     io.err(`tide: unknown command '${name}'\n\n${help()}`);
     return 2;
   }
+  const command = await entry.load();
   if (rest.includes('--help') || rest.includes('-h')) {
     io.out(`usage: ${command.usage}\n`);
     return 0;

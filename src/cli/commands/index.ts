@@ -1,26 +1,24 @@
 import type { Command } from '../io.js';
-import { benchCommand } from './bench.js';
-import { configCommand } from './config.js';
-import { demoCommand } from './demo.js';
-import { evacuateCommand } from './evacuate.js';
-import { hostsCommand } from './hosts.js';
-import { labCommand } from './lab.js';
-import { migrateCommand } from './migrate.js';
-import { simulateCommand } from './simulate.js';
-import { vmsCommand } from './vms.js';
+
+/** A command as the dispatcher knows it: its one-line summary, and how to load it. */
+export interface CommandEntry {
+  readonly summary: string;
+  load(): Promise<Command>;
+}
 
 /**
  * Every CLI command, registered explicitly (no discovery). Each lives in its own module and is
- * a thin shell over the programmatic API in src/api.
+ * a thin shell over the programmatic API in src/api. Modules load on demand, so `tide migrate`
+ * does not pay for loading the simulator or the lab (start-up time is part of every command).
  */
-export const commands: Record<string, Command> = {
-  demo: demoCommand,
-  simulate: simulateCommand,
-  lab: labCommand,
-  bench: benchCommand,
-  hosts: hostsCommand,
-  vms: vmsCommand,
-  migrate: migrateCommand,
-  evacuate: evacuateCommand,
-  config: configCommand,
+export const commands: Record<string, CommandEntry> = {
+  demo: { summary: "run Tide's DRS+DPM loop on the embedded simulated office datacenter", load: async () => (await import('./demo.js')).demoCommand },
+  simulate: { summary: 'replay a trace or scenario through one or more policies and report energy, SLA and migrations', load: async () => (await import('./simulate.js')).simulateCommand },
+  lab: { summary: 'two-host libvirt lab on this machine for end-to-end tests (root)', load: async () => (await import('./lab.js')).labCommand },
+  bench: { summary: 'benchmarks: `plan` (planner speed on a synthetic cluster), `migrate` (migration settings on real hosts)', load: async () => (await import('./bench.js')).benchCommand },
+  hosts: { summary: 'list the hosts with capacity and utilisation', load: async () => (await import('./hosts.js')).hostsCommand },
+  vms: { summary: 'list the VMs with their utilisation', load: async () => (await import('./vms.js')).vmsCommand },
+  migrate: { summary: 'live-migrate (or move offline / suspended) one VM to another host', load: async () => (await import('./migrate.js')).migrateCommand },
+  evacuate: { summary: 'move every VM off a host (maintenance), under the concurrency limits', load: async () => (await import('./evacuate.js')).evacuateCommand },
+  config: { summary: 'the configuration file: its JSON Schema, or check one', load: async () => (await import('./config.js')).configCommand },
 };
