@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   LibvirtConnection,
-  LibvirtError,
   RpcClient,
   procs,
   REMOTE_PROGRAM,
@@ -17,18 +16,9 @@ import {
   VIR_DOMAIN_STATE,
 } from '../../src/libvirt/index.js';
 import { freePort, labGate, startLibvirtd, type LibvirtdHandle } from '../helpers/libvirtd.js';
+import { rejection } from '../helpers/rejection.js';
 
 const run = labGate('libvirt RPC client against a private libvirtd', { tls: true });
-
-async function rejection(p: Promise<unknown>): Promise<LibvirtError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(LibvirtError);
-    return e as LibvirtError;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe.skipIf(!run)('private libvirtd: transports and the test driver', () => {
   let d: LibvirtdHandle;

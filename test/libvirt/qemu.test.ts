@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   LibvirtConnection,
-  LibvirtError,
+  type LibvirtError,
   VIR_CPU_COMPARE,
   VIR_DOMAIN_EVENT,
   VIR_DOMAIN_EVENT_SUSPENDED,
@@ -18,18 +18,9 @@ import {
   type Domain,
 } from '../../src/libvirt/index.js';
 import { freePort, labGate, startLibvirtd, tinyQemuDomainXml, type LibvirtdHandle } from '../helpers/libvirtd.js';
+import { rejection } from '../helpers/rejection.js';
 
 const run = labGate('libvirt RPC client with a real QEMU guest', { qemu: true });
-
-async function rejection(p: Promise<unknown>): Promise<LibvirtError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(LibvirtError);
-    return e as LibvirtError;
-  }
-  throw new Error('expected a rejection');
-}
 
 async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const end = Date.now() + timeoutMs;

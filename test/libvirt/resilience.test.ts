@@ -2,20 +2,11 @@
 // call in flight, a hung (SIGSTOPped) daemon detected by keepalive, and automatic reconnection
 // with re-registration of event callbacks after the daemon restarts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LibvirtConnection, LibvirtError, VIR_DOMAIN_EVENT } from '../../src/libvirt/index.js';
+import { LibvirtConnection, VIR_DOMAIN_EVENT, type LibvirtError } from '../../src/libvirt/index.js';
 import { labGate, startLibvirtd, type LibvirtdHandle } from '../helpers/libvirtd.js';
+import { rejection } from '../helpers/rejection.js';
 
 const run = labGate('libvirt RPC client failure handling against a private libvirtd');
-
-async function rejection(p: Promise<unknown>): Promise<LibvirtError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(LibvirtError);
-    return e as LibvirtError;
-  }
-  throw new Error('expected a rejection');
-}
 
 function nextEvent<T>(subscribe: (resolve: (v: T) => void) => void, timeoutMs: number, what: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {

@@ -4,12 +4,12 @@
 // callback id through LibvirtConnection.
 import { afterEach, describe, expect, it } from 'vitest';
 import { LibvirtConnection } from '../../src/libvirt/connection.js';
-import { LibvirtError } from '../../src/libvirt/errors.js';
 import type { Packet } from '../../src/libvirt/packet.js';
 import { eventMsgs, KEEPALIVE_PROGRAM, procs } from '../../src/libvirt/protocol.js';
 import { RpcClient } from '../../src/libvirt/rpc.js';
 import { decode, encode, xdr } from '../../src/libvirt/xdr.js';
 import { fakePair, type FakePeer } from './fake-peer.js';
+import { rejection } from '../helpers/rejection.js';
 
 let cleanups: Array<() => void> = [];
 afterEach(() => {
@@ -24,16 +24,6 @@ async function setup(opts: ConstructorParameters<typeof RpcClient>[1] = {}): Pro
 }
 
 const nameRet = (name: string): Buffer => encode(procs.CONNECT_GET_HOSTNAME.ret, { hostname: name });
-
-async function rejection(p: Promise<unknown>): Promise<LibvirtError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(LibvirtError);
-    return e as LibvirtError;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('dispatcher', () => {
   it('matches replies to calls by serial, whatever the reply order', async () => {

@@ -5,20 +5,11 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LibvirtConnection, LibvirtError } from '../../src/libvirt/index.js';
+import { LibvirtConnection } from '../../src/libvirt/index.js';
 import { labGate, startLibvirtd, startSshd, type LibvirtdHandle, type SshdHandle } from '../helpers/libvirtd.js';
+import { rejection } from '../helpers/rejection.js';
 
 const run = labGate('libvirt RPC client over SSH (private sshd + libvirtd)', { ssh: true });
-
-async function rejection(p: Promise<unknown>): Promise<LibvirtError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(LibvirtError);
-    return e as LibvirtError;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe.skipIf(!run)('qemu+ssh:// transports', () => {
   let d: LibvirtdHandle;
