@@ -61,8 +61,8 @@ const DEFAULT_POWER = linearPower(120, 320, { offW: 10, bootSec: 240, bootW: 180
 const HISTORY = 30;
 
 export class Controller {
-  /** CPU samples per VM, MIPS, oldest first (at most HISTORY). */
-  private readonly history = new Map<string, number[]>();
+  /** Samples per VM, oldest first (at most HISTORY each): CPU MIPS, memory MiB, disk and network bytes/s. */
+  private readonly history = new Map<string, { cpu: number[]; mem: number[]; disk: number[]; net: number[] }>();
   private readonly lastMigrated = new Map<string, number>();
   /** When each host was last seen coming up, s (absent: up since before Tide looked). */
   private readonly onSince = new Map<string, number>();
@@ -101,18 +101,20 @@ export class Controller {
       seen.add(v.name);
       const u = vmUsage.get(v.name);
       const cpuMips = ((u?.cpuPct ?? 0) / 100) * v.vcpus * baseline;
-      const hist = this.history.get(v.name) ?? [];
-      hist.push(cpuMips);
-      if (hist.length > HISTORY) hist.shift();
+      const memMiB = u?.memUsedMiB ?? v.memMiB;
+      const disk = (u?.diskReadBytesPerSec ?? 0) + (u?.diskWriteBytesPerSec ?? 0);
+      const net = (u?.netRxBytesPerSec ?? 0) + (u?.netTxBytesPerSec ?? 0);
+      const hist = this.history.get(v.name) ?? { cpu: [], mem: [], disk: [], net: [] };
+      for (const [series, x] of [[hist.cpu, cpuMips], [hist.mem, memMiB], [hist.disk, disk], [hist.net, net]] as const) {
+        series.push(x);
+        if (series.length > HISTORY) series.shift();
+      }
       this.history.set(v.name, hist);
       vms.push({
         id: v.name, host: v.host, vcpus: v.vcpus, mipsPerVcpu: baseline, memMiB: v.memMiB, memReservedMiB: v.memMiB,
-        demand: {
-          cpuMips, memMiB: u?.memUsedMiB ?? v.memMiB,
-          diskBytesPerSec: (u?.diskReadBytesPerSec ?? 0) + (u?.diskWriteBytesPerSec ?? 0),
-          netBytesPerSec: (u?.netRxBytesPerSec ?? 0) + (u?.netTxBytesPerSec ?? 0),
-        },
-        cpuHistoryMips: [...hist], tags: [], lastMigratedAt: this.lastMigrated.get(v.name),
+        demand: { cpuMips, memMiB, diskBytesPerSec: disk, netBytesPerSec: net },
+        cpuHistoryMips: [...hist.cpu], memHistoryMiB: [...hist.mem], diskHistoryBytesPerSec: [...hist.disk], netHistoryBytesPerSec: [...hist.net],
+        tags: [], lastMigratedAt: this.lastMigrated.get(v.name),
         migratable: v.state === 'running' && !pinned.has(v.name),
       });
     }

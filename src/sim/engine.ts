@@ -197,6 +197,8 @@ export class Engine {
   private readonly hostIdx: Map<string, number>;
   private readonly vmIdx: Map<string, number>;
   private readonly vmObjs: (Vm | undefined)[] = [];
+  /** Per-VM memory-used series in MiB (from the trace's fractions), when the trace has one. */
+  private readonly memSeriesMiB: (Float64Array | undefined)[];
 
   constructor(scenario: SimScenario, opts: EngineOptions) {
     this.sc = scenario;
@@ -228,6 +230,7 @@ export class Engine {
     this.vLastMig = new Float64Array(nv).fill(-Infinity);
     this.vRec = scenario.vms.map(() => ({ t: -1, alloc: 0, req: 0, inMig: false }));
     this.vmSize = Float64Array.from(scenario.vms, (v) => v.vcpus * v.mipsPerVcpu);
+    this.memSeriesMiB = scenario.vms.map((v) => (v.mem ? Float64Array.from(v.mem, (f) => f * v.memMiB) : undefined));
     this.hostIdx = new Map(scenario.hosts.map((h, i) => [h.id, i]));
     this.vmIdx = new Map(scenario.vms.map((v, i) => [v.id, i]));
   }
@@ -524,6 +527,11 @@ export class Engine {
         demand.diskBytesPerSec = spec.diskBytesPerSec?.[si] ?? 0;
         demand.netBytesPerSec = spec.netBytesPerSec?.[si] ?? 0;
         vm.cpuHistoryMips = this.vHist.subarray(v * HIST, v * HIST + this.vHistLen[v]!);
+        // The other series straight from the trace, up to the current sample.
+        const from = Math.max(0, si + 1 - this.vHistLen[v]!);
+        vm.memHistoryMiB = this.memSeriesMiB[v]?.subarray(from, si + 1);
+        vm.diskHistoryBytesPerSec = spec.diskBytesPerSec?.subarray(from, si + 1);
+        vm.netHistoryBytesPerSec = spec.netBytesPerSec?.subarray(from, si + 1);
         vm.lastMigratedAt = Number.isFinite(this.vLastMig[v]!) ? this.vLastMig[v]! : undefined;
         vm.migratable = spec.migratable !== false && this.vInMig[v] === 0 && this.vTargets[v]!.length === 0;
         vms.push(vm);

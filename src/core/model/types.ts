@@ -78,6 +78,10 @@ export interface Vm {
    * entry is the current demand. May be shorter than the detectors' windows.
    */
   readonly cpuHistoryMips: ArrayLike<number>;
+  /** Memory really used, disk and network throughput, same spacing and order, when known. */
+  readonly memHistoryMiB?: ArrayLike<number>;
+  readonly diskHistoryBytesPerSec?: ArrayLike<number>;
+  readonly netHistoryBytesPerSec?: ArrayLike<number>;
   /** Measured page dirty rate, bytes/s (from past migrations or job stats), if known. */
   readonly dirtyBytesPerSec?: number;
   readonly tags: readonly string[];

@@ -163,7 +163,7 @@ export function planBeloglazov(input: ClusterSnapshot, args: BeloglazovArgs, ctx
       notMoved.push({
         vm: s.vms[v]!.id, host: s.hosts[from]!.id, code: 'no-host-fits',
         reason: `${s.hosts[from]!.id} is ${maintenance[from] ? 'in maintenance' : 'overloaded'} but no host can take ${s.vms[v]!.id} (${fmt(s.vms[v]!.demand.cpuMips, 0)} MIPS)`,
-        by: label, rejections: ctx.explain ? summariseRejections(r.rejections) : [],
+        by: label, rejections: summariseRejections(ctx.explain ? r.rejections : findHost(s, overloadPlacer, v, allHosts(s), true).rejections),
       });
       continue;
     }

@@ -256,6 +256,14 @@ export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanCon
     return { host: b.host, rejections: [...a.rejections, ...b.rejections] };
   };
 
+  /**
+   * Which filter rejected which host, for a VM that could not be placed. With `explain` the
+   * search already recorded it; otherwise it is worked out now, over every host (rare: only
+   * for VMs Tide wanted to move and could not).
+   */
+  const whyNot = (v: number, seen: ReturnType<typeof findHost>['rejections']) =>
+    summariseRejections(ctx.explain ? seen : findHost(s, reliefWake, v, allHosts(s), true).rejections);
+
   const inCooldown = (v: number): boolean => {
     const t = s.vms[v]!.lastMigratedAt;
     return t !== undefined && ctx.now - t < args.cooldownSec;
@@ -281,7 +289,7 @@ export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanCon
         unfixable.set(v, {
           vm: s.vms[v]!.id, host: s.hosts[h]!.id, code: 'rule-unfixable',
           reason: `${s.vms[v]!.id} breaks rule ${broken.id} on ${s.hosts[h]!.id} but no host satisfies it and has room`,
-          by: label, rejections: ctx.explain ? summariseRejections(r.rejections) : undefined,
+          by: label, rejections: whyNot(v, r.rejections),
         });
         continue;
       }
@@ -372,7 +380,7 @@ export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanCon
         stuck.set(h, {
           vm: s.vms[pick]!.id, host: host.id, code: 'no-host-fits',
           reason: `${host.id} is ${host.maintenance ? 'in maintenance' : 'overloaded'} but no host can take ${s.vms[pick]!.id} (forecast ${fmt(mean[pick]!)} ± ${fmt(Math.sqrt(variance[pick]!))} MIPS, ${fmt(s.vms[pick]!.memReservedMiB)} MiB)`,
-          by: label, rejections: ctx.explain ? summariseRejections(r.rejections) : undefined,
+          by: label, rejections: whyNot(pick, r.rejections),
         });
         // Leave this host as it is; the others may still be relieved.
         break;
