@@ -19,8 +19,12 @@ export interface PolicyDefinition {
   readonly baseArgs: Record<string, unknown>;
   /** The argument a bare `NAME:VALUE` sets, if any. */
   readonly positional?: string;
-  /** How the simulator sets the datacenter up for this policy (CloudSim's runners differ). */
-  readonly sim: { readonly initialPlacement: 'pabfd' | 'first-fit'; readonly nonPowerAware?: boolean };
+  /**
+   * How the simulator sets the datacenter up for this policy (CloudSim's runners differ), and
+   * the arguments it needs in realistic accounting (where an empty host stays on unless the
+   * plan powers it off).
+   */
+  readonly sim: { readonly initialPlacement: 'pabfd' | 'first-fit'; readonly nonPowerAware?: boolean; readonly realisticArgs?: Record<string, unknown> };
 }
 
 export interface CompiledPolicy {
@@ -46,7 +50,7 @@ function beloglazovPolicy(d: (typeof DETECTORS)[number], s: (typeof SELECTORS)[n
     strategy: beloglazov,
     baseArgs: base,
     positional: 'param',
-    sim: { initialPlacement: 'pabfd' },
+    sim: { initialPlacement: 'pabfd', realisticArgs: { powerOff: true } },
   };
 }
 
@@ -64,11 +68,18 @@ function parseValue(raw: string): unknown {
   return raw.trim() !== '' && Number.isFinite(n) ? n : raw;
 }
 
+/** The definition a `NAME[:…]` spec names; throws a PolicyError listing the known names. */
+export function policyDefinition(spec: string): PolicyDefinition {
+  const name = spec.includes(':') ? spec.slice(0, spec.indexOf(':')) : spec;
+  const def = Object.hasOwn(policies, name.trim().toLowerCase()) ? policies[name.trim().toLowerCase()] : undefined;
+  if (!def) throw new PolicyError(`unknown policy '${name}' (known: ${Object.keys(policies).join(', ')})`);
+  return def;
+}
+
 /** Parses and validates `NAME[:PARAM]` / `NAME:k=v,…`; errors name the policy and the argument. */
 export function compilePolicy(spec: string, extraArgs: Record<string, unknown> = {}): CompiledPolicy {
-  const [name, rest] = spec.includes(':') ? [spec.slice(0, spec.indexOf(':')), spec.slice(spec.indexOf(':') + 1)] : [spec, undefined];
-  const def = policies[name.trim().toLowerCase()];
-  if (!def) throw new PolicyError(`unknown policy '${name}' (known: ${Object.keys(policies).join(', ')})`);
+  const rest = spec.includes(':') ? spec.slice(spec.indexOf(':') + 1) : undefined;
+  const def = policyDefinition(spec);
   const user: Record<string, unknown> = {};
   if (rest !== undefined && rest !== '') {
     if (!rest.includes('=')) {

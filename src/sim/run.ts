@@ -2,7 +2,7 @@
  * The simulator's programmatic API: run one policy over one scenario and report CloudSim's
  * metrics (plus Tide's own: energy lower bound, power actions).
  */
-import { compilePolicy, plan, type CompiledPolicy } from '../core/policy.js';
+import { compilePolicy, plan, policyDefinition, type CompiledPolicy } from '../core/policy.js';
 import type { PowerModel } from '../core/model/types.js';
 import { Engine, type Accounting, type SimMetrics } from './engine.js';
 import type { SimScenario } from './scenario.js';
@@ -45,7 +45,7 @@ export function simulate(opts: SimRunOptions): SimResult {
   const realistic = accounting === 'realistic';
   // Realistic accounting needs explicit power-off steps: an empty host stays on otherwise.
   const policy = typeof opts.policy === 'string'
-    ? compilePolicy(opts.policy, realistic && opts.policy.split(':')[0]!.includes('-') ? { powerOff: true } : {})
+    ? compilePolicy(opts.policy, realistic ? (policyDefinition(opts.policy).sim.realisticArgs ?? {}) : {})
     : opts.policy;
   const scenario = realistic ? withRealisticPower(opts.scenario) : opts.scenario;
   const t0 = performance.now();
