@@ -339,9 +339,11 @@ export class SimDriver implements HypervisorDriver, PowerDriver {
     this.meter();
     state.migratingTo = -1;
     state.host = h;
-    const downtimeMs = !running && opts.mode === 'offline' ? null : opts.mode === 'live' ? Math.round(30 + 250 * util) : Math.round(sec * 1000);
+    const totalMs = Math.round(this.clock.now() - started);
+    // Live: the switch-over pause; suspend and offline: the VM is down for the whole move.
+    const downtimeMs = !running && opts.mode === 'offline' ? null : opts.mode === 'live' ? Math.round(30 + 250 * util) : totalMs;
     return {
-      vm, from: this.scenario.hosts[from]!.id, to, mode: opts.mode, totalMs: this.clock.now() - started, downtimeMs,
+      vm, from: this.scenario.hosts[from]!.id, to, mode: opts.mode, totalMs, downtimeMs,
       bytes: Math.round(spec.memMiB * 1048576 * (opts.mode === 'live' ? 1 + 0.5 * util : 1)), iterations: opts.mode === 'live' ? 2 : null, postCopy: false,
     };
   }
