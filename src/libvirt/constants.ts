@@ -153,8 +153,8 @@ export const VIR_DOMAIN_STATS = {
   VM: 1 << 10,
 } as const;
 
-/** virConnectGetAllDomainStatsFlags (filters share values with VIR_CONNECT_LIST_DOMAINS_*). */
-export const VIR_CONNECT_GET_ALL_DOMAINS_STATS = {
+/** Domain filters shared by virConnectListAllDomainsFlags and virConnectGetAllDomainStatsFlags. */
+const DOMAIN_FILTERS = {
   ACTIVE: 1 << 0,
   INACTIVE: 1 << 1,
   PERSISTENT: 1 << 2,
@@ -163,6 +163,11 @@ export const VIR_CONNECT_GET_ALL_DOMAINS_STATS = {
   PAUSED: 1 << 5,
   SHUTOFF: 1 << 6,
   OTHER: 1 << 7,
+} as const;
+
+/** virConnectGetAllDomainStatsFlags */
+export const VIR_CONNECT_GET_ALL_DOMAINS_STATS = {
+  ...DOMAIN_FILTERS,
   NOWAIT: 1 << 29,
   BACKING: 1 << 30,
   ENFORCE_STATS: 2 ** 31, // 1U << 31: keep it positive for the unsigned wire field
@@ -170,14 +175,7 @@ export const VIR_CONNECT_GET_ALL_DOMAINS_STATS = {
 
 /** virConnectListAllDomainsFlags */
 export const VIR_CONNECT_LIST_DOMAINS = {
-  ACTIVE: 1 << 0,
-  INACTIVE: 1 << 1,
-  PERSISTENT: 1 << 2,
-  TRANSIENT: 1 << 3,
-  RUNNING: 1 << 4,
-  PAUSED: 1 << 5,
-  SHUTOFF: 1 << 6,
-  OTHER: 1 << 7,
+  ...DOMAIN_FILTERS,
   MANAGEDSAVE: 1 << 8,
   NO_MANAGEDSAVE: 1 << 9,
   AUTOSTART: 1 << 10,
