@@ -79,7 +79,7 @@ export function orderPlan(start: ClusterSnapshot | ClusterState, input: OrderInp
   const cpuLimit = new Float64Array(nh);
   const memLimit = new Float64Array(nh);
   const finalHost = new Int32Array(s.vms.length);
-  {
+  if (checkCapacity) {
     const m0 = atStart ?? s.mark();
     if (!atStart) for (const m of input.moves) s.move(m.vm, m.to);
     for (let h = 0; h < nh; h++) {
@@ -88,6 +88,9 @@ export function orderPlan(start: ClusterSnapshot | ClusterState, input: OrderInp
     }
     finalHost.set(s.hostOf);
     s.rollback(m0);
+  } else if (atStart) {
+    // Nothing to check: just go back to the snapshot position.
+    s.rollback(atStart);
   }
   // A hard rule the final placement itself breaks is the strategy's doing (e.g. a rule
   // already broken that could not be fixed); the order only refuses to break one temporarily.

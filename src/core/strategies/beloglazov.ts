@@ -250,8 +250,7 @@ export function planBeloglazov(input: ClusterSnapshot, args: BeloglazovArgs, ctx
       }
     }
   }
-  s.rollback(start);
-  const ordered = orderPlan(s, { moves: intended, powerOn, powerOff, checkCapacity: !args.faithful });
+  const ordered = orderPlan(s, { moves: intended, powerOn, powerOff, checkCapacity: !args.faithful }, start);
   return {
     policy: label,
     time: snapshot.time,
