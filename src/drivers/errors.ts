@@ -13,7 +13,12 @@ export type DriverErrorCode =
   | 'TIDE_UNSUPPORTED'
   | 'TIDE_INVALID_ARGUMENT'
   | 'TIDE_VM_STATE'
-  | 'TIDE_POWER_FAILED';
+  | 'TIDE_POWER_FAILED'
+  /** A side effect whose outcome could not be established (e.g. the migration target stopped
+   *  answering at switch-over): nothing further was done; reconciliation finishes it. */
+  | 'TIDE_MIGRATION_UNKNOWN'
+  /** Another Tide process holds the cluster lock. */
+  | 'TIDE_LOCKED';
 
 export class DriverError extends Error {
   constructor(

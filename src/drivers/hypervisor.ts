@@ -20,6 +20,8 @@ export interface HostInfo {
   cpuModel: string;
   /** False when the host's hypervisor does not answer (powered off, unreachable). */
   up: boolean;
+  /** When `up` is false: why the hypervisor could not be asked (the transport's error). */
+  reason?: string;
 }
 
 export type VmState = 'running' | 'paused' | 'shutoff' | 'crashed' | 'suspended' | 'other';
@@ -135,8 +137,15 @@ export interface HypervisorDriver {
   /** 'fake' | 'sim' | 'libvirt' | 'virsh' */
   readonly kind: string;
   listHosts(): Promise<HostInfo[]>;
-  /** Every VM on every reachable host (running or defined). */
+  /** Every VM on every reachable host (running or defined). Unreachable hosts are left out: see listHosts(). */
   listVms(): Promise<VmInfo[]>;
+  /**
+   * Every domain `host`'s hypervisor reports right now, in any state (running, paused, shut
+   * off), asked of that host alone. Rejects with TIDE_HOST_UNREACHABLE when the host cannot be
+   * asked (never an empty list for a host that did not answer), TIDE_NO_SUCH_HOST for an
+   * unknown name. The power-off guard rests on this.
+   */
+  hostDomains(host: string): Promise<VmInfo[]>;
   /** Utilisation since the previous call (the first call primes counters and may report 0). */
   sample(): Promise<{ hosts: HostUsage[]; vms: VmUsage[] }>;
   /** Checks that must pass before a migration; never changes anything. */

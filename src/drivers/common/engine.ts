@@ -88,9 +88,10 @@ export class HostBackendDriver implements HypervisorDriver {
       try {
         const f = await this.hostFacts(b);
         return { name: b.config.name, uuid: f.uuid, hostname: f.hostname, cpuCores: f.cpuCores, cpuMhz: f.cpuMhz, memMiB: Math.round(f.memKiB / 1024), cpuModel: f.cpuModel, up: true };
-      } catch {
+      } catch (e) {
         const f = this.facts.get(b.config.name);
         return {
+          reason: (e as Error)?.message ?? String(e),
           name: b.config.name, uuid: f?.uuid ?? '', hostname: f?.hostname ?? '', cpuCores: f?.cpuCores ?? 0, cpuMhz: f?.cpuMhz ?? 0,
           memMiB: f ? Math.round(f.memKiB / 1024) : 0, cpuModel: f?.cpuModel ?? '', up: false,
         };
@@ -149,6 +150,20 @@ export class HostBackendDriver implements HypervisorDriver {
       out.push({ name: d.name, uuid: d.uuid, host: owner.backend.config.name, state: d.state, vcpus: d.vcpus, memMiB: Math.round(d.memKiB / 1024), persistent: d.persistent });
     }
     return out.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async hostDomains(host: string): Promise<VmInfo[]> {
+    const b = this.byName.get(host);
+    if (!b) throw new DriverError('TIDE_NO_SUCH_HOST', `no host named '${host}'`, { host });
+    let doms: DomainFacts[];
+    try {
+      await b.ensure();
+      doms = await b.domains();
+    } catch (e) {
+      throw new DriverError('TIDE_HOST_UNREACHABLE', `${host} does not answer: ${(e as Error)?.message ?? String(e)}`, { host }, { cause: e });
+    }
+    return doms.map((d) => ({ name: d.name, uuid: d.uuid, host, state: d.state, vcpus: d.vcpus, memMiB: Math.round(d.memKiB / 1024), persistent: d.persistent }))
+      .sort((a, b2) => a.name.localeCompare(b2.name));
   }
 
   /** Where `vm` is, and which hosts could not be asked. */

@@ -118,7 +118,7 @@ export interface FakeCall {
 
 export interface FakeFailure {
   /** Driver method; for migrate, `at` says when it fails. */
-  method: 'listHosts' | 'listVms' | 'sample' | 'preflight' | 'migrate' | 'start' | 'stop' | 'suspend' | 'resume';
+  method: 'listHosts' | 'listVms' | 'hostDomains' | 'sample' | 'preflight' | 'migrate' | 'start' | 'stop' | 'suspend' | 'resume';
   code: DriverErrorCode;
   message?: string;
   /** Only calls about this VM. */
@@ -257,6 +257,7 @@ export class FakeDriver implements HypervisorDriver {
     this.failIfInjected('listHosts');
     return [...this.hosts.values()].map((h) => ({
       name: h.name, uuid: h.uuid, hostname: h.hostname, cpuCores: h.cpuCores, cpuMhz: h.cpuMhz, memMiB: h.memMiB, cpuModel: h.cpuModel, up: h.up,
+      ...(h.up ? {} : { reason: `${h.name} does not answer` }),
     }));
   }
 
@@ -268,6 +269,17 @@ export class FakeDriver implements HypervisorDriver {
     this.record('listVms');
     this.failIfInjected('listVms');
     return this.visibleVms()
+      .map((v) => ({ name: v.name, uuid: v.uuid, host: v.host, state: v.state, vcpus: v.vcpus, memMiB: v.memMiB, persistent: v.persistent }))
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async hostDomains(host: string): Promise<VmInfo[]> {
+    this.record('hostDomains');
+    this.failIfInjected('hostDomains');
+    const h = this.hosts.get(host);
+    if (!h) throw new DriverError('TIDE_NO_SUCH_HOST', `no host named '${host}'`, { host });
+    if (!h.up) throw new DriverError('TIDE_HOST_UNREACHABLE', `${host} does not answer`, { host });
+    return [...this.vms.values()].filter((v) => v.host === host)
       .map((v) => ({ name: v.name, uuid: v.uuid, host: v.host, state: v.state, vcpus: v.vcpus, memMiB: v.memMiB, persistent: v.persistent }))
       .sort((a, b) => a.name.localeCompare(b.name));
   }

@@ -206,6 +206,7 @@ export class SimDriver implements HypervisorDriver, PowerDriver {
       memMiB: s.memMiB,
       cpuModel: 'sim',
       up: this.up(h),
+      ...(this.up(h) ? {} : { reason: this.unreachable.has(h) ? `${s.id} does not answer` : `${s.id} is ${this.hosts[h]!.power}` }),
     }));
   }
 
@@ -217,6 +218,15 @@ export class SimDriver implements HypervisorDriver, PowerDriver {
         const s = this.specs[vm.idx]!;
         return { name: s.id, uuid: `5b000000-0000-4000-8000-${vm.idx.toString(16).padStart(12, '0')}`, host: this.scenario.hosts[vm.host]!.id, state: vm.state, vcpus: s.vcpus, memMiB: s.memMiB, persistent: true };
       });
+  }
+
+  async hostDomains(host: string): Promise<VmInfo[]> {
+    this.check();
+    const h = this.hostIndex(host);
+    if (!this.up(h)) {
+      throw new DriverError('TIDE_HOST_UNREACHABLE', this.unreachable.has(h) ? `${host} does not answer` : `${host} is ${this.hosts[h]!.power}`, { host });
+    }
+    return (await this.listVms()).filter((v) => v.host === host);
   }
 
   async sample(): Promise<{ hosts: HostUsage[]; vms: VmUsage[] }> {
