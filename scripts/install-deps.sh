@@ -3,7 +3,13 @@
 # Idempotent. The tests start every daemon they need themselves (private libvirtds in
 # namespaces, BMC simulators), so nothing is started here.
 set -euo pipefail
-if [ "$(id -u)" != 0 ]; then echo "install-deps: run as root (apt-get)" >&2; exit 1; fi
+# apt-get needs root: re-run under sudo when it exists (a fresh Debian container runs as root
+# and has no sudo).
+if [ "$(id -u)" != 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then exec sudo -- bash "$0" "$@"; fi
+  echo "install-deps: needs root for apt-get (run it as root; sudo is not installed)" >&2
+  exit 1
+fi
 pkgs=(
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients   # libvirtd + virsh (fallback driver, cross-checks)
   qemu-system-x86 busybox-static                                # lab guests (TCG when KVM is unusable)
@@ -20,4 +26,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+# The lab fetches its guest kernel with `apt-get download`: that needs package lists, which a
+# fresh container may not have even when every package above is installed.
+if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then apt-get update -q; fi
 echo "install-deps: ok (${#missing[@]} packages installed)"

@@ -4,7 +4,8 @@
  * i.e. already inside the host's network namespace and in fresh, private mount and UTS
  * namespaces. It
  *   1. sets the hostname (UTS namespace),
- *   2. bind-mounts the per-host directories over /etc/libvirt, /run/libvirt, … (mount namespace;
+ *   2. creates any missing mount point, then bind-mounts the per-host directories over
+ *      /etc/libvirt, /run/libvirt, … (mount namespace;
  *      propagation is private, so nothing leaks to the root mount namespace),
  *   3. becomes a child subreaper (PR_SET_CHILD_SUBREAPER) and fork+execs libvirtd.
  *
@@ -40,6 +41,16 @@ if len(binds) % 2 or not cmd:
 
 socket.sethostname(hostname)
 for src, dst in zip(binds[0::2], binds[1::2]):
+    # A fresh machine may lack a mount point (/run/libvirt exists only once systemd or a
+    # libvirtd created it): make it, a directory for a directory, an empty file for a file.
+    try:
+        if os.path.isdir(src):
+            os.makedirs(dst, exist_ok=True)
+        elif not os.path.exists(dst):
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            open(dst, "a").close()
+    except OSError as e:
+        die("mount point %s: %s" % (dst, e.strerror))
     if libc.mount(src.encode(), dst.encode(), None, ctypes.c_ulong(MS_BIND), None) != 0:
         die("bind mount %s -> %s: %s" % (src, dst, os.strerror(ctypes.get_errno())))
 if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
