@@ -18,7 +18,11 @@ export type DriverErrorCode =
    *  answering at switch-over): nothing further was done; reconciliation finishes it. */
   | 'TIDE_MIGRATION_UNKNOWN'
   /** Another Tide process holds the cluster lock. */
-  | 'TIDE_LOCKED';
+  | 'TIDE_LOCKED'
+  /** The world no longer matches a plan step (VM moved, host down…): the step was skipped. */
+  | 'TIDE_STALE_PLAN'
+  /** The power-off guard refused: the host may still hold a running guest, or its power state is not 'on'. */
+  | 'TIDE_POWER_REFUSED';
 
 export class DriverError extends Error {
   constructor(
