@@ -81,9 +81,22 @@ export const migrationConfigSchema = z.object({
   unsafe: z.boolean().default(false),
 }).strict();
 
+const ruleStrength = z.enum(['hard', 'soft']).default('hard');
+/**
+ * Placement rules (the planner's and `tide evacuate`/`tide place`'s hard filters, or soft
+ * preferences): VMs kept together (affinity), kept on different hosts (antiAffinity), or a VM
+ * kept on some hosts (pin). `id` names the rule in explanations.
+ */
+export const ruleConfigSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('affinity'), id: z.string().min(1), vms: z.array(z.string().min(1)).min(2), strength: ruleStrength }).strict(),
+  z.object({ kind: z.literal('antiAffinity'), id: z.string().min(1), vms: z.array(z.string().min(1)).min(2), strength: ruleStrength }).strict(),
+  z.object({ kind: z.literal('pin'), id: z.string().min(1), vm: z.string().min(1), hosts: z.array(hostName).min(1), strength: ruleStrength }).strict(),
+]);
+
 export const tideConfigSchema = z.object({
   hosts: z.array(hostConfigSchema).min(1, 'at least one host'),
   vms: z.record(z.string(), vmConfigSchema).default({}),
+  rules: z.array(ruleConfigSchema).default([]),
   migration: migrationConfigSchema.default(migrationConfigSchema.parse({})),
   policy: z.object({ name: z.string().default('tide'), args: z.record(z.string(), z.unknown()).default({}) }).strict().default({ name: 'tide', args: {} }),
   mode: z.enum(['recommend', 'approve', 'automatic']).default('recommend'),
