@@ -4,12 +4,24 @@
  * on migrations in flight (globally and per host, as source or target), and abort. A step
  * whose dependency did not succeed is skipped, so a host is powered off only when every
  * evacuation it depends on succeeded (the plan's powerOff steps depend on them).
+ *
+ * Before its side effect every step checks that the world still matches it (one inventory
+ * read of the hosts involved): a step whose premise no longer holds is `skipped` with
+ * TIDE_STALE_PLAN and a reason, and its dependants are skipped after it. The power-off step
+ * fails closed (see powerOff below): a host is powered off only on positive evidence that it
+ * holds no running guest, never on the absence of an answer.
+ *
+ * Intent before effect: `onStepStart` is called (synchronously) before the step does anything,
+ * so an observer that persists it (Controller.execute saves the step as `running`) has
+ * recorded the intent before any migration or power request is sent. If an observer throws —
+ * the record could not be made — the step does not run, no further step starts, steps in
+ * flight finish, and runPlan rejects with that error.
  */
 import type { Clock } from '../core/clock.js';
-import type { Plan, Step } from '../core/plan/types.js';
-import { DriverError } from '../drivers/errors.js';
-import type { HypervisorDriver, MigrateOptions, MigrationProgress, MigrationResult } from '../drivers/hypervisor.js';
-import type { PowerDriver } from '../drivers/power.js';
+import type { MigrateStep, Plan, PlaceStep, PowerStep, Step } from '../core/plan/types.js';
+import { DriverError, isDriverError } from '../drivers/errors.js';
+import type { HypervisorDriver, MigrateOptions, MigrationProgress, MigrationResult, VmInfo, VmState } from '../drivers/hypervisor.js';
+import type { HostPower, PowerDriver } from '../drivers/power.js';
 
 export type StepState = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';
 
@@ -20,6 +32,8 @@ export interface StepRun {
   endedAt?: number;
   error?: { code: string; message: string };
   result?: MigrationResult;
+  /** What the step found and did beyond its plain effect (e.g. "already on", definitions left behind). */
+  note?: string;
 }
 
 export interface ExecutorLimits {
@@ -30,6 +44,7 @@ export interface ExecutorLimits {
 }
 
 export interface ExecutorObserver {
+  /** Called before the step does anything (intent). Throwing stops the plan (see above). */
   onStepStart?(run: StepRun): void;
   onStepEnd?(run: StepRun): void;
   onProgress?(run: StepRun, p: MigrationProgress): void;
@@ -55,12 +70,57 @@ export interface PlanRun {
   readonly cancelled: number;
 }
 
+/**
+ * Domain states that may stay on a host being powered off. Only `shutoff`: a shut-off
+ * persistent definition runs nothing, so it stays (the VM cannot be started until the host is
+ * back on; the step's note names them). Running, paused, suspended, crashed (QEMU may still be
+ * alive with on_crash=preserve) and unknown states all block the power-off.
+ */
+const MAY_STAY_WHEN_OFF: ReadonlySet<VmState> = new Set<VmState>(['shutoff']);
+
+/** The step no longer matches the world: it is skipped (not failed) and says why. */
+function stale(message: string, detail?: Record<string, unknown>): DriverError {
+  return new DriverError('TIDE_STALE_PLAN', `skipped, the world changed since the plan: ${message}`, detail);
+}
+
+/** The power-off guard refused. `cause` is machine-readable: unreachable | not-empty | power-status | in-flight. */
+function refused(host: string, cause: string, message: string, detail?: Record<string, unknown>): DriverError {
+  return new DriverError('TIDE_POWER_REFUSED', `not powering off ${host}: ${message}`, { host, cause, ...detail });
+}
+
+type Asked = { readonly ok: true; readonly domains: VmInfo[] } | { readonly ok: false; readonly reason: string };
+
+/** Every domain on `host`, or why the host could not be asked. Other errors (unknown host, bugs) propagate. */
+async function ask(h: HypervisorDriver, host: string): Promise<Asked> {
+  try {
+    return { ok: true, domains: await h.hostDomains(host) };
+  } catch (e) {
+    if (isDriverError(e) && e.code === 'TIDE_HOST_UNREACHABLE') return { ok: false, reason: e.message };
+    throw e;
+  }
+}
+
+const list = (doms: readonly VmInfo[]): string => doms.map((d) => `${d.name} (${d.state})`).join(', ');
+
 export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSignal): Promise<PlanRun> {
   const runs = new Map<number, StepRun>(plan.steps.map((s) => [s.id, { step: s, state: 'pending' }]));
   const inFlight = new Map<number, Promise<void>>();
   const perHost = new Map<string, number>();
   let migrating = 0;
+  /** Hosts whose power-off step is running: no migration or placement touching them starts meanwhile. */
+  const poweringOff = new Set<string>();
+  /** First error an observer threw: once set, nothing new starts and runPlan rejects with it. */
+  let observerError: { error: unknown } | null = null;
   const hostsOf = (s: Step): string[] => (s.kind === 'migrate' ? [s.from, s.to] : s.kind === 'place' ? [s.to] : [s.host]);
+  const notify = (f: () => void): boolean => {
+    try {
+      f();
+      return true;
+    } catch (e) {
+      observerError ??= { error: e };
+      return false;
+    }
+  };
 
   const finish = (run: StepRun, state: StepState, error?: unknown): void => {
     run.state = state;
@@ -69,46 +129,136 @@ export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSign
       const e = error as { code?: string; message?: string };
       run.error = { code: typeof e.code === 'string' ? e.code : 'TIDE_INTERNAL', message: e.message ?? String(error) };
     }
-    deps.observer?.onStepEnd?.(run);
+    notify(() => deps.observer?.onStepEnd?.(run));
+  };
+
+  const migrate = async (run: StepRun, s: MigrateStep): Promise<void> => {
+    const [src, dst] = await Promise.all([ask(deps.hypervisor, s.from), ask(deps.hypervisor, s.to)]);
+    if (!src.ok) throw stale(`${s.vm} was to move from ${s.from}, which does not answer (${src.reason}); its state there is unknown`, { vm: s.vm, host: s.from });
+    const here = src.domains.find((d) => d.name === s.vm);
+    if (!here) {
+      const there = dst.ok ? dst.domains.find((d) => d.name === s.vm) : undefined;
+      throw stale(there ? `${s.vm} is already on ${s.to} (${there.state}), not on ${s.from}` : `${s.vm} is no longer on ${s.from}`, { vm: s.vm, host: s.from });
+    }
+    // A live or suspend move is planned for a guest that runs (or is paused); an offline move
+    // also takes a shut-off definition. Anything else means the VM changed since the plan.
+    const expected: VmState[] = deps.migrate.mode === 'offline' ? ['running', 'paused', 'shutoff'] : ['running', 'paused'];
+    if (!expected.includes(here.state)) throw stale(`${s.vm} is ${here.state} on ${s.from}, the plan expected ${expected.join(' or ')}`, { vm: s.vm, host: s.from, state: here.state });
+    if (!dst.ok) throw stale(`target ${s.to} does not answer (${dst.reason})`, { vm: s.vm, host: s.to });
+    run.result = await deps.hypervisor.migrate(s.vm, s.to, { ...deps.migrate, onProgress: (p) => notify(() => deps.observer?.onProgress?.(run, p)) }, signal);
+  };
+
+  /**
+   * Starts a defined, shut-off VM on `s.to`. The driver starts a VM where its definition is,
+   * so a definition held by another host is first moved there by an offline migration (nothing
+   * runs during the move); a VM that already runs somewhere, or whose definition no host that
+   * answered holds, is a stale step.
+   */
+  const place = async (run: StepRun, s: PlaceStep): Promise<void> => {
+    const target = await ask(deps.hypervisor, s.to);
+    if (!target.ok) throw stale(`target ${s.to} does not answer (${target.reason})`, { vm: s.vm, host: s.to });
+    let at = target.domains.find((d) => d.name === s.vm);
+    if (!at) {
+      at = (await deps.hypervisor.listVms()).find((d) => d.name === s.vm);
+      if (!at) throw stale(`no host that answered holds a definition of ${s.vm}`, { vm: s.vm });
+    }
+    if (at.state !== 'shutoff') throw stale(`${s.vm} is already ${at.state} on ${at.host}`, { vm: s.vm, host: at.host, state: at.state });
+    if (at.host !== s.to) {
+      run.result = await deps.hypervisor.migrate(s.vm, s.to, { ...deps.migrate, mode: 'offline' }, signal);
+      run.note = `moved the definition of ${s.vm} from ${at.host} to ${s.to} before starting it`;
+    }
+    if (signal?.aborted) throw new DriverError('TIDE_ABORTED', `placing ${s.vm} aborted before it was started${at.host !== s.to ? ` (its definition is now on ${s.to})` : ''}`);
+    try {
+      await deps.hypervisor.start(s.vm);
+    } catch (e) {
+      if (at.host !== s.to && e instanceof Error) e.message += ` (its definition was moved from ${at.host} to ${s.to}; it is shut off there)`;
+      throw e;
+    }
+  };
+
+  const powerOn = async (run: StepRun, s: PowerStep): Promise<void> => {
+    const isUp = async (): Promise<boolean> => (await deps.hypervisor.listHosts()).find((h) => h.name === s.host)?.up ?? false;
+    if (!deps.power) {
+      if (await isUp()) {
+        run.note = `${s.host} already answers: nothing to power on`;
+        return;
+      }
+      throw new DriverError('TIDE_UNSUPPORTED', `no power driver configured to wake ${s.host}`);
+    }
+    // Waking a host cannot lose a VM, so an unreadable power state still sends the request
+    // (power-on is idempotent); a host already on or booting is only waited for.
+    let ps: HostPower | 'unreadable';
+    try {
+      ps = await deps.power.status(s.host);
+    } catch {
+      ps = 'unreadable';
+    }
+    if (ps === 'on' || ps === 'booting') run.note = `${s.host} was already ${ps}: no power-on request sent`;
+    else await deps.power.powerOn(s.host);
+    const timeoutSec = deps.bootTimeoutSec ?? 600;
+    const deadline = deps.clock.now() + timeoutSec * 1000;
+    for (;;) {
+      if (await isUp()) break;
+      if (deps.clock.now() >= deadline) {
+        throw new DriverError('TIDE_TIMEOUT', `${s.host}'s hypervisor did not answer within ${timeoutSec} s of ${ps === 'on' ? 'the power driver reporting it on' : 'power-on'}`, { host: s.host });
+      }
+      await deps.clock.sleep(5000, signal);
+    }
+  };
+
+  /**
+   * Fails closed: powers `s.host` off only if (a) no migration or placement touching it is in
+   * flight in this plan, (b) its hypervisor answered just now (hostDomains) with no domain
+   * other than shut-off definitions, (c) the power driver reports it 'on'. Dependencies (d)
+   * were checked before the step started. Unreachable is never empty.
+   */
+  const powerOff = async (run: StepRun, s: PowerStep): Promise<void> => {
+    if (!deps.power) throw new DriverError('TIDE_UNSUPPORTED', `no power driver configured to power off ${s.host}`);
+    if ((perHost.get(s.host) ?? 0) > 0) throw refused(s.host, 'in-flight', 'a migration or placement touching it is in flight in this plan');
+    const asked = await ask(deps.hypervisor, s.host);
+    if (!asked.ok) throw refused(s.host, 'unreachable', `its hypervisor did not answer (${asked.reason}), so it may still run guests`);
+    const blocking = asked.domains.filter((d) => !MAY_STAY_WHEN_OFF.has(d.state));
+    if (blocking.length > 0) throw refused(s.host, 'not-empty', `it still holds ${list(blocking)}`, { vms: blocking.map((d) => d.name) });
+    let ps: HostPower;
+    try {
+      ps = await deps.power.status(s.host);
+    } catch (e) {
+      throw refused(s.host, 'power-status', `its power state could not be read (${(e as Error)?.message ?? String(e)})`);
+    }
+    if (ps !== 'on') throw refused(s.host, 'power-status', `its power driver reports '${ps}', not 'on'`, { power: ps });
+    const kept = asked.domains.filter((d) => MAY_STAY_WHEN_OFF.has(d.state));
+    if (kept.length > 0) run.note = `shut-off definitions stay on ${s.host} (they cannot start until it is back on): ${kept.map((d) => d.name).join(', ')}`;
+    await deps.power.powerOff(s.host);
   };
 
   const execute = async (run: StepRun): Promise<void> => {
     const s = run.step;
-    if (s.kind === 'migrate') {
-      run.result = await deps.hypervisor.migrate(s.vm, s.to, { ...deps.migrate, onProgress: (p) => deps.observer?.onProgress?.(run, p) }, signal);
-    } else if (s.kind === 'place') {
-      throw new DriverError('TIDE_UNSUPPORTED', `placing new VM ${s.vm} is not supported by the executor yet`);
-    } else if (s.kind === 'powerOn') {
-      if (!deps.power) throw new DriverError('TIDE_UNSUPPORTED', `no power driver configured to wake ${s.host}`);
-      await deps.power.powerOn(s.host);
-      const deadline = deps.clock.now() + (deps.bootTimeoutSec ?? 600) * 1000;
-      for (;;) {
-        const hosts = await deps.hypervisor.listHosts();
-        if (hosts.find((h) => h.name === s.host)?.up) break;
-        if (deps.clock.now() >= deadline) throw new DriverError('TIDE_TIMEOUT', `${s.host} did not come up within ${deps.bootTimeoutSec ?? 600} s of power-on`);
-        await deps.clock.sleep(5000, signal);
-      }
-    } else {
-      if (!deps.power) throw new DriverError('TIDE_UNSUPPORTED', `no power driver configured to power off ${s.host}`);
-      const vms = (await deps.hypervisor.listVms()).filter((v) => v.host === s.host);
-      if (vms.length > 0) throw new DriverError('TIDE_POWER_FAILED', `not powering off ${s.host}: it still runs ${vms.map((v) => v.name).join(', ')}`);
-      await deps.power.powerOff(s.host);
-    }
+    if (s.kind === 'migrate') await migrate(run, s);
+    else if (s.kind === 'place') await place(run, s);
+    else if (s.kind === 'powerOn') await powerOn(run, s);
+    else await powerOff(run, s);
   };
 
   const start = (run: StepRun): void => {
     run.state = 'running';
     run.startedAt = deps.clock.now();
+    if (!notify(() => deps.observer?.onStepStart?.(run))) {
+      // The intent could not be recorded: do nothing.
+      finish(run, 'failed', new DriverError('TIDE_ABORTED', `not started: recording the step failed (${String((observerError?.error as Error)?.message ?? observerError?.error)})`));
+      return;
+    }
     const isMigration = run.step.kind === 'migrate' || run.step.kind === 'place';
+    const offHost = run.step.kind === 'powerOff' ? run.step.host : null;
+    if (offHost !== null) poweringOff.add(offHost);
     if (isMigration) {
       migrating++;
       for (const h of hostsOf(run.step)) perHost.set(h, (perHost.get(h) ?? 0) + 1);
     }
-    deps.observer?.onStepStart?.(run);
     const p = execute(run).then(
       () => finish(run, 'succeeded'),
-      (e) => finish(run, signal?.aborted ? 'cancelled' : 'failed', e),
+      (e) => finish(run, signal?.aborted ? 'cancelled' : isDriverError(e) && e.code === 'TIDE_STALE_PLAN' ? 'skipped' : 'failed', e),
     ).finally(() => {
+      if (offHost !== null) poweringOff.delete(offHost);
       if (isMigration) {
         migrating--;
         for (const h of hostsOf(run.step)) perHost.set(h, perHost.get(h)! - 1);
@@ -121,8 +271,8 @@ export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSign
   for (;;) {
     for (const run of runs.values()) {
       if (run.state !== 'pending') continue;
-      if (signal?.aborted) {
-        finish(run, 'cancelled', new DriverError('TIDE_ABORTED', 'plan aborted before this step started'));
+      if (signal?.aborted || observerError) {
+        finish(run, 'cancelled', new DriverError('TIDE_ABORTED', signal?.aborted ? 'plan aborted before this step started' : 'plan stopped before this step started: a step could not be recorded'));
         continue;
       }
       const deps_ = run.step.deps.map((d) => runs.get(d));
@@ -135,7 +285,7 @@ export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSign
       const isMigration = run.step.kind === 'migrate' || run.step.kind === 'place';
       if (isMigration) {
         if (migrating >= deps.limits.maxConcurrent) continue;
-        if (hostsOf(run.step).some((h) => (perHost.get(h) ?? 0) >= deps.limits.maxPerHost)) continue;
+        if (hostsOf(run.step).some((h) => (perHost.get(h) ?? 0) >= deps.limits.maxPerHost || poweringOff.has(h))) continue;
       }
       start(run);
     }
@@ -145,6 +295,7 @@ export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSign
   for (const run of runs.values()) {
     if (run.state === 'pending') finish(run, 'skipped', new DriverError('TIDE_ABORTED', 'skipped: its dependencies can never complete'));
   }
+  if (observerError) throw (observerError as { error: unknown }).error;
   const all = [...runs.values()];
   const count = (st: StepState): number => all.filter((r) => r.state === st).length;
   return { steps: all, succeeded: count('succeeded'), failed: count('failed'), skipped: count('skipped'), cancelled: count('cancelled') };
