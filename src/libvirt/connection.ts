@@ -16,6 +16,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
+import { XMLParser } from 'fast-xml-parser';
 import {
   MIGRATE_PARAM_TYPES,
   VIR_CONNECT,
@@ -352,8 +353,10 @@ export class LibvirtConnection extends EventEmitter<LibvirtConnectionEvents> {
   /** Host UUID from the capabilities (libvirtd.conf host_uuid, else SMBIOS); null if absent. */
   async getHostUuid(): Promise<string | null> {
     const caps = await this.getCapabilities();
-    const m = /<host>\s*<uuid>([0-9a-fA-F-]{32,36})<\/uuid>/.exec(caps);
-    return m ? (m[1] as string).toLowerCase() : null;
+    // A real XML parser (no regex): <capabilities><host><uuid>; tag values stay strings.
+    const doc = new XMLParser({ parseTagValue: false, ignoreDeclaration: true }).parse(caps) as { capabilities?: { host?: { uuid?: unknown } } };
+    const u = doc.capabilities?.host?.uuid;
+    return typeof u === 'string' && /^[0-9a-fA-F-]{32,36}$/.test(u.trim()) ? u.trim().toLowerCase() : null;
   }
 
   async getDomainCapabilities(o: { emulatorbin?: string; arch?: string; machine?: string; virttype?: string; flags?: number } = {}): Promise<string> {

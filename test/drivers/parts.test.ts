@@ -43,7 +43,7 @@ describe('domain XML facts', () => {
     expect(f.cpu.xml).toMatch(/^<cpu[\s\S]*<\/cpu>$/);
     expect(f.disks.map((d) => [d.dev, d.type, d.device, d.source, d.readonly])).toEqual([
       ['vda', 'file', 'disk', '/var/lib/libvirt/images/a&b.img', false],
-      ['vdb', 'network', 'disk', 'pool/img', false],
+      ['vdb', 'network', 'disk', 'rbd:pool/img', false],
       ['hdc', 'file', 'cdrom', null, true],
     ]);
     expect(localDisks(f).map((d) => d.dev)).toEqual(['vda']);

@@ -20,7 +20,7 @@ import {
   type MigrateCall, type MigrationWatch,
 } from '../common/backend.js';
 import { hostCpuFromStats, hostMemFromStats, vmCountersFromStats } from '../common/usage.js';
-import { hostCpuModel, hostUuid } from '../common/xml.js';
+import { cpuSummary, hostCpuModel, hostUuid } from '../common/xml.js';
 
 export type ErrorContext = 'inventory' | 'migrate' | 'power';
 
@@ -301,8 +301,3 @@ export class RpcBackend implements HostBackend {
   }
 }
 
-function cpuSummary(xml: string): string {
-  const mode = /mode=['"]([^'"]+)['"]/.exec(xml)?.[1] ?? 'custom';
-  const model = /<model[^>]*>([^<]*)<\/model>/.exec(xml)?.[1]?.trim();
-  return model ? `${mode} ${model}` : mode;
-}
