@@ -26,6 +26,7 @@ import {
 import { acquireLock } from './lock.js';
 import * as net from './net.js';
 import { killChecked, mountsUnder, processesInNamespaces, processesMentioning, waitGone, type ProcInfo } from './proc.js';
+import { ensureHostPrerequisites } from './prereq.js';
 import { REAPER_FILE, REAPER_PY } from './reaper.js';
 import { parseJobInfo, virsh, virshOk, type VirshOptions } from './virsh.js';
 
@@ -268,6 +269,7 @@ export class Lab {
     const ms = (since: number): number => Math.round(performance.now() - since);
     const accel = detectAccel(opts.accel);
     log(`accelerator: ${accel.accel} (${accel.reason})`);
+    ensureHostPrerequisites();
     for (const d of ['hosts', 'shared/boot', 'shared/disks', 'shared/console', 'vms', 'bin']) mkdirSync(join(layout.dir, d), { recursive: true });
     writeFileSync(join(layout.binDir, REAPER_FILE), REAPER_PY, { mode: 0o755 });
     const state: LabState = {

@@ -17,6 +17,7 @@
  * missing). Tests use `labGate()` to skip with a printed reason, except when TIDE_REQUIRE_LAB=1
  * (CI), where unavailability is a failure.
  */
+import { ensureHostPrerequisites as ensureLabHostPrerequisites } from '../../src/lab/prereq.js';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -71,27 +72,9 @@ function run(bin: string, args: string[], input?: string): string {
   return execFileSync(bin, args, { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], input, env: { ...process.env, LC_ALL: 'C' } });
 }
 
-/** Idempotent host setup a fresh Debian 12 machine needs before any libvirtd can start. */
+/** Idempotent host setup a fresh Debian 12 machine needs (shared with `tide lab up`). */
 export function ensureHostPrerequisites(): void {
-  // Bind-mount targets (the private namespace mounts over them; they stay empty here).
-  for (const d of ['/etc/libvirt', '/run/libvirt', '/var/lib/libvirt', '/var/log/libvirt', '/var/cache/libvirt', '/run/sshd']) {
-    mkdirSync(d, { recursive: true });
-  }
-  // libvirt's QEMU driver resolves its compiled-in default user before reading qemu.conf.
-  const hasGroup = (g: string): boolean => {
-    try {
-      run('getent', ['group', g]);
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  if (!hasGroup('kvm')) run('groupadd', ['--system', 'kvm']);
-  try {
-    run('getent', ['passwd', 'libvirt-qemu']);
-  } catch {
-    run('useradd', ['--system', '--no-create-home', '--user-group', '--groups', 'kvm', '--shell', '/usr/sbin/nologin', 'libvirt-qemu']);
-  }
+  ensureLabHostPrerequisites(['/run/sshd']);
 }
 
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
