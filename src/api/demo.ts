@@ -131,7 +131,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoSummary> {
   for (let t = 0; t < untilMs; t += stepMs) {
     await baselineClock.runUntil(t);
     const u = await baseline.sample();
-    baseSat += u.hosts.filter((h) => h.cpuPct >= 100 - 1e-9).length;
+    baseSat += u.hosts.filter((h) => (h.cpuPct ?? 0) >= 100 - 1e-9).length;
   }
   await baselineClock.runUntil(untilMs);
   const energy = driver.energyKWh();

@@ -6,13 +6,15 @@
  */
 import type { Clock } from '../core/clock.js';
 import { linearPower } from '../core/model/power.js';
-import type { ClusterSnapshot, Host, PowerModel, Rule, Vm } from '../core/model/types.js';
+import type { ClusterSnapshot, Host, PowerModel, PowerState, Rule, UsageQuality, Vm } from '../core/model/types.js';
 import { plan as makePlan, type CompiledPolicy } from '../core/policy.js';
 import type { Plan } from '../core/plan/types.js';
+import { DriverError } from '../drivers/errors.js';
 import type { HypervisorDriver, MigrateOptions } from '../drivers/hypervisor.js';
 import type { PowerDriver } from '../drivers/power.js';
 import { runPlan, type ExecutorLimits, type ExecutorObserver, type PlanRun } from '../executor/executor.js';
-import type { Store } from '../store/store.js';
+import { currentHolder, withClusterLock } from '../store/lock.js';
+import type { LockHolder, Store } from '../store/store.js';
 
 export type Mode = 'recommend' | 'approve' | 'automatic';
 
@@ -41,11 +43,17 @@ export interface ControllerDeps {
   readonly rules?: readonly Rule[];
   readonly bootTimeoutSec?: number;
   readonly observer?: ControllerObserver;
+  /** Who this controller is for the cluster lock (default: this process, as 'tide controller'). */
+  readonly lockHolder?: LockHolder;
+  /** Cluster lock TTL, ms (default: src/store/lock.ts DEFAULT_LOCK_TTL_MS). */
+  readonly lockTtlMs?: number;
 }
 
 export interface ControllerObserver extends ExecutorObserver {
   onPlan?(plan: Plan, at: number, planId: number | null): void;
   onRunEnd?(run: PlanRun, at: number): void;
+  /** A round threw (Controller.run recorded it and goes on at the next interval). */
+  onRoundError?(error: { code: string; message: string }, at: number): void;
 }
 
 export interface TickResult {
@@ -59,10 +67,15 @@ export interface TickResult {
 /** A host's power model when the configuration gives none: a typical 2-socket server. */
 const DEFAULT_POWER = linearPower(120, 320, { offW: 10, bootSec: 240, bootW: 180 });
 const HISTORY = 30;
+/** Rounds a VM's last measured usage may stand in for a missing sample before it counts as unknown. */
+const STALE_ROUNDS = 5;
 
 export class Controller {
-  /** Samples per VM, oldest first (at most HISTORY each): CPU MIPS, memory MiB, disk and network bytes/s. */
-  private readonly history = new Map<string, { cpu: number[]; mem: number[]; disk: number[]; net: number[] }>();
+  /**
+   * Fresh samples per VM name, oldest first (at most HISTORY each): CPU MIPS, memory MiB, disk
+   * and network bytes/s; atSec: time of the newest; seenSec: when the VM was last listed.
+   */
+  private readonly history = new Map<string, { cpu: number[]; mem: number[]; disk: number[]; net: number[]; atSec: number; seenSec: number }>();
   private readonly lastMigrated = new Map<string, number>();
   /** When each host was last seen coming up, s (absent: up since before Tide looked). */
   private readonly onSince = new Map<string, number>();
@@ -72,54 +85,122 @@ export class Controller {
     for (const [vm, at] of deps.store?.lastMigrations() ?? []) this.lastMigrated.set(vm, at / 1000);
   }
 
-  /** Reads hosts, VMs and their utilisation and builds the snapshot the planner sees. */
+  /**
+   * Reads hosts, VMs and their utilisation and builds the snapshot the planner sees.
+   *
+   * Telemetry truth: a host that did not answer is 'unknown' (or 'off'/'waking' when the
+   * power driver says so), never assumed off or empty. The vCPU baseline comes only from hosts
+   * that answered; with none, there is nothing to plan on and this throws
+   * TIDE_HOST_UNREACHABLE. A VM without a fresh CPU sample this round (first round, first
+   * round after it moved, its sample missing) carries its last measured value, marked stale,
+   * for up to STALE_ROUNDS rounds; one never measured is 'unknown' at its full size (see
+   * Vm.usage). Only fresh samples enter a VM's history, which is kept by name, so usage after
+   * a migration continues from it.
+   */
   async collect(): Promise<ClusterSnapshot> {
     const { hypervisor } = this.deps;
     const [hostInfos, vmInfos, usage] = await Promise.all([hypervisor.listHosts(), hypervisor.listVms(), hypervisor.sample()]);
     const now = this.deps.clock.now();
+    const nowSec = now / 1000;
     const hostUsage = new Map(usage.hosts.map((u) => [u.host, u]));
     const vmUsage = new Map(usage.vms.map((u) => [u.vm, u]));
-    // vCPU speed is the slowest core in the cluster, so any VM may run on any host.
-    const baseline = Math.min(...hostInfos.map((h) => h.cpuMhz));
+    // vCPU speed is the slowest core among the hosts that answered, so any VM may run on any
+    // of them; a host that did not answer says nothing (one never reached reports 0 MHz).
+    const answered = hostInfos.filter((h) => h.up && h.cpuMhz > 0);
+    if (answered.length === 0) {
+      const why = hostInfos.map((h) => `${h.name}: ${h.up ? 'reports no CPU speed' : h.reason ?? 'does not answer'}`).join('; ');
+      throw new DriverError('TIDE_HOST_UNREACHABLE', `no host answered, nothing to plan on (${why || 'no hosts configured'})`, { hosts: hostInfos.map((h) => h.name) });
+    }
+    const baseline = Math.min(...answered.map((h) => h.cpuMhz));
+    const downState = new Map(await Promise.all(hostInfos.filter((h) => !h.up).map(async (h) => [h.name, await this.downState(h.name)] as const)));
     const hosts: Host[] = hostInfos.map((h) => {
       const cfg = this.deps.hosts?.[h.name] ?? {};
       const u = hostUsage.get(h.name);
-      if (h.up && this.wasUp.get(h.name) === false) this.onSince.set(h.name, now / 1000);
+      if (h.up && this.wasUp.get(h.name) === false) this.onSince.set(h.name, nowSec);
       this.wasUp.set(h.name, h.up);
+      const powerState: PowerState = h.up ? 'on' : downState.get(h.name) ?? 'unknown';
       return {
         id: h.name, cpuCores: h.cpuCores, mipsPerCore: h.cpuMhz, memMiB: h.memMiB,
         diskBytesPerSec: 1e9, netBytesPerSec: 1.25e9, power: cfg.power ?? DEFAULT_POWER,
-        powerState: h.up ? 'on' : 'off', maintenance: cfg.maintenance ?? false, excluded: cfg.excluded ?? false,
-        tags: cfg.tags ?? [], cpuUsedMips: u ? (u.cpuPct / 100) * h.cpuCores * h.cpuMhz : undefined,
+        powerState, maintenance: cfg.maintenance ?? false, excluded: cfg.excluded ?? false,
+        tags: cfg.tags ?? [], cpuUsedMips: h.up && u && u.cpuPct !== null ? (u.cpuPct / 100) * h.cpuCores * h.cpuMhz : undefined,
         onSinceSec: this.onSince.get(h.name),
+        ...(powerState === 'unknown' ? { stateReason: h.reason ?? 'the hypervisor does not answer' } : {}),
       };
     });
     const pinned = new Set(this.deps.pinnedVms ?? []);
-    const seen = new Set<string>();
     const vms: Vm[] = [];
     for (const v of vmInfos) {
-      seen.add(v.name);
-      const u = vmUsage.get(v.name);
-      const cpuMips = ((u?.cpuPct ?? 0) / 100) * v.vcpus * baseline;
-      const memMiB = u?.memUsedMiB ?? v.memMiB;
-      const disk = (u?.diskReadBytesPerSec ?? 0) + (u?.diskWriteBytesPerSec ?? 0);
-      const net = (u?.netRxBytesPerSec ?? 0) + (u?.netTxBytesPerSec ?? 0);
-      const hist = this.history.get(v.name) ?? { cpu: [], mem: [], disk: [], net: [] };
-      for (const [series, x] of [[hist.cpu, cpuMips], [hist.mem, memMiB], [hist.disk, disk], [hist.net, net]] as const) {
-        series.push(x);
-        if (series.length > HISTORY) series.shift();
-      }
+      // A sample counts only from the host the VM is listed on (not one taken mid-move).
+      const sample = vmUsage.get(v.name);
+      const u = sample && sample.host === v.host ? sample : undefined;
+      const hist = this.history.get(v.name) ?? { cpu: [], mem: [], disk: [], net: [], atSec: -Infinity, seenSec: nowSec };
+      hist.seenSec = nowSec;
       this.history.set(v.name, hist);
+      const size = v.vcpus * baseline;
+      const last = (series: number[]): number | undefined => series[series.length - 1];
+      const pair = (a: number | null | undefined, b: number | null | undefined): number | null => (a == null || b == null ? null : a + b);
+      let quality: UsageQuality;
+      let cpuMips: number;
+      let disk: number;
+      let net: number;
+      if (u?.cpuPct != null) {
+        quality = 'fresh';
+        cpuMips = (u.cpuPct / 100) * size;
+        // A single rate unknown (its counter restarted) carries its last value.
+        disk = pair(u.diskReadBytesPerSec, u.diskWriteBytesPerSec) ?? last(hist.disk) ?? 0;
+        net = pair(u.netRxBytesPerSec, u.netTxBytesPerSec) ?? last(hist.net) ?? 0;
+      } else if (v.state !== 'running' && v.state !== 'paused') {
+        // Not running: it uses no CPU or I/O, and that is known without a sample.
+        quality = 'fresh';
+        cpuMips = 0;
+        disk = 0;
+        net = 0;
+      } else if (hist.cpu.length > 0 && nowSec - hist.atSec <= STALE_ROUNDS * this.deps.intervalSec) {
+        quality = 'stale';
+        cpuMips = last(hist.cpu)!;
+        disk = last(hist.disk) ?? 0;
+        net = last(hist.net) ?? 0;
+      } else {
+        // Never measured (or too long ago): pessimistic CPU for capacity checks; I/O has no
+        // natural bound and counts as 0 (the planner does not consolidate such a VM anyway).
+        quality = 'unknown';
+        cpuMips = size;
+        disk = 0;
+        net = 0;
+      }
+      // Memory in use is a level, known from any sample; else the last known, else all of it.
+      const memMiB = u?.memUsedMiB ?? (quality === 'stale' ? last(hist.mem) : undefined) ?? v.memMiB;
+      if (quality === 'fresh') {
+        for (const [series, x] of [[hist.cpu, cpuMips], [hist.mem, memMiB], [hist.disk, disk], [hist.net, net]] as const) {
+          series.push(x);
+          if (series.length > HISTORY) series.shift();
+        }
+        hist.atSec = nowSec;
+      }
       vms.push({
         id: v.name, host: v.host, vcpus: v.vcpus, mipsPerVcpu: baseline, memMiB: v.memMiB, memReservedMiB: v.memMiB,
         demand: { cpuMips, memMiB, diskBytesPerSec: disk, netBytesPerSec: net },
         cpuHistoryMips: [...hist.cpu], memHistoryMiB: [...hist.mem], diskHistoryBytesPerSec: [...hist.disk], netHistoryBytesPerSec: [...hist.net],
         tags: [], lastMigratedAt: this.lastMigrated.get(v.name),
         migratable: v.state === 'running' && !pinned.has(v.name),
+        ...(quality === 'fresh' ? {} : { usage: quality }),
+        ...(quality === 'stale' ? { usageAgeSec: nowSec - hist.atSec } : {}),
       });
     }
-    for (const name of [...this.history.keys()]) if (!seen.has(name)) this.history.delete(name);
-    return { time: now / 1000, sampleIntervalSec: this.deps.intervalSec, hosts, vms, rules: this.deps.rules ?? [] };
+    // A VM not listed (its host did not answer, or it is gone) keeps its history for a while,
+    // so usage continues from it if its host comes back.
+    for (const [name, h] of [...this.history]) if (nowSec - h.seenSec > HISTORY * this.deps.intervalSec) this.history.delete(name);
+    return { time: nowSec, sampleIntervalSec: this.deps.intervalSec, hosts, vms, rules: this.deps.rules ?? [] };
+  }
+
+  /** Power state of a host whose hypervisor did not answer: only the power driver can tell. */
+  private async downState(host: string): Promise<PowerState> {
+    const power = this.deps.power;
+    if (!power) return 'unknown';
+    const st = await power.status(host).catch(() => 'unknown' as const);
+    // 'on' with a silent hypervisor may run guests Tide cannot see: unknown, not empty.
+    return st === 'off' ? 'off' : st === 'booting' ? 'waking' : 'unknown';
   }
 
   /** One round: collect, plan, and (in automatic mode) execute. */
@@ -136,14 +217,24 @@ export class Controller {
     return { at, snapshot, plan, planId, run };
   }
 
-  /** Executes a plan (automatic mode, or an approved plan) and records the outcome. */
+  /**
+   * Executes a plan (automatic mode, or an approved plan) and records the outcome. With a
+   * store, the plan runs under the cluster lock (withClusterLock: a second Tide process acting
+   * on the same store is refused with TIDE_LOCKED naming the holder; losing the lock aborts
+   * the run) and every step is saved as it starts (intent, before any side effect) and as it
+   * ends (outcome). Without a store (simulations, tests) there is no lock. A plan that could
+   * not run (lock refused, store failing) is marked failed and the error propagates.
+   */
   async execute(plan: Plan, planId: number | null, signal?: AbortSignal): Promise<PlanRun> {
     const { store, observer } = this.deps;
-    const run = await runPlan(plan, {
+    const go = (sig?: AbortSignal): Promise<PlanRun> => runPlan(plan, {
       hypervisor: this.deps.hypervisor, power: this.deps.power, clock: this.deps.clock, limits: this.deps.limits,
       migrate: this.deps.migrate, bootTimeoutSec: this.deps.bootTimeoutSec,
       observer: {
-        onStepStart: (r) => observer?.onStepStart?.(r),
+        onStepStart: (r) => {
+          if (planId !== null) store?.saveStepRun(planId, r);
+          observer?.onStepStart?.(r);
+        },
         onProgress: (r, p) => observer?.onProgress?.(r, p),
         onStepEnd: (r) => {
           if (planId !== null) store?.saveStepRun(planId, r);
@@ -161,21 +252,60 @@ export class Controller {
           observer?.onStepEnd?.(r);
         },
       },
-    }, signal);
+    }, sig);
+    let run: PlanRun;
+    try {
+      run = store
+        ? await withClusterLock(store, this.deps.lockHolder ?? currentHolder('tide controller'), go, { ttlMs: this.deps.lockTtlMs, signal })
+        : await go(signal);
+    } catch (e) {
+      try {
+        if (planId !== null) store?.setPlanStatus(planId, 'failed');
+      } catch { /* the store may be what failed; the original error says more */ }
+      throw e;
+    }
     if (planId !== null) store?.setPlanStatus(planId, run.failed + run.skipped + run.cancelled > 0 ? 'failed' : 'done');
     observer?.onRunEnd?.(run, this.deps.clock.now());
     return run;
   }
 
-  /** Runs rounds every intervalSec until `untilMs` (clock time) or the signal aborts. */
+  /**
+   * Runs rounds every intervalSec until `untilMs` (clock time) or the signal aborts (then it
+   * resolves). A round that throws — no host answered, the cluster lock is held by another
+   * process, the store failed, a bug — does not end the loop: it is recorded
+   * (store.recordRoundError, observer.onRoundError, code TIDE_INTERNAL for non-Tide errors)
+   * and the next round runs at the next interval. Intervals missed while a round overran are
+   * skipped, not run back to back. Each executed plan takes the cluster lock (see execute).
+   */
   async run(untilMs: number, signal?: AbortSignal): Promise<void> {
+    const { clock, store, observer } = this.deps;
     const step = this.deps.intervalSec * 1000;
-    let next = this.deps.clock.now();
+    let next = clock.now();
     while (next < untilMs && !signal?.aborted) {
-      await this.tick(signal);
+      try {
+        await this.tick(signal);
+      } catch (e) {
+        if (signal?.aborted) break;
+        const at = clock.now();
+        const c = (e as { code?: unknown } | null)?.code;
+        const err = { code: typeof c === 'string' ? c : 'TIDE_INTERNAL', message: e instanceof Error ? e.message : String(e) };
+        try {
+          store?.recordRoundError({ atMs: at, ...err });
+        } catch { /* a failing store must not stop the loop; the observer still hears */ }
+        try {
+          observer?.onRoundError?.(err, at);
+        } catch { /* likewise */ }
+      }
       next += step;
-      const wait = next - this.deps.clock.now();
-      if (wait > 0 && next < untilMs) await this.deps.clock.sleep(wait, signal);
+      const now = clock.now();
+      if (now > next) next += Math.ceil((now - next) / step) * step;
+      if (next >= untilMs) break;
+      try {
+        await clock.sleep(next - now, signal);
+      } catch (e) {
+        if (signal?.aborted) break;
+        throw e;
+      }
     }
   }
 }

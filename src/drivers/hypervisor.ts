@@ -36,30 +36,39 @@ export interface VmInfo {
   persistent: boolean;
 }
 
-/** Host utilisation over the interval since the previous sample() call. */
+/**
+ * Host utilisation over the interval since the previous sample() call. Rates need two
+ * counter readings: null means "not known yet" (the first reading of this host), never 0.
+ */
 export interface HostUsage {
   host: string;
   /** Milliseconds since the epoch (wall clock of the collector) when the sample was taken. */
   atMs: number;
-  /** Share of all cores busy, 0..100. */
-  cpuPct: number;
+  /** Share of all cores busy, 0..100; null: no previous reading to compare with. */
+  cpuPct: number | null;
   memUsedMiB: number;
   memTotalMiB: number;
 }
 
-/** VM utilisation over the interval since the previous sample() call. */
+/**
+ * VM utilisation over the interval since the previous sample() call. CPU and I/O rates are
+ * deltas of cumulative counters: they are null (unknown, never 0) when there is no previous
+ * reading of this VM on this host — its first sample, and the first one after it migrated
+ * (counters restart with the target's QEMU). Memory is a level, known from the first sample.
+ */
 export interface VmUsage {
   vm: string;
   host: string;
   atMs: number;
-  /** Share of the VM's vCPUs busy, 0..100 (from cpu.time deltas). */
-  cpuPct: number;
+  /** Share of the VM's vCPUs busy, 0..100 (from cpu.time deltas); null: not known yet. */
+  cpuPct: number | null;
   /** Memory the guest really uses (balloon rss / current), MiB. */
   memUsedMiB: number;
-  diskReadBytesPerSec: number;
-  diskWriteBytesPerSec: number;
-  netRxBytesPerSec: number;
-  netTxBytesPerSec: number;
+  /** Bytes/s; null: not known yet (as cpuPct). */
+  diskReadBytesPerSec: number | null;
+  diskWriteBytesPerSec: number | null;
+  netRxBytesPerSec: number | null;
+  netTxBytesPerSec: number | null;
 }
 
 export type MigrationMode = 'live' | 'offline' | 'suspend';
@@ -146,7 +155,11 @@ export interface HypervisorDriver {
    * unknown name. The power-off guard rests on this.
    */
   hostDomains(host: string): Promise<VmInfo[]>;
-  /** Utilisation since the previous call (the first call primes counters and may report 0). */
+  /**
+   * Utilisation since the previous call, of every reachable host and its active VMs (an
+   * unreachable host and its VMs are absent: unknown). Rates without a previous reading (the
+   * first call; a VM's first call on a new host) are null, never 0: see HostUsage, VmUsage.
+   */
   sample(): Promise<{ hosts: HostUsage[]; vms: VmUsage[] }>;
   /** Checks that must pass before a migration; never changes anything. */
   preflight(vm: string, to: string, opts: MigrateOptions): Promise<PreflightCheck[]>;

@@ -108,17 +108,17 @@ describe('usage from counters', () => {
     vms: [vmCountersFromStats('vm1', 'u1', { 'cpu.time': cpuTimeNs, 'vcpu.current': 2, 'balloon.rss': 512 * 1024, 'net.count': 1, 'net.0.rx.bytes': rx })],
   });
 
-  it('first sample primes; then CPU % per vCPU, bytes/s, host CPU from busy/total', () => {
+  it('first sample primes (rates unknown, not 0); then CPU % per vCPU, bytes/s, host CPU from busy/total', () => {
     const t = new UsageTracker();
     const first = t.update('h', counters(0, 0, 0, 0, 0));
-    expect(first.vms[0]!.cpuPct).toBe(0);
+    expect(first.vms[0]!.cpuPct).toBeNull();
     expect(first.host.memUsedMiB).toBe(1024);
     // 2 s later: 1 s of CPU over 2 vCPUs = 25 %, 2 MiB received = 1 MiB/s, host 30 % busy
     const next = t.update('h', counters(2000, 1e9, 2 * 2 ** 20, 3e9, 10e9));
     expect(next.vms[0]).toMatchObject({ cpuPct: 25, memUsedMiB: 512, netRxBytesPerSec: 2 ** 20 });
     expect(next.host.cpuPct).toBe(30);
-    // a counter going backwards (VM restarted) gives 0, not a negative rate
-    expect(t.update('h', counters(3000, 1e8, 0, 4e9, 12e9)).vms[0]).toMatchObject({ cpuPct: 0, netRxBytesPerSec: 0 });
+    // a counter going backwards (VM restarted) gives unknown, not a negative rate or a 0
+    expect(t.update('h', counters(3000, 1e8, 0, 4e9, 12e9)).vms[0]).toMatchObject({ cpuPct: null, netRxBytesPerSec: null });
   });
 
   it('memory: the guest view (available − unused) when the balloon reports it', () => {

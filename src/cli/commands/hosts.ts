@@ -28,7 +28,7 @@ export const hostsCommand: Command = {
         ['host', 'up', 'cores', 'MHz', 'mem MiB', 'cpu %', 'mem used MiB', 'VMs', 'cpu model', 'flags'],
         hosts.map((h) => [
           h.name, h.up ? 'yes' : 'NO', h.cpuCores, h.cpuMhz, h.memMiB,
-          h.usage ? h.usage.cpuPct.toFixed(1) : '-', h.usage ? h.usage.memUsedMiB : '-', h.vms, h.cpuModel || '-',
+          h.usage?.cpuPct != null ? h.usage.cpuPct.toFixed(1) : '-', h.usage ? h.usage.memUsedMiB : '-', h.vms, h.cpuModel || '-',
           [h.maintenance ? 'maintenance' : '', h.excluded ? 'excluded' : '', ...h.tags].filter(Boolean).join(',') || '-',
         ]),
       ));

@@ -33,7 +33,7 @@ export const vmsCommand: Command = {
         ['vm', 'host', 'state', 'vCPUs', 'mem MiB', 'cpu %', 'mem used MiB', 'disk r KiB/s', 'disk w KiB/s', 'net rx KiB/s', 'net tx KiB/s'],
         vms.map((v) => [
           v.name, v.host, v.state, v.vcpus, v.memMiB,
-          v.usage ? v.usage.cpuPct.toFixed(1) : '-', v.usage ? v.usage.memUsedMiB : '-',
+          v.usage?.cpuPct != null ? v.usage.cpuPct.toFixed(1) : '-', v.usage ? v.usage.memUsedMiB : '-',
           fmtRate(v.usage?.diskReadBytesPerSec), fmtRate(v.usage?.diskWriteBytesPerSec), fmtRate(v.usage?.netRxBytesPerSec), fmtRate(v.usage?.netTxBytesPerSec),
         ]),
       ));

@@ -42,7 +42,7 @@ function specNumber(host: Host): number {
   return n;
 }
 
-const POWER_STATE_CODE: Record<PowerState, number> = { on: 0, off: 1, standby: 2, waking: 3 };
+const POWER_STATE_CODE: Record<PowerState, number> = { on: 0, off: 1, standby: 2, waking: 3, unknown: 4 };
 
 /** Opaque position in the journal (see ClusterState.mark). */
 export interface StateMark {
@@ -178,7 +178,8 @@ export class ClusterState {
     }
     for (let h = 0; h < nh; h++) {
       const used = this.hosts[h]!.cpuUsedMips;
-      const u = (used ?? Math.min(this.cappedMips[h]!, this.capMips[h]!)) / this.capMips[h]!;
+      // A host with no known capacity (one never reached reports 0 MHz) counts as idle, not NaN.
+      const u = this.capMips[h]! > 0 ? (used ?? Math.min(this.cappedMips[h]!, this.capMips[h]!)) / this.capMips[h]! : 0;
       this.uNow[h] = u > 1 && u < 1.01 ? 1 : u;
     }
     this.isTracked = new Uint8Array(nh);
@@ -192,7 +193,7 @@ export class ClusterState {
         this.track(h);
         continue;
       }
-      const key = specNumber(host) * 16 + POWER_STATE_CODE[host.powerState] * 4 + (host.maintenance ? 2 : 0) + (host.excluded ? 1 : 0);
+      const key = specNumber(host) * 32 + POWER_STATE_CODE[host.powerState] * 4 + (host.maintenance ? 2 : 0) + (host.excluded ? 1 : 0);
       let c = classKey.get(key);
       if (c === undefined) {
         c = this.classes.length;

@@ -8,8 +8,13 @@
 export type HostId = string;
 export type VmId = string;
 
-/** on: serving; off: powered down; standby: suspended to RAM (fast wake); waking: powering on. */
-export type PowerState = 'on' | 'off' | 'standby' | 'waking';
+/**
+ * on: serving; off: powered down; standby: suspended to RAM (fast wake); waking: powering on;
+ * unknown: did not answer, so Tide cannot tell (it may be running VMs it cannot see). The
+ * planner fails closed on unknown: never a target, never powered on or off, never "empty",
+ * nothing moved from it; the host is left out of the plan with a verdict saying why.
+ */
+export type PowerState = 'on' | 'off' | 'standby' | 'waking' | 'unknown';
 
 /**
  * Host power draw. `wattsAtLoad` gives the draw at 0 %, 10 %, …, 100 % CPU utilisation (a
@@ -47,7 +52,18 @@ export interface Host {
   readonly cpuUsedMips?: number;
   /** When the host last came on (powered on, or became active), s; undefined: long ago. */
   readonly onSinceSec?: number;
+  /** Why the host's state is what it is, when that is not plain observation (e.g. why it is 'unknown'). */
+  readonly stateReason?: string;
 }
+
+/**
+ * How current a VM's `demand` is. fresh: measured this round. stale: not measured this round;
+ * demand is its last measured value (`usageAgeSec` old), and its history has no new sample.
+ * unknown: never measured (first round after Tide started, or history lost): demand CPU is
+ * the VM's full size (pessimistic, for capacity checks) and the planner neither judges its
+ * host overloaded nor consolidates it or its host on that guess.
+ */
+export type UsageQuality = 'fresh' | 'stale' | 'unknown';
 
 export interface VmDemand {
   /** CPU work the VM asks for now (uncapped), MIPS. */
@@ -89,6 +105,10 @@ export interface Vm {
   readonly lastMigratedAt?: number;
   /** False: the planner never moves this VM (pinned in place, or excluded by the operator). */
   readonly migratable: boolean;
+  /** How current `demand` is; absent = 'fresh' (simulator, tests). */
+  readonly usage?: UsageQuality;
+  /** Age of the newest measurement behind `demand`, s (for 'stale'). */
+  readonly usageAgeSec?: number;
 }
 
 export type RuleStrength = 'hard' | 'soft';

@@ -5,22 +5,27 @@ import type { RuleIndex } from './rules.js';
 
 const fmt = (x: number, digits = 0): string => x.toFixed(digits);
 
-/** Maintenance, excluded and (unless waking is allowed) powered-off hosts take no VMs. */
+/**
+ * Maintenance, excluded and (unless waking is allowed) powered-off hosts take no VMs; a host
+ * whose state is unknown (it did not answer) never does, waking or not.
+ */
 export function hostUsable(opts: { allowWake: boolean }): HostFilter {
   return {
     name: 'host-usable',
     check: (s, _v, h) => {
       const host = s.hosts[h]!;
+      const p = s.powerState(h);
+      if (p === 'unknown') return 'host-unknown';
       if (host.maintenance) return 'host-maintenance';
       if (host.excluded) return 'host-excluded';
-      const p = s.powerState(h);
       if (!opts.allowWake && p !== 'on') return 'host-off';
       return null;
     },
     explain: (s, _v, h, code) =>
-      code === 'host-maintenance' ? `${s.hosts[h]!.id} is in maintenance`
-        : code === 'host-excluded' ? `${s.hosts[h]!.id} is excluded from balancing`
-          : `${s.hosts[h]!.id} is ${s.powerState(h)} and this policy does not wake hosts here`,
+      code === 'host-unknown' ? `${s.hosts[h]!.id} did not answer (state unknown${s.hosts[h]!.stateReason ? `: ${s.hosts[h]!.stateReason}` : ''}), so it takes no VMs`
+        : code === 'host-maintenance' ? `${s.hosts[h]!.id} is in maintenance`
+          : code === 'host-excluded' ? `${s.hosts[h]!.id} is excluded from balancing`
+            : `${s.hosts[h]!.id} is ${s.powerState(h)} and this policy does not wake hosts here`,
   };
 }
 

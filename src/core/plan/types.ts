@@ -47,7 +47,8 @@ export type PowerStep = PowerOnStep | PowerOffStep;
 
 export type Step = MigrateStep | PlaceStep | PowerStep;
 
-export type HostClass = 'overloaded' | 'underloaded' | 'normal' | 'off' | 'maintenance' | 'excluded' | 'spare';
+/** unknown: the host did not answer; it is left out of the plan (see PowerState). */
+export type HostClass = 'overloaded' | 'underloaded' | 'normal' | 'off' | 'maintenance' | 'excluded' | 'spare' | 'unknown';
 
 /** How the planner saw each host this round (the "explain every non-move" part for hosts). */
 export interface HostVerdict {

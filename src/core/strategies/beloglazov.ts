@@ -28,6 +28,7 @@ import { cpuAvailable, hardRules, hostUsable, memoryFits, notIn, notOverloadedAf
 import { allHosts, findHost, summariseRejections, type Placer } from '../place/placement.js';
 import { RuleIndex } from '../place/rules.js';
 import { powerIncrease } from '../place/scorers.js';
+import { failClosed } from '../plan/fail-closed.js';
 import { compactMoves, orderPlan, type IntendedMove, type IntendedPower } from '../plan/order.js';
 import type { HostVerdict, NotMoved, Plan } from '../plan/types.js';
 import { mc, mmt, mu, rs } from '../select/beloglazov.js';
@@ -88,15 +89,19 @@ export function planBeloglazov(input: ClusterSnapshot, args: BeloglazovArgs, ctx
   // These policies move VMs one by one and cannot keep a hard affinity group together, so
   // they leave the members of such groups where they are.
   const affine = new Set(input.rules.flatMap((r) => (r.kind === 'affinity' && r.strength === 'hard' ? r.vms : [])));
-  const snapshot = affine.size === 0 ? input : { ...input, vms: input.vms.map((v) => (affine.has(v.id) ? { ...v, migratable: false } : v)) };
-  const s = new ClusterState(snapshot, { historyWindow: 30 });
-  const start = s.mark();
   const detector = makeDetector(args.detector, args.param);
   const selector = makeSelector(args.selector, args.seed, ctx.now);
+  const label = `${detector.name}/${selector.name}/pabfd`;
+  // Unknown hosts and unmeasured VMs are left alone (see fail-closed.ts); in the simulator
+  // there are none, and the snapshot passes through unchanged.
+  const blind = failClosed(input, label);
+  const known = blind.snapshot;
+  const snapshot = affine.size === 0 ? known : { ...known, vms: known.vms.map((v) => (affine.has(v.id) ? { ...v, migratable: false } : v)) };
+  const s = new ClusterState(snapshot, { historyWindow: 30 });
+  const start = s.mark();
   const rules = new RuleIndex(s);
   const nh = s.hosts.length;
-  const label = `${detector.name}/${selector.name}/pabfd`;
-  const verdicts: HostVerdict[] = [];
+  const verdicts: HostVerdict[] = [...blind.verdicts];
   const notMoved: NotMoved[] = [];
   const raw: RawMove[] = [];
   const candidates = (): number[] => (ctx.explain ? allHosts(s) : s.placementCandidates());
@@ -106,7 +111,7 @@ export function planBeloglazov(input: ClusterSnapshot, args: BeloglazovArgs, ctx
   const overList: number[] = [];
   for (let h = 0; h < nh; h++) {
     const host = s.hosts[h]!;
-    if (host.excluded || s.isEmpty(h)) continue;
+    if (host.excluded || s.isEmpty(h) || blind.unknownHost[h] || blind.unmeasured[h]) continue;
     const a = detector.assess(s, h);
     if (a.overloaded) {
       over[h] = 1;
@@ -184,6 +189,7 @@ export function planBeloglazov(input: ClusterSnapshot, args: BeloglazovArgs, ctx
   const exclTarget = new Uint8Array(nh);
   for (let h = 0; h < nh; h++) {
     if (over[h] || switchedOff[h] || maintenance[h] || s.hosts[h]!.excluded) exclCandidate[h] = exclTarget[h] = 1;
+    if (blind.unmeasured[h]) exclCandidate[h] = 1;
     if (!args.faithful && step3Targets[h]) exclCandidate[h] = 1;
   }
   const underPlacer = pabfd(exclTarget, false);

@@ -29,6 +29,7 @@ import { hardRules, hostUsable, ioFits, memoryFits, notIn } from '../place/filte
 import { allHosts, findHost, summariseRejections, type HostFilter, type HostScorer, type Placer } from '../place/placement.js';
 import { RuleIndex } from '../place/rules.js';
 import { leastAllocated, softRules } from '../place/scorers.js';
+import { failClosed } from '../plan/fail-closed.js';
 import { compactMoves, orderPlan, type IntendedMove, type IntendedPower } from '../plan/order.js';
 import type { HostVerdict, NotMoved, Plan } from '../plan/types.js';
 import type { PlanContext, Strategy } from './strategy.js';
@@ -113,7 +114,10 @@ function forecast(snapshot: ClusterSnapshot, window: number): { mean: Float64Arr
 const MEAN = 0;
 const VAR = 1;
 
-export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanContext): Plan {
+export function planTide(input: ClusterSnapshot, args: TideArgs, ctx: PlanContext): Plan {
+  // Unknown hosts and unmeasured VMs are left alone (see fail-closed.ts).
+  const blind = failClosed(input, 'tide');
+  const snapshot = blind.snapshot;
   const { mean, variance } = forecast(snapshot, args.windowSamples);
   const s = new ClusterState(snapshot, { historyWindow: 1, vmColumns: [mean, variance] });
   const start = s.mark();
@@ -121,7 +125,7 @@ export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanCon
   const nh = s.hosts.length;
   const z2 = args.z;
   const label = 'tide';
-  const verdicts: HostVerdict[] = [];
+  const verdicts: HostVerdict[] = [...blind.verdicts];
   const notMoved: NotMoved[] = [];
   const raw: { vm: number; from: number; to: number; reason: string; by: string }[] = [];
 
@@ -305,13 +309,15 @@ export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanCon
   const overloaded: number[] = [];
   for (let h = 0; h < nh; h++) {
     const host = s.hosts[h]!;
-    if (host.excluded || s.isEmpty(h)) continue;
+    if (host.excluded || s.isEmpty(h) || blind.unknownHost[h]) continue;
     if (host.maintenance) {
       overloaded.push(h);
       excluded[h] = 1;
       verdicts.push({ host: host.id, class: 'maintenance', reason: `in maintenance: ${s.vmsOn(h).length} VM(s) to move away`, by: label });
       continue;
     }
+    // Its load includes a guess (a VM at full size, never measured): no relief on that.
+    if (blind.unmeasured[h]) continue;
     const cap = s.capMips[h]!;
     const p = peak(h);
     const now = s.reqMips[h]!;
@@ -500,7 +506,7 @@ export function planTide(snapshot: ClusterSnapshot, args: TideArgs, ctx: PlanCon
     for (let h = 0; h < nh; h++) {
       if (excluded[h] || s.powerState(h) !== 'on' || s.isEmpty(h)) continue;
       const host = s.hosts[h]!;
-      if (host.excluded || host.maintenance) continue;
+      if (host.excluded || host.maintenance || blind.unmeasured[h]) continue;
       if (args.minOnSec > 0 && host.onSinceSec !== undefined && ctx.now - host.onSinceSec < args.minOnSec) continue;
       let mem = 0;
       for (const v of s.vmsOn(h)) mem += s.vms[v]!.memMiB;

@@ -1,11 +1,15 @@
 /**
  * Utilisation from cumulative counters: each sample is compared with the previous one of the
- * same host / VM (by UUID, so a VM that migrated away and back restarts cleanly). The first
- * sample of anything only primes its counters and reports 0 for the rates.
+ * same host / VM (by host and UUID, so a VM that migrated away and back restarts cleanly).
+ * A rate needs two readings: without a usable previous one — the first sample of a host or
+ * VM, a VM's first sample on a new host (its counters restart with the target's QEMU), a
+ * counter that went backwards (VM restarted) — the rate is null ("unknown"), never 0, so a
+ * caller cannot mistake a VM it has not measured for an idle one. Memory is a level and is
+ * reported from the first sample.
  *
  *   VM CPU %   = Δ cpu.time (ns) / (Δt (ns) × vCPUs) × 100, clamped to 0..100
  *   host CPU % = Δ busy / Δ total of the host's CPU time counters × 100
- *   bytes/s    = Δ bytes / Δt (s); a counter that went backwards (VM restarted) counts as 0
+ *   bytes/s    = Δ bytes / Δt (s)
  */
 import type { HostUsage, VmUsage } from '../hypervisor.js';
 import type { HostCounters, VmCounters } from './backend.js';
@@ -15,9 +19,10 @@ interface HostPrev { monoMs: number; busy: number; total: number }
 
 const KiB_PER_MiB = 1024;
 
-function rate(now: number, before: number, dtS: number): number {
-  if (dtS <= 0 || now < before) return 0;
-  return (now - before) / dtS;
+/** Bytes/s between two readings; null when there is no interval or the counter went backwards. */
+function rate(now: number, before: number, dtS: number): number | null {
+  if (!(dtS > 0) || now < before) return null;
+  return Math.round((now - before) / dtS);
 }
 
 const clampPct = (x: number): number => Math.min(100, Math.max(0, x));
@@ -30,13 +35,14 @@ export class UsageTracker {
   /** Usage of one host and its VMs from `c`, relative to the previous call for that host. */
   update(host: string, c: HostCounters): { host: HostUsage; vms: VmUsage[] } {
     const hp = this.hosts.get(host);
-    let cpuPct = 0;
-    if (hp && c.cpuTotalNs > hp.total) cpuPct = clampPct(((c.cpuBusyNs - hp.busy) / (c.cpuTotalNs - hp.total)) * 100);
+    const cpuPct = hp && c.cpuTotalNs > hp.total && c.cpuBusyNs >= hp.busy
+      ? round1(clampPct(((c.cpuBusyNs - hp.busy) / (c.cpuTotalNs - hp.total)) * 100))
+      : null;
     this.hosts.set(host, { monoMs: c.monoMs, busy: c.cpuBusyNs, total: c.cpuTotalNs });
     const hostUsage: HostUsage = {
       host,
       atMs: c.atMs,
-      cpuPct: round1(cpuPct),
+      cpuPct,
       memUsedMiB: Math.round((c.memTotalKiB - c.memAvailableKiB) / KiB_PER_MiB),
       memTotalMiB: Math.round(c.memTotalKiB / KiB_PER_MiB),
     };
@@ -48,18 +54,18 @@ export class UsageTracker {
       this.vms.set(key, { monoMs: c.monoMs, c: v });
       const dtS = prev ? (c.monoMs - prev.monoMs) / 1000 : 0;
       const cpu = prev && dtS > 0 && v.vcpus > 0 && v.cpuTimeNs >= prev.c.cpuTimeNs
-        ? clampPct(((v.cpuTimeNs - prev.c.cpuTimeNs) / (dtS * 1e9 * v.vcpus)) * 100)
-        : 0;
+        ? round1(clampPct(((v.cpuTimeNs - prev.c.cpuTimeNs) / (dtS * 1e9 * v.vcpus)) * 100))
+        : null;
       return {
         vm: v.name,
         host,
         atMs: c.atMs,
-        cpuPct: round1(cpu),
+        cpuPct: cpu,
         memUsedMiB: Math.round(v.memUsedKiB / KiB_PER_MiB),
-        diskReadBytesPerSec: Math.round(prev ? rate(v.blockRdBytes, prev.c.blockRdBytes, dtS) : 0),
-        diskWriteBytesPerSec: Math.round(prev ? rate(v.blockWrBytes, prev.c.blockWrBytes, dtS) : 0),
-        netRxBytesPerSec: Math.round(prev ? rate(v.netRxBytes, prev.c.netRxBytes, dtS) : 0),
-        netTxBytesPerSec: Math.round(prev ? rate(v.netTxBytes, prev.c.netTxBytes, dtS) : 0),
+        diskReadBytesPerSec: prev ? rate(v.blockRdBytes, prev.c.blockRdBytes, dtS) : null,
+        diskWriteBytesPerSec: prev ? rate(v.blockWrBytes, prev.c.blockWrBytes, dtS) : null,
+        netRxBytesPerSec: prev ? rate(v.netRxBytes, prev.c.netRxBytes, dtS) : null,
+        netTxBytesPerSec: prev ? rate(v.netTxBytes, prev.c.netTxBytes, dtS) : null,
       };
     });
     // forget VMs that left this host, so a later return starts from fresh counters

@@ -161,6 +161,13 @@ export class FakeDriver implements HypervisorDriver {
   private readonly tickMs: number;
   private readonly downtime: number;
   private lastSampleAt: number | null = null;
+  /**
+   * Like a counter-based driver, the fake needs two readings for a rate: the host each VM was
+   * last sampled on, and the hosts sampled before. A VM first seen (or first seen on a new
+   * host, after a migration) and a host first seen report null rates.
+   */
+  private readonly sampledOn = new Map<string, string>();
+  private readonly sampledHosts = new Set<string>();
   private active = 0;
   private readonly activePerHost = new Map<string, number>();
   /** Highest number of migrations at once, overall and per host (as source or target). */
@@ -288,30 +295,41 @@ export class FakeDriver implements HypervisorDriver {
     this.record('sample');
     this.failIfInjected('sample');
     const atMs = Date.now();
-    const first = this.lastSampleAt === null;
     this.lastSampleAt = atMs;
     const vms: VmUsage[] = this.visibleVms().filter((v) => isActive(v.state)).map((v) => {
-      const running = v.state === 'running' && !first;
+      const known = this.sampledOn.get(v.name) === v.host;
+      this.sampledOn.set(v.name, v.host);
+      const running = v.state === 'running';
+      const rate = (x: number): number | null => (!known ? null : running ? x : 0);
       return {
         vm: v.name, host: v.host, atMs,
-        cpuPct: running ? v.cpuPct : 0,
+        cpuPct: rate(v.cpuPct),
         memUsedMiB: v.memUsedMiB,
-        diskReadBytesPerSec: running ? v.diskReadBytesPerSec : 0,
-        diskWriteBytesPerSec: running ? v.diskWriteBytesPerSec : 0,
-        netRxBytesPerSec: running ? v.netRxBytesPerSec : 0,
-        netTxBytesPerSec: running ? v.netTxBytesPerSec : 0,
+        diskReadBytesPerSec: rate(v.diskReadBytesPerSec),
+        diskWriteBytesPerSec: rate(v.diskWriteBytesPerSec),
+        netRxBytesPerSec: rate(v.netRxBytesPerSec),
+        netTxBytesPerSec: rate(v.netTxBytesPerSec),
       };
     });
     const hosts: HostUsage[] = [...this.hosts.values()].filter((h) => h.up).map((h) => {
       const mine = vms.filter((u) => u.host === h.name);
-      const busyCores = mine.reduce((s, u) => s + (u.cpuPct / 100) * (this.vms.get(u.vm)?.vcpus ?? 1), 0);
+      // The host's own counters see every guest, also those whose own rate is not known yet.
+      const busyCores = mine.reduce((s, u) => {
+        const v = this.vms.get(u.vm);
+        return s + (v?.state === 'running' ? (v.cpuPct / 100) * v.vcpus : 0);
+      }, 0);
+      const known = this.sampledHosts.has(h.name);
+      this.sampledHosts.add(h.name);
       return {
         host: h.name, atMs,
-        cpuPct: Math.round(Math.min(100, (busyCores / h.cpuCores) * 100) * 10) / 10,
+        cpuPct: known ? Math.round(Math.min(100, (busyCores / h.cpuCores) * 100) * 10) / 10 : null,
         memUsedMiB: mine.reduce((s, u) => s + (this.vms.get(u.vm)?.memMiB ?? 0), 0),
         memTotalMiB: h.memMiB,
       };
     });
+    // A host that did not answer loses its readings (as the real drivers forget its counters).
+    for (const h of this.hosts.values()) if (!h.up) this.sampledHosts.delete(h.name);
+    for (const [vm, host] of this.sampledOn) if (!this.hosts.get(host)?.up || this.vms.get(vm)?.host !== host) this.sampledOn.delete(vm);
     return { hosts, vms };
   }
 
