@@ -117,7 +117,7 @@ describeLab('tide migrate under faults on the lab', () => {
     const from = (await L().locate(VM))!;
     const to = L().otherHost(from);
     const hosts = JSON.parse((await tide(L().configFile, 'hosts', '--json', '--no-usage')).out) as { name: string; memMiB: number }[];
-    const vms = JSON.parse((await tide(L().configFile, 'vms', '--json', '--no-usage')).out) as { name: string; host: string; state: string; memMiB: number }[];
+    const vms = (JSON.parse((await tide(L().configFile, 'vms', '--json', '--no-usage')).out) as { vms: { name: string; host: string; state: string; memMiB: number }[] }).vms;
     const total = hosts.find((h) => h.name === to)!.memMiB;
     const committed = vms.filter((v) => v.host === to && v.state !== 'shutoff').reduce((s, v) => s + v.memMiB, 0);
     const need = vms.find((v) => v.name === VM)!.memMiB;
@@ -197,7 +197,7 @@ describeLab('tide migrate under faults on the lab', () => {
         expect(rep).toMatchObject({ vm: nasty, ok: true, to: L().otherHost(at) });
         expect(rep.probe!.failed).toBe(0);
         await expectOnlyOn(nasty, L().otherHost(at));
-        const listed = JSON.parse((await tide(cfg, 'vms', '--json', '--no-usage')).out) as { name: string }[];
+        const listed = (JSON.parse((await tide(cfg, 'vms', '--json', '--no-usage')).out) as { vms: { name: string }[] }).vms;
         expect(listed.filter((v) => v.name === nasty)).toHaveLength(1);
       }
     } finally {

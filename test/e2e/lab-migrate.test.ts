@@ -58,7 +58,8 @@ describeLab('tide migrate / evacuate / bench on the lab', () => {
     for (const x of hosts) expect(x.usage?.cpuPct).toBeGreaterThanOrEqual(0);
     const v = await tide('vms', '--json', '--interval-ms', '500');
     expect(v.code).toBe(0);
-    const vms = json<{ name: string; host: string; state: string; usage: { cpuPct: number; memUsedMiB: number } | null }[]>(v.out);
+    const { vms, unreachable } = json<{ vms: { name: string; host: string; state: string; usage: { cpuPct: number; memUsedMiB: number } | null }[]; unreachable: unknown[] }>(v.out);
+    expect(unreachable).toEqual([]);
     for (const name of ['vm1', 'vm2']) {
       const x = vms.find((y) => y.name === name);
       expect(x, name).toBeDefined();
