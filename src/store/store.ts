@@ -4,9 +4,12 @@
  * controllers share state.
  */
 import Database from 'better-sqlite3';
+import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import type { Plan } from '../core/plan/types.js';
+import { DriverError } from '../drivers/errors.js';
 import type { StepRun } from '../executor/executor.js';
 
 export type PlanStatus = 'proposed' | 'approved' | 'running' | 'done' | 'failed' | 'rejected' | 'superseded';
@@ -35,6 +38,49 @@ export interface MigrationRecord {
   readonly error: string | null;
 }
 
+/** Who holds (or wants) the cluster lock. */
+export interface LockHolder {
+  /** Process id on `host`. */
+  readonly pid: number;
+  /** Hostname of the machine the process runs on (os.hostname()). */
+  readonly host: string;
+  /** What it runs, for the refusal message (e.g. 'tide evacuate srv-2'). */
+  readonly command: string;
+  /** When the process started, ms since the epoch. */
+  readonly startedMs: number;
+}
+
+/** A held cluster lock. `token` identifies this acquisition: only its holder can heartbeat or release it. */
+export interface ClusterLease {
+  readonly token: string;
+  readonly holder: LockHolder;
+  /** Wall-clock ms since the epoch. */
+  readonly acquiredMs: number;
+  readonly ttlMs: number;
+  /** Set when a stale lock was taken over: whose it was and why it counted as stale. */
+  readonly tookOver?: { readonly holder: LockHolder; readonly why: string };
+}
+
+export interface HeldClusterLock extends ClusterLease {
+  readonly heartbeatMs: number;
+}
+
+export interface AcquireOptions {
+  /** Wall-clock now, ms (default Date.now(); tests pass their own). */
+  readonly nowMs?: number;
+  /**
+   * Whether a holder process still lives. Default: a holder on this machine lives while its pid
+   * does (signal 0); one on another machine is assumed alive and goes stale only by its TTL.
+   */
+  readonly isAlive?: (h: LockHolder) => boolean;
+}
+
+export interface RoundError {
+  readonly atMs: number;
+  readonly code: string;
+  readonly message: string;
+}
+
 export interface Store {
   savePlan(plan: Plan, opts: { createdMs: number; mode: string; status: PlanStatus }): number;
   setPlanStatus(id: number, status: PlanStatus): void;
@@ -45,7 +91,48 @@ export interface Store {
   migrations(opts?: { vm?: string; limit?: number }): MigrationRecord[];
   /** When each VM last finished a migration successfully, ms. */
   lastMigrations(): Map<string, number>;
+  /**
+   * Takes the cluster lock (one row; one actor per cluster that shares this store). Throws
+   * DriverError('TIDE_LOCKED', 'cluster locked by <who> since <when>') while another live
+   * holder has it. A stale lock — its holder's pid is dead on this machine, or its last
+   * heartbeat is older than the TTL the holder gave — is taken over (the lease says so).
+   * Atomic across processes (an IMMEDIATE transaction).
+   */
+  acquireClusterLock(holder: LockHolder, ttlMs: number, opts?: AcquireOptions): ClusterLease;
+  /** Proves the holder alive; throws TIDE_LOCKED when the lease is no longer the lock (taken over). */
+  heartbeatClusterLock(lease: ClusterLease, nowMs?: number): void;
+  /** Releases the lock if `lease` still holds it; returns whether it did. */
+  releaseClusterLock(lease: ClusterLease): boolean;
+  /** The lock as stored now (held, possibly stale), or undefined. */
+  clusterLock(): HeldClusterLock | undefined;
+  /** A control-loop round that failed (the loop went on). */
+  recordRoundError(e: RoundError): void;
+  /** Newest first. */
+  roundErrors(opts?: { limit?: number }): RoundError[];
   close(): void;
+}
+
+/** Schema version this code reads and writes; 2 added the cluster lock (a Tide that ignores it must not open the store). */
+const SCHEMA_VERSION = 2;
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it exists but belongs to someone else.
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The default liveness test (see AcquireOptions.isAlive). */
+export function holderAlive(h: LockHolder): boolean {
+  return h.host !== hostname() || pidAlive(h.pid);
+}
+
+/** "tide evacuate srv-2 (pid 4242 on ctl-1)" */
+export function describeHolder(h: LockHolder): string {
+  return `${h.command} (pid ${h.pid} on ${h.host})`;
 }
 
 const SCHEMA = `
@@ -72,6 +159,7 @@ CREATE TABLE IF NOT EXISTS step_runs (
   ended_ms INTEGER,
   error_code TEXT,
   error_message TEXT,
+  note TEXT,
   PRIMARY KEY (plan_id, step_id)
 );
 CREATE TABLE IF NOT EXISTS migrations (
@@ -90,7 +178,26 @@ CREATE TABLE IF NOT EXISTS migrations (
   error TEXT
 );
 CREATE INDEX IF NOT EXISTS migrations_vm ON migrations(vm, started_ms);
+CREATE TABLE IF NOT EXISTS cluster_lock (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  token TEXT NOT NULL,
+  pid INTEGER NOT NULL,
+  host TEXT NOT NULL,
+  command TEXT NOT NULL,
+  started_ms INTEGER NOT NULL,
+  acquired_ms INTEGER NOT NULL,
+  heartbeat_ms INTEGER NOT NULL,
+  ttl_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS round_errors (
+  id INTEGER PRIMARY KEY,
+  at_ms INTEGER NOT NULL,
+  code TEXT NOT NULL,
+  message TEXT NOT NULL
+);
 `;
+
+type LockRow = { token: string; pid: number; host: string; command: string; started_ms: number; acquired_ms: number; heartbeat_ms: number; ttl_ms: number };
 
 type PlanRow = { id: number; created_ms: number; policy: string; mode: string; status: PlanStatus; plan_json: string };
 type MigrationRow = {
@@ -104,18 +211,63 @@ export function openSqliteStore(path: string): Store {
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
   db.pragma('foreign_keys = ON');
-  db.exec(SCHEMA);
-  const version = db.prepare('SELECT version FROM schema_version').get() as { version: number } | undefined;
-  if (!version) db.prepare('INSERT INTO schema_version (version) VALUES (1)').run();
-  else if (version.version !== 1) throw new Error(`${path}: store schema version ${version.version}, this Tide understands 1`);
+  // Creating and upgrading in one IMMEDIATE transaction: two processes opening a new store at
+  // once must not both insert a version row.
+  try {
+    db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
+    db.transaction(() => {
+      const version = db.prepare('SELECT version FROM schema_version').get() as { version: number } | undefined;
+      if (version && version.version > SCHEMA_VERSION) throw new Error(`${path}: store schema version ${version.version}, this Tide understands up to ${SCHEMA_VERSION}`);
+      if (version && version.version < 1) throw new Error(`${path}: store schema version ${version.version} is unknown`);
+      db.exec(SCHEMA);
+      if (!version) db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(SCHEMA_VERSION);
+      else if (version.version === 1) {
+        // 1 → 2: step notes; the cluster lock and round errors are new tables (created above).
+        const cols = db.prepare('PRAGMA table_info(step_runs)').all() as { name: string }[];
+        if (!cols.some((c) => c.name === 'note')) db.exec('ALTER TABLE step_runs ADD COLUMN note TEXT');
+        db.prepare('UPDATE schema_version SET version = ?').run(SCHEMA_VERSION);
+      }
+    }).immediate();
+  } catch (e) {
+    db.close();
+    throw e;
+  }
 
   const insPlan = db.prepare('INSERT INTO plans (created_ms, policy, mode, status, steps, plan_json) VALUES (?, ?, ?, ?, ?, ?)');
   const updPlan = db.prepare('UPDATE plans SET status = ? WHERE id = ?');
   const getPlan = db.prepare('SELECT id, created_ms, policy, mode, status, plan_json FROM plans WHERE id = ?');
-  const upsStep = db.prepare(`INSERT INTO step_runs (plan_id, step_id, kind, vm, host_from, host_to, state, started_ms, ended_ms, error_code, error_message)
-    VALUES (@plan_id, @step_id, @kind, @vm, @host_from, @host_to, @state, @started_ms, @ended_ms, @error_code, @error_message)
+  const upsStep = db.prepare(`INSERT INTO step_runs (plan_id, step_id, kind, vm, host_from, host_to, state, started_ms, ended_ms, error_code, error_message, note)
+    VALUES (@plan_id, @step_id, @kind, @vm, @host_from, @host_to, @state, @started_ms, @ended_ms, @error_code, @error_message, @note)
     ON CONFLICT (plan_id, step_id) DO UPDATE SET state = excluded.state, started_ms = excluded.started_ms, ended_ms = excluded.ended_ms,
-    error_code = excluded.error_code, error_message = excluded.error_message`);
+    error_code = excluded.error_code, error_message = excluded.error_message, note = excluded.note`);
+  const getLock = db.prepare('SELECT token, pid, host, command, started_ms, acquired_ms, heartbeat_ms, ttl_ms FROM cluster_lock WHERE id = 1');
+  const putLock = db.prepare(`INSERT OR REPLACE INTO cluster_lock (id, token, pid, host, command, started_ms, acquired_ms, heartbeat_ms, ttl_ms)
+    VALUES (1, @token, @pid, @host, @command, @started_ms, @acquired_ms, @heartbeat_ms, @ttl_ms)`);
+  const beatLock = db.prepare('UPDATE cluster_lock SET heartbeat_ms = ? WHERE id = 1 AND token = ?');
+  const delLock = db.prepare('DELETE FROM cluster_lock WHERE id = 1 AND token = ?');
+  const toLock = (r: LockRow): HeldClusterLock => ({
+    token: r.token, holder: { pid: r.pid, host: r.host, command: r.command, startedMs: r.started_ms },
+    acquiredMs: r.acquired_ms, heartbeatMs: r.heartbeat_ms, ttlMs: r.ttl_ms,
+  });
+  const acquire = db.transaction((holder: LockHolder, ttlMs: number, nowMs: number, isAlive: (h: LockHolder) => boolean): ClusterLease => {
+    const row = getLock.get() as LockRow | undefined;
+    let tookOver: ClusterLease['tookOver'];
+    if (row) {
+      const cur = toLock(row);
+      const ageMs = nowMs - cur.heartbeatMs;
+      const why = !isAlive(cur.holder) ? `process ${cur.holder.pid} no longer runs on ${cur.holder.host}`
+        : ageMs > cur.ttlMs ? `no heartbeat for ${Math.round(ageMs / 1000)} s (its TTL is ${Math.round(cur.ttlMs / 1000)} s)` : null;
+      if (why === null) {
+        throw new DriverError('TIDE_LOCKED', `cluster locked by ${describeHolder(cur.holder)} since ${new Date(cur.acquiredMs).toISOString()}`, {
+          holder: cur.holder, acquiredMs: cur.acquiredMs, heartbeatMs: cur.heartbeatMs,
+        });
+      }
+      tookOver = { holder: cur.holder, why };
+    }
+    const token = randomUUID();
+    putLock.run({ token, pid: holder.pid, host: holder.host, command: holder.command, started_ms: Math.round(holder.startedMs), acquired_ms: Math.round(nowMs), heartbeat_ms: Math.round(nowMs), ttl_ms: Math.round(ttlMs) });
+    return { token, holder, acquiredMs: nowMs, ttlMs, ...(tookOver ? { tookOver } : {}) };
+  });
   const insMig = db.prepare(`INSERT INTO migrations (plan_id, vm, host_from, host_to, mode, ok, started_ms, total_ms, downtime_ms, probe_downtime_ms, bytes, error)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
   const toPlan = (r: PlanRow): StoredPlan => ({ id: r.id, createdMs: r.created_ms, policy: r.policy, mode: r.mode, status: r.status, plan: JSON.parse(r.plan_json) as Plan });
@@ -148,7 +300,7 @@ export function openSqliteStore(path: string): Store {
         vm: 'vm' in s ? s.vm : null, host_from: s.kind === 'migrate' ? s.from : null,
         host_to: s.kind === 'migrate' || s.kind === 'place' ? s.to : s.host,
         state: run.state, started_ms: run.startedAt === undefined ? null : Math.round(run.startedAt), ended_ms: run.endedAt === undefined ? null : Math.round(run.endedAt),
-        error_code: run.error?.code ?? null, error_message: run.error?.message ?? null,
+        error_code: run.error?.code ?? null, error_message: run.error?.message ?? null, note: run.note ?? null,
       });
     },
     recordMigration(m) {
@@ -164,6 +316,30 @@ export function openSqliteStore(path: string): Store {
     lastMigrations() {
       const rows = db.prepare('SELECT vm, MAX(started_ms + total_ms) AS at FROM migrations WHERE ok = 1 GROUP BY vm').all() as { vm: string; at: number }[];
       return new Map(rows.map((r) => [r.vm, r.at]));
+    },
+    acquireClusterLock(holder, ttlMs, { nowMs = Date.now(), isAlive = holderAlive } = {}) {
+      if (!(ttlMs > 0) || !Number.isFinite(ttlMs)) throw new DriverError('TIDE_INVALID_ARGUMENT', `lock TTL must be a positive number of ms (got ${ttlMs})`);
+      return acquire.immediate(holder, ttlMs, nowMs, isAlive);
+    },
+    heartbeatClusterLock(lease, nowMs = Date.now()) {
+      if (beatLock.run(Math.round(nowMs), lease.token).changes === 0) {
+        const cur = getLock.get() as LockRow | undefined;
+        throw new DriverError('TIDE_LOCKED', `lost the cluster lock taken at ${new Date(lease.acquiredMs).toISOString()}: ${cur ? `now held by ${describeHolder(toLock(cur).holder)}` : 'it was released'}`);
+      }
+    },
+    releaseClusterLock(lease) {
+      return delLock.run(lease.token).changes > 0;
+    },
+    clusterLock() {
+      const r = getLock.get() as LockRow | undefined;
+      return r && toLock(r);
+    },
+    recordRoundError({ atMs, code, message }) {
+      db.prepare('INSERT INTO round_errors (at_ms, code, message) VALUES (?, ?, ?)').run(Math.round(atMs), code, message);
+    },
+    roundErrors({ limit = 50 } = {}) {
+      const rows = db.prepare('SELECT at_ms, code, message FROM round_errors ORDER BY id DESC LIMIT ?').all(limit) as { at_ms: number; code: string; message: string }[];
+      return rows.map((r) => ({ atMs: r.at_ms, code: r.code, message: r.message }));
     },
     close() {
       db.close();

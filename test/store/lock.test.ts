@@ -1,0 +1,234 @@
+/**
+ * The cluster lock: one actor per cluster. Two Store connections on one SQLite file in a temp
+ * directory, and real second processes (node running the store and lock modules, transpiled
+ * from src into a temp directory; no build needed) that are refused, or that die holding the
+ * lock and are taken over.
+ */
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import ts from 'typescript';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { DriverError } from '../../src/drivers/errors.js';
+import { currentHolder, storePathFor, withClusterLock } from '../../src/store/lock.js';
+import { openSqliteStore, type LockHolder, type Store } from '../../src/store/store.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const dirs: string[] = [];
+const stores: Store[] = [];
+const children: ChildProcessWithoutNullStreams[] = [];
+afterEach(() => {
+  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  for (const s of stores.splice(0)) {
+    try {
+      s.close();
+    } catch { /* closed by the test */ }
+  }
+});
+
+afterAll(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'tide-lock-'));
+  dirs.push(d);
+  return d;
+}
+function open(path: string): Store {
+  const s = openSqliteStore(path);
+  stores.push(s);
+  return s;
+}
+const holder = (command: string, over: Partial<LockHolder> = {}): LockHolder => ({ pid: process.pid, host: hostname(), command, startedMs: 1_700_000_000_000, ...over });
+
+function lockedError(f: () => unknown): DriverError {
+  try {
+    f();
+  } catch (e) {
+    expect(e).toBeInstanceOf(DriverError);
+    expect((e as DriverError).code).toBe('TIDE_LOCKED');
+    return e as DriverError;
+  }
+  throw new Error('expected TIDE_LOCKED, nothing was thrown');
+}
+
+describe('cluster lock, two connections on one file', () => {
+  it('refuses a second holder, naming who holds it since when, until it is released', () => {
+    const path = join(tempDir(), 'tide.sqlite');
+    const a = open(path);
+    const b = open(path);
+    const lease = a.acquireClusterLock(holder('tide evacuate srv-2'), 60_000, { nowMs: Date.UTC(2026, 0, 2, 3, 4, 5) });
+    const e = lockedError(() => b.acquireClusterLock(holder('tide controller'), 60_000, { nowMs: Date.UTC(2026, 0, 2, 3, 4, 30) }));
+    expect(e.message).toBe(`cluster locked by tide evacuate srv-2 (pid ${process.pid} on ${hostname()}) since 2026-01-02T03:04:05.000Z`);
+    expect(b.clusterLock()).toMatchObject({ holder: { command: 'tide evacuate srv-2' }, token: lease.token });
+    expect(a.releaseClusterLock(lease)).toBe(true);
+    expect(b.acquireClusterLock(holder('tide controller'), 60_000).tookOver).toBeUndefined();
+  });
+
+  it('keeps a lock whose holder heartbeats; takes over one whose heartbeat is older than its TTL, and the old holder learns it lost it', () => {
+    const path = join(tempDir(), 'tide.sqlite');
+    const a = open(path);
+    const b = open(path);
+    const lease = a.acquireClusterLock(holder('tide daemon'), 5_000, { nowMs: 1_000 });
+    a.heartbeatClusterLock(lease, 5_000);
+    lockedError(() => b.acquireClusterLock(holder('tide evacuate'), 5_000, { nowMs: 9_000 }));
+    const taken = b.acquireClusterLock(holder('tide evacuate'), 5_000, { nowMs: 10_001 });
+    expect(taken.tookOver).toMatchObject({ holder: { command: 'tide daemon' } });
+    expect(taken.tookOver!.why).toMatch(/no heartbeat for 5 s \(its TTL is 5 s\)/);
+    const lost = lockedError(() => a.heartbeatClusterLock(lease, 10_002));
+    expect(lost.message).toMatch(/lost the cluster lock .*now held by tide evacuate/);
+    // The old holder's release must not free the new holder's lock.
+    expect(a.releaseClusterLock(lease)).toBe(false);
+    expect(a.clusterLock()!.token).toBe(taken.token);
+  });
+
+  it('takes over at once from a holder whose process died on this machine, not from one on another machine', () => {
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']);
+    const deadPid = Number(dead.stdout.toString());
+    expect(deadPid).toBeGreaterThan(0);
+    const path = join(tempDir(), 'tide.sqlite');
+    const a = open(path);
+    const b = open(path);
+    a.acquireClusterLock(holder('tide evacuate', { pid: deadPid, host: 'ctl-elsewhere' }), 60_000);
+    lockedError(() => b.acquireClusterLock(holder('tide controller'), 60_000));
+    b.releaseClusterLock(b.clusterLock()!);
+    a.acquireClusterLock(holder('tide evacuate', { pid: deadPid }), 60_000);
+    expect(b.acquireClusterLock(holder('tide controller'), 60_000).tookOver!.why).toBe(`process ${deadPid} no longer runs on ${hostname()}`);
+  });
+
+  it('withClusterLock holds the lock while fn runs, is re-entrant on the same store, and releases it afterwards', async () => {
+    const path = join(tempDir(), 'tide.sqlite');
+    const a = open(path);
+    const b = open(path);
+    const inner = await withClusterLock(a, holder('tide evacuate'), async () => {
+      lockedError(() => b.acquireClusterLock(holder('tide controller'), 60_000));
+      return withClusterLock(a, holder('tide controller (nested)'), async () => a.clusterLock()!.holder.command);
+    });
+    expect(inner).toBe('tide evacuate');
+    expect(a.clusterLock()).toBeUndefined();
+    await expect(withClusterLock(b, holder('x'), async () => { throw new Error('boom'); })).rejects.toThrow('boom');
+    expect(b.clusterLock()).toBeUndefined();
+  });
+
+  it('withClusterLock aborts its work with TIDE_LOCKED once another holder took the lock over', async () => {
+    const path = join(tempDir(), 'tide.sqlite');
+    const a = open(path);
+    const b = open(path);
+    const reason = await withClusterLock(a, holder('tide daemon'), async (signal) => {
+      // Another actor decides the lock is stale (e.g. this process stalled past the TTL).
+      b.acquireClusterLock(holder('tide evacuate'), 60_000, { nowMs: Date.now() + 10 * 60_000 });
+      await new Promise<void>((r) => signal.addEventListener('abort', () => r(), { once: true }));
+      return signal.reason as DriverError;
+    }, { ttlMs: 60_000, heartbeatMs: 10 });
+    expect(reason).toBeInstanceOf(DriverError);
+    expect(reason.code).toBe('TIDE_LOCKED');
+    expect(reason.message).toMatch(/now held by tide evacuate/);
+    expect(b.clusterLock()!.holder.command).toBe('tide evacuate');
+  });
+
+  it('upgrades a version-1 store in place and refuses a store newer than it understands', () => {
+    const dir = tempDir();
+    const path = join(dir, 'old.sqlite');
+    const s = open(path);
+    s.close();
+    // Downgrade to what a version-1 Tide wrote: no note column, no lock table.
+    const child = spawnSync(process.execPath, ['-e', `
+      const D = require('better-sqlite3'); const db = new D(process.argv[1]);
+      db.exec('DROP TABLE cluster_lock; DROP TABLE round_errors; ALTER TABLE step_runs DROP COLUMN note; UPDATE schema_version SET version = 1');
+      db.close();`, path], { cwd: ROOT });
+    expect(child.status, child.stderr.toString()).toBe(0);
+    const up = open(path);
+    const id = up.savePlan({ policy: 'p', time: 0, steps: [], hosts: [], notMoved: [] }, { createdMs: 0, mode: 'automatic', status: 'running' });
+    up.saveStepRun(id, { step: { id: 1, kind: 'powerOff', host: 'h', deps: [], reason: 'r', by: 'b' }, state: 'succeeded', note: 'kept def' });
+    expect(up.acquireClusterLock(holder('t'), 1000).token).toBeTruthy();
+    up.close();
+    const bump = spawnSync(process.execPath, ['-e', `const D = require('better-sqlite3'); const db = new D(process.argv[1]); db.exec('UPDATE schema_version SET version = 3'); db.close();`, path], { cwd: ROOT });
+    expect(bump.status).toBe(0);
+    expect(() => openSqliteStore(path)).toThrow(/store schema version 3, this Tide understands up to 2/);
+  });
+
+  it("resolves the configuration's store path against the configuration file, not the working directory", () => {
+    expect(storePathFor('.tide/tide.sqlite', '/etc/tide/tide.json')).toBe('/etc/tide/.tide/tide.sqlite');
+    expect(storePathFor('/var/lib/tide/s.db', '/etc/tide/tide.json')).toBe('/var/lib/tide/s.db');
+    expect(storePathFor(':memory:', '/etc/tide/tide.json')).toBe(':memory:');
+  });
+});
+
+describe('cluster lock across real processes', () => {
+  let dir: string;
+  /** Transpiles the modules the child needs (store, lock, errors) into a temp tree with node_modules linked. */
+  beforeAll(() => {
+    dir = tempDir();
+    for (const rel of ['src/store/store.ts', 'src/store/lock.ts', 'src/drivers/errors.ts']) {
+      const out = ts.transpileModule(readFileSync(join(ROOT, rel), 'utf8'), {
+        compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true },
+      }).outputText;
+      const to = join(dir, rel.replace(/\.ts$/, '.js'));
+      mkdirSync(dirname(to), { recursive: true });
+      writeFileSync(to, out);
+    }
+    writeFileSync(join(dir, 'package.json'), '{"type":"module"}');
+    symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+    writeFileSync(join(dir, 'child.js'), `
+      import { openSqliteStore } from './src/store/store.js';
+      import { currentHolder, withClusterLock } from './src/store/lock.js';
+      const [path, mode] = process.argv.slice(2);
+      const store = openSqliteStore(path);
+      try {
+        await withClusterLock(store, currentHolder('tide evacuate srv-1'), async () => {
+          process.stdout.write(JSON.stringify({ held: true, pid: process.pid }) + '\\n');
+          if (mode === 'hold') await new Promise(() => setInterval(() => {}, 1000));
+        });
+      } catch (e) {
+        process.stdout.write(JSON.stringify({ held: false, code: e.code, message: e.message }) + '\\n');
+      }
+    `);
+  });
+
+  /** Starts the child; resolves with its first line of output. */
+  function child(path: string, mode: 'try' | 'hold'): Promise<{ proc: ChildProcessWithoutNullStreams; out: { held: boolean; pid?: number; code?: string; message?: string } }> {
+    const proc = spawn(process.execPath, [join(dir, 'child.js'), path, mode], { cwd: dir });
+    children.push(proc);
+    return new Promise((res, rej) => {
+      let buf = '';
+      let err = '';
+      proc.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+      proc.stdout.on('data', (d: Buffer) => {
+        buf += d.toString();
+        const nl = buf.indexOf('\n');
+        if (nl >= 0) res({ proc, out: JSON.parse(buf.slice(0, nl)) });
+      });
+      proc.on('exit', (code) => rej(new Error(`child exited (${code}) before answering: ${err}`)));
+    });
+  }
+  const exited = (p: ChildProcessWithoutNullStreams): Promise<void> => new Promise((r) => (p.exitCode !== null || p.signalCode !== null ? r() : p.on('exit', () => r())));
+
+  it('a second tide process is refused with who holds the lock', async () => {
+    const path = join(tempDir(), 'tide.sqlite');
+    const me = open(path);
+    await withClusterLock(me, currentHolder('tide controller (test)'), async () => {
+      const { out } = await child(path, 'try');
+      expect(out.held).toBe(false);
+      expect(out.code).toBe('TIDE_LOCKED');
+      expect(out.message).toMatch(new RegExp(`^cluster locked by tide controller \\(test\\) \\(pid ${process.pid} on ${hostname()}\\) since \\d{4}-\\d\\d-\\d\\dT`));
+    });
+    // Released: the next process gets it.
+    const { proc, out } = await child(path, 'try');
+    expect(out.held).toBe(true);
+    await exited(proc);
+    expect(me.clusterLock()).toBeUndefined();
+  });
+
+  it('refuses this process while a child holds the lock; takes over once the child is killed', async () => {
+    const path = join(tempDir(), 'tide.sqlite');
+    const me = open(path);
+    const { proc, out } = await child(path, 'hold');
+    expect(out).toMatchObject({ held: true, pid: proc.pid });
+    const e = lockedError(() => me.acquireClusterLock(currentHolder('tide controller'), 60_000));
+    expect(e.message).toContain(`tide evacuate srv-1 (pid ${proc.pid} on ${hostname()})`);
+    proc.kill('SIGKILL');
+    await exited(proc);
+    const lease = me.acquireClusterLock(currentHolder('tide controller'), 60_000);
+    expect(lease.tookOver).toEqual({ holder: expect.objectContaining({ pid: proc.pid, command: 'tide evacuate srv-1' }), why: `process ${proc.pid} no longer runs on ${hostname()}` });
+  });
+});
