@@ -9,13 +9,20 @@
  *
  * Migration settings come from the configuration (`migration.*`) unless overridden per call.
  */
+import { Controller } from '../app/controller.js';
 import type { TideConfig } from '../config/schema.js';
+import type { ClusterSnapshot, Vm } from '../core/model/types.js';
+import { planEvacuation as planEvacuationCore, planPlacement, type DirectPlanOptions, type HostAssessment } from '../core/plan/evacuate.js';
+import type { MigrateStep, PlaceStep, Plan } from '../core/plan/types.js';
+import { compilePolicy, type CompiledPolicy } from '../core/policy.js';
 import { createDriver } from '../drivers/index.js';
 import { DriverError, isDriverError } from '../drivers/errors.js';
 import type {
   HostInfo, HostUsage, HypervisorDriver, MigrateOptions, MigrationMode, MigrationProgress, MigrationResult, PreflightCheck, VmInfo, VmUsage,
 } from '../drivers/hypervisor.js';
-import { parseProbeTarget, startProbe, type ProbeReport, type RunningProbe } from '../probe/index.js';
+import { systemClock } from '../executor/clock.js';
+import { runPlan, type StepRun } from '../executor/executor.js';
+import { parseProbeTarget, startProbe, type ProbeReport } from '../probe/index.js';
 
 export interface HostReport extends HostInfo {
   maintenance: boolean;
@@ -105,28 +112,97 @@ export interface EvacuateRequest {
   includePinned?: boolean;
   probe?: 'auto' | 'none';
   dryRun?: boolean;
+  /** Between the two utilisation readings the plan is made from, ms (default 1000). */
+  intervalMs?: number;
   onEvent?: (e: EvacuateEvent) => void;
   signal?: AbortSignal;
 }
 
-export interface PlannedMove { vm: string; from: string; to: string; mode: MigrationMode; memMiB: number }
+/** One move of an evacuation plan, with the planner's reason (which host, and why not the others). */
+export interface PlannedMove { vm: string; from: string; to: string; mode: MigrationMode; memMiB: number; reason: string; by: string }
+
+/** How one host fared for one VM: passed every filter (score 0..100) or which filter rejected it and why. */
+export interface HostVerdictReport { host: string; fits: boolean; score: number | null; by?: string; code?: string; reason: string }
+
+/** A VM the evacuation leaves where it is, with a stable code and every host's verdict. */
+export interface NotMovedReport {
+  vm: string;
+  /** 'pinned', 'no-host-fits', 'not-migratable'. */
+  code: string;
+  reason: string;
+  hosts: HostVerdictReport[];
+}
+
+export interface EvacuationPlan {
+  host: string;
+  moves: PlannedMove[];
+  notMoved: NotMovedReport[];
+  /** notMoved in one line each (kept for callers of the first report format). */
+  skipped: { vm: string; reason: string }[];
+  /** Hosts that did not answer (never targets), with why. */
+  unreachable: { host: string; reason: string }[];
+  assessments: Readonly<Record<string, readonly HostAssessment[]>>;
+}
 
 export type EvacuateEvent =
-  | { type: 'plan'; moves: PlannedMove[]; skipped: { vm: string; reason: string }[] }
+  | { type: 'plan'; moves: PlannedMove[]; skipped: { vm: string; reason: string }[]; notMoved: NotMovedReport[]; unreachable: { host: string; reason: string }[] }
   | { type: 'start'; move: PlannedMove }
   | { type: 'progress'; move: PlannedMove; progress: MigrationProgress }
   | { type: 'done'; move: PlannedMove; report: MigrateReport };
 
+/** What `tide evacuate --json` prints (stable field names). */
 export interface EvacuateReport {
   host: string;
   dryRun: boolean;
+  /** The plan: each move with its reason. */
   moves: PlannedMove[];
+  /** Moves that succeeded (dry run: whose pre-flight passed). */
   moved: MigrateReport[];
+  /** Moves that failed, were skipped by the executor (the world changed: TIDE_STALE_PLAN) or cancelled. */
   failed: MigrateReport[];
+  /** VMs the plan leaves on the host, one line each. */
   skipped: { vm: string; reason: string }[];
+  /** The same VMs with a code and every host's verdict. */
+  notMoved: NotMovedReport[];
+  /** Hosts that did not answer, with why. */
+  unreachable: { host: string; reason: string }[];
   /** VMs still active (or, with includeStopped, defined) on the host afterwards. */
   remaining: string[];
   totalMs: number;
+}
+
+export interface PlaceRequest {
+  vm: string;
+  /** Candidate hosts (default: every usable host). */
+  to?: string[];
+  /** Settings for moving the definition (offline) when the chosen host does not hold it. */
+  settings?: MigrationSettings;
+  dryRun?: boolean;
+  /** Between the two utilisation readings, ms (default 1000). */
+  intervalMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface PlacePlan {
+  vm: string;
+  /** The host that holds the VM's definition now. */
+  definedOn: string;
+  /** The chosen host; null when no host fits. */
+  to: string | null;
+  reason: string;
+  /** Every host: chosen first, then the others that fit (best first), then why not the rest. */
+  hosts: HostVerdictReport[];
+  unreachable: { host: string; reason: string }[];
+}
+
+/** What `tide place --json` prints (stable field names). */
+export interface PlaceReport extends PlacePlan {
+  dryRun: boolean;
+  /** Started (dry run: a host fits). */
+  ok: boolean;
+  totalMs: number;
+  note?: string;
+  error?: { code: string; message: string };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -184,6 +260,15 @@ export class Cluster {
     }));
   }
 
+  /**
+   * The VMs (as vms()) and the hosts that could not be asked, with why: their VMs are missing
+   * from the list, so a caller must not read it as the whole cluster.
+   */
+  async inventory(opts: { usage?: boolean; intervalMs?: number; host?: string } = {}): Promise<{ vms: VmReport[]; unreachable: { host: string; reason: string }[] }> {
+    const [vms, hosts] = await Promise.all([this.vms(opts), this.driver.listHosts()]);
+    return { vms, unreachable: unreachableOf(hosts.filter((h) => opts.host === undefined || h.name === opts.host)) };
+  }
+
   /** MigrateOptions from the configuration's defaults, overridden by `s`. */
   migrateOptions(mode?: MigrationMode, s: MigrationSettings = {}): MigrateOptions {
     const m = this.config.migration;
@@ -234,32 +319,15 @@ export class Cluster {
         probeDowntimeMs: null, bytes: null, iterations: null, postCopy: false, probe: null, checks,
       };
     }
-    let probe: RunningProbe | null = null;
-    let warning: string | undefined;
-    if (probeSpec) {
-      probe = await startProbe({ target: probeSpec.target, netns: probeSpec.netns ?? undefined, intervalMs: 20, reportMs: 100, infoPath: undefined });
-      if (!(await waitFor(() => (probe!.latest()?.ok ?? 0) > 0, 10_000))) warning = 'the service did not answer before the migration started';
-    }
-    let result: MigrationResult | null = null;
-    let error: DriverError | null = null;
-    try {
-      result = await this.driver.migrate(req.vm, req.to, { ...opts, onProgress: req.onProgress }, req.signal);
-    } catch (e) {
-      if (!isDriverError(e)) {
-        await probe?.stop().catch(() => null);
-        throw e;
+    const attempt = async (): Promise<{ result: MigrationResult | null; error: DriverError | null }> => {
+      try {
+        return { result: await this.driver.migrate(req.vm, req.to, { ...opts, onProgress: req.onProgress }, req.signal), error: null };
+      } catch (e) {
+        if (!isDriverError(e)) throw e;
+        return { result: null, error: e };
       }
-      error = e;
-    }
-    let summary: ProbeSummary | null = null;
-    if (probe && probeSpec) {
-      // let the window close: wait until the service answered a few times after the move
-      const okAtEnd = probe.latest()?.ok ?? 0;
-      const back = await waitFor(() => (probe!.latest()?.ok ?? 0) >= okAtEnd + 3, 10_000);
-      const rep = await probe.stop();
-      if (!back && rep.ok <= okAtEnd) warning = [warning, 'the service did not answer within 10 s after the migration'].filter(Boolean).join('; ');
-      summary = probeSummary(probeSpec, rep, warning);
-    }
+    };
+    const { value: { result, error }, summary } = probeSpec ? await this.withProbe(probeSpec, attempt) : { value: await attempt(), summary: null };
     const from = result?.from ?? (error?.detail?.from as string | undefined) ?? '';
     const report: MigrateReport = {
       vm: req.vm,
@@ -284,104 +352,276 @@ export class Cluster {
     return report;
   }
 
-  /** Which VMs an evacuation of `host` moves where (no side effects). */
-  async planEvacuation(req: EvacuateRequest): Promise<{ moves: PlannedMove[]; skipped: { vm: string; reason: string }[] }> {
-    const cfgHost = this.config.hosts.find((h) => h.name === req.host);
-    if (!cfgHost) throw new DriverError('TIDE_NO_SUCH_HOST', `no host named '${req.host}' in the configuration`, { host: req.host });
-    const [hosts, vms] = await Promise.all([this.driver.listHosts(), this.driver.listVms()]);
-    const src = hosts.find((h) => h.name === req.host);
-    if (!src?.up) throw new DriverError('TIDE_HOST_UNREACHABLE', `${req.host} does not answer`, { host: req.host });
-    const unknown = (req.to ?? []).filter((t) => !this.config.hosts.some((h) => h.name === t));
-    if (unknown.length) throw new DriverError('TIDE_NO_SUCH_HOST', `no host named '${unknown[0]}' in the configuration`, { host: unknown[0] });
-    const targets = hosts.filter((h) => {
-      const c = this.config.hosts.find((x) => x.name === h.name);
-      if (h.name === req.host || !h.up || !c) return false;
-      if (req.to) return req.to.includes(h.name);
-      return !c.maintenance && !c.excluded;
+  /**
+   * The cluster as the planner sees it (the controller's own collect(), so evacuation, place
+   * and the control loop judge the same numbers): two readings `intervalMs` apart, since rates
+   * need an interval; the second is returned, with the inventory it was built from.
+   */
+  async snapshot(intervalMs = 1000): Promise<{ snapshot: ClusterSnapshot; hosts: HostInfo[]; vms: VmInfo[] }> {
+    const seen: { hosts: HostInfo[]; vms: VmInfo[] } = { hosts: [], vms: [] };
+    const d = this.driver;
+    // The controller reads the inventory through this view, so the caller gets exactly the
+    // hosts and VMs the snapshot was built from (VM states, why a host did not answer).
+    const view: HypervisorDriver = {
+      kind: d.kind,
+      listHosts: async () => (seen.hosts = await d.listHosts()),
+      listVms: async () => (seen.vms = await d.listVms()),
+      hostDomains: (h) => d.hostDomains(h),
+      sample: () => d.sample(),
+      preflight: (vm, to, o) => d.preflight(vm, to, o),
+      migrate: (vm, to, o, sig) => d.migrate(vm, to, o, sig),
+      start: (vm) => d.start(vm),
+      stop: (vm, o) => d.stop(vm, o),
+      suspend: (vm) => d.suspend(vm),
+      resume: (vm) => d.resume(vm),
+      close: () => Promise.resolve(),
+    };
+    const ctl = new Controller({
+      hypervisor: view, clock: systemClock, policy: this.policy(), mode: 'recommend',
+      limits: { maxConcurrent: this.config.migration.maxConcurrent, maxPerHost: this.config.migration.maxPerHost },
+      migrate: this.migrateOptions(), intervalSec: Math.max(intervalMs / 1000, 1),
+      hosts: Object.fromEntries(this.config.hosts.map((h) => [h.name, { maintenance: h.maintenance, excluded: h.excluded, tags: h.tags }])),
+      pinnedVms: Object.entries(this.config.vms).filter(([, v]) => v.pinned).map(([k]) => k),
+      rules: this.config.rules,
     });
-    // memory committed on each target (active VMs), then largest VMs first onto the emptiest host
-    const committed = new Map(targets.map((t) => [t.name, vms.filter((v) => v.host === t.name && v.state !== 'shutoff').reduce((s, v) => s + v.memMiB, 0)]));
-    const skipped: { vm: string; reason: string }[] = [];
-    const moves: PlannedMove[] = [];
-    const mine = vms.filter((v) => v.host === req.host).sort((a, b) => b.memMiB - a.memMiB || a.name.localeCompare(b.name));
-    for (const v of mine) {
-      const stopped = v.state === 'shutoff' || v.state === 'crashed';
-      if (stopped && !req.includeStopped) continue;
-      if (stopped && !v.persistent) continue;
-      if (this.config.vms[v.name]?.pinned && !req.includePinned) {
-        skipped.push({ vm: v.name, reason: `pinned (vms.${v.name}.pinned)` });
-        continue;
-      }
-      const best = targets
-        .map((t) => ({ t, free: t.memMiB - (committed.get(t.name) ?? 0) }))
-        .filter((x) => stopped || x.free >= v.memMiB)
-        .sort((a, b) => b.free - a.free || a.t.name.localeCompare(b.t.name))[0];
-      if (!best) {
-        skipped.push({ vm: v.name, reason: targets.length ? `no target has ${v.memMiB} MiB free` : 'no target host (all down, in maintenance or excluded)' });
-        continue;
-      }
-      if (!stopped) committed.set(best.t.name, (committed.get(best.t.name) ?? 0) + v.memMiB);
-      moves.push({ vm: v.name, from: req.host, to: best.t.name, mode: stopped ? 'offline' : req.mode ?? this.config.migration.mode, memMiB: v.memMiB });
-    }
-    return { moves, skipped };
+    await ctl.collect();
+    if (intervalMs > 0) await sleep(intervalMs);
+    const snapshot = await ctl.collect();
+    return { snapshot, hosts: seen.hosts, vms: seen.vms };
+  }
+
+  /** The configured policy, compiled (its arguments tune evacuation and placement). */
+  policy(): CompiledPolicy {
+    return compilePolicy(this.config.policy.name, this.config.policy.args);
+  }
+
+  /** Planning options the configured policy implies: tide's targetUtil bounds a target's CPU. */
+  private directOptions(unreachable: { host: string; reason: string }[]): DirectPlanOptions {
+    const args = this.policy().args as { targetUtil?: unknown };
+    return {
+      cpuLimit: typeof args.targetUtil === 'number' ? args.targetUtil : 0.9,
+      scorer: 'spread',
+      unavailable: Object.fromEntries(unreachable.map((u) => [u.host, `does not answer (${u.reason})`])),
+    };
   }
 
   /**
-   * Maintenance: moves every VM off `host`, at most `concurrency` migrations at once and
-   * `maxPerHost` touching any one host. A failed move is reported and the others go on.
+   * Which VMs an evacuation of `host` moves where, and why (no side effects): the core's
+   * planEvacuation over a fresh snapshot with the host in maintenance. Running and paused VMs
+   * move live (or in `req.mode`); with includeStopped, persistent shut-off ones move offline.
+   */
+  async planEvacuation(req: EvacuateRequest): Promise<EvacuationPlan> {
+    const cfgHost = this.config.hosts.find((h) => h.name === req.host);
+    if (!cfgHost) throw new DriverError('TIDE_NO_SUCH_HOST', `no host named '${req.host}' in the configuration`, { host: req.host });
+    const unknownTarget = (req.to ?? []).find((t) => !this.config.hosts.some((h) => h.name === t));
+    if (unknownTarget !== undefined) throw new DriverError('TIDE_NO_SUCH_HOST', `no host named '${unknownTarget}' in the configuration`, { host: unknownTarget });
+    const { snapshot, hosts, vms } = await this.snapshot(req.intervalMs);
+    const unreachable = unreachableOf(hosts);
+    const src = hosts.find((h) => h.name === req.host);
+    if (!src?.up) {
+      throw new DriverError('TIDE_HOST_UNREACHABLE', `${req.host} does not answer${src?.reason ? ` (${src.reason})` : ''}: cannot tell what runs there`, { host: req.host, unreachable });
+    }
+    const state = new Map(vms.map((v) => [v.name, v]));
+    const pinned = (vm: string): boolean => this.config.vms[vm]?.pinned ?? false;
+    const stopped = (vm: string): boolean => {
+      const st = state.get(vm)?.state;
+      return st === 'shutoff' || st === 'crashed';
+    };
+    // Shut-off VMs hold no memory or CPU anywhere; on the host being emptied they move (offline)
+    // only when asked, and only persistent ones (a transient shut-off VM has no definition).
+    const snap: ClusterSnapshot = {
+      ...snapshot,
+      vms: snapshot.vms.map((v): Vm => {
+        const info = state.get(v.id);
+        const off = stopped(v.id);
+        const movable = v.host === req.host && (!pinned(v.id) || Boolean(req.includePinned))
+          && (off ? Boolean(req.includeStopped) && info?.persistent === true : info !== undefined);
+        return off
+          ? { ...v, memReservedMiB: 0, demand: { cpuMips: 0, memMiB: 0, diskBytesPerSec: 0, netBytesPerSec: 0 }, migratable: movable }
+          : { ...v, migratable: movable };
+      }),
+    };
+    const core = planEvacuationCore(snap, { ...this.directOptions(unreachable), host: req.host, targets: req.to });
+    const liveMode = req.mode ?? this.config.migration.mode;
+    const moves: PlannedMove[] = core.steps.filter((s): s is MigrateStep => s.kind === 'migrate').map((s) => ({
+      vm: s.vm, from: s.from, to: s.to, mode: stopped(s.vm) ? 'offline' : liveMode, memMiB: s.memMiB, reason: s.reason, by: s.by,
+    }));
+    const notMoved: NotMovedReport[] = [];
+    for (const n of core.notMoved) {
+      if (n.code === 'not-migratable' && stopped(n.vm) && !(req.includeStopped && state.get(n.vm)?.persistent === true && pinned(n.vm))) continue;
+      const reason = n.code === 'not-migratable' && pinned(n.vm) ? `pinned (vms.${n.vm}.pinned)` : n.reason;
+      notMoved.push({
+        vm: n.vm, code: n.code === 'not-migratable' && pinned(n.vm) ? 'pinned' : n.code, reason,
+        hosts: (core.assessments[n.vm] ?? []).map(rejectionOf),
+      });
+    }
+    return {
+      host: req.host, moves, notMoved, unreachable,
+      skipped: notMoved.map((n) => ({ vm: n.vm, reason: n.hosts.length ? `${n.reason}: ${n.hosts.map((h) => h.reason).join('; ')}` : n.reason })),
+      assessments: core.assessments,
+    };
+  }
+
+  /**
+   * Maintenance: moves every VM off `host` through the executor (runPlan), at most
+   * `concurrency` migrations at once and `maxPerHost` touching any one host. Each step checks
+   * that the world still matches it; a failed or skipped move is reported and the others go on.
+   * Takes the cluster lock unless dryRun.
    */
   async evacuate(req: EvacuateRequest): Promise<EvacuateReport> {
     const t0 = performance.now();
-    const { moves, skipped } = await this.planEvacuation(req);
-    req.onEvent?.({ type: 'plan', moves, skipped });
-    const report: EvacuateReport = { host: req.host, dryRun: req.dryRun ?? false, moves, moved: [], failed: [], skipped, remaining: [], totalMs: 0 };
+    if (req.dryRun) return this.evacuateUnlocked(req, t0);
+    return this.locked(`evacuate ${req.host}`, () => this.evacuateUnlocked(req, t0));
+  }
+
+  private async evacuateUnlocked(req: EvacuateRequest, t0: number): Promise<EvacuateReport> {
+    const p = await this.planEvacuation(req);
+    req.onEvent?.({ type: 'plan', moves: p.moves, skipped: p.skipped, notMoved: p.notMoved, unreachable: p.unreachable });
+    const report: EvacuateReport = {
+      host: req.host, dryRun: req.dryRun ?? false, moves: p.moves, moved: [], failed: [], skipped: p.skipped, notMoved: p.notMoved,
+      unreachable: p.unreachable, remaining: [], totalMs: 0,
+    };
     if (req.dryRun) {
-      for (const m of moves) {
+      for (const m of p.moves) {
         const r = await this.migrate({ vm: m.vm, to: m.to, mode: m.mode, settings: req.settings, dryRun: true });
         (r.ok ? report.moved : report.failed).push(r);
       }
-      report.remaining = await this.remainingOn(req.host, req.includeStopped ?? false);
-      report.totalMs = Math.round(performance.now() - t0);
-      return report;
-    }
-    const limit = Math.max(1, req.concurrency ?? this.config.migration.maxConcurrent);
-    const perHost = Math.max(1, req.maxPerHost ?? this.config.migration.maxPerHost);
-    const busy = new Map<string, number>();
-    const queue = [...moves];
-    const running = new Set<Promise<void>>();
-    const fits = (m: PlannedMove): boolean => (busy.get(m.from) ?? 0) < perHost && (busy.get(m.to) ?? 0) < perHost;
-    const runOne = async (m: PlannedMove): Promise<void> => {
-      for (const h of [m.from, m.to]) busy.set(h, (busy.get(h) ?? 0) + 1);
-      req.onEvent?.({ type: 'start', move: m });
-      try {
-        const probe = req.probe === 'auto' && this.config.vms[m.vm]?.probe ? 'auto' : undefined;
-        const r = await this.migrate({
-          vm: m.vm, to: m.to, mode: m.mode, settings: req.settings, probe, signal: req.signal,
-          onProgress: (p) => req.onEvent?.({ type: 'progress', move: m, progress: p }),
-        });
-        (r.ok ? report.moved : report.failed).push(r);
-        req.onEvent?.({ type: 'done', move: m, report: r });
-      } finally {
-        for (const h of [m.from, m.to]) busy.set(h, (busy.get(h) ?? 1) - 1);
+    } else {
+      // One run per migration mode (the executor applies one set of migration settings per run):
+      // live (or the requested mode) first, then shut-off definitions offline.
+      const limits = {
+        maxConcurrent: Math.max(1, req.concurrency ?? this.config.migration.maxConcurrent),
+        maxPerHost: Math.max(1, req.maxPerHost ?? this.config.migration.maxPerHost),
+      };
+      const probes = new Map<string, ProbeSummary>();
+      const hypervisor = req.probe === 'auto' ? this.probing(probes) : this.driver;
+      for (const mode of [...new Set(p.moves.map((m) => m.mode))]) {
+        const group = p.moves.filter((m) => m.mode === mode);
+        const plan: Plan = {
+          policy: 'evacuate', time: Date.now() / 1000, hosts: [], notMoved: [],
+          steps: group.map((m, i): MigrateStep => ({ kind: 'migrate', id: i + 1, deps: [], vm: m.vm, from: m.from, to: m.to, memMiB: m.memMiB, reason: m.reason, by: m.by })),
+        };
+        const moveOf = (r: StepRun): PlannedMove => group[r.step.id - 1]!;
+        const run = await runPlan(plan, {
+          hypervisor, clock: systemClock, limits, migrate: this.migrateOptions(mode, req.settings),
+          observer: {
+            onStepStart: (r) => req.onEvent?.({ type: 'start', move: moveOf(r) }),
+            onProgress: (r, pr) => req.onEvent?.({ type: 'progress', move: moveOf(r), progress: pr }),
+            onStepEnd: (r) => req.onEvent?.({ type: 'done', move: moveOf(r), report: stepReport(r, moveOf(r), probes.get(moveOf(r).vm) ?? null) }),
+          },
+        }, req.signal);
+        for (const r of run.steps) {
+          const rep = stepReport(r, moveOf(r), probes.get(moveOf(r).vm) ?? null);
+          (rep.ok ? report.moved : report.failed).push(rep);
+        }
       }
-    };
-    while (queue.length > 0 || running.size > 0) {
-      if (req.signal?.aborted) queue.length = 0;
-      let started = false;
-      while (running.size < limit) {
-        const i = queue.findIndex(fits);
-        if (i < 0) break;
-        const m = queue.splice(i, 1)[0]!;
-        const p: Promise<void> = runOne(m).finally(() => running.delete(p));
-        running.add(p);
-        started = true;
-      }
-      if (running.size === 0 && !started) break; // nothing can start (cannot happen with limits ≥ 1)
-      if (running.size > 0) await Promise.race(running);
     }
     report.remaining = await this.remainingOn(req.host, req.includeStopped ?? false);
     report.totalMs = Math.round(performance.now() - t0);
     return report;
+  }
+
+  /** The driver with a service probe around each migration of a VM that has one configured. */
+  private probing(out: Map<string, ProbeSummary>): HypervisorDriver {
+    const d = this.driver;
+    return {
+      kind: d.kind,
+      listHosts: () => d.listHosts(),
+      listVms: () => d.listVms(),
+      hostDomains: (h) => d.hostDomains(h),
+      sample: () => d.sample(),
+      preflight: (vm, to, o) => d.preflight(vm, to, o),
+      migrate: async (vm, to, o, sig) => {
+        const spec = this.config.vms[vm]?.probe ? this.probeFor(vm, 'auto') : null;
+        if (!spec) return d.migrate(vm, to, o, sig);
+        const r = await this.withProbe(spec, async () => {
+          try {
+            return { ok: await d.migrate(vm, to, o, sig) };
+          } catch (e) {
+            return { error: e };
+          }
+        });
+        if (r.summary) out.set(vm, r.summary);
+        if ('error' in r.value) throw r.value.error;
+        return r.value.ok;
+      },
+      start: (vm) => d.start(vm),
+      stop: (vm, o) => d.stop(vm, o),
+      suspend: (vm) => d.suspend(vm),
+      resume: (vm) => d.resume(vm),
+      close: () => d.close(),
+    };
+  }
+
+  /**
+   * Where a defined, shut-off VM would best start, and why (no side effects): the core's
+   * planPlacement over a fresh snapshot. A VM not running has no measured demand, so it is
+   * assumed to use all its vCPUs (starting it must not overload its host).
+   */
+  async planPlace(req: PlaceRequest): Promise<PlacePlan> {
+    const unknownTarget = (req.to ?? []).find((t) => !this.config.hosts.some((h) => h.name === t));
+    if (unknownTarget !== undefined) throw new DriverError('TIDE_NO_SUCH_HOST', `no host named '${unknownTarget}' in the configuration`, { host: unknownTarget });
+    const { snapshot, hosts, vms } = await this.snapshot(req.intervalMs);
+    const unreachable = unreachableOf(hosts);
+    const info = vms.find((v) => v.name === req.vm);
+    if (!info) {
+      throw new DriverError('TIDE_NO_SUCH_VM', `no VM named '${req.vm}' on the hosts that answered${unreachable.length ? ` (${unreachable.map((u) => u.host).join(', ')} did not)` : ''}`, { vm: req.vm, unreachable });
+    }
+    if (info.state !== 'shutoff') throw new DriverError('TIDE_VM_STATE', `${req.vm} is ${info.state} on ${info.host}: only a shut-off VM is placed`, { vm: req.vm, host: info.host, state: info.state });
+    const snap: ClusterSnapshot = {
+      ...snapshot,
+      vms: snapshot.vms.map((v): Vm => {
+        if (v.id === req.vm) {
+          return { ...v, host: null, migratable: true, memReservedMiB: v.memMiB, demand: { ...v.demand, cpuMips: v.vcpus * v.mipsPerVcpu, memMiB: v.memMiB } };
+        }
+        const st = vms.find((x) => x.name === v.id)?.state;
+        return st === 'shutoff' || st === 'crashed' ? { ...v, memReservedMiB: 0, demand: { cpuMips: 0, memMiB: 0, diskBytesPerSec: 0, netBytesPerSec: 0 } } : v;
+      }),
+    };
+    const core = planPlacement(snap, req.vm, { ...this.directOptions(unreachable), targets: req.to });
+    const step = core.steps.find((s): s is PlaceStep => s.kind === 'place') ?? null;
+    const miss = core.notMoved[0];
+    return {
+      vm: req.vm, definedOn: info.host, to: step?.to ?? null, reason: step?.reason ?? miss?.reason ?? '',
+      hosts: (core.assessments[req.vm] ?? []).map(rejectionOf), unreachable,
+    };
+  }
+
+  /**
+   * Starts a defined, shut-off VM on the host the planner picks (moving its definition there
+   * first when it is elsewhere), through the executor; takes the cluster lock unless dryRun.
+   */
+  async place(req: PlaceRequest): Promise<PlaceReport> {
+    const t0 = performance.now();
+    const go = async (): Promise<PlaceReport> => {
+      const p = await this.planPlace(req);
+      const report: PlaceReport = { ...p, dryRun: req.dryRun ?? false, ok: p.to !== null && Boolean(req.dryRun), totalMs: 0 };
+      if (p.to === null) report.error = { code: 'TIDE_NO_HOST_FITS', message: p.reason };
+      if (p.to !== null && !req.dryRun) {
+        const plan: Plan = { policy: 'place', time: Date.now() / 1000, hosts: [], notMoved: [], steps: [{ kind: 'place', id: 1, deps: [], vm: req.vm, to: p.to, reason: p.reason, by: 'place' }] };
+        const run = await runPlan(plan, {
+          hypervisor: this.driver, clock: systemClock, migrate: this.migrateOptions('offline', req.settings),
+          limits: { maxConcurrent: 1, maxPerHost: 1 },
+        }, req.signal);
+        const r = run.steps[0]!;
+        report.ok = r.state === 'succeeded';
+        if (r.error) report.error = r.error;
+        if (r.note) report.note = r.note;
+      }
+      report.totalMs = Math.round(performance.now() - t0);
+      return report;
+    };
+    return req.dryRun ? go() : this.locked(`place ${req.vm}`, go);
+  }
+
+  /** Runs `fn` holding the cluster lock (one actor per cluster); refused with TIDE_LOCKED. */
+  private async locked<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    const release = await acquireClusterLock(this.config, what);
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
   }
 
   private async remainingOn(host: string, includeStopped: boolean): Promise<string[]> {
@@ -389,6 +629,52 @@ export class Cluster {
       .filter((v) => v.host === host && (includeStopped || (v.state !== 'shutoff' && v.state !== 'crashed')))
       .map((v) => v.name);
   }
+
+  /**
+   * Runs `fn` with the service probe `spec` around it: waits (up to 10 s) for the service to
+   * answer first, and after `fn` for a few more answers, then reports what the probe saw.
+   */
+  private async withProbe<T>(spec: { target: string; netns: string | null }, fn: () => Promise<T>): Promise<{ value: T; summary: ProbeSummary | null }> {
+    let warning: string | undefined;
+    const probe = await startProbe({ target: spec.target, netns: spec.netns ?? undefined, intervalMs: 20, reportMs: 100, infoPath: undefined });
+    if (!(await waitFor(() => (probe.latest()?.ok ?? 0) > 0, 10_000))) warning = 'the service did not answer before the migration started';
+    let value: T;
+    try {
+      value = await fn();
+    } catch (e) {
+      await probe.stop().catch(() => null);
+      throw e;
+    }
+    // let the window close: wait until the service answered a few times after the move
+    const okAtEnd = probe.latest()?.ok ?? 0;
+    const back = await waitFor(() => (probe.latest()?.ok ?? 0) >= okAtEnd + 3, 10_000);
+    const rep = await probe.stop();
+    if (!back && rep.ok <= okAtEnd) warning = [warning, 'the service did not answer within 10 s after the migration'].filter(Boolean).join('; ');
+    return { value, summary: probeSummary(spec, rep, warning) };
+  }
+}
+
+/** Hosts that did not answer, with the transport's reason. */
+export function unreachableOf(hosts: readonly HostInfo[]): { host: string; reason: string }[] {
+  return hosts.filter((h) => !h.up).map((h) => ({ host: h.name, reason: h.reason ?? 'does not answer' }));
+}
+
+function rejectionOf(a: HostAssessment): HostVerdictReport {
+  const r: HostVerdictReport = { host: a.host, fits: a.fits, score: a.score, reason: a.reason };
+  if (a.by !== undefined) r.by = a.by;
+  if (a.code !== undefined) r.code = a.code;
+  return r;
+}
+
+/** The `tide migrate`-style report of one executed evacuation step. */
+function stepReport(r: StepRun, m: PlannedMove, probe: ProbeSummary | null): MigrateReport {
+  const rep: MigrateReport = {
+    vm: m.vm, from: m.from, to: m.to, mode: m.mode, ok: r.state === 'succeeded', dryRun: false,
+    totalMs: r.result?.totalMs ?? null, downtimeMs: r.result?.downtimeMs ?? null, probeDowntimeMs: probe?.downtimeMs ?? null,
+    bytes: r.result?.bytes ?? null, iterations: r.result?.iterations ?? null, postCopy: r.result?.postCopy ?? false, probe,
+  };
+  if (r.state !== 'succeeded') rep.error = r.error ?? { code: 'TIDE_ABORTED', message: `step ${r.state}` };
+  return rep;
 }
 
 function probeSummary(spec: { target: string; netns: string | null }, r: ProbeReport, warning?: string): ProbeSummary {
@@ -414,4 +700,9 @@ async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
     await sleep(20);
   }
   return cond();
+}
+
+// TEMPORARY until the store's cluster lock lands (src/store): no lock taken.
+async function acquireClusterLock(_config: TideConfig, _what: string): Promise<() => void> {
+  return () => undefined;
 }

@@ -91,23 +91,23 @@ describe('Cluster.migrate', () => {
 });
 
 describe('Cluster.evacuate', () => {
-  it('plans largest first onto the host with the most uncommitted memory; skips pinned and stopped VMs', async () => {
+  it('plans largest first onto the host with the most room left; skips pinned and stopped VMs', async () => {
     const { c } = cluster(three(), { vms: { mid: { pinned: true } } });
-    const { moves, skipped } = await c.planEvacuation({ host: 'a' });
+    const { moves, skipped } = await c.planEvacuation({ host: 'a', intervalMs: 0 });
     expect(moves.map((m) => [m.vm, m.to])).toEqual([['big', 'b'], ['small', 'c']]);
     expect(skipped).toEqual([{ vm: 'mid', reason: 'pinned (vms.mid.pinned)' }]);
-    const all = await c.planEvacuation({ host: 'a', includeStopped: true, includePinned: true });
+    const all = await c.planEvacuation({ host: 'a', includeStopped: true, includePinned: true, intervalMs: 0 });
     expect(all.moves.find((m) => m.vm === 'off')).toMatchObject({ mode: 'offline' });
     expect(all.moves).toHaveLength(4);
   });
 
   it('respects the targets given and the maintenance flags', async () => {
     const { c } = cluster(three(), { hosts: [{ name: 'a', uri: 'test:///a' }, { name: 'b', uri: 'test:///b', maintenance: true }, { name: 'c', uri: 'test:///c' }] });
-    const { moves, skipped } = await c.planEvacuation({ host: 'a' });
+    const { moves, skipped } = await c.planEvacuation({ host: 'a', intervalMs: 0 });
     expect(new Set(moves.map((m) => m.to))).toEqual(new Set(['c']));
     expect(skipped.map((s) => s.vm)).toContain('mid'); // c has no room left for it
-    await expect(c.planEvacuation({ host: 'a', to: ['zz'] })).rejects.toMatchObject({ code: 'TIDE_NO_SUCH_HOST' });
-    await expect(c.planEvacuation({ host: 'zz' })).rejects.toMatchObject({ code: 'TIDE_NO_SUCH_HOST' });
+    await expect(c.planEvacuation({ host: 'a', to: ['zz'], intervalMs: 0 })).rejects.toMatchObject({ code: 'TIDE_NO_SUCH_HOST' });
+    await expect(c.planEvacuation({ host: 'zz', intervalMs: 0 })).rejects.toMatchObject({ code: 'TIDE_NO_SUCH_HOST' });
   });
 
   it('empties the host within the concurrency and per-host limits', async () => {
@@ -118,7 +118,7 @@ describe('Cluster.evacuate', () => {
       clock, migrationMiBps: 512,
     };
     const { c, d } = cluster(opts, { migration: { maxConcurrent: 2, maxPerHost: 2 } });
-    const p = c.evacuate({ host: 'a' });
+    const p = c.evacuate({ host: 'a', intervalMs: 0 });
     while (!(await Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5))]))) await clock.advance(500);
     const r = await p;
     expect(r.moved).toHaveLength(6);
@@ -132,9 +132,156 @@ describe('Cluster.evacuate', () => {
   it('goes on after a failed move and reports what is left', async () => {
     const { c, d } = cluster(three());
     d.inject({ method: 'migrate', vm: 'mid', code: 'TIDE_MIGRATION_FAILED' });
-    const r = await c.evacuate({ host: 'a', concurrency: 1 });
+    const r = await c.evacuate({ host: 'a', concurrency: 1, intervalMs: 0 });
     expect(r.moved.map((m) => m.vm).sort()).toEqual(['big', 'small']);
     expect(r.failed).toEqual([expect.objectContaining({ vm: 'mid', ok: false, error: expect.objectContaining({ code: 'TIDE_MIGRATION_FAILED' }) })]);
     expect(r.remaining).toEqual(['mid']);
+  });
+});
+
+describe('Cluster.evacuate: a plan from the core planner, run by the executor', () => {
+  it('a target with free memory but no CPU headroom is not chosen, and the plan says why', async () => {
+    const { c, d } = cluster({
+      hosts: [{ name: 'a' }, { name: 'b', memMiB: 65536 }, { name: 'c', memMiB: 8192 }],
+      vms: [
+        { name: 'x', host: 'a', memMiB: 2048, cpuPct: 50 },
+        // b has the most free memory but every core busy
+        { name: 'hog', host: 'b', vcpus: 8, memMiB: 4096, cpuPct: 100 },
+      ],
+    });
+    const p = await c.planEvacuation({ host: 'a', intervalMs: 0 });
+    expect(p.moves.map((m) => [m.vm, m.to])).toEqual([['x', 'c']]);
+    expect(p.moves[0]!.reason).toMatch(/a is being evacuated/);
+    expect(p.moves[0]!.reason).toMatch(/best target c fits: CPU \d+ % and memory \d+ % after .*; not b \(cpu: insufficient-cpu\)$/);
+    const r = await c.evacuate({ host: 'a', intervalMs: 0 });
+    expect(r.moved.map((m) => [m.vm, m.to, m.ok])).toEqual([['x', 'c', true]]);
+    expect(r.remaining).toEqual([]);
+    expect(d.vm('x')!.host).toBe('c');
+  });
+
+  it('a VM that only fits where CPU is short stays, with every host’s verdict; the others still move', async () => {
+    const { c, d } = cluster({
+      hosts: [{ name: 'a', memMiB: 65536 }, { name: 'b', memMiB: 65536 }, { name: 'c', memMiB: 4096 }],
+      vms: [
+        { name: 'large', host: 'a', memMiB: 8192, cpuPct: 10 },
+        { name: 'tiny', host: 'a', memMiB: 512, cpuPct: 10 },
+        { name: 'hog', host: 'b', vcpus: 8, memMiB: 4096, cpuPct: 100 },
+      ],
+    });
+    const r = await c.evacuate({ host: 'a', intervalMs: 0 });
+    expect(r.moves.map((m) => [m.vm, m.to])).toEqual([['tiny', 'c']]);
+    expect(r.notMoved).toHaveLength(1);
+    const n = r.notMoved[0]!;
+    expect(n).toMatchObject({ vm: 'large', code: 'no-host-fits' });
+    const why = Object.fromEntries(n.hosts.map((h) => [h.host, [h.by, h.code]]));
+    expect(why).toEqual({ a: ['target', 'evacuating'], b: ['cpu', 'insufficient-cpu'], c: ['memory', 'insufficient-memory'] });
+    expect(n.hosts.find((h) => h.host === 'b')!.reason).toMatch(/MIPS > 90 % of 19200/);
+    expect(r.skipped).toEqual([expect.objectContaining({ vm: 'large' })]);
+    expect(r.remaining).toEqual(['large']);
+    expect(d.vm('tiny')!.host).toBe('c');
+    expect(d.callsOf('migrate')).toHaveLength(1);
+  });
+
+  it('honours a configured anti-affinity rule: two anti-affine VMs never land together', async () => {
+    const rules = [{ kind: 'antiAffinity' as const, id: 'web', vms: ['w1', 'w2'] }];
+    // Three hosts: without the rule both would go to b (far more room); with it one goes to c.
+    const three_ = await cluster({
+      hosts: [{ name: 'a' }, { name: 'b', memMiB: 65536 }, { name: 'c', memMiB: 8192 }],
+      vms: [{ name: 'w1', host: 'a', memMiB: 1024 }, { name: 'w2', host: 'a', memMiB: 1024 }],
+    }, { rules });
+    const p3 = await three_.c.planEvacuation({ host: 'a', intervalMs: 0 });
+    expect(new Set(p3.moves.map((m) => m.to))).toEqual(new Set(['b', 'c']));
+    const without = cluster({
+      hosts: [{ name: 'a' }, { name: 'b', memMiB: 65536 }, { name: 'c', memMiB: 8192 }],
+      vms: [{ name: 'w1', host: 'a', memMiB: 1024 }, { name: 'w2', host: 'a', memMiB: 1024 }],
+    });
+    expect((await without.c.planEvacuation({ host: 'a', intervalMs: 0 })).moves.map((m) => m.to)).toEqual(['b', 'b']);
+    // Two hosts (the lab's shape): one moves, the other stays and the rule is named.
+    const { c, d } = cluster({
+      hosts: [{ name: 'a' }, { name: 'b' }],
+      vms: [{ name: 'w1', host: 'a', memMiB: 1024 }, { name: 'w2', host: 'a', memMiB: 1024 }],
+    }, { rules });
+    const r = await c.evacuate({ host: 'a', intervalMs: 0 });
+    expect(r.moved.map((m) => [m.vm, m.to])).toEqual([['w1', 'b']]);
+    expect(r.notMoved).toEqual([expect.objectContaining({ vm: 'w2', code: 'no-host-fits' })]);
+    const onB = r.notMoved[0]!.hosts.find((h) => h.host === 'b')!;
+    expect(onB).toMatchObject({ fits: false, by: 'rules', code: 'anti-affinity' });
+    expect(onB.reason).toMatch(/rule web/);
+    expect(r.remaining).toEqual(['w2']);
+    expect(d.vm('w2')!.host).toBe('a');
+  });
+
+  it('an unreachable host is never a target and is reported with its reason; an unreachable source is refused', async () => {
+    const { c, d } = cluster({
+      hosts: [{ name: 'a' }, { name: 'b', memMiB: 65536 }, { name: 'c' }],
+      vms: [{ name: 'x', host: 'a', memMiB: 1024 }],
+    });
+    d.setHostUp('b', false);
+    const r = await c.evacuate({ host: 'a', intervalMs: 0 });
+    expect(r.unreachable).toEqual([{ host: 'b', reason: 'b does not answer' }]);
+    expect(r.moved.map((m) => m.to)).toEqual(['c']);
+    expect(r.moves[0]!.reason).toMatch(/not .*b \(target: unavailable\)/);
+    d.setHostUp('a', false);
+    await expect(c.planEvacuation({ host: 'a', intervalMs: 0 })).rejects.toMatchObject({ code: 'TIDE_HOST_UNREACHABLE', message: /a does not answer \(a does not answer\)/ });
+  });
+
+  it('a VM that left the host after the plan is skipped by the executor with TIDE_STALE_PLAN, not migrated again', async () => {
+    const { c, d } = cluster({ hosts: [{ name: 'a' }, { name: 'b' }], vms: [{ name: 'x', host: 'a' }, { name: 'y', host: 'a' }] });
+    let moved = false;
+    const r = await c.evacuate({
+      host: 'a', intervalMs: 0, concurrency: 1,
+      onEvent: (e) => {
+        // between planning and running: somebody else moves y
+        if (e.type === 'plan' && !moved) {
+          moved = true;
+          d.updateVm('y', { host: 'b' });
+        }
+      },
+    });
+    expect(r.moved.map((m) => m.vm)).toEqual(['x']);
+    expect(r.failed).toEqual([expect.objectContaining({ vm: 'y', ok: false, error: expect.objectContaining({ code: 'TIDE_STALE_PLAN' }) })]);
+    expect(d.callsOf('migrate').map((x) => x.args[0])).toEqual(['x']);
+  });
+});
+
+describe('Cluster.place', () => {
+  const opts = (): FakeDriverOptions => ({
+    hosts: [{ name: 'a', memMiB: 8192 }, { name: 'b', memMiB: 16384 }, { name: 'c', memMiB: 16384 }],
+    vms: [
+      { name: 'cold', host: 'a', memMiB: 2048, vcpus: 2, state: 'shutoff' },
+      { name: 'fill', host: 'a', memMiB: 7168 },
+      { name: 'busy', host: 'c', vcpus: 8, memMiB: 2048, cpuPct: 95 },
+    ],
+  });
+
+  it('picks the best host, explains every other one, and a dry run changes nothing', async () => {
+    const { c, d } = cluster(opts());
+    const r = await c.place({ vm: 'cold', dryRun: true, intervalMs: 0 });
+    expect(r).toMatchObject({ vm: 'cold', definedOn: 'a', to: 'b', ok: true, dryRun: true });
+    const why = Object.fromEntries(r.hosts.map((h) => [h.host, h.fits ? 'fits' : h.code]));
+    expect(why).toEqual({ b: 'fits', a: 'insufficient-memory', c: 'insufficient-cpu' });
+    expect(r.hosts[0]!.host).toBe('b');
+    expect(r.reason).toMatch(/not a \(memory: insufficient-memory\), c \(cpu: insufficient-cpu\)/);
+    expect(d.callsOf('start')).toHaveLength(0);
+    expect(d.vm('cold')).toMatchObject({ host: 'a', state: 'shutoff' });
+  });
+
+  it('starts the VM on the chosen host through the executor (its definition moved there first)', async () => {
+    const { c, d } = cluster(opts());
+    const r = await c.place({ vm: 'cold', intervalMs: 0 });
+    expect(r).toMatchObject({ to: 'b', ok: true, dryRun: false });
+    expect(d.vm('cold')).toMatchObject({ host: 'b', state: 'running' });
+  });
+
+  it('no host fits: nothing is started, every host says why; refuses a running VM and an unknown one', async () => {
+    const o = opts();
+    o.vms!.push({ name: 'huge', host: 'b', memMiB: 32768, state: 'shutoff' });
+    const { c, d } = cluster(o);
+    const r = await c.place({ vm: 'huge', intervalMs: 0 });
+    expect(r).toMatchObject({ to: null, ok: false, error: { code: 'TIDE_NO_HOST_FITS' } });
+    expect(r.hosts.every((h) => !h.fits && h.code === 'insufficient-memory')).toBe(true);
+    expect(d.callsOf('start')).toHaveLength(0);
+    await expect(c.place({ vm: 'fill', intervalMs: 0 })).rejects.toMatchObject({ code: 'TIDE_VM_STATE' });
+    await expect(c.place({ vm: 'nope', intervalMs: 0 })).rejects.toMatchObject({ code: 'TIDE_NO_SUCH_VM' });
   });
 });

@@ -6,8 +6,9 @@ import { UsageError, type Command } from '../io.js';
 const usage = `tide [--config FILE] hosts [--interval-ms MS] [--no-usage] [--json]
 
   Every configured host: reachable or not, capacity, CPU model, VMs running, and CPU and
-  memory utilisation measured over --interval-ms (default 1000). --json prints an array.
-  Exit status 1 when a host does not answer.`;
+  memory utilisation measured over --interval-ms (default 1000). A host that does not answer
+  is listed with why (the transport's error). --json prints an array; a host with "up": false
+  carries "reason". Exit status 1 when a host does not answer.`;
 
 export const hostsCommand: Command = {
   summary: 'list the hosts with capacity and utilisation',
@@ -21,8 +22,8 @@ export const hostsCommand: Command = {
     try {
       const hosts = await cluster.hosts({ usage: !values['no-usage'], intervalMs });
       if (values.json) {
-        io.out(`${JSON.stringify(hosts)}\n`);
-        return 0;
+        io.out(`${JSON.stringify(hosts.map((h) => (h.up ? h : { ...h, reason: h.reason ?? 'does not answer' })))}\n`);
+        return hosts.every((h) => h.up) ? 0 : 1;
       }
       io.out(table(
         ['host', 'up', 'cores', 'MHz', 'mem MiB', 'cpu %', 'mem used MiB', 'VMs', 'cpu model', 'flags'],
@@ -32,6 +33,7 @@ export const hostsCommand: Command = {
           [h.maintenance ? 'maintenance' : '', h.excluded ? 'excluded' : '', ...h.tags].filter(Boolean).join(',') || '-',
         ]),
       ));
+      for (const h of hosts) if (!h.up) io.out(`${h.name} does not answer: ${h.reason ?? 'no reason given'}\n`);
       return hosts.every((h) => h.up) ? 0 : 1;
     } finally {
       await cluster.close();

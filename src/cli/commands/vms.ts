@@ -8,7 +8,9 @@ const usage = `tide [--config FILE] vms [--host HOST] [--interval-ms MS] [--no-u
   Every VM on the reachable hosts: where it runs, its state and size, and its utilisation
   over --interval-ms (default 1000): CPU % of its vCPUs (from cpu.time), memory in use (guest
   view from the balloon driver, else QEMU's resident memory), disk and network KiB/s.
-  --json prints an array.`;
+  Hosts that could not be asked are named with why (their VMs are missing from the list), on
+  stderr. --json prints {"vms": [...], "unreachable": [{"host", "reason"}]}.
+  Exit status 1 when a host could not be asked.`;
 
 export const vmsCommand: Command = {
   summary: 'list the VMs with their utilisation',
@@ -24,10 +26,10 @@ export const vmsCommand: Command = {
     if (host !== undefined && !config.hosts.some((h) => h.name === host)) throw new UsageError(`--host: no host named '${host}' in the configuration`);
     const cluster = Cluster.open(config);
     try {
-      const vms = await cluster.vms({ usage: !values['no-usage'], intervalMs, host });
+      const { vms, unreachable } = await cluster.inventory({ usage: !values['no-usage'], intervalMs, host });
       if (values.json) {
-        io.out(`${JSON.stringify(vms)}\n`);
-        return 0;
+        io.out(`${JSON.stringify({ vms, unreachable })}\n`);
+        return unreachable.length ? 1 : 0;
       }
       io.out(table(
         ['vm', 'host', 'state', 'vCPUs', 'mem MiB', 'cpu %', 'mem used MiB', 'disk r KiB/s', 'disk w KiB/s', 'net rx KiB/s', 'net tx KiB/s'],
@@ -37,7 +39,8 @@ export const vmsCommand: Command = {
           fmtRate(v.usage?.diskReadBytesPerSec), fmtRate(v.usage?.diskWriteBytesPerSec), fmtRate(v.usage?.netRxBytesPerSec), fmtRate(v.usage?.netTxBytesPerSec),
         ]),
       ));
-      return 0;
+      for (const u of unreachable) io.err(`warning: ${u.host} could not be asked, its VMs are not listed: ${u.reason}\n`);
+      return unreachable.length ? 1 : 0;
     } finally {
       await cluster.close();
     }

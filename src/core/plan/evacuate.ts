@@ -113,7 +113,7 @@ function pipeline(snapshot: ClusterSnapshot, opts: DirectPlanOptions, notTarget:
     const host = s.hosts[h]!;
     const cpuAfter = (100 * (load(h) + vm.demand.cpuMips)) / s.capMips[h]!;
     const memAfter = host.memMiB > 0 ? (100 * (s.memReservedMiB[h]! + vm.memReservedMiB)) / host.memMiB : 0;
-    return { host: id, fits: true, score: Math.round(sc * 10) / 10, reason: `${id}: fits, CPU ${fmt(cpuAfter)} % and memory ${fmt(memAfter)} % after (score ${fmt(sc, 1)})` };
+    return { host: id, fits: true, score: Math.round(sc * 10) / 10, reason: `${id} fits: CPU ${fmt(cpuAfter)} % and memory ${fmt(memAfter)} % after (score ${fmt(sc, 1)})` };
   });
   return { state: s, placer, assess };
 }
@@ -134,7 +134,7 @@ function ordered(list: readonly HostAssessment[], chosen: string | null): HostAs
 }
 
 function whyNotOthers(list: readonly HostAssessment[], chosen: string): string {
-  const others = list.filter((a) => a.host !== chosen);
+  const others = list.filter((a) => a.host !== chosen && a.code !== 'evacuating');
   if (others.length === 0) return '';
   return `; not ${others.map((a) => (a.fits ? `${a.host} (scores ${a.score})` : `${a.host} (${a.by}: ${a.code})`)).join(', ')}`;
 }
@@ -181,7 +181,7 @@ export function planEvacuation(snapshot: ClusterSnapshot, req: EvacuationRequest
     s.move(v, h);
     steps.push({
       kind: 'migrate', id: steps.length + 1, deps: [], by, vm: vm.id, from: req.host, to: chosen.host, memMiB: vm.memMiB,
-      reason: `${req.host} is being evacuated; ${chosen.reason.slice(chosen.host.length + 2)}${whyNotOthers(list, chosen.host)}`,
+      reason: `${req.host} is being evacuated; best target ${chosen.reason}${whyNotOthers(list, chosen.host)}`,
     });
   }
   return {
@@ -207,7 +207,7 @@ export function planPlacement(snapshot: ClusterSnapshot, vmId: VmId, opts: Direc
   const h = best(s, list);
   const chosen = h >= 0 ? list.find((a) => a.host === s.hosts[h]!.id)! : null;
   const steps: PlaceStep[] = chosen
-    ? [{ kind: 'place', id: 1, deps: [], by, vm: vmId, to: chosen.host, reason: `${chosen.reason}${whyNotOthers(list, chosen.host)}` }]
+    ? [{ kind: 'place', id: 1, deps: [], by, vm: vmId, to: chosen.host, reason: `best host ${chosen.reason}${whyNotOthers(list, chosen.host)}` }]
     : [];
   const notMoved: NotMoved[] = chosen ? [] : [{
     vm: vmId, host: null, code: 'no-host-fits', by,
