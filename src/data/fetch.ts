@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { DataError } from './errors.js';
 import { groupDigest, type ManifestEntry } from './manifest.js';
 
@@ -20,8 +21,10 @@ import { groupDigest, type ManifestEntry } from './manifest.js';
  * - `<dir>/.verified/<group>` records that every file of a group verified, with the digest of
  *   the group's manifest entries (`groupDigest`); it is written only after a run that fetched
  *   the whole group succeeded, and removed when a run touching the group starts.
- * - Fails fast: after the first failure no new download starts; the error names the file and
- *   the URL. Requests run at most `concurrency` at a time, each bounded by `timeoutMs` (headers
+ * - Transient failures (HTTP 408/429/5xx, network errors, timeouts, interrupted bodies) are
+ *   retried `retries` times with exponential backoff (honouring Retry-After up to 60 s).
+ * - Fails fast: after the first final failure no new download starts; the error names the file
+ *   and the URL. Requests run at most `concurrency` at a time, each bounded by `timeoutMs` (headers
  *   and body) and by `maxFileBytes`.
  */
 export interface FetchDatasetOptions {
@@ -38,6 +41,12 @@ export interface FetchDatasetOptions {
   readonly timeoutMs?: number;
   /** A body larger than this is refused (default 1 MiB; a PlanetLab file is under 1.2 KiB). */
   readonly maxFileBytes?: number;
+  /** Further attempts after a transient failure (HTTP 408/429/5xx, network error, timeout,
+   *  interrupted body), default 3. A checksum mismatch or another HTTP status is final. */
+  readonly retries?: number;
+  /** Wait before retry n (1-based): `retryDelayMs × 2^(n-1)`, or the server's Retry-After when
+   *  it asks for longer, capped at 60 s (default 1000 ms). */
+  readonly retryDelayMs?: number;
   /** Called after each file is settled (verified in the cache or downloaded and verified). */
   readonly onProgress?: (done: number, total: number) => void;
 }
@@ -103,17 +112,36 @@ function describe(e: unknown, timeoutMs: number): string {
   return err.message;
 }
 
+/** A failed attempt worth repeating; `retryAfterMs` is the server's Retry-After, if any. */
+class Transient extends Error {
+  constructor(readonly error: DataError, readonly retryAfterMs?: number) {
+    super(error.message);
+  }
+}
+
+function retryAfterMs(header: string | null): number | undefined {
+  if (header === null) return undefined;
+  const sec = Number(header);
+  if (Number.isFinite(sec) && sec >= 0) return sec * 1000;
+  const at = Date.parse(header);
+  return Number.isFinite(at) ? Math.max(0, at - Date.now()) : undefined;
+}
+
+const TRANSIENT_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+
 async function download(url: string, path: string, timeoutMs: number, maxBytes: number): Promise<Buffer> {
   let res: Response;
   const signal = AbortSignal.timeout(timeoutMs);
   try {
     res = await fetch(url, { signal, redirect: 'follow' });
   } catch (e) {
-    throw new DataError('TIDE_DATA_FETCH', `${path}: download failed: ${describe(e, timeoutMs)} (${url})`, { cause: e });
+    throw new Transient(new DataError('TIDE_DATA_FETCH', `${path}: download failed: ${describe(e, timeoutMs)} (${url})`, { cause: e }));
   }
   if (!res.ok) {
     await res.body?.cancel().catch(() => {});
-    throw new DataError('TIDE_DATA_FETCH', `${path}: HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''} from ${url}`);
+    const err = new DataError('TIDE_DATA_FETCH', `${path}: HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''} from ${url}`);
+    if (TRANSIENT_STATUS.has(res.status)) throw new Transient(err, retryAfterMs(res.headers.get('retry-after')));
+    throw err;
   }
   const tooBig = (): DataError => new DataError('TIDE_DATA_FETCH', `${path}: larger than ${maxBytes} bytes, refused (${url})`);
   const declared = Number(res.headers.get('content-length') ?? NaN);
@@ -138,7 +166,7 @@ async function download(url: string, path: string, timeoutMs: number, maxBytes: 
       }
     } catch (e) {
       if (e instanceof DataError) throw e;
-      throw new DataError('TIDE_DATA_FETCH', `${path}: download interrupted: ${describe(e, timeoutMs)} (${url})`, { cause: e });
+      throw new Transient(new DataError('TIDE_DATA_FETCH', `${path}: download interrupted: ${describe(e, timeoutMs)} (${url})`, { cause: e }));
     }
   }
   return Buffer.concat(chunks, size);
@@ -148,6 +176,10 @@ export async function fetchDataset(opts: FetchDatasetOptions): Promise<FetchData
   const concurrency = opts.concurrency ?? 8;
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const maxBytes = opts.maxFileBytes ?? 1 << 20;
+  const retries = opts.retries ?? 3;
+  const retryDelayMs = opts.retryDelayMs ?? 1000;
+  if (!Number.isInteger(retries) || retries < 0 || retries > 10) throw new RangeError(`retries must be an integer in 0..10 (got ${retries})`);
+  if (!(retryDelayMs >= 0 && retryDelayMs <= 60_000)) throw new RangeError(`retryDelayMs must be in 0..60000 (got ${retryDelayMs})`);
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new RangeError(`concurrency must be an integer in 1..64 (got ${concurrency})`);
   if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 2 ** 31 - 1) throw new RangeError(`timeoutMs must be an integer in 1..${2 ** 31 - 1} (got ${timeoutMs})`);
   let base: URL;
@@ -189,7 +221,17 @@ export async function fetchDataset(opts: FetchDatasetOptions): Promise<FetchData
       replaced++;
     }
     const url = entryUrl(opts.baseUrl, e);
-    const body = await download(url, rel, timeoutMs, maxBytes);
+    let body: Buffer | undefined;
+    for (let attempt = 0; body === undefined; attempt++) {
+      try {
+        body = await download(url, rel, timeoutMs, maxBytes);
+      } catch (err) {
+        if (!(err instanceof Transient)) throw err;
+        if (attempt >= retries || failed) throw retries > 0 ? new DataError('TIDE_DATA_FETCH', `${err.error.message}; gave up after ${attempt + 1} attempts`, { cause: err.error }) : err.error;
+        const backoff = retryDelayMs * 2 ** attempt;
+        await sleep(Math.min(60_000, Math.max(backoff, err.retryAfterMs ?? 0)));
+      }
+    }
     const got = createHash('sha256').update(body).digest('hex');
     if (got !== e.sha256) throw new DataError('TIDE_DATA_CHECKSUM', `${rel}: checksum mismatch: expected sha256 ${e.sha256}, got ${got} (${body.length} bytes from ${url}); nothing written`);
     const tmp = join(partial, String(index));

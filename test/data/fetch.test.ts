@@ -42,6 +42,7 @@ afterAll(async () => {
 beforeEach(() => {
   cache = mkdtempSync(join(tmpdir(), 'tide-cache-'));
   mirror.faults.clear();
+  mirror.unavailable.clear();
   mirror.requests.clear();
   mirror.delayMs = 0;
   mirror.maxInFlight = 0;
@@ -49,7 +50,7 @@ beforeEach(() => {
 afterEach(() => rmSync(cache, { recursive: true, force: true }));
 
 const run = (extra: Partial<Parameters<typeof fetchDataset>[0]> = {}) =>
-  fetchDataset({ entries, manifest, baseUrl: mirror.baseUrl, dir: cache, concurrency: 2, timeoutMs: 5000, ...extra });
+  fetchDataset({ entries, manifest, baseUrl: mirror.baseUrl, dir: cache, concurrency: 2, timeoutMs: 5000, retryDelayMs: 1, ...extra });
 
 const sha = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex');
 const partials = (): string[] => readdirSync(cache).filter((n) => n.startsWith('.partial-'));
@@ -124,6 +125,8 @@ describe('fetchDataset against a loopback mirror', () => {
     mirror.faults.set(NAMES[3]!, 'cut');
     const e = await failure(run({ concurrency: 1 }));
     expect(e.code).toBe('TIDE_DATA_FETCH');
+    expect(e.message).toContain('gave up after 4 attempts');
+    expect(mirror.requests.get(`${DAY}/${NAMES[3]}`)).toBe(4);
     expect(e.message).toContain(`${DAY}/${NAMES[3]}`);
     expect(e.message).toContain(entryUrl(mirror.baseUrl, entries[3]!));
     const kept = cacheHoldsOnlyVerified();
@@ -136,6 +139,24 @@ describe('fetchDataset against a loopback mirror', () => {
     expect(r).toMatchObject({ downloaded: 1, cached: 3 });
     expect([...mirror.requests.keys()]).toEqual([`${DAY}/${NAMES[3]}`]);
     expect(cacheHoldsOnlyVerified().sort()).toEqual([...NAMES].sort());
+  });
+
+  it('retries transient answers (503 with Retry-After) and then succeeds', async () => {
+    mirror.unavailable.set(NAMES[1]!, 2);
+    const r = await run();
+    expect(r).toMatchObject({ downloaded: 4 });
+    expect(mirror.requests.get(`${DAY}/${NAMES[1]}`)).toBe(3);
+    expect(sha(join(cache, DAY, NAMES[1]!))).toBe(entries[1]!.sha256);
+  });
+
+  it('does not retry a final answer (404) or a checksum mismatch', async () => {
+    mirror.faults.set(NAMES[0]!, 'missing');
+    await failure(run({ concurrency: 1 }));
+    expect(mirror.requests.get(`${DAY}/${NAMES[0]}`)).toBe(1);
+    mirror.faults.set(NAMES[0]!, 'corrupt');
+    mirror.requests.clear();
+    await failure(run({ concurrency: 1 }));
+    expect(mirror.requests.get(`${DAY}/${NAMES[0]}`)).toBe(1);
   });
 
   it('stops starting downloads after the first failure (fails fast)', async () => {
@@ -157,7 +178,7 @@ describe('fetchDataset against a loopback mirror', () => {
 
   it('a request that never answers fails at its timeout, naming the file and the URL', async () => {
     mirror.faults.set(NAMES[1]!, 'hang');
-    const e = await failure(run({ timeoutMs: 300 }));
+    const e = await failure(run({ timeoutMs: 300, retries: 0 }));
     expect(e.code).toBe('TIDE_DATA_FETCH');
     expect(e.message).toContain('within 300 ms');
     expect(e.message).toContain(entryUrl(mirror.baseUrl, entries[1]!));

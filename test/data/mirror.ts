@@ -21,6 +21,8 @@ export class Mirror {
   readonly root = mkdtempSync(join(tmpdir(), 'tide-mirror-'));
   readonly faults = new Map<string, Fault>();
   readonly requests = new Map<string, number>();
+  /** File name → how many more requests for it get 503 (Retry-After: 0) before it is served. */
+  readonly unavailable = new Map<string, number>();
   delayMs = 0;
   inFlight = 0;
   maxInFlight = 0;
@@ -52,6 +54,12 @@ export class Mirror {
       res.on('close', () => void this.inFlight--);
       const fault = m ? this.faults.get(m[2]!) : undefined;
       if (fault === 'hang') return;
+      const left = m ? this.unavailable.get(m[2]!) ?? 0 : 0;
+      if (left > 0) {
+        this.unavailable.set(m![2]!, left - 1);
+        res.writeHead(503, { 'retry-after': '0' }).end('busy');
+        return;
+      }
       setTimeout(() => {
         let body: Buffer;
         try {

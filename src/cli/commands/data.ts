@@ -1,4 +1,4 @@
-import { fetchPlanetlab, isDayVerified, PLANETLAB_SOURCE, planetlabCacheDir, planetlabDays } from '../../data/index.js';
+import { DataError, fetchPlanetlab, isDayVerified, PLANETLAB_SOURCE, planetlabCacheDir, planetlabDays } from '../../data/index.js';
 import { num, parse, progressBar } from '../args.js';
 import { UsageError, type Command } from '../io.js';
 
@@ -88,6 +88,11 @@ export const dataCommand: Command = {
         timeoutMs: Math.max(1, Math.round(timeoutSec * 1000)),
         onProgress: (done, total) => bar.update(done / total),
       });
+    } catch (e) {
+      if (e instanceof DataError && (e.code === 'TIDE_DATA_FETCH' || e.code === 'TIDE_DATA_CHECKSUM')) {
+        throw new DataError(e.code, `${e.message}\n  files verified so far are kept in ${dir}: run the command again to resume`, { cause: e });
+      }
+      throw e;
     } finally {
       bar.done();
     }
