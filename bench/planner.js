@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Planner and simulator benchmark (run after `npm run build`; `npm run bench` does both):
 //  1. every policy on each PlanetLab day in CloudSim's accounting, side by side with
-//     CloudSim 3.0.3's own numbers (cloudsim-setup.md §4), with the acceptance checks;
+//     CloudSim 3.0.3's own numbers (bench/cloudsim-reference.json), with the acceptance checks;
 //  2. the same policies in realistic accounting, energy as a ratio to the lower bound;
 //  3. planner scaling (`tide bench plan`) at 1k and 10k hosts, each in its own process so its
 //     peak RSS is its own.
@@ -14,9 +14,11 @@ import { fileURLToPath } from 'node:url';
 import { simulate } from '../dist/sim/run.js';
 import { cloudsimScenario } from '../dist/sim/scenario.js';
 import { readTrace } from '../dist/sim/trace.js';
+import { planetlabDir } from '../dist/data/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const planetlab = process.env.TIDE_PLANETLAB_DIR ?? resolve(here, '../../shared/data/planetlab');
+// Traces: TIDE_PLANETLAB_DIR, else `tide data fetch planetlab`'s cache, else a shared/ copy next to the checkout (CI).
+const planetlab = planetlabDir({ fallbacks: [resolve(here, '../../shared/data/planetlab')] });
 const reference = JSON.parse(readFileSync(join(here, 'cloudsim-reference.json'), 'utf8'));
 const days = (process.env.BENCH_DAYS ?? Object.keys(reference.days).join(',')).split(',');
 const policies = (process.env.BENCH_POLICIES ?? 'npa,dvfs,thr-mmt:0.8,iqr-mmt:1.5,mad-mmt:2.5,lr-mmt:1.2,lrr-mmt:1.2,thr-mu:0.8,thr-mc:0.8,thr-rs:0.8,tide').split(',');
