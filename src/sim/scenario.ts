@@ -1,6 +1,6 @@
 /**
  * What the simulator runs: hosts, VMs with demand traces, and the sampling interval.
- * Builders for the CloudSim PlanetLab datacenter (cloudsim-setup.md §1) live here too.
+ * Builders for the CloudSim PlanetLab datacenter (docs/simulator.md, the CloudSim PlanetLab setup) live here too.
  */
 import { HP_ML110_G4, HP_ML110_G5 } from '../core/model/power.js';
 import type { PowerModel, Rule } from '../core/model/types.js';

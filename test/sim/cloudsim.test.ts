@@ -1,5 +1,5 @@
 /**
- * The CloudSim ports must reproduce CloudSim 3.0.3's own numbers (cloudsim-setup.md §4). Two
+ * The CloudSim ports must reproduce CloudSim 3.0.3's own numbers (bench/cloudsim-reference.json). Two
  * full simulated days run here; `npm run bench` runs every policy on all five days.
  */
 import { describe, expect, it } from 'vitest';

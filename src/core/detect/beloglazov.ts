@@ -65,7 +65,7 @@ export function maxMigrationSec(s: ClusterState, h: number): number {
  * Local regression: a line fitted to the last 10 utilisation samples (x = 1..10, oldest
  * first) predicts the utilisation one migration later (x = 10 + ⌈Tmig/interval⌉); overloaded
  * iff safety × prediction ≥ 1. CloudSim's "robust" variant computes the same OLS line (its
- * weights are never applied, cloudsim-setup.md §6.2), so LRR shares this implementation.
+ * weights are never applied: docs/simulator.md, CloudSim's quirks), so LRR shares this implementation.
  */
 export function lrDetector(safety: number, robust = false): OverloadDetector {
   const name = `${robust ? 'lrr' : 'lr'}(${safety})`;

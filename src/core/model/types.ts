@@ -85,7 +85,7 @@ export interface Vm {
   readonly memMiB: number;
   /**
    * Memory the VM holds on its host, MiB. Normally memMiB; CloudSim-compatible accounting sets
-   * 0 because CloudSim stops reserving RAM after t = 0 (cloudsim-setup.md §6.7).
+   * 0 because CloudSim stops reserving RAM after t = 0 (docs/simulator.md, CloudSim's quirks).
    */
   readonly memReservedMiB: number;
   readonly demand: VmDemand;
