@@ -1,0 +1,264 @@
+/**
+ * Recovery after a failed migration, and reconciliation of one whose outcome was unknown.
+ *
+ * The rule (issue 6): never let a VM run twice. A paused source is resumed only when the target
+ * is positively known not to run the VM: the target answered and has no active copy, or its
+ * copy was paused (it never ran guest code) and we destroyed it and a fresh look confirmed it
+ * gone. libvirt leaves the source paused exactly when the outcome on the target is unknown, so
+ * when the target cannot be asked nothing is touched and the outcome is `unknown`
+ * (TIDE_MIGRATION_UNKNOWN); `reconcile` applies the same table later, once the target answers.
+ *
+ * `decideRecovery` is the whole decision table, a pure function of one observation of both
+ * hosts. `recoverMigration` observes, acts on at most one host, and observes again, until the
+ * decision needs no action (or the settle deadline passes): every action is checked by the next
+ * observation, never assumed. Actions only ever resume a copy when no other copy is active, or
+ * destroy a copy that is superseded; nothing here ever starts a second copy.
+ */
+import type { Clock } from '../../core/clock.js';
+import type { VmState } from '../hypervisor.js';
+import type { DomainFacts, HostBackend } from './backend.js';
+
+/** VIR_DOMAIN_RUNNING_* / VIR_DOMAIN_PAUSED_* reasons that prove post-copy began. */
+const RUNNING_POSTCOPY = new Set([10, 11]);
+const PAUSED_POSTCOPY = new Set([12, 13]);
+/** VIR_DOMAIN_PAUSED_MIGRATION: libvirt paused the source for the switch-over. */
+const PAUSED_MIGRATION = 2;
+
+/** One host's answer about the VM: reachable with its copy (or none), or not reachable. */
+export type CopyView =
+  | { reachable: false; reason: string }
+  | { reachable: true; dom: DomainFacts | null; jobActive: boolean };
+
+export interface RecoveryFacts {
+  vm: string;
+  from: string;
+  to: string;
+  /** State before the migration; null when unknown (reconcile without a record). */
+  wasState: VmState | null;
+  /** Post-copy may have started (switch requested or done, from the migration run). */
+  postCopy: boolean;
+  source: CopyView;
+  target: CopyView;
+}
+
+/**
+ * source / target: the VM runs (or rests, as it was) on that host alone.
+ * unknown: a host that decides it did not answer, or a job did not settle: nothing was done.
+ * both: it runs on both hosts (not caused by Tide; never resolved automatically).
+ * split: post-copy failed: its memory is split between the hosts; both copies left alone.
+ * none: no active copy on either host.
+ */
+export type RecoveryOutcome = 'source' | 'target' | 'unknown' | 'both' | 'split' | 'none';
+
+export type RecoveryAction =
+  | 'none'
+  /** A migration job still runs on a host: look again later. */
+  | 'wait'
+  | 'resume-source'
+  /** The source is paused and the target's copy is paused: destroy the target's copy (the
+   *  next observation must confirm it gone before the source is resumed). */
+  | 'destroy-target'
+  /** The source runs; the target holds a paused leftover incoming copy. */
+  | 'destroy-stale-target'
+  /** Pre-copy finished: the target runs, the source's paused copy is superseded. */
+  | 'destroy-stale-source'
+  | 'resume-target';
+
+export interface RecoveryDecision {
+  outcome: RecoveryOutcome;
+  action: RecoveryAction;
+  reason: string;
+  /** The decision rests on an unreachable host: a later look may tell more. */
+  retry?: boolean;
+  /** For 'wait': what holds if the job never settles. */
+  fallback?: RecoveryDecision;
+}
+
+const isRunning = (d: DomainFacts | null): boolean => d !== null && d.active && d.state === 'running';
+const isPausedLike = (d: DomainFacts | null): boolean => d !== null && d.active && d.state !== 'running';
+
+/** Evidence that post-copy began: our run's flag or either host's state reason. */
+export function postCopyEvidence(f: RecoveryFacts): boolean {
+  if (f.postCopy) return true;
+  for (const v of [f.source, f.target]) {
+    if (!v.reachable || !v.dom?.active) continue;
+    if (v.dom.state === 'running' && RUNNING_POSTCOPY.has(v.dom.reason)) return true;
+    if (v.dom.state === 'paused' && PAUSED_POSTCOPY.has(v.dom.reason)) return true;
+  }
+  return false;
+}
+
+/** Did the VM run before the migration (so a paused source was paused by the migration)? */
+function wasRunning(f: RecoveryFacts, src: DomainFacts | null): boolean {
+  if (f.wasState !== null) return f.wasState === 'running';
+  // no record: trust only libvirt's own "paused for migration" reason
+  return src !== null && src.state === 'paused' && src.reason === PAUSED_MIGRATION;
+}
+
+/** The decision table (docs/drivers.md, "Recovery"). Pure. */
+export function decideRecovery(f: RecoveryFacts): RecoveryDecision {
+  const { vm, from, to } = f;
+  const S = f.source;
+  const T = f.target;
+  if (!S.reachable) return { outcome: 'unknown', action: 'none', retry: true, reason: `${from} (source) does not answer (${S.reason}); where ${vm} runs is unknown` };
+  const s = S.dom;
+  const sRunning = isRunning(s);
+  const pc = postCopyEvidence(f);
+  if (S.jobActive) {
+    return { outcome: 'unknown', action: 'wait', reason: `a migration job of ${vm} still runs on ${from}`,
+      fallback: { outcome: 'unknown', action: 'none', reason: `the migration job of ${vm} on ${from} did not end; nothing was done` } };
+  }
+  if (T.reachable && T.jobActive) {
+    const fallback: RecoveryDecision = sRunning && !pc
+      ? { outcome: 'source', action: 'none', reason: `${vm} runs on ${from}; an incoming job on ${to} did not end (libvirt removes it)` }
+      : { outcome: 'unknown', action: 'none', reason: `an incoming migration job of ${vm} on ${to} did not end; nothing was done` };
+    return { outcome: 'unknown', action: 'wait', reason: `an incoming migration job of ${vm} still runs on ${to}`, fallback };
+  }
+  const t = T.reachable ? T.dom : null;
+  const sActive = s?.active === true;
+  const tRunning = isRunning(t);
+  const tPaused = isPausedLike(t);
+  const unreachableT = !T.reachable ? `${to} (target) does not answer (${T.reason})` : '';
+
+  if (pc) {
+    // The target may hold the newest memory and disk writes: the source is never resumed and
+    // no copy is destroyed.
+    if (!T.reachable) return { outcome: 'unknown', action: 'none', retry: true, reason: `post-copy of ${vm} began and ${unreachableT}; ${from}'s copy is left as it is` };
+    if (tRunning) {
+      return sActive
+        ? { outcome: 'split', action: 'none', reason: `post-copy of ${vm} did not finish: it runs on ${to} but ${from} still holds a paused copy with memory the target may not have fetched; both left alone (recover with a post-copy resume)` }
+        : { outcome: 'target', action: 'none', reason: `${vm} runs on ${to} (post-copy completed)` };
+    }
+    if (tPaused) {
+      if (sActive) return { outcome: 'split', action: 'none', reason: `post-copy of ${vm} failed: its memory is split between ${from} and ${to}; both copies left paused (recover with a post-copy resume)` };
+      if (PAUSED_POSTCOPY.has(t!.reason)) return { outcome: 'none', action: 'none', reason: `post-copy of ${vm} failed and ${from} has no copy: the paused copy on ${to} lacks memory; nothing resumed` };
+      return f.wasState === 'running'
+        ? { outcome: 'target', action: 'resume-target', reason: `${vm} is paused on ${to} and ${from} has no copy` }
+        : { outcome: 'target', action: 'none', reason: `${vm} is paused on ${to} and ${from} has no copy` };
+    }
+    if (sRunning) return { outcome: 'source', action: 'none', reason: `libvirt resumed ${vm} on ${from}: post-copy never switched over` };
+    if (sActive) return { outcome: 'unknown', action: 'none', reason: `post-copy of ${vm} may have begun and ${to} has no copy: ${from}'s paused copy may be stale; left paused for an operator` };
+    return { outcome: 'none', action: 'none', reason: `${vm} is active on neither ${from} nor ${to}` };
+  }
+
+  if (sRunning) {
+    if (!T.reachable) return { outcome: 'source', action: 'none', reason: `libvirt resumed ${vm} on ${from} itself; ${unreachableT}, a leftover copy there is removed by its libvirtd` };
+    if (tRunning) return { outcome: 'both', action: 'none', reason: `${vm} runs on both ${from} and ${to}; Tide resumed neither and will not pick one: check manually` };
+    if (tPaused) return { outcome: 'source', action: 'destroy-stale-target', reason: `${vm} runs on ${from}; ${to} holds a paused incoming copy that never ran` };
+    return { outcome: 'source', action: 'none', reason: `${to} has no active copy of ${vm}` };
+  }
+  if (sActive) {
+    // Paused on the source: the switch-over may have happened. Only a target that answered
+    // decides.
+    if (!T.reachable) return { outcome: 'unknown', action: 'none', retry: true, reason: `${vm} is paused on ${from} and ${unreachableT}: it may run there; the source stays paused` };
+    if (tRunning) return { outcome: 'target', action: 'destroy-stale-source', reason: `${vm} runs on ${to}; the paused copy on ${from} is superseded (pre-copy finished)` };
+    if (tPaused) return { outcome: 'source', action: 'destroy-target', reason: `${vm} is paused on both ${from} and ${to}; the target's copy never ran` };
+    return wasRunning(f, s)
+      ? { outcome: 'source', action: 'resume-source', reason: `${to} answered without an active copy of ${vm}` }
+      : { outcome: 'source', action: 'none', reason: `${vm} stays ${s!.state} on ${from}, as it was` };
+  }
+  if (!T.reachable) return { outcome: 'unknown', action: 'none', retry: true, reason: `${vm} is not active on ${from} and ${unreachableT}` };
+  if (tRunning) return { outcome: 'target', action: 'none', reason: `${vm} runs on ${to}` };
+  if (tPaused) {
+    return f.wasState === 'running'
+      ? { outcome: 'target', action: 'resume-target', reason: `${vm} is paused on ${to} and ${from} has no active copy` }
+      : { outcome: 'target', action: 'none', reason: `${vm} is ${t!.state} on ${to}` };
+  }
+  return { outcome: 'none', action: 'none', reason: `${vm} is active on neither ${from} nor ${to}` };
+}
+
+/** Looks at one host: its copy of `vm` and whether a job runs on it. Never throws. */
+export async function observe(b: HostBackend, vm: string): Promise<CopyView> {
+  try {
+    await b.ensure();
+    const dom = await b.domain(vm);
+    const job = dom?.active ? await b.jobStats(vm) : null;
+    return { reachable: true, dom, jobActive: job !== null && (job.type === 1 || job.type === 2) };
+  } catch (e) {
+    return { reachable: false, reason: (e as Error)?.message ?? String(e) };
+  }
+}
+
+export interface RecoveryResult {
+  outcome: RecoveryOutcome;
+  reason: string;
+  /** What was done, in order (e.g. "destroyed the paused copy on lab-b"). */
+  actions: string[];
+  /** The source's state at the last look (null: no copy or not asked). */
+  sourceState: VmState | null;
+  targetState: VmState | null;
+}
+
+/** What reconcile reports (HostBackendDriver.reconcile). */
+export interface ReconcileResult {
+  vm: string;
+  from: string;
+  to: string;
+  outcome: RecoveryOutcome;
+  /** What reconcile did, in order; empty when nothing was needed or allowed. */
+  actions: string[];
+  reason: string;
+  /** The one host the VM is on now; null when unknown or not exactly one. */
+  vmOn: string | null;
+}
+
+export interface RecoveryRun {
+  vm: string;
+  src: HostBackend;
+  dst: HostBackend;
+  wasState: VmState | null;
+  postCopy: boolean;
+  clock: Clock;
+  /** Keep looking (jobs settling, a host not answering) until this long has passed, ms. */
+  settleMs: number;
+  /** Between looks, ms. */
+  pollMs: number;
+}
+
+/**
+ * Observe → decide → act, until the decision needs no action or `settleMs` passed. An action
+ * that fails is not retried blindly: the next observation decides again.
+ */
+export async function recoverMigration(r: RecoveryRun): Promise<RecoveryResult> {
+  const { vm, src, dst, clock } = r;
+  const from = src.config.name;
+  const to = dst.config.name;
+  const end = clock.now() + r.settleMs;
+  const actions: string[] = [];
+  let actionsLeft = 6; // each action changes a state the next look sees; more means a host fights back
+  for (;;) {
+    const [source, target] = await Promise.all([observe(src, vm), observe(dst, vm)]);
+    const facts: RecoveryFacts = { vm, from, to, wasState: r.wasState, postCopy: r.postCopy, source, target };
+    let d = decideRecovery(facts);
+    const timeUp = clock.now() >= end;
+    if (d.action === 'wait' || (d.retry && d.action === 'none')) {
+      if (!timeUp) {
+        await clock.sleep(r.pollMs);
+        continue;
+      }
+      if (d.action === 'wait') d = d.fallback!;
+    }
+    const result = (): RecoveryResult => ({
+      outcome: d.outcome, reason: d.reason, actions,
+      sourceState: source.reachable ? source.dom?.state ?? null : null,
+      targetState: target.reachable ? target.dom?.state ?? null : null,
+    });
+    if (d.action === 'none') return result();
+    if (actionsLeft-- <= 0) {
+      return { ...result(), outcome: 'unknown', reason: `${d.reason}; gave up after ${actions.length} actions (${actions.join('; ')})` };
+    }
+    try {
+      switch (d.action) {
+        case 'resume-source': await src.resume(vm); actions.push(`resumed ${vm} on ${from}`); break;
+        case 'resume-target': await dst.resume(vm); actions.push(`resumed ${vm} on ${to}`); break;
+        case 'destroy-target': case 'destroy-stale-target': await dst.destroy(vm); actions.push(`destroyed the paused copy of ${vm} on ${to}`); break;
+        case 'destroy-stale-source': await src.destroy(vm); actions.push(`destroyed the superseded paused copy of ${vm} on ${from}`); break;
+        default: break;
+      }
+    } catch (e) {
+      actions.push(`${d.action} failed: ${(e as Error)?.message ?? String(e)}`);
+      if (clock.now() >= end) return { ...result(), outcome: d.action === 'destroy-stale-target' ? 'source' : 'unknown', reason: `${d.reason}; ${actions[actions.length - 1]}` };
+      await clock.sleep(r.pollMs);
+    }
+  }
+}
