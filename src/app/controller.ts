@@ -13,7 +13,8 @@ import { DriverError } from '../drivers/errors.js';
 import type { HypervisorDriver, MigrateOptions } from '../drivers/hypervisor.js';
 import type { PowerDriver } from '../drivers/power.js';
 import { runPlan, type ExecutorLimits, type ExecutorObserver, type PlanRun } from '../executor/executor.js';
-import type { Store } from '../store/store.js';
+import { currentHolder, withClusterLock } from '../store/lock.js';
+import type { LockHolder, Store } from '../store/store.js';
 
 export type Mode = 'recommend' | 'approve' | 'automatic';
 
@@ -42,11 +43,17 @@ export interface ControllerDeps {
   readonly rules?: readonly Rule[];
   readonly bootTimeoutSec?: number;
   readonly observer?: ControllerObserver;
+  /** Who this controller is for the cluster lock (default: this process, as 'tide controller'). */
+  readonly lockHolder?: LockHolder;
+  /** Cluster lock TTL, ms (default: src/store/lock.ts DEFAULT_LOCK_TTL_MS). */
+  readonly lockTtlMs?: number;
 }
 
 export interface ControllerObserver extends ExecutorObserver {
   onPlan?(plan: Plan, at: number, planId: number | null): void;
   onRunEnd?(run: PlanRun, at: number): void;
+  /** A round threw (Controller.run recorded it and goes on at the next interval). */
+  onRoundError?(error: { code: string; message: string }, at: number): void;
 }
 
 export interface TickResult {
@@ -210,14 +217,24 @@ export class Controller {
     return { at, snapshot, plan, planId, run };
   }
 
-  /** Executes a plan (automatic mode, or an approved plan) and records the outcome. */
+  /**
+   * Executes a plan (automatic mode, or an approved plan) and records the outcome. With a
+   * store, the plan runs under the cluster lock (withClusterLock: a second Tide process acting
+   * on the same store is refused with TIDE_LOCKED naming the holder; losing the lock aborts
+   * the run) and every step is saved as it starts (intent, before any side effect) and as it
+   * ends (outcome). Without a store (simulations, tests) there is no lock. A plan that could
+   * not run (lock refused, store failing) is marked failed and the error propagates.
+   */
   async execute(plan: Plan, planId: number | null, signal?: AbortSignal): Promise<PlanRun> {
     const { store, observer } = this.deps;
-    const run = await runPlan(plan, {
+    const go = (sig?: AbortSignal): Promise<PlanRun> => runPlan(plan, {
       hypervisor: this.deps.hypervisor, power: this.deps.power, clock: this.deps.clock, limits: this.deps.limits,
       migrate: this.deps.migrate, bootTimeoutSec: this.deps.bootTimeoutSec,
       observer: {
-        onStepStart: (r) => observer?.onStepStart?.(r),
+        onStepStart: (r) => {
+          if (planId !== null) store?.saveStepRun(planId, r);
+          observer?.onStepStart?.(r);
+        },
         onProgress: (r, p) => observer?.onProgress?.(r, p),
         onStepEnd: (r) => {
           if (planId !== null) store?.saveStepRun(planId, r);
@@ -235,21 +252,60 @@ export class Controller {
           observer?.onStepEnd?.(r);
         },
       },
-    }, signal);
+    }, sig);
+    let run: PlanRun;
+    try {
+      run = store
+        ? await withClusterLock(store, this.deps.lockHolder ?? currentHolder('tide controller'), go, { ttlMs: this.deps.lockTtlMs, signal })
+        : await go(signal);
+    } catch (e) {
+      try {
+        if (planId !== null) store?.setPlanStatus(planId, 'failed');
+      } catch { /* the store may be what failed; the original error says more */ }
+      throw e;
+    }
     if (planId !== null) store?.setPlanStatus(planId, run.failed + run.skipped + run.cancelled > 0 ? 'failed' : 'done');
     observer?.onRunEnd?.(run, this.deps.clock.now());
     return run;
   }
 
-  /** Runs rounds every intervalSec until `untilMs` (clock time) or the signal aborts. */
+  /**
+   * Runs rounds every intervalSec until `untilMs` (clock time) or the signal aborts (then it
+   * resolves). A round that throws — no host answered, the cluster lock is held by another
+   * process, the store failed, a bug — does not end the loop: it is recorded
+   * (store.recordRoundError, observer.onRoundError, code TIDE_INTERNAL for non-Tide errors)
+   * and the next round runs at the next interval. Intervals missed while a round overran are
+   * skipped, not run back to back. Each executed plan takes the cluster lock (see execute).
+   */
   async run(untilMs: number, signal?: AbortSignal): Promise<void> {
+    const { clock, store, observer } = this.deps;
     const step = this.deps.intervalSec * 1000;
-    let next = this.deps.clock.now();
+    let next = clock.now();
     while (next < untilMs && !signal?.aborted) {
-      await this.tick(signal);
+      try {
+        await this.tick(signal);
+      } catch (e) {
+        if (signal?.aborted) break;
+        const at = clock.now();
+        const c = (e as { code?: unknown } | null)?.code;
+        const err = { code: typeof c === 'string' ? c : 'TIDE_INTERNAL', message: e instanceof Error ? e.message : String(e) };
+        try {
+          store?.recordRoundError({ atMs: at, ...err });
+        } catch { /* a failing store must not stop the loop; the observer still hears */ }
+        try {
+          observer?.onRoundError?.(err, at);
+        } catch { /* likewise */ }
+      }
       next += step;
-      const wait = next - this.deps.clock.now();
-      if (wait > 0 && next < untilMs) await this.deps.clock.sleep(wait, signal);
+      const now = clock.now();
+      if (now > next) next += Math.ceil((now - next) / step) * step;
+      if (next >= untilMs) break;
+      try {
+        await clock.sleep(next - now, signal);
+      } catch (e) {
+        if (signal?.aborted) break;
+        throw e;
+      }
     }
   }
 }
