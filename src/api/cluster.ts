@@ -10,6 +10,7 @@
  * Migration settings come from the configuration (`migration.*`) unless overridden per call.
  */
 import { Controller } from '../app/controller.js';
+import { join } from 'node:path';
 import type { TideConfig } from '../config/schema.js';
 import type { ClusterSnapshot, Vm } from '../core/model/types.js';
 import { planEvacuation as planEvacuationCore, planPlacement, type DirectPlanOptions, type HostAssessment } from '../core/plan/evacuate.js';
@@ -22,6 +23,8 @@ import type {
 } from '../drivers/hypervisor.js';
 import { systemClock } from '../executor/clock.js';
 import { runPlan, type StepRun } from '../executor/executor.js';
+import { currentHolder, storePathFor, withClusterLock } from '../store/lock.js';
+import { openSqliteStore, type Store } from '../store/store.js';
 import { parseProbeTarget, startProbe, type ProbeReport } from '../probe/index.js';
 
 export interface HostReport extends HostInfo {
@@ -208,14 +211,34 @@ export interface PlaceReport extends PlacePlan {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export class Cluster {
-  constructor(readonly config: TideConfig, readonly driver: HypervisorDriver) {}
+  private openedStore: Store | null = null;
 
-  /** A cluster over the driver the configuration asks for (or `driver`, e.g. a FakeDriver). */
-  static open(config: TideConfig, opts: { driver?: HypervisorDriver } = {}): Cluster {
-    return new Cluster(config, opts.driver ?? createDriver(config));
+  /**
+   * `store`: where history goes and where the cluster lock lives — a Store, or a function
+   * opening it on first use (the default opens config.store.path, resolved against the
+   * configuration file's directory, so every tide process of one cluster shares one lock).
+   */
+  constructor(readonly config: TideConfig, readonly driver: HypervisorDriver, private readonly storeSource: Store | (() => Store) = () => openSqliteStore(storePathFor(config.store.path, join(process.cwd(), 'tide.json')))) {}
+
+  /**
+   * A cluster over the driver the configuration asks for (or `driver`, e.g. a FakeDriver).
+   * `configFile`: the configuration's path, against which a relative store.path is resolved.
+   */
+  static open(config: TideConfig, opts: { driver?: HypervisorDriver; store?: Store; configFile?: string } = {}): Cluster {
+    const file = opts.configFile;
+    return new Cluster(config, opts.driver ?? createDriver(config), opts.store ?? (() => openSqliteStore(storePathFor(config.store.path, file ?? join(process.cwd(), 'tide.json')))));
+  }
+
+  /** The store (opened on first use). */
+  store(): Store {
+    if (typeof this.storeSource !== 'function') return this.storeSource;
+    this.openedStore ??= this.storeSource();
+    return this.openedStore;
   }
 
   async close(): Promise<void> {
+    this.openedStore?.close();
+    this.openedStore = null;
     await this.driver.close();
   }
 
@@ -470,11 +493,11 @@ export class Cluster {
    */
   async evacuate(req: EvacuateRequest): Promise<EvacuateReport> {
     const t0 = performance.now();
-    if (req.dryRun) return this.evacuateUnlocked(req, t0);
-    return this.locked(`evacuate ${req.host}`, () => this.evacuateUnlocked(req, t0));
+    if (req.dryRun) return this.evacuateUnlocked(req, t0, req.signal);
+    return this.locked(`tide evacuate ${req.host}`, req.signal, (signal) => this.evacuateUnlocked(req, t0, signal));
   }
 
-  private async evacuateUnlocked(req: EvacuateRequest, t0: number): Promise<EvacuateReport> {
+  private async evacuateUnlocked(req: EvacuateRequest, t0: number, signal: AbortSignal | undefined): Promise<EvacuateReport> {
     const p = await this.planEvacuation(req);
     req.onEvent?.({ type: 'plan', moves: p.moves, skipped: p.skipped, notMoved: p.notMoved, unreachable: p.unreachable });
     const report: EvacuateReport = {
@@ -502,14 +525,31 @@ export class Cluster {
           steps: group.map((m, i): MigrateStep => ({ kind: 'migrate', id: i + 1, deps: [], vm: m.vm, from: m.from, to: m.to, memMiB: m.memMiB, reason: m.reason, by: m.by })),
         };
         const moveOf = (r: StepRun): PlannedMove => group[r.step.id - 1]!;
+        const store = this.store();
+        const planId = store.savePlan(plan, { createdMs: Date.now(), mode: 'evacuate', status: 'running' });
         const run = await runPlan(plan, {
           hypervisor, clock: systemClock, limits, migrate: this.migrateOptions(mode, req.settings),
           observer: {
-            onStepStart: (r) => req.onEvent?.({ type: 'start', move: moveOf(r) }),
+            onStepStart: (r) => {
+              store.saveStepRun(planId, r);
+              req.onEvent?.({ type: 'start', move: moveOf(r) });
+            },
             onProgress: (r, pr) => req.onEvent?.({ type: 'progress', move: moveOf(r), progress: pr }),
-            onStepEnd: (r) => req.onEvent?.({ type: 'done', move: moveOf(r), report: stepReport(r, moveOf(r), probes.get(moveOf(r).vm) ?? null) }),
+            onStepEnd: (r) => {
+              store.saveStepRun(planId, r);
+              const rep = stepReport(r, moveOf(r), probes.get(moveOf(r).vm) ?? null);
+              if (r.state === 'succeeded' || r.state === 'failed') {
+                store.recordMigration({
+                  planId, vm: rep.vm, from: rep.from, to: rep.to, mode: rep.mode, ok: rep.ok, startedMs: r.startedAt ?? 0,
+                  totalMs: (r.endedAt ?? 0) - (r.startedAt ?? 0), downtimeMs: rep.downtimeMs, probeDowntimeMs: rep.probeDowntimeMs,
+                  bytes: rep.bytes, error: rep.error ? `${rep.error.code}: ${rep.error.message}` : null,
+                });
+              }
+              req.onEvent?.({ type: 'done', move: moveOf(r), report: rep });
+            },
           },
-        }, req.signal);
+        }, signal);
+        store.setPlanStatus(planId, run.succeeded === run.steps.length ? 'done' : 'failed');
         for (const r of run.steps) {
           const rep = stepReport(r, moveOf(r), probes.get(moveOf(r).vm) ?? null);
           (rep.ok ? report.moved : report.failed).push(rep);
@@ -593,16 +633,20 @@ export class Cluster {
    */
   async place(req: PlaceRequest): Promise<PlaceReport> {
     const t0 = performance.now();
-    const go = async (): Promise<PlaceReport> => {
+    const go = async (signal: AbortSignal | undefined): Promise<PlaceReport> => {
       const p = await this.planPlace(req);
       const report: PlaceReport = { ...p, dryRun: req.dryRun ?? false, ok: p.to !== null && Boolean(req.dryRun), totalMs: 0 };
       if (p.to === null) report.error = { code: 'TIDE_NO_HOST_FITS', message: p.reason };
       if (p.to !== null && !req.dryRun) {
         const plan: Plan = { policy: 'place', time: Date.now() / 1000, hosts: [], notMoved: [], steps: [{ kind: 'place', id: 1, deps: [], vm: req.vm, to: p.to, reason: p.reason, by: 'place' }] };
+        const store = this.store();
+        const planId = store.savePlan(plan, { createdMs: Date.now(), mode: 'place', status: 'running' });
         const run = await runPlan(plan, {
           hypervisor: this.driver, clock: systemClock, migrate: this.migrateOptions('offline', req.settings),
           limits: { maxConcurrent: 1, maxPerHost: 1 },
-        }, req.signal);
+          observer: { onStepStart: (r) => store.saveStepRun(planId, r), onStepEnd: (r) => store.saveStepRun(planId, r) },
+        }, signal);
+        store.setPlanStatus(planId, run.succeeded === 1 ? 'done' : 'failed');
         const r = run.steps[0]!;
         report.ok = r.state === 'succeeded';
         if (r.error) report.error = r.error;
@@ -611,17 +655,16 @@ export class Cluster {
       report.totalMs = Math.round(performance.now() - t0);
       return report;
     };
-    return req.dryRun ? go() : this.locked(`place ${req.vm}`, go);
+    return req.dryRun ? go(req.signal) : this.locked(`tide place ${req.vm}`, req.signal, go);
   }
 
-  /** Runs `fn` holding the cluster lock (one actor per cluster); refused with TIDE_LOCKED. */
-  private async locked<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    const release = await acquireClusterLock(this.config, what);
-    try {
-      return await fn();
-    } finally {
-      release();
-    }
+  /**
+   * Runs `fn` holding the cluster lock (one actor per cluster, in the store): refused with
+   * TIDE_LOCKED naming the holder while another live tide process has it. `fn` gets a signal
+   * that aborts when the lock is lost or `signal` aborts; it hands it to runPlan.
+   */
+  private async locked<T>(command: string, signal: AbortSignal | undefined, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    return withClusterLock(this.store(), currentHolder(command), fn, signal ? { signal } : {});
   }
 
   private async remainingOn(host: string, includeStopped: boolean): Promise<string[]> {
@@ -702,7 +745,3 @@ async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
   return cond();
 }
 
-// TEMPORARY until the store's cluster lock lands (src/store): no lock taken.
-async function acquireClusterLock(_config: TideConfig, _what: string): Promise<() => void> {
-  return () => undefined;
-}

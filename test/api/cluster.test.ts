@@ -1,13 +1,17 @@
 // The cluster API over the FakeDriver: configuration defaults, probe resolution, migration
 // reports (with an in-process probe against a loopback TCP server), evacuation planning and
 // its concurrency limits.
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster } from '../../src/api/cluster.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { TideConfigInput } from '../../src/config/schema.js';
 import { DriverError } from '../../src/drivers/errors.js';
 import { FakeDriver, ManualClock, type FakeDriverOptions } from '../../src/drivers/fake/index.js';
+import { openSqliteStore } from '../../src/store/store.js';
 
 let server: Server;
 let port = 0;
@@ -21,7 +25,7 @@ afterAll(() => new Promise<void>((r) => server.close(() => r())));
 function cluster(fake: FakeDriverOptions, cfg: Partial<TideConfigInput> = {}): { c: Cluster; d: FakeDriver } {
   const d = new FakeDriver(fake);
   const config = parseConfig({ hosts: fake.hosts.map((h) => ({ name: h.name, uri: `test:///${h.name}` })), ...cfg });
-  return { c: Cluster.open(config, { driver: d }), d };
+  return { c: Cluster.open(config, { driver: d, store: openSqliteStore(':memory:') }), d };
 }
 
 const three = (): FakeDriverOptions => ({
@@ -283,5 +287,44 @@ describe('Cluster.place', () => {
     expect(d.callsOf('start')).toHaveLength(0);
     await expect(c.place({ vm: 'fill', intervalMs: 0 })).rejects.toMatchObject({ code: 'TIDE_VM_STATE' });
     await expect(c.place({ vm: 'nope', intervalMs: 0 })).rejects.toMatchObject({ code: 'TIDE_NO_SUCH_VM' });
+  });
+});
+
+describe('the cluster lock', () => {
+  it('a second evacuate (another process’s view of the same store) is refused with who holds it; dry runs and the first go on', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tide-lock-'));
+    try {
+      const clock = new ManualClock();
+      const spec: FakeDriverOptions = {
+        hosts: [{ name: 'a' }, { name: 'b' }, { name: 'c' }],
+        vms: [{ name: 'x', host: 'a' }, { name: 'y', host: 'c' }],
+        clock, migrationMiBps: 100,
+      };
+      const d = new FakeDriver(spec);
+      const config = parseConfig({ hosts: spec.hosts.map((h) => ({ name: h.name, uri: `test:///${h.name}` })), store: { path: join(dir, 'tide.sqlite') } });
+      // Two Cluster objects, each with its own store connection, as two tide processes have.
+      const first = Cluster.open(config, { driver: d, configFile: join(dir, 'tide.json') });
+      const second = Cluster.open(config, { driver: d, configFile: join(dir, 'tide.json') });
+      const running = first.evacuate({ host: 'a', intervalMs: 0 });
+      while (clock.pending === 0) await new Promise((r) => setTimeout(r, 5)); // x is migrating
+      const refused = second.evacuate({ host: 'c', intervalMs: 0 });
+      await expect(refused).rejects.toMatchObject({ code: 'TIDE_LOCKED', message: expect.stringMatching(/cluster locked by tide evacuate a \(pid \d+ on /) });
+      await expect(second.place({ vm: 'x', intervalMs: 0 })).rejects.toMatchObject({ code: 'TIDE_LOCKED' });
+      expect((await second.evacuate({ host: 'c', intervalMs: 0, dryRun: true })).moves).toHaveLength(1); // a dry run changes nothing: no lock
+      const settle = async <T>(p: Promise<T>): Promise<T> => {
+        while (!(await Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5))]))) await clock.advance(500);
+        return p;
+      };
+      expect((await settle(running)).remaining).toEqual([]);
+      expect(d.vm('y')!.host).toBe('c');
+      // released: now the second one may act
+      const r2 = await settle(second.evacuate({ host: 'c', intervalMs: 0 }));
+      expect(r2.moved.map((m) => m.vm)).toEqual(['y']);
+      expect(second.store().listPlans().map((p) => [p.mode, p.status])).toEqual([['evacuate', 'done'], ['evacuate', 'done']]);
+      await first.close();
+      await second.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -60,8 +60,8 @@ export const evacuateCommand: Command = {
     const maxPerHost = values['max-per-host'] === undefined ? undefined : num(values['max-per-host'] as string, '--max-per-host', 1, { min: 1, int: true });
     const intervalMs = num(values['interval-ms'] as string | undefined, '--interval-ms', 1000, { min: 0, int: true });
     const to = (values.to as string | undefined)?.split(',').map((s) => s.trim()).filter(Boolean);
-    const { config } = clusterConfig(values, io);
-    const cluster = Cluster.open(config);
+    const { config, file } = clusterConfig(values, io);
+    const cluster = Cluster.open(config, { configFile: file });
     const log = (e: EvacuateEvent): void => {
       if (values.json) return;
       if (e.type === 'plan') io.out(describePlan(host, e.moves, e.notMoved, e.unreachable));

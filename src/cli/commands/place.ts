@@ -41,8 +41,8 @@ export const placeCommand: Command = {
     const settings = settingsFrom(values);
     const intervalMs = num(values['interval-ms'] as string | undefined, '--interval-ms', 1000, { min: 0, int: true });
     const to = (values.to as string | undefined)?.split(',').map((s) => s.trim()).filter(Boolean);
-    const { config } = clusterConfig(values, io);
-    const cluster = Cluster.open(config);
+    const { config, file } = clusterConfig(values, io);
+    const cluster = Cluster.open(config, { configFile: file });
     try {
       const r = await withInterrupt(io, (signal) => cluster.place({ vm, to, settings, intervalMs, dryRun: Boolean(values['dry-run']), signal }));
       io.out(values.json ? `${JSON.stringify(r)}\n` : describePlace(r));
