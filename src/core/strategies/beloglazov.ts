@@ -209,7 +209,8 @@ export function planBeloglazov(input: ClusterSnapshot, args: BeloglazovArgs, ctx
     exclTarget[cand] = 1;
     const vms = [...s.vmsOn(cand)];
     if (vms.length === 0) continue;
-    if (vms.some((v) => !s.vms[v]!.migratable)) continue;
+    // Also a VM of unknown usage that an overload or maintenance move brought here.
+    if (vms.some((v) => !s.vms[v]!.migratable || s.vms[v]!.usage === 'unknown')) continue;
     vms.sort(byDemandDesc);
     const targets = candidates().filter((h) => !exclTarget[h]);
     const mark = s.mark();

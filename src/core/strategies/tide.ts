@@ -339,7 +339,8 @@ export function planTide(input: ClusterSnapshot, args: TideArgs, ctx: PlanContex
     const cap = s.capMips[h]!;
     const goal = args.targetUtil * cap;
     for (;;) {
-      const vms = s.vmsOn(h).filter((v) => s.vms[v]!.migratable);
+      // Relief never picks a VM whose usage is a guess; maintenance moves every VM.
+      const vms = s.vmsOn(h).filter((v) => s.vms[v]!.migratable && (host.maintenance || s.vms[v]!.usage !== 'unknown'));
       if (vms.length === 0) break;
       const done = host.maintenance ? s.isEmpty(h) : peak(h) <= goal && s.reqMips[h]! <= cap;
       if (done) break;
@@ -465,7 +466,7 @@ export function planTide(input: ClusterSnapshot, args: TideArgs, ctx: PlanContex
           if (free >= need) continue;
           for (const w of s.vmsOn(r)) {
             const wm = s.vms[w]!.memReservedMiB;
-            if (wm >= need || free + wm < need || !s.vms[w]!.migratable || inCooldown(w)) continue;
+            if (wm >= need || free + wm < need || !s.vms[w]!.migratable || inCooldown(w) || s.vms[w]!.usage === 'unknown') continue;
             if (++tries > 256) return null;
             const mark = s.mark();
             s.move(w, -1);
@@ -523,7 +524,8 @@ export function planTide(input: ClusterSnapshot, args: TideArgs, ctx: PlanContex
       if (failures >= args.maxFailedEvacuations && nh > args.exhaustiveUpTo) break;
       if (s.isEmpty(cand)) continue;
       const vms = [...s.vmsOn(cand)];
-      if (vms.some((v) => !s.vms[v]!.migratable || inCooldown(v))) continue;
+      // Also a VM of unknown usage that an earlier move of this plan brought here.
+      if (vms.some((v) => !s.vms[v]!.migratable || inCooldown(v) || s.vms[v]!.usage === 'unknown')) continue;
       vms.sort((a, b) => size(b) - size(a) || a - b);
       excluded[cand] = 1;
       const mark = s.mark();
