@@ -229,6 +229,10 @@ export class SimDriver implements HypervisorDriver, PowerDriver {
     return (await this.listVms()).filter((v) => v.host === host);
   }
 
+  /**
+   * The simulator knows every VM's demand exactly (its trace, no counters to difference), so
+   * no rate is ever unknown here, also right after a migration: nothing is null.
+   */
   async sample(): Promise<{ hosts: HostUsage[]; vms: VmUsage[] }> {
     this.check();
     this.meter();
