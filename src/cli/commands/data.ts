@@ -1,4 +1,4 @@
-import { DataError, fetchPlanetlab, isDayVerified, PLANETLAB_SOURCE, planetlabCacheDir, planetlabDays } from '../../data/index.js';
+import { DataError, fetchPlanetlab, isDayVerified, PLANETLAB_SOURCE, planetlabCacheDir, planetlabDays } from '../../api/data.js';
 import { num, parse, progressBar } from '../args.js';
 import { UsageError, type Command } from '../io.js';
 
