@@ -72,7 +72,8 @@ const STALE_ROUNDS = 5;
 
 export class Controller {
   /**
-   * Fresh samples per VM name, oldest first (at most HISTORY each): CPU MIPS, memory MiB, disk
+   * Fresh samples per VM name, oldest first (at most HISTORY each): CPU as a share of the VM's
+   * size (0..1, so a change of the vCPU baseline does not distort the past), memory MiB, disk
    * and network bytes/s; atSec: time of the newest; seenSec: when the VM was last listed.
    */
   private readonly history = new Map<string, { cpu: number[]; mem: number[]; disk: number[]; net: number[]; atSec: number; seenSec: number }>();
@@ -141,38 +142,39 @@ export class Controller {
       const last = (series: number[]): number | undefined => series[series.length - 1];
       const pair = (a: number | null | undefined, b: number | null | undefined): number | null => (a == null || b == null ? null : a + b);
       let quality: UsageQuality;
-      let cpuMips: number;
       let disk: number;
       let net: number;
+      let share: number;
       if (u?.cpuPct != null) {
         quality = 'fresh';
-        cpuMips = (u.cpuPct / 100) * size;
+        share = u.cpuPct / 100;
         // A single rate unknown (its counter restarted) carries its last value.
         disk = pair(u.diskReadBytesPerSec, u.diskWriteBytesPerSec) ?? last(hist.disk) ?? 0;
         net = pair(u.netRxBytesPerSec, u.netTxBytesPerSec) ?? last(hist.net) ?? 0;
       } else if (v.state !== 'running' && v.state !== 'paused') {
         // Not running: it uses no CPU or I/O, and that is known without a sample.
         quality = 'fresh';
-        cpuMips = 0;
+        share = 0;
         disk = 0;
         net = 0;
       } else if (hist.cpu.length > 0 && nowSec - hist.atSec <= STALE_ROUNDS * this.deps.intervalSec) {
         quality = 'stale';
-        cpuMips = last(hist.cpu)!;
+        share = last(hist.cpu)!;
         disk = last(hist.disk) ?? 0;
         net = last(hist.net) ?? 0;
       } else {
         // Never measured (or too long ago): pessimistic CPU for capacity checks; I/O has no
         // natural bound and counts as 0 (the planner does not consolidate such a VM anyway).
         quality = 'unknown';
-        cpuMips = size;
+        share = 1;
         disk = 0;
         net = 0;
       }
+      const cpuMips = share * size;
       // Memory in use is a level, known from any sample; else the last known, else all of it.
       const memMiB = u?.memUsedMiB ?? (quality === 'stale' ? last(hist.mem) : undefined) ?? v.memMiB;
       if (quality === 'fresh') {
-        for (const [series, x] of [[hist.cpu, cpuMips], [hist.mem, memMiB], [hist.disk, disk], [hist.net, net]] as const) {
+        for (const [series, x] of [[hist.cpu, share], [hist.mem, memMiB], [hist.disk, disk], [hist.net, net]] as const) {
           series.push(x);
           if (series.length > HISTORY) series.shift();
         }
@@ -181,7 +183,7 @@ export class Controller {
       vms.push({
         id: v.name, host: v.host, vcpus: v.vcpus, mipsPerVcpu: baseline, memMiB: v.memMiB, memReservedMiB: v.memMiB,
         demand: { cpuMips, memMiB, diskBytesPerSec: disk, netBytesPerSec: net },
-        cpuHistoryMips: [...hist.cpu], memHistoryMiB: [...hist.mem], diskHistoryBytesPerSec: [...hist.disk], netHistoryBytesPerSec: [...hist.net],
+        cpuHistoryMips: hist.cpu.map((x) => x * size), memHistoryMiB: [...hist.mem], diskHistoryBytesPerSec: [...hist.disk], netHistoryBytesPerSec: [...hist.net],
         tags: [], lastMigratedAt: this.lastMigrated.get(v.name),
         migratable: v.state === 'running' && !pinned.has(v.name),
         ...(quality === 'fresh' ? {} : { usage: quality }),

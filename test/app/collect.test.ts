@@ -109,6 +109,18 @@ describe('collect: VMs without a fresh sample', () => {
     expect(next.vms[0]!.cpuHistoryMips).toEqual([300, 300, 600]);
   });
 
+  it('history is kept as a share of the VM, so a new vCPU baseline (the slow host went dark) rescales the past too', async () => {
+    const { c, d, clock } = controller({ hosts: [{ name: 'a', cpuMhz: 2000 }, { name: 'slow', cpuMhz: 1000 }], vms: [{ name: 'vm1', host: 'a', cpuPct: 50 }] });
+    await c.collect();
+    await clock.advance(INTERVAL * 1000);
+    expect((await c.collect()).vms[0]!.cpuHistoryMips).toEqual([500]);
+    d.setHostUp('slow', false);
+    await clock.advance(INTERVAL * 1000);
+    const s = await c.collect();
+    expect(s.vms[0]!.mipsPerVcpu).toBe(2000);
+    expect(s.vms[0]!.cpuHistoryMips).toEqual([1000, 1000]);
+  });
+
   it('a stale value stands in for a few rounds only, then the VM is unknown again', async () => {
     const { c, d, clock } = controller({ hosts: [{ name: 'a', cpuMhz: 1000 }], vms: [{ name: 'vm1', host: 'a', cpuPct: 30 }] });
     await c.collect();
