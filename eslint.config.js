@@ -1,5 +1,5 @@
 // Lint is part of `npm test`: any warning fails the build (--max-warnings 0).
-// The architecture rules below keep the core pure (DEVELOPERS.md, principle 2) and the
+// The architecture rules below keep the core pure (CONTRIBUTING.md, architecture point 2) and the
 // libvirt RPC client independent of the rest of Tide.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
@@ -8,12 +8,12 @@ import { builtinModules } from 'node:module';
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 
 /** Layers the pure core must never reach into. */
-const impureLayers = ['drivers', 'store', 'executor', 'sim', 'libvirt', 'lab', 'api', 'cli', 'daemon', 'config'];
+const impureLayers = ['drivers', 'store', 'executor', 'sim', 'libvirt', 'lab', 'api', 'cli', 'daemon', 'config', 'data'];
 
 export const coreRules = {
   'no-restricted-imports': ['error', {
     paths: [
-      ...nodeBuiltins.map((name) => ({ name, message: 'core is pure: no node:* imports (DEVELOPERS.md, principle 2).' })),
+      ...nodeBuiltins.map((name) => ({ name, message: 'core is pure: no node:* imports (CONTRIBUTING.md, architecture point 2).' })),
       { name: 'better-sqlite3', message: 'core is pure: no store.' },
       { name: 'ssh2', message: 'core is pure: no transport.' },
     ],
