@@ -130,6 +130,8 @@ export interface PreflightCheck {
   ok: boolean;
   code?: string;
   reason: string;
+  /** Passed without proof either way (e.g. storage: cannot tell whether it is shared); the reason says who decides. */
+  verdict?: 'unknown';
 }
 
 /**

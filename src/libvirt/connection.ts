@@ -32,6 +32,8 @@ import {
   VIR_DRV_FEATURE_PROGRAM_KEEPALIVE,
   procs,
   type Domain,
+  type StoragePoolRef,
+  type StorageVolRef,
   type ProcArgs,
   type ProcDef,
   type ProcName,
@@ -409,6 +411,46 @@ export class LibvirtConnection extends EventEmitter<LibvirtConnectionEvents> {
 
   async lookupDomainByUuid(uuid: string): Promise<Domain> {
     return (await this.call('DOMAIN_LOOKUP_BY_UUID', { uuid })).dom;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Storage (look-ups; a refresh rescans a pool's target so new files become volumes)
+  // -------------------------------------------------------------------------------------------
+
+  /** Storage pools matching VIR_CONNECT_LIST_STORAGE_POOLS_* flags (0 = all). */
+  async listAllStoragePools(flags = 0): Promise<StoragePoolRef[]> {
+    return (await this.call('CONNECT_LIST_ALL_STORAGE_POOLS', { need_results: 1, flags })).pools;
+  }
+
+  async lookupStoragePoolByName(name: string): Promise<StoragePoolRef> {
+    return (await this.call('STORAGE_POOL_LOOKUP_BY_NAME', { name })).pool;
+  }
+
+  /** { state: VIR_STORAGE_POOL_STATE, capacity/allocation/available in bytes } */
+  async getStoragePoolInfo(pool: StoragePoolRef): Promise<{ state: number; capacityBytes: bigint; allocationBytes: bigint; availableBytes: bigint }> {
+    const r = await this.call('STORAGE_POOL_GET_INFO', { pool });
+    return { state: r.state, capacityBytes: r.capacity, allocationBytes: r.allocation, availableBytes: r.available };
+  }
+
+  async getStoragePoolXml(pool: StoragePoolRef, flags = 0): Promise<string> {
+    return (await this.call('STORAGE_POOL_GET_XML_DESC', { pool, flags })).xml;
+  }
+
+  async refreshStoragePool(pool: StoragePoolRef): Promise<void> {
+    await this.call('STORAGE_POOL_REFRESH', { pool, flags: 0 });
+  }
+
+  async lookupStorageVolByName(pool: StoragePoolRef, name: string): Promise<StorageVolRef> {
+    return (await this.call('STORAGE_VOL_LOOKUP_BY_NAME', { pool, name })).vol;
+  }
+
+  /** The volume of any active pool whose path (or key) is `path`; VIR_ERR_NO_STORAGE_VOL when none. */
+  async lookupStorageVolByPath(path: string): Promise<StorageVolRef> {
+    return (await this.call('STORAGE_VOL_LOOKUP_BY_PATH', { path })).vol;
+  }
+
+  async getStorageVolXml(vol: StorageVolRef, flags = 0): Promise<string> {
+    return (await this.call('STORAGE_VOL_GET_XML_DESC', { vol, flags })).xml;
   }
 
   async getDomainXml(ref: DomainRef, flags = 0): Promise<string> {

@@ -237,3 +237,9 @@ export const VIR_NODE_CPU_STATS_ALL_CPUS = -1;
 export const VIR_NODE_MEMORY_STATS_ALL_CELLS = -1;
 /** virConnectFlags for CONNECT_OPEN */
 export const VIR_CONNECT = { RO: 1 << 0, NO_ALIASES: 1 << 1 } as const;
+
+/** virConnectListAllStoragePools flags (VIR_CONNECT_LIST_STORAGE_POOLS_*), the state filters. */
+export const VIR_CONNECT_LIST_STORAGE_POOLS = { INACTIVE: 1 << 0, ACTIVE: 1 << 1 } as const;
+
+/** virStoragePoolState */
+export const VIR_STORAGE_POOL_STATE = { INACTIVE: 0, BUILDING: 1, RUNNING: 2, DEGRADED: 3, INACCESSIBLE: 4 } as const;

@@ -25,7 +25,7 @@ export type { CallOptions, KeepaliveOptions, RpcClientOptions } from './rpc.js';
 export { PacketDecoder, encodePacket } from './packet.js';
 export type { Packet } from './packet.js';
 export { procs, REMOTE_PROGRAM, KEEPALIVE_PROGRAM, MessageType, MessageStatus, uuidToString, uuidFromString } from './protocol.js';
-export type { Domain, ProcArgs, ProcName, ProcRet, MessageHeader } from './protocol.js';
+export type { Domain, ProcArgs, ProcName, ProcRet, MessageHeader, StoragePoolRef, StorageVolRef } from './protocol.js';
 export { tp, decodeTypedParams, encodeTypedParams } from './typed-params.js';
 export type { TypedParams, TypedParamScalar, TypedValue } from './typed-params.js';
 export { parseLibvirtUri, LibvirtUriError, DEFAULT_PORTS } from './uri.js';

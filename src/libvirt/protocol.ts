@@ -52,6 +52,7 @@ const NODE_MEMORY_STATS_MAX = 16;
 const AUTH_TYPE_LIST_MAX = 20;
 const GET_ALL_DOMAIN_STATS_MAX = 262144;
 const TYPED_PARAMS_MAX = 2048;
+const STORAGE_POOL_LIST_MAX = 4096;
 
 export const nonnullString = xdr.string(STRING_MAX);
 export const optString = xdr.optional(nonnullString);
@@ -77,6 +78,11 @@ export const nonnullDomain = xdr.struct({ name: nonnullString, uuid, id: xdr.int
 export type Domain = Infer<typeof nonnullDomain>;
 const optDomain = xdr.optional(nonnullDomain);
 const nonnullNetwork = xdr.struct({ name: nonnullString, uuid });
+/** remote_nonnull_storage_pool / remote_nonnull_storage_vol */
+export const nonnullStoragePool = xdr.struct({ name: nonnullString, uuid });
+export type StoragePoolRef = Infer<typeof nonnullStoragePool>;
+export const nonnullStorageVol = xdr.struct({ pool: nonnullString, name: nonnullString, key: nonnullString });
+export type StorageVolRef = Infer<typeof nonnullStorageVol>;
 
 /** remote_error: the body of every REPLY with status ERROR. */
 export const remoteError = xdr.struct({
@@ -190,6 +196,23 @@ export const procs = {
   DOMAIN_IS_ACTIVE: proc('DOMAIN_IS_ACTIVE', 150, domOnly, xdr.struct({ active: I })),
   DOMAIN_IS_PERSISTENT: proc('DOMAIN_IS_PERSISTENT', 151, domOnly, xdr.struct({ persistent: I })),
   DOMAIN_GET_AUTOSTART: proc('DOMAIN_GET_AUTOSTART', 15, domOnly, xdr.struct({ autostart: I })),
+
+  // --- storage (read-only look-ups for the storage pre-flight, plus a pool refresh) -----------
+  CONNECT_LIST_ALL_STORAGE_POOLS: proc('CONNECT_LIST_ALL_STORAGE_POOLS', 281, xdr.struct({ need_results: I, flags: U }),
+    xdr.struct({ pools: xdr.array(nonnullStoragePool, STORAGE_POOL_LIST_MAX), ret: U })),
+  STORAGE_POOL_LOOKUP_BY_NAME: proc('STORAGE_POOL_LOOKUP_BY_NAME', 84, xdr.struct({ name: nonnullString }), xdr.struct({ pool: nonnullStoragePool })),
+  STORAGE_POOL_REFRESH: proc('STORAGE_POOL_REFRESH', 83, xdr.struct({ pool: nonnullStoragePool, flags: U }), V),
+  STORAGE_POOL_GET_INFO: proc('STORAGE_POOL_GET_INFO', 87, xdr.struct({ pool: nonnullStoragePool }), xdr.struct({
+    state: U, // "unsigned char": 4 bytes on the wire
+    capacity: xdr.uhyper,
+    allocation: xdr.uhyper,
+    available: xdr.uhyper,
+  })),
+  STORAGE_POOL_GET_XML_DESC: proc('STORAGE_POOL_GET_XML_DESC', 88, xdr.struct({ pool: nonnullStoragePool, flags: U }), xdr.struct({ xml: nonnullString })),
+  STORAGE_VOL_LOOKUP_BY_NAME: proc('STORAGE_VOL_LOOKUP_BY_NAME', 95, xdr.struct({ pool: nonnullStoragePool, name: nonnullString }),
+    xdr.struct({ vol: nonnullStorageVol })),
+  STORAGE_VOL_LOOKUP_BY_PATH: proc('STORAGE_VOL_LOOKUP_BY_PATH', 97, xdr.struct({ path: nonnullString }), xdr.struct({ vol: nonnullStorageVol })),
+  STORAGE_VOL_GET_XML_DESC: proc('STORAGE_VOL_GET_XML_DESC', 99, xdr.struct({ vol: nonnullStorageVol, flags: U }), xdr.struct({ xml: nonnullString })),
 
   // --- stats ----------------------------------------------------------------------------------
   CONNECT_GET_ALL_DOMAIN_STATS: proc('CONNECT_GET_ALL_DOMAIN_STATS', 344, xdr.struct({

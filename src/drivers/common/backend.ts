@@ -10,6 +10,7 @@
  */
 import type { HostConfig } from '../../config/schema.js';
 import type { VmState } from '../hypervisor.js';
+import type { StoragePoolFacts, StorageVolumeFacts, VolumeRef } from './storage.js';
 
 export interface HostFacts {
   uuid: string;
@@ -115,6 +116,17 @@ export interface HostBackend {
   abortJob(vm: string): Promise<void>;
   /** Push notifications during a migration (RPC only); absent: the engine polls job stats. */
   watchMigration?(vm: string, w: MigrationWatch): Promise<() => Promise<void>>;
+  /**
+   * Storage pre-flight (storage.ts). Optional: a backend without them makes the storage check
+   * report "cannot tell". Every storage pool of the host (active or not) with its type,
+   * target path and network source.
+   */
+  storagePools?(): Promise<StoragePoolFacts[]>;
+  /**
+   * One volume, by pool and name or by path; null when libvirt has no such volume (or pool).
+   * `refreshPool`: rescan that pool first, so a file created since its last refresh is seen.
+   */
+  storageVolume?(ref: VolumeRef, o?: { refreshPool?: string }): Promise<StorageVolumeFacts | null>;
   start(vm: string): Promise<void>;
   shutdown(vm: string): Promise<void>;
   destroy(vm: string): Promise<void>;

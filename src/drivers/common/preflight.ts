@@ -8,7 +8,10 @@
  *   not-same-host     source ≠ target (by name and by host UUID)         → TIDE_PREFLIGHT_FAILED
  *   vm-state          the mode fits the VM's state; no job is running    → TIDE_PREFLIGHT_FAILED
  *   cpu-compatible    the target can run the guest's CPU model           → TIDE_PREFLIGHT_FAILED
- *   storage           local disks: copied, or assumed shared (see below) → TIDE_PREFLIGHT_FAILED
+ *   storage           local disks: copied, shared, or not provably either  → TIDE_PREFLIGHT_FAILED
+ *                     (storage.ts: evidence from both hosts' storage pools. Proof that the
+ *                     target cannot see a disk fails; no proof either way passes with
+ *                     verdict 'unknown' and says so: libvirt's own check then decides)
  *   memory            target has the VM's memory free, without overcommit → TIDE_PREFLIGHT_FAILED
  *   name-clash        no other domain of that name on the target        → TIDE_PREFLIGHT_FAILED
  *
@@ -18,6 +21,7 @@
 import type { MigrateOptions, MigrationMode, PreflightCheck, VmState } from '../hypervisor.js';
 import type { DriverErrorCode } from '../errors.js';
 import type { CpuCompare } from './backend.js';
+import { judgeDisk, type StorageFacts } from './storage.js';
 import type { DiskFacts } from './xml.js';
 
 export interface PreflightFacts {
@@ -43,6 +47,11 @@ export interface PreflightFacts {
   cpu: CpuCompare | null;
   /** Disks whose data lives on the source host (see xml.ts localDisks). */
   localDisks: DiskFacts[] | null;
+  /**
+   * What both hosts' storage pools show for those disks (storage.ts gatherStorage); absent or
+   * null: not gathered, and the storage check says "cannot tell".
+   */
+  storage?: StorageFacts | null;
 }
 
 export const PREFLIGHT_ORDER: PreflightCheck['check'][] = [
@@ -109,12 +118,29 @@ export function evaluatePreflight(f: PreflightFacts, opts: Pick<MigrateOptions, 
   else {
     const disks = f.localDisks;
     const names = disks.map((d) => `${d.dev} (${d.source})`).join(', ');
+    const from = f.source?.name ?? 'the source';
     if (disks.length === 0) add('storage', true, 'no local disks');
     else if (opts.copyStorage && f.mode === 'offline') add('storage', false, `offline mode cannot copy storage (${names}); use live or suspend mode`);
     else if (opts.copyStorage) add('storage', true, `copies ${names} to ${f.to} (the target needs a storage pool or an existing file at the same path)`);
-    else if (f.mode === 'offline') add('storage', true, `offline: ${names} must be visible on ${f.to} at the same path before it starts there`);
-    else if (opts.unsafe) add('storage', true, `unsafe: ${names} assumed shared with ${f.to}`);
-    else add('storage', true, `${names} must be on shared storage (libvirt refuses otherwise when the migration starts; use --copy-storage)`);
+    else {
+      const judged = disks.map((d) => {
+        const facts = f.storage && 'disks' in f.storage ? f.storage.disks.find((x) => x.dev === d.dev) : undefined;
+        const j = f.storage && 'unavailable' in f.storage ? { verdict: 'unknown' as const, why: f.storage.unavailable } : judgeDisk(d, facts, from, f.to);
+        return { d, ...j, text: `${d.dev} (${d.source}): ${j.why}` };
+      });
+      const bad = judged.filter((j) => j.verdict === 'not-shared');
+      const unknown = judged.filter((j) => j.verdict === 'unknown');
+      const offline = f.mode === 'offline' ? `; offline: the disks must be visible on ${f.to} at the same path before it starts there` : '';
+      if (bad.length) {
+        add('storage', false, `not on shared storage with ${f.to}: ${bad.map((j) => j.text).join('; ')}${f.mode === 'offline' ? '' : '; use --copy-storage'}`);
+      } else if (unknown.length) {
+        const facts = !f.storage ? `${f.to} was not asked about its storage` : unknown.map((j) => j.text).join('; ');
+        const decides = opts.unsafe
+          ? 'unsafe: assumed shared, and libvirt\'s own check is off (--unsafe)'
+          : f.mode === 'offline' ? 'nothing checks it before the VM starts there' : 'libvirt\'s own check decides when the migration starts (use --copy-storage for local disks)';
+        out.push({ check: 'storage', ok: true, verdict: 'unknown', reason: `cannot tell whether the disks are on shared storage: ${facts}; ${decides}${offline}` });
+      } else add('storage', true, `on storage shared with ${f.to}: ${judged.map((j) => j.text).join('; ')}`);
+    }
   }
 
   // memory

@@ -12,7 +12,7 @@
 import type { HostConfig } from '../../config/schema.js';
 import {
   LibvirtConnection, LibvirtError, VIR_CONNECT_GET_ALL_DOMAINS_STATS, VIR_CONNECT_LIST_DOMAINS, VIR_CPU_COMPARE, VIR_DOMAIN_JOB_STATS,
-  VIR_DOMAIN_STATS, VIR_ERR, type ConnectOptions, type EventSubscription, type TypedParams,
+  VIR_DOMAIN_STATS, VIR_ERR, VIR_STORAGE_POOL_STATE, type ConnectOptions, type EventSubscription, type TypedParams,
 } from '../../libvirt/index.js';
 import { DriverError, type DriverErrorCode } from '../errors.js';
 import {
@@ -20,6 +20,7 @@ import {
   type MigrateCall, type MigrationWatch,
 } from '../common/backend.js';
 import { hostCpuFromStats, hostMemFromStats, vmCountersFromStats } from '../common/usage.js';
+import { parsePoolXml, parseVolumeXml, type StoragePoolFacts, type StorageVolumeFacts, type VolumeRef } from '../common/storage.js';
 import { cpuSummary, hostCpuModel, hostUuid } from '../common/xml.js';
 
 export type ErrorContext = 'inventory' | 'migrate' | 'power';
@@ -237,6 +238,36 @@ export class RpcBackend implements HostBackend {
       }
       return { result: 'unknown', reason: (e as Error).message };
     }
+  }
+
+  async storagePools(): Promise<StoragePoolFacts[]> {
+    return this.run('inventory', 'storage pools', async (c) => {
+      const pools = await Promise.all((await c.listAllStoragePools(0)).map(async (p) => {
+        try {
+          const [info, xml] = await Promise.all([c.getStoragePoolInfo(p), c.getStoragePoolXml(p)]);
+          return parsePoolXml(xml, info.state === VIR_STORAGE_POOL_STATE.RUNNING);
+        } catch (e) {
+          if (e instanceof LibvirtError && e.code === VIR_ERR.NO_STORAGE_POOL) return null; // undefined meanwhile
+          throw e;
+        }
+      }));
+      return pools.filter((p): p is StoragePoolFacts => p !== null);
+    });
+  }
+
+  async storageVolume(ref: VolumeRef, o: { refreshPool?: string } = {}): Promise<StorageVolumeFacts | null> {
+    const what = 'path' in ref ? ref.path : `${ref.pool}/${ref.name}`;
+    return this.run('inventory', `storage volume ${what}`, async (c) => {
+      const missing = (e: unknown): boolean => e instanceof LibvirtError && (e.code === VIR_ERR.NO_STORAGE_VOL || e.code === VIR_ERR.NO_STORAGE_POOL);
+      try {
+        if (o.refreshPool !== undefined) await c.refreshStoragePool(await c.lookupStoragePoolByName(o.refreshPool));
+        const vol = 'path' in ref ? await c.lookupStorageVolByPath(ref.path) : await c.lookupStorageVolByName(await c.lookupStoragePoolByName(ref.pool), ref.name);
+        return parseVolumeXml(await c.getStorageVolXml(vol), vol.pool);
+      } catch (e) {
+        if (missing(e)) return null;
+        throw e;
+      }
+    });
   }
 
   async migrate(vm: string, call: MigrateCall): Promise<void> {

@@ -20,6 +20,7 @@ import {
   type MigrateCall,
 } from '../common/backend.js';
 import { hostCpuFromStats, hostMemFromStats, vmCountersFromStats } from '../common/usage.js';
+import { parsePoolXml, parseVolumeXml, type StoragePoolFacts, type StorageVolumeFacts, type VolumeRef } from '../common/storage.js';
 import { hostCpuModel, hostUuid } from '../common/xml.js';
 import {
   classifyVirshError, kib, parseDomstats, parseKeyValues, parseNames, parseNodeStats, parseRawJob, parseUuidNames, stateCodeOf,
@@ -77,6 +78,14 @@ export function migrateArgv(vm: string, call: MigrateCall): string[] {
   if (p['bandwidth.postcopy'] !== undefined) a.push('--postcopy-bandwidth', String(p['bandwidth.postcopy']));
   a.push('--domain', vm, '--desturi', call.dest.peerUri ?? call.dest.uri);
   return a;
+}
+
+/** virsh's messages for a pool or volume libvirt does not know. */
+const NOT_FOUND = /Storage (pool|volume) not found|failed to get (pool|vol) /;
+
+function asDriverError(e: unknown, host: string, what: string): DriverError {
+  if (e instanceof DriverError) return e;
+  return new DriverError('TIDE_HOST_UNREACHABLE', `${host}: ${what}: ${(e as Error)?.message ?? String(e)}`, { host }, { cause: e });
 }
 
 export class VirshBackend implements HostBackend {
@@ -142,7 +151,12 @@ export class VirshBackend implements HostBackend {
       this.ok(['nodememstats'], 'TIDE_HOST_UNREACHABLE', 'nodememstats'),
     ]);
     const ni = parseKeyValues(nodeinfo);
-    const cpu = hostCpuModel(caps);
+    let cpu: ReturnType<typeof hostCpuModel>;
+    try {
+      cpu = hostCpuModel(caps);
+    } catch (e) {
+      throw new DriverError('TIDE_HOST_UNREACHABLE', `${this.config.name}: capabilities: ${(e as Error).message}`, { host: this.config.name }, { cause: e });
+    }
     const total = parseNodeStats(mem).total;
     this.facts = {
       uuid: hostUuid(caps) ?? '',
@@ -261,6 +275,41 @@ export class VirshBackend implements HostBackend {
       return { result: 'unknown', reason: virshErrorMessage(r.stderr) || r.stdout.trim() || `virsh exited with ${r.code}` };
     } finally {
       await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  async storagePools(): Promise<StoragePoolFacts[]> {
+    const names = parseNames(await this.ok(['pool-list', '--all', '--name'], 'TIDE_HOST_UNREACHABLE', 'pool-list'));
+    const pools = await Promise.all(names.map(async (name) => {
+      try {
+        const [info, xml] = await Promise.all([
+          this.ok(['pool-info', '--pool', name], 'TIDE_HOST_UNREACHABLE', `pool-info ${name}`),
+          this.ok(['pool-dumpxml', '--pool', name], 'TIDE_HOST_UNREACHABLE', `pool-dumpxml ${name}`),
+        ]);
+        return parsePoolXml(xml, parseKeyValues(info).State === 'running');
+      } catch (e) {
+        if (e instanceof DriverError && NOT_FOUND.test(e.message)) return null; // undefined meanwhile
+        throw asDriverError(e, this.config.name, `storage pool ${name}`);
+      }
+    }));
+    return pools.filter((p): p is StoragePoolFacts => p !== null);
+  }
+
+  async storageVolume(ref: VolumeRef, o: { refreshPool?: string } = {}): Promise<StorageVolumeFacts | null> {
+    const what = 'path' in ref ? ref.path : `${ref.pool}/${ref.name}`;
+    try {
+      if (o.refreshPool !== undefined) await this.ok(['pool-refresh', '--pool', o.refreshPool], 'TIDE_HOST_UNREACHABLE', `pool-refresh ${o.refreshPool}`);
+      if ('path' in ref) {
+        const [xml, pool] = await Promise.all([
+          this.ok(['vol-dumpxml', '--vol', ref.path], 'TIDE_HOST_UNREACHABLE', `vol-dumpxml ${what}`),
+          this.ok(['vol-pool', '--vol', ref.path], 'TIDE_HOST_UNREACHABLE', `vol-pool ${what}`),
+        ]);
+        return parseVolumeXml(xml, pool.trim());
+      }
+      return parseVolumeXml(await this.ok(['vol-dumpxml', '--pool', ref.pool, '--vol', ref.name], 'TIDE_HOST_UNREACHABLE', `vol-dumpxml ${what}`), ref.pool);
+    } catch (e) {
+      if (e instanceof DriverError && NOT_FOUND.test(e.message)) return null;
+      throw asDriverError(e, this.config.name, `storage volume ${what}`);
     }
   }
 
