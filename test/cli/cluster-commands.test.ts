@@ -4,8 +4,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { EvacuateReport } from '../../src/api/cluster.js';
 import { FakeDriver } from '../../src/drivers/fake/index.js';
 import { setDriverFactory } from '../../src/drivers/index.js';
+import { currentHolder, storePathFor } from '../../src/store/lock.js';
+import { openSqliteStore } from '../../src/store/store.js';
 import { runCli } from '../helpers/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'tide-cli-cluster-'));
@@ -43,11 +46,30 @@ describe('tide hosts / vms', () => {
   it('vms --host filters; --json has usage per VM', async () => {
     const j = await runCli(['--config', cfg, 'vms', '--host', 'a', '--json', '--interval-ms', '0']);
     expect(j.code).toBe(0);
-    const vms = JSON.parse(j.out) as { name: string; host: string; usage: { cpuPct: number } }[];
+    const { vms, unreachable } = JSON.parse(j.out) as { vms: { name: string; host: string; usage: { cpuPct: number } }[]; unreachable: unknown[] };
+    expect(unreachable).toEqual([]);
     expect(vms.map((v) => v.name)).toEqual(['vm1', 'vm2']);
     expect(vms[0]!.usage.cpuPct).toBe(40);
     const bad = await runCli(['--config', cfg, 'vms', '--host', 'zz']);
     expect(bad.code).toBe(2);
+  });
+
+  it('a host that does not answer is reported with its reason: hosts (table and --json), vms (warning and --json)', async () => {
+    fake.setHostUp('b', false);
+    const t = await runCli(['--config', cfg, 'hosts', '--interval-ms', '0']);
+    expect(t.code).toBe(1);
+    expect(t.out).toMatch(/^b\s+NO/m);
+    expect(t.out).toContain('b does not answer: b does not answer');
+    const j = await runCli(['--config', cfg, 'hosts', '--json', '--interval-ms', '0']);
+    expect(j.code).toBe(1);
+    expect((JSON.parse(j.out) as { name: string; up: boolean; reason?: string }[]).map((h) => [h.name, h.up, h.reason])).toEqual([['a', true, undefined], ['b', false, 'b does not answer']]);
+    const v = await runCli(['--config', cfg, 'vms', '--interval-ms', '0']);
+    expect(v.code).toBe(1);
+    expect(v.err).toContain('warning: b could not be asked, its VMs are not listed: b does not answer');
+    expect(v.out).not.toMatch(/^vm3/m);
+    const vj = await runCli(['--config', cfg, 'vms', '--json', '--interval-ms', '0']);
+    expect(vj.code).toBe(1);
+    expect(JSON.parse(vj.out)).toMatchObject({ vms: [{ name: 'vm1' }, { name: 'vm2' }], unreachable: [{ host: 'b', reason: 'b does not answer' }] });
   });
 
   it('without a configuration it is a usage error', async () => {
@@ -86,7 +108,7 @@ describe('tide migrate', () => {
     expect(JSON.parse(j.out)).toMatchObject({ ok: false, error: { code: 'TIDE_NO_SUCH_HOST' } });
     expect((await runCli(['--config', cfg, 'migrate', 'vm1'])).code).toBe(2);
     expect((await runCli(['--config', cfg, 'migrate', 'vm1', '--to', 'b', '--mode', 'teleport'])).code).toBe(2);
-    expect((await runCli(['--config', cfg, 'migrate', 'vm1', '--to', 'b', '--probe', 'auto'])).code).toBe(1); // no probe configured
+    expect((await runCli(['--config', cfg, 'migrate', 'vm1', '--to', 'b', '--probe', 'auto'])).code).toBe(2); // no probe configured: an input error
     // only the two well-formed requests reached the driver (and were refused there)
     expect(fake.callsOf('migrate').map((c) => c.args[0])).toEqual(['nope', 'vm1']);
     expect(fake.vm('vm1')!.host).toBe('a');
@@ -114,16 +136,78 @@ describe('tide migrate', () => {
 
 describe('tide evacuate', () => {
   it('empties the host and says so; exit 1 when something is left', async () => {
-    const r = await runCli(['--config', cfg, 'evacuate', 'a', '--json']);
+    const r = await runCli(['--config', cfg, 'evacuate', 'a', '--json', '--interval-ms', '0']);
     expect(r.code).toBe(0);
-    const o = JSON.parse(r.out) as { moved: { vm: string; to: string }[]; remaining: string[] };
+    const o = JSON.parse(r.out) as EvacuateReport;
     expect(o.moved.map((m) => m.vm).sort()).toEqual(['vm1', 'vm2']);
     expect(o.remaining).toEqual([]);
+    for (const k of ['host', 'dryRun', 'moves', 'moved', 'failed', 'skipped', 'notMoved', 'unreachable', 'remaining', 'totalMs']) expect(o).toHaveProperty(k);
+    expect(o.moves.every((m) => /a is being evacuated; best target b fits/.test(m.reason))).toBe(true);
     fake.inject({ method: 'migrate', vm: 'vm3', code: 'TIDE_MIGRATION_FAILED' });
-    const f = await runCli(['--config', cfg, 'evacuate', 'b']);
+    const f = await runCli(['--config', cfg, 'evacuate', 'b', '--interval-ms', '0']);
     expect(f.code).toBe(1);
     expect(f.out).toMatch(/FAILED/);
     expect(f.out).toMatch(/still on it: vm3/);
+  });
+
+  it('shows the plan with its reasons; an anti-affine VM that cannot go anywhere stays, explained (exit 1)', async () => {
+    const ruled = join(tmp, 'rules.json');
+    writeFileSync(ruled, JSON.stringify({
+      hosts: [{ name: 'a', uri: 'test:///a' }, { name: 'b', uri: 'test:///b' }],
+      rules: [{ kind: 'antiAffinity', id: 'apart', vms: ['vm1', 'vm2'] }],
+      store: { path: join(tmp, 'rules.sqlite') },
+    }));
+    const dry = await runCli(['--config', ruled, 'evacuate', 'a', '--dry-run', '--interval-ms', '0']);
+    expect(dry.code).toBe(1);
+    expect(dry.out).toMatch(/^a: 1 VM\(s\) to move, 1 not moved$/m);
+    expect(dry.out).toMatch(/^ {2}move vm2 → b \(live, 2048 MiB\): a is being evacuated; best target b fits/m);
+    expect(dry.out).toMatch(/^ {2}stay vm1 \[no-host-fits\]: no host can take vm1/m);
+    expect(dry.out).toMatch(/^ {6}b: rules: b already runs a VM that must stay apart from vm1 \(rule apart\)$/m);
+    expect(dry.out).toMatch(/^ {6}a: target: a: the host being evacuated$/m);
+    expect(fake.callsOf('migrate')).toHaveLength(0);
+    const r = await runCli(['--config', ruled, 'evacuate', 'a', '--json', '--interval-ms', '0']);
+    expect(r.code).toBe(1);
+    const o = JSON.parse(r.out) as EvacuateReport;
+    expect(o.moved.map((m) => [m.vm, m.to])).toEqual([['vm2', 'b']]);
+    expect(o.notMoved).toEqual([expect.objectContaining({ vm: 'vm1', code: 'no-host-fits', hosts: expect.arrayContaining([expect.objectContaining({ host: 'b', by: 'rules', code: 'anti-affinity' })]) })]);
+    expect(o.remaining).toEqual(['vm1']);
+  });
+
+  it('is refused while another tide holds the cluster lock (exit 1, TIDE_LOCKED, the holder named)', async () => {
+    const store = openSqliteStore(storePathFor('.tide/tide.sqlite', cfg));
+    const lease = store.acquireClusterLock({ ...currentHolder('tide evacuate b'), pid: process.ppid }, 60_000);
+    try {
+      const r = await runCli(['--config', cfg, 'evacuate', 'a', '--interval-ms', '0']);
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(new RegExp(`cluster locked by tide evacuate b \\(pid ${process.ppid} on .*\\[TIDE_LOCKED\\]`));
+      const j = await runCli(['--config', cfg, 'evacuate', 'a', '--json', '--interval-ms', '0']);
+      expect(j.code).toBe(1);
+      expect(JSON.parse(j.out)).toMatchObject({ host: 'a', error: { code: 'TIDE_LOCKED' }, holder: { pid: process.ppid, command: 'tide evacuate b' } });
+      expect((await runCli(['--config', cfg, 'place', 'vm1', '--interval-ms', '0'])).code).toBe(1);
+      expect(fake.callsOf('migrate')).toHaveLength(0);
+    } finally {
+      store.releaseClusterLock(lease);
+      store.close();
+    }
+  });
+});
+
+describe('tide place', () => {
+  it('explains the choice; starts a shut-off VM there; --json is one object', async () => {
+    fake.addVm({ name: 'cold', host: 'a', memMiB: 14336, state: 'shutoff' });
+    const dry = await runCli(['--config', cfg, 'place', 'cold', '--dry-run', '--interval-ms', '0']);
+    expect(dry.code).toBe(0);
+    expect(dry.out).toMatch(/^cold: would start on b \(defined on a\): best host b fits/m);
+    expect(dry.out).toMatch(/^ {2}\* b: fits, score/m);
+    expect(dry.out).toMatch(/^ {4}a: memory: a: \d+ MiB free, cold holds 14336 MiB$/m);
+    const r = await runCli(['--config', cfg, 'place', 'cold', '--json', '--interval-ms', '0']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out)).toMatchObject({ vm: 'cold', definedOn: 'a', to: 'b', ok: true, dryRun: false });
+    expect(fake.vm('cold')).toMatchObject({ host: 'b', state: 'running' });
+    const again = await runCli(['--config', cfg, 'place', 'cold', '--interval-ms', '0']);
+    expect(again.code).toBe(1);
+    expect(again.err).toMatch(/cold is running on b: only a shut-off VM is placed \[TIDE_VM_STATE\]/);
+    expect((await runCli(['--config', cfg, 'place'])).code).toBe(2);
   });
 });
 

@@ -84,11 +84,10 @@ export const evacuateCommand: Command = {
       }
       return r.dryRun ? (r.failed.length === 0 && r.skipped.length === 0 ? 0 : 1) : r.remaining.length === 0 && r.failed.length === 0 ? 0 : 1;
     } catch (e) {
-      // --json: a refusal (lock held, host unreachable, unknown host) is a report too.
+      // --json: a refusal (lock held, host unreachable, unknown host or VM) is a report too.
       if (!values.json || !isDriverError(e)) throw e;
       io.out(`${JSON.stringify({ host, error: { code: e.code, message: e.message }, unreachable: e.detail?.unreachable ?? [], holder: e.detail?.holder ?? null })}\n`);
-      io.err(`tide evacuate: ${e.message} [${e.code}]\n`);
-      return 1;
+      throw e; // the CLI prints it on stderr and picks the exit status
     } finally {
       await cluster.close();
     }

@@ -48,10 +48,10 @@ export const placeCommand: Command = {
       io.out(values.json ? `${JSON.stringify(r)}\n` : describePlace(r));
       return r.ok ? 0 : 1;
     } catch (e) {
+      // --json: a refusal (lock held, host unreachable, unknown host or VM) is a report too.
       if (!values.json || !isDriverError(e)) throw e;
       io.out(`${JSON.stringify({ vm, error: { code: e.code, message: e.message }, unreachable: e.detail?.unreachable ?? [], holder: e.detail?.holder ?? null })}\n`);
-      io.err(`tide place: ${e.message} [${e.code}]\n`);
-      return 1;
+      throw e; // the CLI prints it on stderr and picks the exit status
     } finally {
       await cluster.close();
     }
