@@ -110,6 +110,8 @@ const clusterArb = fc.record({
     cores: fc.integer({ min: 1, max: 4 }),
     memMiB: fc.constantFrom(2048, 4096, 8192),
     state: fc.constantFrom('on', 'on', 'on', 'off', 'unknown', 'unknown', 'maint'),
+    /** An unknown host never reached since start: the drivers report no cores, MHz or memory. */
+    neverReached: fc.boolean(),
   }), { minLength: 2, maxLength: 7 }),
   vms: fc.array(fc.record({
     host: fc.nat(),
@@ -122,6 +124,7 @@ const clusterArb = fc.record({
 }).map(({ hosts: hs, vms: vs, antiAffinity }): ClusterSnapshot => {
   const hosts: Host[] = hs.map((h, i) => host(`h${i}`, {
     cpuCores: h.cores, memMiB: h.memMiB, powerState: h.state === 'maint' ? 'on' : (h.state as Host['powerState']), maintenance: h.state === 'maint',
+    ...(h.state === 'unknown' && h.neverReached ? { cpuCores: 0, mipsPerCore: 0, memMiB: 0 } : {}),
   }));
   const usable = hosts.map((_, i) => i).filter((i) => hosts[i]!.powerState !== 'off');
   const mem = new Array<number>(hosts.length).fill(0);
@@ -148,6 +151,8 @@ describe('property: no step ever touches an unknown host', () => {
         const p = plan(snap, compiled, T);
         const dark = new Set(snap.hosts.filter((h) => h.powerState === 'unknown').map((h) => h.id));
         for (const id of hostsTouched(p)) expect(dark.has(id), `${id} is unknown`).toBe(false);
+        // a host with no known capacity yields no NaN anywhere in the plan's numbers or reasons
+        expect(JSON.stringify(p)).not.toMatch(/NaN|Infinity/);
         // and every unknown host is explained
         for (const id of dark) expect(p.hosts.some((v) => v.host === id && v.class === 'unknown')).toBe(true);
         // a never-measured VM moves only when it must (maintenance, a broken hard rule), never
