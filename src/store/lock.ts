@@ -74,11 +74,16 @@ export async function withClusterLock<T>(store: Store, holder: LockHolder, fn: (
     controller.abort(e instanceof DriverError && e.code === 'TIDE_LOCKED' ? e
       : new DriverError('TIDE_LOCKED', `could not renew the cluster lock: ${(e as Error)?.message ?? String(e)}`, undefined, { cause: e }));
   };
+  // A heartbeat that finds the lock taken over aborts at once. One that fails for another
+  // reason (the database busy or failing) is retried, but once half the TTL passed without a
+  // renewal the work is aborted: before the TTL runs out, when another process may take over.
+  let renewedMs = Date.now();
   const timer = setInterval(() => {
     try {
       store.heartbeatClusterLock(lease);
+      renewedMs = Date.now();
     } catch (e) {
-      lose(e);
+      if ((e instanceof DriverError && e.code === 'TIDE_LOCKED') || Date.now() - renewedMs > ttlMs / 2) lose(e);
     }
   }, Math.max(10, opts.heartbeatMs ?? ttlMs / 3));
   timer.unref();

@@ -126,6 +126,20 @@ describe('cluster lock, two connections on one file', () => {
     expect(b.clusterLock()!.holder.command).toBe('tide evacuate');
   });
 
+  it('withClusterLock retries a failing heartbeat, and aborts its work once half the TTL passed without renewal', async () => {
+    const a = open(join(tempDir(), 'tide.sqlite'));
+    let failures = 0;
+    const flaky: Store = { ...a, heartbeatClusterLock: () => { failures++; throw new Error('database is locked'); } };
+    const reason = await withClusterLock(flaky, holder('tide daemon'), async (signal) => {
+      await new Promise<void>((r) => signal.addEventListener('abort', () => r(), { once: true }));
+      return signal.reason as DriverError;
+    }, { ttlMs: 400, heartbeatMs: 20 });
+    expect(reason).toMatchObject({ code: 'TIDE_LOCKED', message: 'could not renew the cluster lock: database is locked' });
+    // Not on the first failure: it kept trying for half the TTL.
+    expect(failures).toBeGreaterThan(1);
+    expect(a.clusterLock()).toBeUndefined();
+  });
+
   it('upgrades a version-1 store in place and refuses a store newer than it understands', () => {
     const dir = tempDir();
     const path = join(dir, 'old.sqlite');
