@@ -7,6 +7,7 @@ import { officeScenario } from '../sim/office.js';
 import { simulate, type SimResult } from '../sim/run.js';
 import { cloudsimScenario, type SimScenario } from '../sim/scenario.js';
 import { readTrace } from '../sim/trace.js';
+import { LIMITS, parseScenarioSpec, rangedNumber, validate } from '../input/schema.js';
 
 export type { SimResult } from '../sim/run.js';
 
@@ -25,22 +26,12 @@ export class ScenarioError extends Error {
 
 export function loadScenario(spec: ScenarioSpec): SimScenario {
   if (spec.trace && spec.scenario) throw new ScenarioError('give either a trace or a scenario, not both');
-  if (spec.trace) return cloudsimScenario(readTrace(spec.trace), spec.hosts);
-  const raw = spec.scenario ?? 'office';
-  const [name, params] = raw.includes(':') ? [raw.slice(0, raw.indexOf(':')), raw.slice(raw.indexOf(':') + 1)] : [raw, ''];
-  if (name !== 'office') throw new ScenarioError(`unknown scenario '${name}' (known: office)`);
-  const opts: Record<string, number> = {};
-  for (const kv of params.split(',').filter(Boolean)) {
-    const [k, v] = kv.split('=');
-    const n = Number(v);
-    if (!k || !['hosts', 'days', 'seed'].includes(k) || !Number.isFinite(n)) throw new ScenarioError(`scenario office: bad parameter '${kv}' (hosts=2..6, days=N, seed=N)`);
-    opts[k] = n;
+  if (spec.trace) {
+    const hosts = spec.hosts === undefined ? undefined : validate(rangedNumber({ min: 1, max: LIMITS.simHosts, int: true }), spec.hosts, 'hosts', (m) => new ScenarioError(m), 'invalid number of hosts');
+    return cloudsimScenario(readTrace(spec.trace), hosts);
   }
-  try {
-    return officeScenario(opts);
-  } catch (e) {
-    throw new ScenarioError((e as Error).message);
-  }
+  const { options } = parseScenarioSpec(spec.scenario ?? 'office');
+  return officeScenario(options);
 }
 
 export interface RunOptions extends ScenarioSpec {

@@ -1,4 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { MAX_TIMER_MS, parseNumberText } from '../input/schema.js';
 import { UsageError } from './io.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -18,13 +19,14 @@ export function parse(argv: string[], options: Options, allowPositionals = false
   }
 }
 
-export function num(value: string | undefined, flag: string, fallback: number, opts: { min?: number; int?: boolean } = {}): number {
+/**
+ * A numeric flag through the input schema (src/input/schema.ts): decimal notation, finite,
+ * within min..max (max defaults to 2^31-1, the longest setTimeout Node honours, so no count
+ * or millisecond value can overflow a timer or an allocation). Unset → fallback.
+ */
+export function num(value: string | undefined, flag: string, fallback: number, opts: { min?: number; max?: number; int?: boolean } = {}): number {
   if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isFinite(n) || (opts.int && !Number.isInteger(n)) || (opts.min !== undefined && n < opts.min)) {
-    throw new UsageError(`${flag} must be ${opts.int ? 'an integer' : 'a number'}${opts.min !== undefined ? ` ≥ ${opts.min}` : ''} (got '${value}')`);
-  }
-  return n;
+  return parseNumberText(value, flag, { min: opts.min ?? -MAX_TIMER_MS, max: opts.max ?? MAX_TIMER_MS, int: opts.int });
 }
 
 /** A progress bar on stderr, drawn only on a terminal. */

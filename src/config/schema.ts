@@ -3,6 +3,7 @@
  * `tide config schema` prints the JSON Schema derived from it. Units are in the field names.
  */
 import { z } from 'zod';
+import { MAX_TIMEOUT_SEC } from '../input/schema.js';
 
 const hostName = z.string().min(1).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'host names use letters, digits, ".", "_" and "-"');
 
@@ -47,7 +48,7 @@ export const hostConfigSchema = z.object({
   migrationAddress: z.string().optional(),
   power: powerSchema.default({ kind: 'none' }),
   /** Seconds from power-on until libvirt answers. */
-  bootSec: z.number().nonnegative().default(180),
+  bootSec: z.number().nonnegative().max(MAX_TIMEOUT_SEC).default(180),
   tags: z.array(z.string()).default([]),
   maintenance: z.boolean().default(false),
   /** Hosts Tide may read but never move VMs to or from. */
@@ -66,15 +67,15 @@ export const vmConfigSchema = z.object({
 
 export const migrationConfigSchema = z.object({
   mode: z.enum(['live', 'offline', 'suspend']).default('live'),
-  maxConcurrent: z.number().int().min(1).default(2),
-  maxPerHost: z.number().int().min(1).default(1),
+  maxConcurrent: z.number().int().min(1).max(1000).default(2),
+  maxPerHost: z.number().int().min(1).max(1000).default(1),
   autoConverge: z.boolean().default(true),
   /** Switch to post-copy after this many pre-copy iterations without converging (0 = never). */
-  postCopyAfterIterations: z.number().int().min(0).default(0),
-  bandwidthMiBps: z.number().positive().optional(),
-  maxDowntimeMs: z.number().int().positive().optional(),
-  /** Abort a migration that has not finished after this many seconds. */
-  timeoutSec: z.number().positive().default(600),
+  postCopyAfterIterations: z.number().int().min(0).max(10_000).default(0),
+  bandwidthMiBps: z.number().positive().max(1_000_000).optional(),
+  maxDowntimeMs: z.number().int().positive().max(2 ** 31 - 1).optional(),
+  /** Abort a migration that has not finished after this many seconds (a timer: at most 2^31-1 ms). */
+  timeoutSec: z.number().positive().max(MAX_TIMEOUT_SEC, `at most ${MAX_TIMEOUT_SEC} s (2^31-1 ms, the longest timer Node honours)`).default(600),
   /** Copy non-shared disks (libvirt NON_SHARED_DISK). */
   copyStorage: z.boolean().default(false),
   /** Let libvirt migrate disks it considers unsafe (local filesystems seen as shared). */
@@ -100,8 +101,8 @@ export const tideConfigSchema = z.object({
   migration: migrationConfigSchema.default(migrationConfigSchema.parse({})),
   policy: z.object({ name: z.string().default('tide'), args: z.record(z.string(), z.unknown()).default({}) }).strict().default({ name: 'tide', args: {} }),
   mode: z.enum(['recommend', 'approve', 'automatic']).default('recommend'),
-  intervalSec: z.number().positive().default(300),
-  store: z.object({ path: z.string().default('.tide/tide.sqlite') }).strict().default({ path: '.tide/tide.sqlite' }),
+  intervalSec: z.number().min(1).max(MAX_TIMEOUT_SEC).default(300),
+  store: z.object({ path: z.string().min(1).default('.tide/tide.sqlite') }).strict().default({ path: '.tide/tide.sqlite' }),
   driver: z.enum(['libvirt', 'virsh']).default('libvirt'),
 }).strict();
 

@@ -61,11 +61,14 @@ export const policies: Record<string, PolicyDefinition> = {
   tide: { name: 'tide', summary: "Tide's default: forecast-aware, migration-cost-aware, flap-free consolidation", strategy: tide, baseArgs: {}, positional: 'targetUtil', sim: { initialPlacement: 'pabfd' } },
 };
 
+/** Decimal notation only: `0x10`, ` 5`, `Infinity` and `` stay strings and fail the schema. */
+const DECIMAL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
+
 function parseValue(raw: string): unknown {
   if (raw === 'true') return true;
   if (raw === 'false') return false;
-  const n = Number(raw);
-  return raw.trim() !== '' && Number.isFinite(n) ? n : raw;
+  const n = DECIMAL.test(raw) ? Number(raw) : NaN;
+  return Number.isFinite(n) ? (n === 0 ? 0 : n) : raw;
 }
 
 /** The definition a `NAME[:…]` spec names; throws a PolicyError listing the known names. */
@@ -80,7 +83,8 @@ export function policyDefinition(spec: string): PolicyDefinition {
 export function compilePolicy(spec: string, extraArgs: Record<string, unknown> = {}): CompiledPolicy {
   const rest = spec.includes(':') ? spec.slice(spec.indexOf(':') + 1) : undefined;
   const def = policyDefinition(spec);
-  const user: Record<string, unknown> = {};
+  // No prototype: a key such as `__proto__` is an unknown argument, not a prototype change.
+  const user = Object.create(null) as Record<string, unknown>;
   if (rest !== undefined && rest !== '') {
     if (!rest.includes('=')) {
       if (!def.positional) throw new PolicyError(`policy '${def.name}' takes no parameter (got '${rest}')`);
@@ -91,7 +95,9 @@ export function compilePolicy(spec: string, extraArgs: Record<string, unknown> =
       for (const kv of rest.split(',')) {
         const i = kv.indexOf('=');
         if (i <= 0) throw new PolicyError(`policy '${def.name}': '${kv}' is not key=value`);
-        user[kv.slice(0, i).trim()] = parseValue(kv.slice(i + 1).trim());
+        const key = kv.slice(0, i).trim();
+        if (Object.hasOwn(user, key)) throw new PolicyError(`policy '${def.name}': '${key}' given twice`);
+        user[key] = parseValue(kv.slice(i + 1).trim());
       }
     }
   }

@@ -69,6 +69,12 @@ export interface ConnectOptions extends TransportOptions {
   autoReconnect?: boolean | ReconnectOptions;
   /** Replaces the transport (tests, custom tunnels): must return a connected byte stream. */
   connectStream?: (uri: LibvirtUri) => Promise<Duplex>;
+  /**
+   * Abandons `open()` (e.g. the caller's connect timeout): the handshake's pending calls reject
+   * and the stream is destroyed at once, so nothing keeps the process alive afterwards.
+   * Applies to the first open only, not to automatic reconnects.
+   */
+  signal?: AbortSignal;
 }
 
 /** A domain given either as the daemon's handle or by name (looked up first). */
@@ -163,11 +169,11 @@ export class LibvirtConnection extends EventEmitter<LibvirtConnectionEvents> {
   /** Connects, authenticates and opens `uri` (any form virsh accepts, see uri.ts). */
   static async open(uri: string, opts: ConnectOptions = {}): Promise<LibvirtConnection> {
     const u = parseLibvirtUri(uri);
-    const { rpc, description } = await LibvirtConnection.handshake(u, opts);
+    const { rpc, description } = await LibvirtConnection.handshake(u, opts, opts.signal);
     return new LibvirtConnection(u, opts, rpc, description);
   }
 
-  private static async handshake(u: LibvirtUri, opts: ConnectOptions): Promise<{ rpc: RpcClient; description: string }> {
+  private static async handshake(u: LibvirtUri, opts: ConnectOptions, signal?: AbortSignal): Promise<{ rpc: RpcClient; description: string }> {
     let stream: Duplex;
     let description: string;
     if (opts.connectStream) {
@@ -176,12 +182,17 @@ export class LibvirtConnection extends EventEmitter<LibvirtConnectionEvents> {
     } else {
       ({ stream, description } = await openTransport(u, opts));
     }
+    if (signal?.aborted) {
+      stream.destroy();
+      throw localError.aborted(`connection to ${u.uri} abandoned by the caller`);
+    }
     const rpc = new RpcClient(stream, { callTimeoutMs: opts.callTimeoutMs ?? 60_000 });
+    const call: typeof rpc.call = (def, args, o = {}) => rpc.call(def, args, { signal, ...o });
     try {
-      const { types } = await rpc.call(procs.AUTH_LIST, undefined);
+      const { types } = await call(procs.AUTH_LIST, undefined);
       if (types.length > 0 && !types.includes(RemoteAuthType.NONE)) {
         if (types.includes(RemoteAuthType.POLKIT)) {
-          const { complete } = await rpc.call(procs.AUTH_POLKIT, undefined);
+          const { complete } = await call(procs.AUTH_POLKIT, undefined);
           if (complete !== 1) throw localError.unreachable(`polkit authentication with ${description} did not complete`);
         } else {
           throw localError.unsupported(`libvirt at ${description} requires SASL authentication, which this client does not implement; use TLS client certificates or SSH`);
@@ -190,10 +201,10 @@ export class LibvirtConnection extends EventEmitter<LibvirtConnectionEvents> {
       const keepalive = opts.keepalive === undefined ? DEFAULT_KEEPALIVE : opts.keepalive;
       let peerKeepalive = false;
       if (keepalive !== false) {
-        const { supported } = await rpc.call(procs.CONNECT_SUPPORTS_FEATURE, { feature: VIR_DRV_FEATURE_PROGRAM_KEEPALIVE });
+        const { supported } = await call(procs.CONNECT_SUPPORTS_FEATURE, { feature: VIR_DRV_FEATURE_PROGRAM_KEEPALIVE });
         peerKeepalive = supported === 1;
       }
-      await rpc.call(procs.CONNECT_OPEN, { name: u.remoteName, flags: opts.readonly ? VIR_CONNECT.RO : 0 });
+      await call(procs.CONNECT_OPEN, { name: u.remoteName, flags: opts.readonly ? VIR_CONNECT.RO : 0 });
       if (keepalive !== false && peerKeepalive) rpc.startKeepalive(keepalive);
       return { rpc, description };
     } catch (e) {

@@ -20,6 +20,7 @@
 import { powerAt } from '../core/model/power.js';
 import type { ClusterSnapshot, Host, PowerState, Vm } from '../core/model/types.js';
 import type { Plan, Step } from '../core/plan/types.js';
+import { InputError } from '../input/errors.js';
 import type { SimScenario } from './scenario.js';
 
 export type Accounting = 'cloudsim' | 'realistic';
@@ -293,7 +294,8 @@ export class Engine {
           best = h;
         }
       }
-      if (best < 0) throw new Error(`initial placement: no host can take VM ${vm.id} (${mips} MIPS, ${vm.memMiB} MiB)`);
+      // The scenario does not fit its datacenter (e.g. `--hosts 1` for a PlanetLab day): an input error.
+      if (best < 0) throw new InputError(`initial placement: no host can take VM ${vm.id} (${mips} MIPS, ${vm.memMiB} MiB) on the ${this.sc.hosts.length} host(s) of ${this.sc.name}; give more hosts`, 'TIDE_SCENARIO');
       alloc[best]! += mips;
       ram[best]! += vm.memMiB;
       bw[best]! += vm.bwUnits ?? 0;

@@ -5,6 +5,8 @@
  * seeded generator. Used by `tide demo` and by the schedule tests.
  */
 import { seededRng } from '../core/util/rng.js';
+import { InputError } from '../input/errors.js';
+import { LIMITS, officeOptionsSchema, rangedNumber, validate } from '../input/schema.js';
 import type { PowerModel } from '../core/model/types.js';
 import type { SimHostSpec, SimScenario, SimVmSpec } from './scenario.js';
 
@@ -83,12 +85,13 @@ function shape(profile: Profile, hour: number, weekday: boolean): number {
 }
 
 export function officeScenario(opts: OfficeOptions = {}): SimScenario {
-  const nHosts = opts.hosts ?? 4;
-  if (!Number.isInteger(nHosts) || nHosts < 2 || nHosts > 6) throw new RangeError(`office scenario: hosts must be 2..6 (got ${nHosts})`);
-  const days = opts.days ?? 2;
-  const intervalSec = opts.intervalSec ?? 300;
+  // Options through the input schema: a bad value is an input error naming it, never a RangeError.
+  const o = validate(officeOptionsSchema.extend({ intervalSec: rangedNumber(LIMITS.intervalSec).optional() }), opts, 'office scenario', (m) => new InputError(m, 'TIDE_SCENARIO'), 'invalid scenario options');
+  const nHosts = o.hosts ?? 4;
+  const days = o.days ?? 2;
+  const intervalSec = o.intervalSec ?? 300;
   const samples = Math.round((days * 86400) / intervalSec);
-  const rng = seededRng(opts.seed ?? 7);
+  const rng = seededRng(o.seed ?? 7);
   const hosts: SimHostSpec[] = Array.from({ length: nHosts }, (_, i) => ({
     id: `srv-${i + 1}`,
     cpuCores: 16,

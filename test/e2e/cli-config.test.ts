@@ -26,10 +26,10 @@ describe('tide config', () => {
     const bad = join(tmp, 'bad.json');
     writeFileSync(bad, JSON.stringify({ hosts: [{ name: 'a', uri: 'qemu:///system' }, { name: 'a', uri: 'x' }], migration: { maxConcurrent: 0 } }));
     const r = await runCli(['--config', bad, 'config', 'check']);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.err).toMatch(/bad\.json: migration\.maxConcurrent: /);
     writeFileSync(bad, JSON.stringify({ hosts: [{ name: 'a', uri: 'qemu:///system' }, { name: 'a', uri: 'x' }] }));
-    expect((await runCli(['--config', bad, 'config', 'check'])).err).toMatch(/hosts\.1\.name: duplicate host name 'a'/);
+    expect((await runCli(['--config', bad, 'config', 'check'])).err).toMatch(/hosts\[1\]\.name: duplicate host name 'a'/);
     expect((await runCli(['--config', join(tmp, 'none.json'), 'config', 'check'])).err).toMatch(/cannot read config file .*none\.json/);
   });
 });

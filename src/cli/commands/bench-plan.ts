@@ -1,4 +1,5 @@
 import { benchPlan as runBenchPlan } from '../../api/bench.js';
+import { LIMITS } from '../../input/schema.js';
 import { num, parse, table } from '../args.js';
 import type { CliIo } from '../io.js';
 
@@ -17,9 +18,9 @@ export async function benchPlan(argv: string[], io: CliIo): Promise<number> {
     seed: { type: 'string' },
     json: { type: 'boolean' },
   });
-  const hosts = num(values.hosts as string | undefined, '--hosts', 1000, { min: 1, int: true });
-  const vms = num(values.vms as string | undefined, '--vms', hosts * 20, { min: 0, int: true });
-  const seed = num(values.seed as string | undefined, '--seed', 1, { int: true });
+  const hosts = num(values.hosts as string | undefined, '--hosts', 1000, { min: 1, max: LIMITS.benchHosts, int: true });
+  const vms = num(values.vms as string | undefined, '--vms', Math.min(hosts * 20, LIMITS.benchVms), { min: 0, max: LIMITS.benchVms, int: true });
+  const seed = num(values.seed as string | undefined, '--seed', 1, { min: 0, max: 2 ** 32 - 1, int: true });
   const r = runBenchPlan({ hosts, vms, seed, policy: values.policy as string | undefined });
   if (values.json) {
     io.out(JSON.stringify(r) + '\n');

@@ -1,4 +1,5 @@
 import { clockLabel, runDemo } from '../../api/demo.js';
+import { checkStorePath, LIMITS } from '../../input/schema.js';
 import { num, parse, table } from '../args.js';
 import { UsageError, type Command } from '../io.js';
 
@@ -19,14 +20,16 @@ export const demoCommand: Command = {
     });
     const mode = (values.mode as string | undefined) ?? 'automatic';
     if (!['automatic', 'approve', 'recommend'].includes(mode)) throw new UsageError(`--mode must be automatic, approve or recommend (got '${mode}')`);
-    const hosts = num(values.hosts as string | undefined, '--hosts', 4, { int: true, min: 2 });
-    if (hosts > 6) throw new UsageError(`--hosts must be 2..6 (got ${hosts})`);
+    const hosts = num(values.hosts as string | undefined, '--hosts', 4, { int: true, min: 2, max: 6 });
+    const hours = num(values.hours as string | undefined, '--hours', 48, { min: 1, max: LIMITS.demoHours });
+    const seed = num(values.seed as string | undefined, '--seed', 7, { int: true, min: 0, max: 2 ** 32 - 1 });
+    if (values.store !== undefined) checkStorePath(values.store as string, '--store');
     const summary = await runDemo({
-      hours: num(values.hours as string | undefined, '--hours', 48, { min: 1 }),
+      hours,
       hosts,
       policy: values.policy as string | undefined,
       mode: mode as 'automatic',
-      seed: num(values.seed as string | undefined, '--seed', 7, { int: true }),
+      seed,
       storePath: values.store as string | undefined,
       onEvent: values.json || values.quiet ? undefined : (e) => io.out(`${clockLabel(e.atSec)}  ${e.text}\n`),
     });

@@ -1,5 +1,6 @@
 import { compareSimulations, resultRecord, type SimResult } from '../../api/simulate.js';
-import { parse, progressBar, table } from '../args.js';
+import { LIMITS } from '../../input/schema.js';
+import { num, parse, progressBar, table } from '../args.js';
 import { UsageError, type Command } from '../io.js';
 
 const usage = `tide simulate (--trace DIR|FILE | --scenario office[:hosts=N,days=N,seed=N]) (--policy NAME[:PARAM] | --compare P1,P2,...)
@@ -52,11 +53,7 @@ export const simulateCommand: Command = {
     if (values.trace === undefined && values.scenario === undefined) throw new UsageError('give --trace DIR|FILE or --scenario office');
     const accounting = values.accounting as string | undefined;
     if (accounting !== undefined && accounting !== 'cloudsim' && accounting !== 'realistic') throw new UsageError(`--accounting must be cloudsim or realistic (got '${accounting}')`);
-    let hosts: number | undefined;
-    if (values.hosts !== undefined) {
-      hosts = Number(values.hosts);
-      if (!Number.isInteger(hosts) || hosts < 1) throw new UsageError(`--hosts must be a positive integer (got '${values.hosts}')`);
-    }
+    const hosts = values.hosts === undefined ? undefined : num(values.hosts as string, '--hosts', 0, { min: 1, max: LIMITS.simHosts, int: true });
     let bar: ReturnType<typeof progressBar> | null = null;
     let current = '';
     const results = compareSimulations({

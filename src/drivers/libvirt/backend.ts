@@ -89,10 +89,14 @@ export class RpcBackend implements HostBackend {
 
   private async open(): Promise<LibvirtConnection> {
     const timeoutMs = this.opts.connectTimeoutMs ?? 10_000;
-    const opening = LibvirtConnection.open(this.config.uri, { ...this.opts.connection, autoReconnect: true });
+    // On timeout the handshake is abandoned (its socket destroyed), so an unanswering host
+    // does not keep the process alive after the error is reported.
+    const abandon = new AbortController();
+    const opening = LibvirtConnection.open(this.config.uri, { ...this.opts.connection, autoReconnect: true, signal: abandon.signal });
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new DriverError('TIDE_HOST_UNREACHABLE', `${this.config.name}: no answer from ${this.config.uri} within ${timeoutMs} ms`, { host: this.config.name })), timeoutMs);
+      timer = setTimeout(() => abandon.abort(), timeoutMs);
+      abandon.signal.addEventListener('abort', () => reject(new DriverError('TIDE_HOST_UNREACHABLE', `${this.config.name}: no answer from ${this.config.uri} within ${timeoutMs} ms`, { host: this.config.name })), { once: true });
     });
     try {
       const c = await Promise.race([opening, timeout]);
