@@ -62,15 +62,15 @@ interface Pipeline {
 }
 
 /**
- * The filters and scorers of a direct request. CPU counts the host's measured use that no VM
- * explains (hypervisor overhead, unmanaged guests) on top of the VMs' demand.
+ * The filters and scorers of a direct request. CPU is the VMs' demand, as tide's own filters
+ * count it (a host's measured total also holds load Tide cannot move or attribute, e.g. other
+ * tenants of a shared machine, and would make the verdict depend on it).
  */
 function pipeline(snapshot: ClusterSnapshot, opts: DirectPlanOptions, notTarget: (h: number) => string | null): Pipeline {
   const s = new ClusterState(snapshot, { historyWindow: 1 });
   const rules = new RuleIndex(s);
   const cpuLimit = opts.cpuLimit ?? 0.9;
-  const other = Float64Array.from(snapshot.hosts, (host, h) => Math.max(0, (host.cpuUsedMips ?? 0) - s.reqMips[h]!));
-  const load = (h: number): number => s.reqMips[h]! + other[h]!;
+  const load = (h: number): number => s.reqMips[h]!;
   const unavailable = opts.unavailable ?? {};
   const target: HostFilter = {
     name: 'target',
