@@ -279,7 +279,8 @@ export class VirshBackend implements HostBackend {
   }
 
   async storagePools(): Promise<StoragePoolFacts[]> {
-    const names = parseNames(await this.ok(['pool-list', '--all', '--name'], 'TIDE_HOST_UNREACHABLE', 'pool-list'));
+    // pool-list --name pads every name with spaces to a column width
+    const names = parseNames(await this.ok(['pool-list', '--all', '--name'], 'TIDE_HOST_UNREACHABLE', 'pool-list')).map((n) => n.trimEnd()).filter(Boolean);
     const pools = await Promise.all(names.map(async (name) => {
       try {
         const [info, xml] = await Promise.all([
