@@ -9,6 +9,8 @@ export type DataErrorCode =
   | 'TIDE_DATA_CHECKSUM'
   /** Days asked for that the manifest does not list. */
   | 'TIDE_DATA_UNKNOWN'
+  /** The cache directory cannot be created, read or written (names it and the system error). */
+  | 'TIDE_DATA_IO'
   /** No copy of the traces was found where Tide looks for them. */
   | 'TIDE_DATA_MISSING';
 

@@ -190,6 +190,26 @@ export async function fetchDataset(opts: FetchDatasetOptions): Promise<FetchData
   }
   if (base.protocol !== 'https:' && base.protocol !== 'http:') throw new DataError('TIDE_DATA_FETCH', `source '${opts.baseUrl}' is not an http(s) URL`);
 
+  try {
+    return await fetchInto(opts, { concurrency, timeoutMs, maxBytes, retries, retryDelayMs });
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (!(e instanceof DataError) && typeof err.code === 'string' && typeof err.syscall === 'string') {
+      throw new DataError('TIDE_DATA_IO', `cannot use the cache directory ${opts.dir}: ${err.message}`, { cause: e });
+    }
+    throw e;
+  }
+}
+
+interface Limits {
+  readonly concurrency: number;
+  readonly timeoutMs: number;
+  readonly maxBytes: number;
+  readonly retries: number;
+  readonly retryDelayMs: number;
+}
+
+async function fetchInto(opts: FetchDatasetOptions, { concurrency, timeoutMs, maxBytes, retries, retryDelayMs }: Limits): Promise<FetchDatasetReport> {
   const { dir, entries } = opts;
   const manifest = opts.manifest ?? entries;
   const groups = [...new Set(entries.map((e) => e.group))];

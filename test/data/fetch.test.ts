@@ -214,6 +214,15 @@ describe('fetchDataset against a loopback mirror', () => {
     expect(isDayVerified(cache, DAY, entries)).toBe(false);
   });
 
+  it('a cache directory that cannot be used fails with TIDE_DATA_IO naming it, not a stack trace', async () => {
+    const notADir = join(cache, 'file');
+    writeFileSync(notADir, 'x');
+    const e = await failure(run({ dir: notADir }));
+    expect(e.code).toBe('TIDE_DATA_IO');
+    expect(e.message).toContain(`cannot use the cache directory ${notADir}`);
+    expect(mirror.requestCount()).toBe(0);
+  });
+
   it('rejects a source that is not an http(s) URL before touching the network', async () => {
     for (const baseUrl of ['not a url', 'file:///etc', 'ftp://127.0.0.1/x']) {
       const e = await failure(run({ baseUrl }));

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  DataError, findPlanetlabDay, groupDigest, parseManifest, planetlabCacheDir, planetlabDays, planetlabDir, planetlabManifest,
+  DataError, entryUrl, findPlanetlabDay, groupDigest, PLANETLAB_SOURCE, parseManifest, planetlabCacheDir, planetlabDays, planetlabDir, planetlabManifest,
 } from '../../src/data/index.js';
 import { planetlabDay } from '../helpers/planetlab.js';
 
@@ -27,6 +27,13 @@ describe('the repository manifest (data/planetlab.sha256)', () => {
     expect(planetlabDays()).toEqual(['20110303', '20110306', '20110309', '20110322', '20110325']);
     const count = (d: string) => manifest.filter((e) => e.group === d).length;
     expect(planetlabDays().map(count)).toEqual([1052, 898, 1061, 1516, 1078]);
+  });
+
+  it('downloads from CloudSim\'s trace folder at a pinned commit, names percent-encoded', () => {
+    const e = { group: '20110303', name: 'planetlab1_nrl_dcs_qmul_ac_uk_ rnp_dcc_ufjf', sha256: H };
+    expect(entryUrl(PLANETLAB_SOURCE, e)).toBe(
+      'https://raw.githubusercontent.com/Cloudslab/cloudsim/4529b632fc2d11b0f4d17610a546cee433b01a22/modules/cloudsim-examples/src/main/resources/workload/planetlab/20110303/planetlab1_nrl_dcs_qmul_ac_uk_%20rnp_dcc_ufjf',
+    );
   });
 
   it('matches, file for file, the traces the tests read', () => {
