@@ -8,6 +8,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startProbe } from '../../src/probe/index.js';
 import { processesMentioning, mountsUnder } from '../../src/lab/proc.js';
 import { LAB_HOOK_TIMEOUT_MS, describeLab, labNetnsList, migrate, sharedLab, type TestLab } from '../helpers/lab.js';
+import { hostUuid } from '../../src/drivers/common/xml.js';
 
 describeLab('lab', () => {
   let lab: TestLab | undefined;
@@ -28,7 +29,7 @@ describeLab('lab', () => {
       const caps = await lab!.virshOk(h.name, ['capabilities']);
       return {
         name: h.name,
-        uuid: /<host>\s*<uuid>([^<]+)<\/uuid>/.exec(caps)?.[1],
+        uuid: hostUuid(caps),
         hostname: await lab!.virshOk(h.name, ['hostname']),
         uri: h.uri,
       };
