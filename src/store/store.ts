@@ -75,6 +75,23 @@ export interface AcquireOptions {
   readonly isAlive?: (h: LockHolder) => boolean;
 }
 
+/** A step's record as saved: saved as `running` before its side effect, again when it ended. */
+export interface StoredStepRun {
+  readonly planId: number;
+  readonly stepId: number;
+  readonly kind: string;
+  readonly vm: string | null;
+  readonly from: string | null;
+  /** Target (migrate, place) or the host (powerOn, powerOff). */
+  readonly to: string | null;
+  readonly state: string;
+  readonly startedMs: number | null;
+  readonly endedMs: number | null;
+  readonly errorCode: string | null;
+  readonly errorMessage: string | null;
+  readonly note: string | null;
+}
+
 export interface RoundError {
   readonly atMs: number;
   readonly code: string;
@@ -87,6 +104,8 @@ export interface Store {
   getPlan(id: number): StoredPlan | undefined;
   listPlans(opts?: { status?: PlanStatus; limit?: number }): StoredPlan[];
   saveStepRun(planId: number, run: StepRun): void;
+  /** The saved step records of a plan, by step id. */
+  stepRuns(planId: number): StoredStepRun[];
   recordMigration(m: MigrationRecord): void;
   migrations(opts?: { vm?: string; limit?: number }): MigrationRecord[];
   /** When each VM last finished a migration successfully, ms. */
@@ -302,6 +321,16 @@ export function openSqliteStore(path: string): Store {
         state: run.state, started_ms: run.startedAt === undefined ? null : Math.round(run.startedAt), ended_ms: run.endedAt === undefined ? null : Math.round(run.endedAt),
         error_code: run.error?.code ?? null, error_message: run.error?.message ?? null, note: run.note ?? null,
       });
+    },
+    stepRuns(planId) {
+      const rows = db.prepare('SELECT * FROM step_runs WHERE plan_id = ? ORDER BY step_id').all(planId) as {
+        plan_id: number; step_id: number; kind: string; vm: string | null; host_from: string | null; host_to: string | null; state: string;
+        started_ms: number | null; ended_ms: number | null; error_code: string | null; error_message: string | null; note: string | null;
+      }[];
+      return rows.map((r) => ({
+        planId: r.plan_id, stepId: r.step_id, kind: r.kind, vm: r.vm, from: r.host_from, to: r.host_to, state: r.state,
+        startedMs: r.started_ms, endedMs: r.ended_ms, errorCode: r.error_code, errorMessage: r.error_message, note: r.note,
+      }));
     },
     recordMigration(m) {
       insMig.run(m.planId, m.vm, m.from, m.to, m.mode, m.ok ? 1 : 0, Math.round(m.startedMs), Math.round(m.totalMs),

@@ -93,20 +93,19 @@ describe('Controller.execute', () => {
     const { plan, planId } = await clock.drive(c.tick());
     const first = plan.steps.find((s) => s.kind === 'migrate' && s.deps.length === 0)!;
     expect(first).toBeDefined();
-    const order: string[] = [];
-    const save = store.saveStepRun.bind(store);
-    store.saveStepRun = (id, r) => {
-      if (r.step.id === first.id) order.push(`saved ${r.state}`);
-      save(id, r);
-    };
+    // What the database holds at the moment the side effect is issued (a crash right then would leave this).
+    let atSideEffect: unknown;
     const migrate = driver.migrate.bind(driver);
     driver.migrate = (vm, to, opts, signal) => {
-      if (vm === (first as { vm: string }).vm) order.push(`migrate (lock held by ${store.clusterLock()?.holder.command})`);
+      if (vm === (first as { vm: string }).vm) {
+        atSideEffect = { step: store.stepRuns(planId!).find((r) => r.stepId === first.id), lock: store.clusterLock()?.holder.command };
+      }
       return migrate(vm, to, opts, signal);
     };
     const run = await clock.drive(c.execute(plan, planId));
     expect(run.failed).toBe(0);
-    expect(order).toEqual(['saved running', 'migrate (lock held by tide daemon (test))', 'saved succeeded']);
+    expect(atSideEffect).toEqual({ step: expect.objectContaining({ state: 'running', endedMs: null, vm: (first as { vm: string }).vm }), lock: 'tide daemon (test)' });
+    expect(store.stepRuns(planId!).map((r) => r.state)).toEqual(plan.steps.map(() => 'succeeded'));
     expect(store.clusterLock()).toBeUndefined();
   });
 

@@ -22,7 +22,7 @@ describe('SQLite store', () => {
     const s = openSqliteStore(path);
     const id = s.savePlan(plan, { createdMs: 1000, mode: 'approve', status: 'proposed' });
     s.saveStepRun(id, { step: plan.steps[0]!, state: 'running', startedAt: 1000 });
-    s.saveStepRun(id, { step: plan.steps[0]!, state: 'succeeded', startedAt: 1000, endedAt: 5000 });
+    s.saveStepRun(id, { step: plan.steps[0]!, state: 'succeeded', startedAt: 1000, endedAt: 5000, note: 'a note' });
     s.recordMigration({ planId: id, vm: 'a', from: 'h0', to: 'h1', mode: 'live', ok: true, startedMs: 1000, totalMs: 4000, downtimeMs: 120, probeDowntimeMs: 300, bytes: 1e6, error: null });
     s.recordMigration({ planId: id, vm: 'a', from: 'h1', to: 'h0', mode: 'live', ok: false, startedMs: 9000, totalMs: 10, downtimeMs: null, probeDowntimeMs: null, bytes: null, error: 'TIDE_X: y' });
     s.setPlanStatus(id, 'done');
@@ -32,6 +32,9 @@ describe('SQLite store', () => {
     expect(t.getPlan(id)).toMatchObject({ id, mode: 'approve', status: 'done', plan });
     expect(t.listPlans({ status: 'done' }).map((p) => p.id)).toEqual([id]);
     expect(t.listPlans({ status: 'proposed' })).toEqual([]);
+    expect(t.stepRuns(id)).toEqual([{
+      planId: id, stepId: 1, kind: 'migrate', vm: 'a', from: 'h0', to: 'h1', state: 'succeeded', startedMs: 1000, endedMs: 5000, errorCode: null, errorMessage: null, note: 'a note',
+    }]);
     expect(t.migrations({ vm: 'a' }).map((m) => m.ok)).toEqual([false, true]);
     // Only successful migrations count for cooldowns: the last one ended at 5000.
     expect([...t.lastMigrations()]).toEqual([['a', 5000]]);
