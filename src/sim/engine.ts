@@ -68,6 +68,12 @@ export interface SimMetrics {
   readonly stepsDropped: number;
   /** Times a host's reserved memory exceeded its RAM (realistic; a planner bug if > 0). */
   readonly memoryOvercommits: number;
+  /**
+   * Migrations of a VM that an earlier step of the same plan had already moved (CloudSim's
+   * exclusion bug makes the faithful ports do this; cloudsim-setup.md §6.5). Counted in
+   * `migrations` too.
+   */
+  readonly repeatMigrations: number;
 }
 
 interface Event {
@@ -167,6 +173,8 @@ export class Engine {
   private readonly vHist: Float64Array;
   private readonly vHistLen: Int32Array;
   private readonly vLastMig: Float64Array;
+  /** The plan (gen) that last started a migration of each VM. */
+  private readonly vMigGen: Int32Array;
   private readonly vRec: { t: number; alloc: number; req: number; inMig: boolean }[];
   private readonly vmSize: Float64Array;
   // Accumulators
@@ -189,6 +197,7 @@ export class Engine {
   private rounds = 0;
   private stepsDropped = 0;
   private memoryOvercommits = 0;
+  private repeatMigrations = 0;
   private lastProcess = 0;
   private firstUpdateDone = false;
   private readonly q = new EventQueue();
@@ -229,6 +238,7 @@ export class Engine {
     this.vHist = new Float64Array(nv * HIST);
     this.vHistLen = new Int32Array(nv);
     this.vLastMig = new Float64Array(nv).fill(-Infinity);
+    this.vMigGen = new Int32Array(nv);
     this.vRec = scenario.vms.map(() => ({ t: -1, alloc: 0, req: 0, inMig: false }));
     this.vmSize = Float64Array.from(scenario.vms, (v) => v.vcpus * v.mipsPerVcpu);
     this.memSeriesMiB = scenario.vms.map((v) => (v.mem ? Float64Array.from(v.mem, (f) => f * v.memMiB) : undefined));
@@ -559,6 +569,8 @@ export class Engine {
     this.updateHost(target, t);
     if (source >= 0) this.updateHost(source, t);
     this.migrations++;
+    if (this.vMigGen[v] === this.gen) this.repeatMigrations++;
+    this.vMigGen[v] = this.gen;
     if (this.realistic) this.checkMemory(target);
     this.q.push({ t: t + this.migrationSec(v, target), kind: 'migrated', vm: v, host: target, step, gen: this.gen });
   }
@@ -794,6 +806,7 @@ export class Engine {
       integratedSec: this.integratedSec,
       stepsDropped: this.stepsDropped,
       memoryOvercommits: this.memoryOvercommits,
+      repeatMigrations: this.repeatMigrations,
     };
   }
 }

@@ -14,10 +14,17 @@
  *     migration counts); hosts that received VMs are not evacuated later in the round.
  *
  * Faithfulness (cloudsim-setup.md §1.5, §6.5): utilisation used for ranking candidates and for
- * PABFD's "power now" is the start-of-round value; the exclusion set meant to protect step 3's
- * targets is empty in CloudSim (a bug), so such a target can be evacuated again in the same
- * round and a VM is then migrated twice — `faithful: true` (the default for the ports) keeps
- * both moves, `false` protects step-3 targets and merges each VM's moves into one.
+ * PABFD's "power now" is the start-of-round value. `faithful: true` (the default, and what
+ * CloudSim accounting runs) keeps CloudSim's bugs; `faithful: false` (what realistic
+ * accounting runs unless told `faithful=true`) fixes them:
+ *  - the exclusion set meant to protect step 3's targets is empty in CloudSim, so such a
+ *    target can be evacuated again in the same round and a VM is then migrated twice; fixed:
+ *    step-3 targets are not evacuated and each VM's moves merge into one;
+ *  - the plan's steps are ordered without a capacity check (CloudSim starts them all at once
+ *    and reserves no memory); fixed: ordered so no host exceeds CPU, memory or hard rules at
+ *    any intermediate state (orderPlan);
+ *  - a host at 0 % CPU counts as switched off, so a host of idle VMs is never consolidated;
+ *    fixed: only off or empty hosts count as switched off.
  */
 import { z } from 'zod';
 import type { OverloadDetector } from '../detect/detector.js';
@@ -183,8 +190,15 @@ export function planBeloglazov(input: ClusterSnapshot, args: BeloglazovArgs, ctx
   }
 
   // 4. Underload: evacuate active hosts, least utilised first, when every VM fits elsewhere.
+  // CloudSim has no power states: a host at 0 % CPU is "switched off" (it can be neither
+  // evacuated nor a target). Its VMs at 0 demand are removed, so that host is empty there; where
+  // idle VMs stay (realistic accounting, real clusters) it is a host of idle VMs, the best
+  // candidate of all, so the fixed port goes by power state and emptiness instead.
   const switchedOff = new Uint8Array(nh);
-  for (let h = 0; h < nh; h++) if (s.uNow[h] === 0 || s.powerState(h) !== 'on') switchedOff[h] = 1;
+  for (let h = 0; h < nh; h++) {
+    const off = args.faithful ? s.uNow[h] === 0 : s.isEmpty(h);
+    if (off || s.powerState(h) !== 'on') switchedOff[h] = 1;
+  }
   const exclCandidate = new Uint8Array(nh);
   const exclTarget = new Uint8Array(nh);
   for (let h = 0; h < nh; h++) {
@@ -199,7 +213,7 @@ export function planBeloglazov(input: ClusterSnapshot, args: BeloglazovArgs, ctx
     for (let h = 0; h < nh; h++) {
       if (exclCandidate[h]) continue;
       const u = s.uNow[h]!;
-      if (u > 0 && u < minU) {
+      if ((u > 0 || !args.faithful) && u < minU) {
         minU = u;
         cand = h;
       }

@@ -1,0 +1,5 @@
+// CloudSim's PlanetLab day 20110322 through every port (see cloudsim-day.ts); one file per day so
+// the days run in parallel.
+import { describeCloudsimDay } from './cloudsim-day.js';
+
+describeCloudsimDay('20110322');
