@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   DataError, entryUrl, findPlanetlabDay, groupDigest, PLANETLAB_SOURCE, parseManifest, planetlabCacheDir, planetlabDays, planetlabDir, planetlabManifest,
@@ -140,5 +141,32 @@ describe('where the traces are looked for', () => {
     expect((err as DataError).code).toBe('TIDE_DATA_MISSING');
     expect((err as DataError).message).toContain(join(xdg, 'tide', 'planetlab'));
     expect((err as DataError).message).toContain('tide data fetch planetlab');
+  });
+});
+
+describe('parseManifest on hostile input (fast-check)', () => {
+  it('either returns safe entries or throws a DataError naming the source — nothing else', () => {
+    const hex = fc.stringMatching(/^[0-9a-f]{64}$/);
+    const part = fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom('.', '..', '.x', 'a b', 'a\\b', '\0', '20110303'));
+    const line = fc.oneof(
+      fc.string({ maxLength: 90 }),
+      fc.tuple(hex, fc.constantFrom('  ', ' *', ' ', '\t'), part, fc.constantFrom('/', '//', ''), part).map(([h, sep, g, slash, n]) => `${h}${sep}${g}${slash}${n}`),
+    );
+    fc.assert(fc.property(fc.array(line, { maxLength: 8 }), fc.constantFrom('\n', '\r\n'), (lines, eol) => {
+      let entries;
+      try {
+        entries = parseManifest(lines.join(eol), 'fuzz.sha256');
+      } catch (e) {
+        expect(e).toBeInstanceOf(DataError);
+        expect((e as DataError).message.startsWith('fuzz.sha256')).toBe(true);
+        return;
+      }
+      for (const x of entries) {
+        expect(x.sha256).toMatch(/^[0-9a-f]{64}$/);
+        for (const c of [x.group, x.name]) {
+          expect(c === '' || c === '.' || c === '..' || c.startsWith('.') || /[/\\\0]/.test(c)).toBe(false);
+        }
+      }
+    }), { numRuns: 500 });
   });
 });
