@@ -124,7 +124,8 @@ export interface HostBackend {
   storagePools?(): Promise<StoragePoolFacts[]>;
   /**
    * One volume, by pool and name or by path; null when libvirt has no such volume (or pool).
-   * `refreshPool`: rescan that pool first, so a file created since its last refresh is seen.
+   * `refreshPool`: when the volume is not known, rescan that pool and look again (a file created
+   * since the pool's last refresh is not a volume until then).
    */
   storageVolume?(ref: VolumeRef, o?: { refreshPool?: string }): Promise<StorageVolumeFacts | null>;
   start(vm: string): Promise<void>;

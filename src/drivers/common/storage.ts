@@ -7,7 +7,7 @@
  *     holding a volume of that name; a missing pool, an inactive pool or a missing volume is
  *     proof the target cannot open the disk → not-shared;
  *   - a file/block disk whose directory is the target path of an active pool on the target:
- *     after a refresh of that pool, no volume at the path is proof the file is not there →
+ *     no volume at the path, even after a refresh of that pool, is proof the file is not there →
  *     not-shared; a volume there is compared with the source's view of the same path;
  *   - identity: both hosts' pools are the same network storage (same netfs/rbd/gluster/iscsi
  *     source) → shared; both see the file and its size differs → a different file →
@@ -157,7 +157,8 @@ async function side(b: HostBackend, d: DiskFacts, pools: Promise<StoragePoolFact
 
 /**
  * Asks both hosts' libvirt about every disk (read-only, except that the pool holding a disk is
- * refreshed first so a file created since the last refresh is seen). Never rejects: a failed
+ * refreshed when the volume is not known, so a file created since the last refresh is seen, and
+ * "not there" is said only after a rescan). Never rejects: a failed
  * question becomes an `error` in the facts (→ unknown).
  */
 export async function gatherStorage(disks: DiskFacts[], src: HostBackend, dst: HostBackend): Promise<StorageFacts> {

@@ -263,14 +263,25 @@ export class RpcBackend implements HostBackend {
     const what = 'path' in ref ? ref.path : `${ref.pool}/${ref.name}`;
     return this.run('inventory', `storage volume ${what}`, async (c) => {
       const missing = (e: unknown): boolean => e instanceof LibvirtError && (e.code === VIR_ERR.NO_STORAGE_VOL || e.code === VIR_ERR.NO_STORAGE_POOL);
+      const look = async (): Promise<StorageVolumeFacts | null> => {
+        try {
+          const vol = 'path' in ref ? await c.lookupStorageVolByPath(ref.path) : await c.lookupStorageVolByName(await c.lookupStoragePoolByName(ref.pool), ref.name);
+          return parseVolumeXml(await c.getStorageVolXml(vol), vol.pool);
+        } catch (e) {
+          if (missing(e)) return null;
+          throw e;
+        }
+      };
+      // refresh (a rescan of the pool) only when the volume is not known yet
+      const first = await look();
+      if (first !== null || o.refreshPool === undefined) return first;
       try {
-        if (o.refreshPool !== undefined) await c.refreshStoragePool(await c.lookupStoragePoolByName(o.refreshPool));
-        const vol = 'path' in ref ? await c.lookupStorageVolByPath(ref.path) : await c.lookupStorageVolByName(await c.lookupStoragePoolByName(ref.pool), ref.name);
-        return parseVolumeXml(await c.getStorageVolXml(vol), vol.pool);
+        await c.refreshStoragePool(await c.lookupStoragePoolByName(o.refreshPool));
       } catch (e) {
         if (missing(e)) return null;
         throw e;
       }
+      return look();
     });
   }
 

@@ -298,20 +298,31 @@ export class VirshBackend implements HostBackend {
 
   async storageVolume(ref: VolumeRef, o: { refreshPool?: string } = {}): Promise<StorageVolumeFacts | null> {
     const what = 'path' in ref ? ref.path : `${ref.pool}/${ref.name}`;
-    try {
-      if (o.refreshPool !== undefined) await this.ok(['pool-refresh', '--pool', o.refreshPool], 'TIDE_HOST_UNREACHABLE', `pool-refresh ${o.refreshPool}`);
-      if ('path' in ref) {
-        const [xml, pool] = await Promise.all([
-          this.ok(['vol-dumpxml', '--vol', ref.path], 'TIDE_HOST_UNREACHABLE', `vol-dumpxml ${what}`),
-          this.ok(['vol-pool', '--vol', ref.path], 'TIDE_HOST_UNREACHABLE', `vol-pool ${what}`),
-        ]);
-        return parseVolumeXml(xml, pool.trim());
+    const look = async (): Promise<StorageVolumeFacts | null> => {
+      try {
+        if ('path' in ref) {
+          const [xml, pool] = await Promise.all([
+            this.ok(['vol-dumpxml', '--vol', ref.path], 'TIDE_HOST_UNREACHABLE', `vol-dumpxml ${what}`),
+            this.ok(['vol-pool', '--vol', ref.path], 'TIDE_HOST_UNREACHABLE', `vol-pool ${what}`),
+          ]);
+          return parseVolumeXml(xml, pool.trim());
+        }
+        return parseVolumeXml(await this.ok(['vol-dumpxml', '--pool', ref.pool, '--vol', ref.name], 'TIDE_HOST_UNREACHABLE', `vol-dumpxml ${what}`), ref.pool);
+      } catch (e) {
+        if (e instanceof DriverError && NOT_FOUND.test(e.message)) return null;
+        throw asDriverError(e, this.config.name, `storage volume ${what}`);
       }
-      return parseVolumeXml(await this.ok(['vol-dumpxml', '--pool', ref.pool, '--vol', ref.name], 'TIDE_HOST_UNREACHABLE', `vol-dumpxml ${what}`), ref.pool);
+    };
+    // refresh (a rescan of the pool) only when the volume is not known yet
+    const first = await look();
+    if (first !== null || o.refreshPool === undefined) return first;
+    try {
+      await this.ok(['pool-refresh', '--pool', o.refreshPool], 'TIDE_HOST_UNREACHABLE', `pool-refresh ${o.refreshPool}`);
     } catch (e) {
       if (e instanceof DriverError && NOT_FOUND.test(e.message)) return null;
-      throw asDriverError(e, this.config.name, `storage volume ${what}`);
+      throw e;
     }
+    return look();
   }
 
   async migrate(vm: string, call: MigrateCall): Promise<void> {
