@@ -162,8 +162,8 @@ describe('tide evacuate', () => {
     expect(dry.out).toMatch(/^a: 1 VM\(s\) to move, 1 not moved$/m);
     expect(dry.out).toMatch(/^ {2}move vm2 → b \(live, 2048 MiB\): a is being evacuated; best target b fits/m);
     expect(dry.out).toMatch(/^ {2}stay vm1 \[no-host-fits\]: no host can take vm1/m);
-    expect(dry.out).toMatch(/^ {6}b: rules: b already runs a VM that must stay apart from vm1 \(rule apart\)$/m);
-    expect(dry.out).toMatch(/^ {6}a: target: a: the host being evacuated$/m);
+    expect(dry.out).toMatch(/^ {6}\[rules\] b already runs a VM that must stay apart from vm1 \(rule apart\)$/m);
+    expect(dry.out).toMatch(/^ {6}\[target\] a: the host being evacuated$/m);
     expect(fake.callsOf('migrate')).toHaveLength(0);
     const r = await runCli(['--config', ruled, 'evacuate', 'a', '--json', '--interval-ms', '0']);
     expect(r.code).toBe(1);
@@ -199,7 +199,7 @@ describe('tide place', () => {
     expect(dry.code).toBe(0);
     expect(dry.out).toMatch(/^cold: would start on b \(defined on a\): best host b fits/m);
     expect(dry.out).toMatch(/^ {2}\* b: fits, score/m);
-    expect(dry.out).toMatch(/^ {4}a: memory: a: \d+ MiB free, cold holds 14336 MiB$/m);
+    expect(dry.out).toMatch(/^ {4}\[memory\] a: \d+ MiB free, cold holds 14336 MiB$/m);
     const r = await runCli(['--config', cfg, 'place', 'cold', '--json', '--interval-ms', '0']);
     expect(r.code).toBe(0);
     expect(JSON.parse(r.out)).toMatchObject({ vm: 'cold', definedOn: 'a', to: 'b', ok: true, dryRun: false });

@@ -36,7 +36,7 @@ export function describePlan(host: string, moves: PlannedMove[], notMoved: NotMo
   for (const m of moves) lines.push(`  move ${m.vm} → ${m.to} (${m.mode}, ${m.memMiB} MiB): ${m.reason}`);
   for (const n of notMoved) {
     lines.push(`  stay ${n.vm} [${n.code}]: ${n.reason}`);
-    for (const h of n.hosts) lines.push(`      ${h.fits ? `${h.host}: fits (score ${h.score})` : `${h.host}: ${h.by}: ${h.reason}`}`);
+    for (const h of n.hosts) lines.push(`      ${h.fits ? `${h.host}: fits (score ${h.score})` : `[${h.by}] ${h.reason}`}`);
   }
   for (const u of unreachable) lines.push(`  unreachable: ${u.host}: ${u.reason}`);
   return `${lines.join('\n')}\n`;

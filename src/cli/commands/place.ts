@@ -23,7 +23,7 @@ ${MIGRATION_FLAGS_USAGE}`;
 
 export function describePlace(r: PlaceReport): string {
   const lines = [r.to === null ? `${r.vm}: no host fits: ${r.reason}` : `${r.vm}: ${r.dryRun ? 'would start' : 'start'} on ${r.to} (defined on ${r.definedOn}): ${r.reason}`];
-  for (const h of r.hosts) lines.push(`  ${h.host === r.to ? '*' : ' '} ${h.fits ? `${h.host}: fits, score ${h.score}` : `${h.host}: ${h.by}: ${h.reason}`}`);
+  for (const h of r.hosts) lines.push(`  ${h.host === r.to ? '*' : ' '} ${h.fits ? `${h.host}: fits, score ${h.score}` : `[${h.by}] ${h.reason}`}`);
   for (const u of r.unreachable) lines.push(`    unreachable: ${u.host}: ${u.reason}`);
   if (!r.dryRun && r.to !== null) lines.push(r.ok ? `${r.vm}: started on ${r.to} in ${fmtMs(r.totalMs)}${r.note ? ` (${r.note})` : ''}` : `${r.vm}: FAILED: ${r.error?.message ?? 'unknown error'} [${r.error?.code ?? '?'}]`);
   return `${lines.join('\n')}\n`;
