@@ -9,6 +9,7 @@ import type { MigrationSettings } from '../api/cluster.js';
 import { loadConfig } from '../config/load.js';
 import type { TideConfig } from '../config/schema.js';
 import type { MigrationMode } from '../drivers/hypervisor.js';
+import { MAX_TIMEOUT_SEC } from '../input/schema.js';
 import { num } from './args.js';
 import { UsageError, type CliIo } from './io.js';
 
@@ -68,13 +69,13 @@ export function settingsFrom(values: Record<string, unknown>): MigrationSettings
   if (values['auto-converge'] && values['no-auto-converge']) throw new UsageError('give either --auto-converge or --no-auto-converge');
   if (values['auto-converge']) s.autoConverge = true;
   if (values['no-auto-converge']) s.autoConverge = false;
-  if (str('bandwidth') !== undefined) s.bandwidthMiBps = num(str('bandwidth'), '--bandwidth', 0, { min: 1 });
+  if (str('bandwidth') !== undefined) s.bandwidthMiBps = num(str('bandwidth'), '--bandwidth', 0, { min: 1, max: 1_000_000 });
   if (str('max-downtime') !== undefined) s.maxDowntimeMs = num(str('max-downtime'), '--max-downtime', 0, { min: 1, int: true });
-  if (str('postcopy-after') !== undefined) s.postCopyAfterIterations = num(str('postcopy-after'), '--postcopy-after', 0, { min: 0, int: true });
+  if (str('postcopy-after') !== undefined) s.postCopyAfterIterations = num(str('postcopy-after'), '--postcopy-after', 0, { min: 0, max: 10_000, int: true });
   if (values['copy-storage']) s.copyStorage = true;
   if (values.unsafe) s.unsafe = true;
-  if (str('timeout') !== undefined) s.timeoutSec = num(str('timeout'), '--timeout', 0, { min: 0.001 });
-  if (str('shutdown-timeout') !== undefined) s.shutdownTimeoutSec = num(str('shutdown-timeout'), '--shutdown-timeout', 0, { min: 0 });
+  if (str('timeout') !== undefined) s.timeoutSec = num(str('timeout'), '--timeout', 0, { min: 0.001, max: MAX_TIMEOUT_SEC });
+  if (str('shutdown-timeout') !== undefined) s.shutdownTimeoutSec = num(str('shutdown-timeout'), '--shutdown-timeout', 0, { min: 0, max: MAX_TIMEOUT_SEC });
   if (values['force-off']) s.forceOff = true;
   return s;
 }

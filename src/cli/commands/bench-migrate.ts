@@ -2,6 +2,7 @@ import { dirname } from 'node:path';
 import { BenchSpecError, benchMigrate as runBenchMigrate, parseBenchSetting, type BenchRow, type BenchSetting } from '../../api/bench-migrate.js';
 import { Cluster } from '../../api/cluster.js';
 import { Lab } from '../../lab/index.js';
+import { MAX_TIMEOUT_SEC } from '../../input/schema.js';
 import { num, parse, table } from '../args.js';
 import { clusterConfig, fmtMs } from '../cluster.js';
 import { UsageError, type CliIo } from '../io.js';
@@ -36,10 +37,10 @@ export async function benchMigrate(argv: string[], io: CliIo): Promise<number> {
   });
   const vms = ((values.vm as string | undefined) ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   if (vms.length === 0) throw new UsageError('--vm VM[,VM…] is required');
-  const runs = num(values.runs as string | undefined, '--runs', 3, { min: 1, int: true });
-  const warmup = num(values.warmup as string | undefined, '--warmup', 1, { min: 0, int: true });
-  const timeoutSec = values.timeout === undefined ? undefined : num(values.timeout as string, '--timeout', 0, { min: 0.001 });
-  const dirty = values['dirty-mib'] === undefined ? null : num(values['dirty-mib'] as string, '--dirty-mib', 0, { min: 0, int: true });
+  const runs = num(values.runs as string | undefined, '--runs', 3, { min: 1, max: 1000, int: true });
+  const warmup = num(values.warmup as string | undefined, '--warmup', 1, { min: 0, max: 100, int: true });
+  const timeoutSec = values.timeout === undefined ? undefined : num(values.timeout as string, '--timeout', 0, { min: 0.001, max: MAX_TIMEOUT_SEC });
+  const dirty = values['dirty-mib'] === undefined ? null : num(values['dirty-mib'] as string, '--dirty-mib', 0, { min: 0, max: 65_536, int: true });
   let settings: BenchSetting[];
   try {
     const named = ((values.settings as string | undefined) ?? (values.setting ? '' : 'plain,auto-converge,post-copy')).split(',').map((s) => s.trim()).filter(Boolean);

@@ -3,10 +3,12 @@
  * over src/lab; see docs/lab.md.
  */
 import { parseArgs } from 'node:util';
+import { num } from '../args.js';
 import { UsageError, type CliIo, type Command } from '../io.js';
 import {
   DEFAULT_LAB_DIR, Lab, LabError, isLabHostName, parseAccelChoice, type LabHostName, type Placement,
 } from '../../lab/index.js';
+import { GUEST_IP_FIRST, GUEST_IP_LAST } from '../../lab/layout.js';
 
 const USAGE = `tide lab up [--vms N] [--placement round-robin|lab-a|lab-b] [--mem-mib M] [--dirty-mib D]
                 [--disk[=shared|local]] [--accel auto|kvm|tcg] [--bzimage] [--recreate] [--keep-on-failure]
@@ -22,11 +24,8 @@ const USAGE = `tide lab up [--vms N] [--placement round-robin|lab-a|lab-b] [--me
           (nothing, normally). Keeps the guest image cache unless --purge.
   status  hosts, guests and where they run.`;
 
-function intOpt(v: string | undefined, name: string, min: number): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer ≥ ${min}`);
-  return n;
+function intOpt(v: string | undefined, name: string, min: number, max: number): number | undefined {
+  return v === undefined ? undefined : num(v, `--${name}`, 0, { min, max, int: true });
 }
 
 async function up(argv: string[], io: CliIo): Promise<number> {
@@ -63,10 +62,10 @@ async function up(argv: string[], io: CliIo): Promise<number> {
   const log = (m: string): void => io.err(`[lab] ${m}\n`);
   const { lab, reused } = await Lab.up({
     dir: values.dir,
-    vms: intOpt(values.vms, 'vms', 0),
+    vms: intOpt(values.vms, 'vms', 0, GUEST_IP_LAST - GUEST_IP_FIRST + 1),
     placement: placement as Placement,
-    memMiB: intOpt(values['mem-mib'], 'mem-mib', 64),
-    dirtyMiB: intOpt(values['dirty-mib'], 'dirty-mib', 0),
+    memMiB: intOpt(values['mem-mib'], 'mem-mib', 64, 65_536),
+    dirtyMiB: intOpt(values['dirty-mib'], 'dirty-mib', 0, 65_536),
     disk: disk ?? null,
     accel,
     bzImage: values.bzimage,
