@@ -229,6 +229,18 @@ describe('Cluster.evacuate: a plan from the core planner, run by the executor', 
     await expect(c.planEvacuation({ host: 'a', intervalMs: 0 })).rejects.toMatchObject({ code: 'TIDE_HOST_UNREACHABLE', message: /a does not answer \(a does not answer\)/ });
   });
 
+  it('--include-stopped moves shut-off definitions offline in a second run; without it they stay unmentioned', async () => {
+    const { c, d } = cluster(three());
+    const r = await c.evacuate({ host: 'a', includeStopped: true, includePinned: true, intervalMs: 0 });
+    expect(r.moves.map((m) => [m.vm, m.mode])).toEqual([['big', 'live'], ['mid', 'live'], ['off', 'offline'], ['small', 'live']]);
+    expect(r.moved.map((m) => [m.vm, m.mode, m.ok])).toEqual([['big', 'live', true], ['mid', 'live', true], ['small', 'live', true], ['off', 'offline', true]]);
+    expect(d.vm('off')).toMatchObject({ state: 'shutoff' });
+    expect(d.vm('off')!.host).not.toBe('a');
+    expect(r.remaining).toEqual([]);
+    const offMigration = d.callsOf('migrate').find((x) => x.args[0] === 'off')!;
+    expect(offMigration.args[2]).toMatchObject({ mode: 'offline' });
+  });
+
   it('a VM that left the host after the plan is skipped by the executor with TIDE_STALE_PLAN, not migrated again', async () => {
     const { c, d } = cluster({ hosts: [{ name: 'a' }, { name: 'b' }], vms: [{ name: 'x', host: 'a' }, { name: 'y', host: 'a' }] });
     let moved = false;
