@@ -7,7 +7,9 @@ const usage = `tide [--config FILE] vms [--host HOST] [--interval-ms MS] [--no-u
 
   Every VM on the reachable hosts: where it runs, its state and size, and its utilisation
   over --interval-ms (default 1000): CPU % of its vCPUs (from cpu.time), memory in use (guest
-  view from the balloon driver, else QEMU's resident memory), disk and network KiB/s.
+  view from the balloon driver, else QEMU's resident memory), disk and network KiB/s. A rate
+  shown as - (null in --json) is not known yet: there is no earlier reading of that VM on its
+  host (e.g. it migrated during the interval); it is never shown as 0.
   Hosts that could not be asked are named with why (their VMs are missing from the list), on
   stderr. --json prints {"vms": [...], "unreachable": [{"host", "reason"}]}.
   Exit status 1 when a host could not be asked.`;
