@@ -14,15 +14,18 @@ import { parseConfig } from '../../src/config/load.js';
 import type { HostBackend } from '../../src/drivers/common/backend.js';
 import { gatherStorage, judgeDisk } from '../../src/drivers/common/storage.js';
 import { parseDomainXml, type DiskFacts } from '../../src/drivers/common/xml.js';
+import type { HypervisorDriver } from '../../src/drivers/hypervisor.js';
+import { LibvirtDriver } from '../../src/drivers/libvirt/index.js';
 import { RpcBackend } from '../../src/drivers/libvirt/backend.js';
+import { VirshDriver } from '../../src/drivers/virsh/index.js';
 import { VirshBackend } from '../../src/drivers/virsh/backend.js';
-import { labGate, startLibvirtd, type LibvirtdHandle } from '../helpers/libvirtd.js';
+import { labGate, startLibvirtd, tinyQemuDomainXml, type LibvirtdHandle } from '../helpers/libvirtd.js';
 
 const fixture = (name: string): string => readFileSync(fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url)), 'utf8');
 
 const MiB = 1024 * 1024;
 
-if (labGate('storage pre-flight on two private libvirtds')) {
+if (labGate('storage pre-flight on two private libvirtds', { qemu: true })) {
   describe('storage evidence from real storage pools', () => {
     let a: LibvirtdHandle;
     let b: LibvirtdHandle;
@@ -120,6 +123,38 @@ if (labGate('storage pre-flight on two private libvirtds')) {
         verdict: 'unknown', why: expect.stringContaining('cannot ask gone about its storage'),
       });
       await gone.close();
+    });
+
+    it('through the drivers: pre-flight of shut-off VMs with a local, a shared and a pool-less disk', async () => {
+      // defined on host a (never started): offline mode evaluates every check on a shut-off VM
+      const setup = backends.virsh.a as VirshBackend;
+      const guests: [string, string][] = [['st-local', '/var/lib/libvirt/images/local.img'], ['st-shared', join(shared, 'disk.img')], ['st-nopool', '/srv/no-pool-here/x.img']];
+      for (const [vm, disk] of guests) {
+        const xml = tinyQemuDomainXml(vm).replace('<devices>', `<devices>\n    <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='${disk}'/><target dev='vda' bus='virtio'/></disk>`);
+        const f = join(shared, `${vm}.xml`);
+        writeFileSync(f, xml);
+        const r = await setup.exec(['define', '--file', f]);
+        expect(r.stderr).toBe('');
+      }
+      const hosts = parseConfig({ hosts: [{ name: 'sa', uri: a.unixUri() }, { name: 'sb', uri: b.unixUri() }] }).hosts;
+      const drivers: [string, HypervisorDriver][] = [['libvirt', new LibvirtDriver(hosts, { connectTimeoutMs: 10_000 })], ['virsh', new VirshDriver(hosts)]];
+      for (const [kind, d] of drivers) {
+        try {
+          const storage = async (vm: string, opts = {}) => (await d.preflight(vm, 'sb', { mode: 'offline', ...opts })).find((c) => c.check === 'storage');
+          expect(await storage('st-local'), kind).toEqual({
+            check: 'storage', ok: false, code: 'TIDE_PREFLIGHT_FAILED',
+            reason: "not on shared storage with sb: vda (/var/lib/libvirt/images/local.img): sb's storage pool 'images' (/var/lib/libvirt/images) has no local.img: the disk is not visible there",
+          });
+          await expect(d.migrate('st-local', 'sb', { mode: 'offline' }), kind).rejects.toMatchObject({ code: 'TIDE_PREFLIGHT_FAILED' });
+          expect(await storage('st-shared'), kind).toEqual({ check: 'storage', ok: true, reason: expect.stringMatching(/^on storage shared with sb: vda \(.*disk\.img\): the same file on both hosts/) });
+          expect(await storage('st-nopool'), kind).toEqual({
+            check: 'storage', ok: true, verdict: 'unknown',
+            reason: expect.stringContaining('cannot tell whether the disks are on shared storage: vda (/srv/no-pool-here/x.img): no active storage pool on sb holds /srv/no-pool-here'),
+          });
+        } finally {
+          await d.close();
+        }
+      }
     });
 
     it('libvirt accepts the re-serialised <cpu> of a real domain XML (compareHypervisorCpu)', async () => {

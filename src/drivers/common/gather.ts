@@ -7,6 +7,7 @@ import type { HostBackend } from './backend.js';
 import type { Inventory } from './inventory.js';
 import { evaluatePreflight, type PreflightFacts } from './preflight.js';
 import type { Located } from './run.js';
+import { gatherStorage } from './storage.js';
 import { localDisks, parseDomainXml, type DomainXmlFacts } from './xml.js';
 
 export interface Gathered {
@@ -41,6 +42,7 @@ export async function gather(inv: Inventory, vm: string, to: string, opts: Migra
   let jobActive = false;
   let cpu: PreflightFacts['cpu'] = null;
   let srcUuid: string | null = null;
+  let storage: PreflightFacts['storage'] = null;
   if (found) {
     const b = found.backend;
     const [x, job, f] = await Promise.all([
@@ -51,7 +53,14 @@ export async function gather(inv: Inventory, vm: string, to: string, opts: Migra
     xml = x;
     jobActive = job !== null && (job.type === 1 || job.type === 2);
     srcUuid = f?.uuid ?? null;
-    if (xml && dstBackend && target?.reachable && to !== b.config.name) cpu = await compareCpu(inv, xml, b, dstBackend);
+    if (xml && dstBackend && target?.reachable && to !== b.config.name) {
+      // storage evidence (storage.ts) only when it matters: local disks that are not copied
+      const disks = opts.copyStorage ? [] : localDisks(xml);
+      [cpu, storage] = await Promise.all([
+        compareCpu(inv, xml, b, dstBackend),
+        disks.length ? gatherStorage(disks, b, dstBackend).catch((e: unknown) => ({ unavailable: (e as Error).message })) : Promise.resolve(null),
+      ]);
+    }
   }
   const facts: PreflightFacts = {
     vm,
@@ -64,6 +73,7 @@ export async function gather(inv: Inventory, vm: string, to: string, opts: Migra
     target,
     cpu,
     localDisks: xml ? localDisks(xml) : null,
+    storage,
   };
   return { checks: evaluatePreflight(facts, opts), src: found, dst: dstBackend, xml };
 }
