@@ -147,7 +147,10 @@ describe('tide evacuate', () => {
     const f = await runCli(['--config', cfg, 'evacuate', 'b', '--interval-ms', '0']);
     expect(f.code).toBe(1);
     expect(f.out).toMatch(/FAILED/);
-    expect(f.out).toMatch(/still on it: vm3/);
+    expect(f.out).toMatch(/still on it: vm3/);    const unknown = await runCli(['--config', cfg, 'evacuate', 'zz', '--interval-ms', '0']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.err).toMatch(/no host named 'zz' in the configuration/);
+    expect((await runCli(['--config', cfg, 'evacuate', 'a', '--to', 'b,zz'])).code).toBe(2);
   });
 
   it('shows the plan with its reasons; an anti-affine VM that cannot go anywhere stays, explained (exit 1)', async () => {

@@ -58,9 +58,10 @@ export const evacuateCommand: Command = {
     const settings = settingsFrom(values);
     const concurrency = values.concurrency === undefined ? undefined : num(values.concurrency as string, '--concurrency', 1, { min: 1, int: true });
     const maxPerHost = values['max-per-host'] === undefined ? undefined : num(values['max-per-host'] as string, '--max-per-host', 1, { min: 1, int: true });
-    const intervalMs = num(values['interval-ms'] as string | undefined, '--interval-ms', 1000, { min: 0, int: true });
+    const intervalMs = num(values['interval-ms'] as string | undefined, '--interval-ms', 1000, { min: 0, max: 3_600_000, int: true });
     const to = (values.to as string | undefined)?.split(',').map((s) => s.trim()).filter(Boolean);
     const { config, file } = clusterConfig(values, io);
+    for (const h of [host, ...(to ?? [])]) if (!config.hosts.some((c) => c.name === h)) throw new UsageError(`no host named '${h}' in the configuration (${file})`);
     const cluster = Cluster.open(config, { configFile: file });
     const log = (e: EvacuateEvent): void => {
       if (values.json) return;

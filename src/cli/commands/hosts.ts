@@ -16,7 +16,7 @@ export const hostsCommand: Command = {
   async run(argv, io) {
     const { values, positionals } = parse(argv, { 'interval-ms': { type: 'string' }, 'no-usage': { type: 'boolean' }, json: { type: 'boolean' } }, true);
     if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
-    const intervalMs = num(values['interval-ms'] as string | undefined, '--interval-ms', 1000, { min: 0, int: true });
+    const intervalMs = num(values['interval-ms'] as string | undefined, '--interval-ms', 1000, { min: 0, max: 3_600_000, int: true });
     const { config } = clusterConfig(values, io);
     const cluster = Cluster.open(config);
     try {

@@ -39,7 +39,7 @@ export const placeCommand: Command = {
     if (positionals.length !== 1) throw new UsageError('which VM? (tide place VM)');
     const vm = positionals[0]!;
     const settings = settingsFrom(values);
-    const intervalMs = num(values['interval-ms'] as string | undefined, '--interval-ms', 1000, { min: 0, int: true });
+    const intervalMs = num(values['interval-ms'] as string | undefined, '--interval-ms', 1000, { min: 0, max: 3_600_000, int: true });
     const to = (values.to as string | undefined)?.split(',').map((s) => s.trim()).filter(Boolean);
     const { config, file } = clusterConfig(values, io);
     const cluster = Cluster.open(config, { configFile: file });

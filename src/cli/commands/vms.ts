@@ -22,7 +22,7 @@ export const vmsCommand: Command = {
       host: { type: 'string' }, 'interval-ms': { type: 'string' }, 'no-usage': { type: 'boolean' }, json: { type: 'boolean' },
     }, true);
     if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
-    const intervalMs = num(values['interval-ms'] as string | undefined, '--interval-ms', 1000, { min: 0, int: true });
+    const intervalMs = num(values['interval-ms'] as string | undefined, '--interval-ms', 1000, { min: 0, max: 3_600_000, int: true });
     const { config } = clusterConfig(values, io);
     const host = values.host as string | undefined;
     if (host !== undefined && !config.hosts.some((h) => h.name === host)) throw new UsageError(`--host: no host named '${host}' in the configuration`);
