@@ -28,7 +28,9 @@ function* allFacts(): Generator<RecoveryFacts> {
   for (const source of views()) {
     for (const target of views()) {
       for (const postCopy of [false, true]) {
-        for (const wasState of ['running', 'paused', null] as const) yield { vm: 'v', from: 'a', to: 'b', wasState, postCopy, source, target };
+        for (const switchOver of [false, true]) {
+          for (const wasState of ['running', 'paused', null] as const) yield { vm: 'v', from: 'a', to: 'b', wasState, postCopy, switchOver, source, target };
+        }
       }
     }
   }
@@ -52,7 +54,7 @@ describe('recovery decision table', () => {
       // a running job, or an unreachable source: hands off
       if (job(f.source) || job(f.target)) expect(['wait', 'none'], at).toContain(d.action);
       if (!f.source.reachable) expect(d.action, at).toBe('none');
-      if (d.outcome === 'unknown') expect(['none', 'wait'], at).toContain(d.action);
+      if (d.outcome === 'unknown') expect(['none', 'wait', 'pause-source'], at).toContain(d.action);
       if (d.action === 'wait') expect(d.fallback?.action, at).toBe('none');
       switch (d.action) {
         case 'resume-source':
@@ -72,6 +74,11 @@ describe('recovery decision table', () => {
           // only a paused copy that never ran guest code, and never in post-copy
           expect(paused(f.target) && !pc, at).toBe(true);
           break;
+        case 'pause-source':
+          // only to stop a copy that may run twice: the target runs or cannot be asked after the stream completed
+          expect(running(f.source), at).toBe(true);
+          expect(running(f.target) || (!f.target.reachable && f.switchOver), at).toBe(true);
+          break;
         case 'destroy-stale-source':
           expect(running(f.target) && paused(f.source) && !pc, at).toBe(true);
           break;
@@ -83,17 +90,17 @@ describe('recovery decision table', () => {
       // a target that cannot be asked never lets the source be resumed
       if (!f.target.reachable) expect(d.action, at).not.toBe('resume-source');
     }
-    expect(n).toBeGreaterThan(2000);
+    expect(n).toBeGreaterThan(4000);
     // every outcome and action is reachable from some observation
     for (const k of ['source/resume-source', 'source/destroy-target', 'source/destroy-stale-target', 'target/destroy-stale-source',
-      'target/resume-target', 'unknown/none', 'unknown/wait', 'both/none', 'split/none', 'none/none', 'target/none', 'source/none']) {
+      'target/resume-target', 'unknown/pause-source', 'both/pause-source', 'unknown/none', 'unknown/wait', 'split/none', 'none/none', 'target/none', 'source/none']) {
       expect(seen, k).toContain(k);
     }
   });
 
   const look = (d: DomainFacts | null, jobActive = false): CopyView => ({ reachable: true, dom: d, jobActive });
   const gone: CopyView = { reachable: false, reason: 'no answer' };
-  const base = { vm: 'v', from: 'a', to: 'b', wasState: 'running' as const, postCopy: false };
+  const base = { vm: 'v', from: 'a', to: 'b', wasState: 'running' as const, postCopy: false, switchOver: false };
 
   it.each([
     ['source paused, target unreachable', look(dom('paused', 2)), gone, false, 'unknown', 'none'],
@@ -102,8 +109,9 @@ describe('recovery decision table', () => {
     ['source paused, target paused', look(dom('paused', 2)), look(dom('paused', 2)), false, 'source', 'destroy-target'],
     ['source paused, target running', look(dom('paused', 2)), look(dom('running', 2)), false, 'target', 'destroy-stale-source'],
     ['source running, target unreachable', look(dom('running', 6)), gone, false, 'source', 'none'],
+    ['source running after the stream completed, target unreachable', look(dom('running', 6)), gone, 'switch', 'unknown', 'pause-source'],
     ['source running, target paused leftover', look(dom('running', 6)), look(dom('paused', 2)), false, 'source', 'destroy-stale-target'],
-    ['source running, target running', look(dom('running', 1)), look(dom('running', 2)), false, 'both', 'none'],
+    ['source running, target running', look(dom('running', 1)), look(dom('running', 2)), false, 'both', 'pause-source'],
     ['source gone, target running', look(null), look(dom('running', 2)), false, 'target', 'none'],
     ['source gone, target unreachable', look(null), gone, false, 'unknown', 'none'],
     ['source job still running', look(dom('paused', 2), true), look(dom('paused', 2), true), false, 'unknown', 'wait'],
@@ -112,8 +120,8 @@ describe('recovery decision table', () => {
     ['post-copy, target unreachable', look(dom('paused', 12)), gone, true, 'unknown', 'none'],
     ['post-copy, target running, source gone', look(null), look(dom('running', 10)), true, 'target', 'none'],
     ['post-copy requested, target has no copy', look(dom('paused', 0)), look(null), true, 'unknown', 'none'],
-  ] as const)('%s → %s / %s', (_name, source, target, postCopy, outcome, action) => {
-    const d = decideRecovery({ ...base, postCopy, source, target });
+  ] as const)('%s → %s / %s', (_name, source, target, flag, outcome, action) => {
+    const d = decideRecovery({ ...base, postCopy: flag === true, switchOver: flag === 'switch', source, target });
     expect(d.outcome).toBe(outcome);
     expect(d.action).toBe(action);
   });

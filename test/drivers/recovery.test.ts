@@ -155,6 +155,47 @@ describe('recovery: the target cannot be asked', () => {
     expect(env.world.runningOn(VM)).toEqual([A]);
   });
 
+  it('the stream completed, libvirt resumed the source, the target does not answer (seen in the lab with libvirt 9.0) → the source is paused again, UNKNOWN; reconcile after the target resumed its copy leaves one', async () => {
+    const env = setup();
+    const done = migrationJob('out', { data_total: 100, data_processed: 100, data_remaining: 0 });
+    env.a.script.migrate = async () => {
+      env.world.set(A, VM, { job: done });
+      await env.clock.sleep(1000); // the poll sees the stream complete
+      env.world.set(B, VM, { state: 'paused', reason: PAUSED_MIGRATION, persistent: false });
+      env.b.reachable = false; // its daemon stopped before the finish step
+      await env.clock.sleep(30_000); // the source daemon's keepalive gives up…
+      env.world.set(A, VM, { state: 'running', reason: 6, job: null }); // …and libvirt resumes the source
+      throw new DriverError('TIDE_MIGRATION_FAILED', 'internal error: client socket is closed');
+    };
+    const e = asError(await run(env));
+    expect(e.code).toBe('TIDE_MIGRATION_UNKNOWN');
+    expect(e.detail).toMatchObject({ vmOn: null, sourceState: 'paused', outcome: 'unknown' });
+    expect(env.world.log.filter((l) => l.startsWith('suspend'))).toEqual([`suspend ${A} ${VM}`]);
+    expect(env.world.runningOn(VM)).toEqual([]);
+    // the target's daemon wakes up and its finish step resumes its copy: still one running
+    env.b.reachable = true;
+    env.world.set(B, VM, { state: 'running', reason: RUNNING_MIGRATED });
+    expect(env.world.runningOn(VM)).toEqual([B]);
+    const rec = await env.clock.drive(env.drv.reconcile(VM));
+    expect(rec).toMatchObject({ outcome: 'target', vmOn: B });
+    expect(tideCalls(env)).toEqual([`destroy ${A} ${VM}`]);
+    expect(env.world.runningOn(VM)).toEqual([B]);
+    expect(env.world.violations).toEqual([]);
+  });
+
+  it('the stream completed as far as the failed job\'s statistics tell (no poll saw it) → same: the source is paused', async () => {
+    const env = setup();
+    env.a.script.migrate = async () => {
+      env.world.set(A, VM, { state: 'running', reason: 6, lastJob: { type: 4, fields: { data_total: 100, data_processed: 100, data_remaining: 0 } } });
+      env.b.reachable = false;
+      throw new DriverError('TIDE_MIGRATION_FAILED', 'internal error: client socket is closed');
+    };
+    const e = asError(await run(env));
+    expect(e.code).toBe('TIDE_MIGRATION_UNKNOWN');
+    expect(env.world.copy(A, VM)?.state).toBe('paused');
+    expect(env.world.runningOn(VM)).toEqual([]);
+  });
+
   it('suspend mode: the source Tide paused stays paused when the target cannot be asked', async () => {
     const env = setup();
     env.a.script.migrate = async () => {
@@ -245,7 +286,7 @@ describe('recovery: the target answered', () => {
     expect(env.world.violations).toEqual([]);
   });
 
-  it('both running (a twin libvirt made) → reported, nothing resumed or destroyed', async () => {
+  it('both running (a twin libvirt made) → the source copy is paused, nothing resumed or destroyed, reported', async () => {
     const env = setup();
     env.a.script.migrate = async () => {
       env.world.set(B, VM, { state: 'running', reason: RUNNING_MIGRATED });
@@ -253,9 +294,11 @@ describe('recovery: the target answered', () => {
     };
     const e = asError(await run(env));
     expect(e.code).toBe('TIDE_MIGRATION_FAILED');
-    expect(e.detail).toMatchObject({ vmOn: null, outcome: 'both' });
-    expect(e.message).toMatch(/runs on both/);
+    expect(e.detail).toMatchObject({ vmOn: null, outcome: 'both', sourceState: 'paused' });
+    expect(e.message).toMatch(/ran on both/);
     expect(tideCalls(env)).toEqual([]);
+    expect(env.world.log).toContain(`suspend ${A} ${VM}`);
+    expect(env.world.runningOn(VM)).toEqual([B]);
     // the only twin is the one the script made, none after a call of Tide's
     expect(env.world.violations).toEqual([`${VM} running on ${A} and ${B} after set ${B}`]);
   });

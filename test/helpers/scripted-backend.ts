@@ -27,6 +27,8 @@ export interface Copy {
   persistent: boolean;
   /** The job libvirt would report for this copy (null: none). */
   job: JobFacts | null;
+  /** The last finished job's statistics (jobStats with `completed`). */
+  lastJob?: JobFacts | null;
 }
 
 /** A running (type 2 = unbounded) migration job; operation 5 = out, 4 = in. */
@@ -150,9 +152,10 @@ export class ScriptedHost implements HostBackend {
     return `<domain type='kvm'><name>${vm}</name><memory unit='KiB'>65536</memory><os><type arch='x86_64' machine='pc'>hvm</type></os><devices/></domain>`;
   }
 
-  async jobStats(vm: string): Promise<JobFacts | null> {
+  async jobStats(vm: string, completed = false): Promise<JobFacts | null> {
     this.gate();
-    return this.world.copy(this.name, vm)?.job ?? null;
+    const c = this.world.copy(this.name, vm);
+    return (completed ? c?.lastJob : c?.job) ?? null;
   }
 
   async compareCpu(): Promise<CpuCompare> {

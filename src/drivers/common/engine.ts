@@ -148,7 +148,7 @@ export class HostBackendDriver implements HypervisorDriver {
     if (!src || !dst) throw new DriverError('TIDE_NO_SUCH_HOST', `no host named '${!src ? from : to}'`, { vm, from, to });
     const same = rec && rec.from === from && rec.to === to;
     const r = await recoverMigration({
-      vm, src, dst, wasState: same ? rec.wasState : null, postCopy: same ? rec.postCopy : false,
+      vm, src, dst, wasState: same ? rec.wasState : null, postCopy: same ? rec.postCopy : false, switchOver: same ? rec.switchOver : false,
       clock: this.env.clock, settleMs: o.settleMs ?? 0, pollMs: this.env.recoverPollMs,
     });
     if (r.outcome !== 'unknown' && same) this.pending.delete(vm);

@@ -25,6 +25,7 @@ export interface PendingMigration {
   to: string;
   wasState: VmState;
   postCopy: boolean;
+  switchOver: boolean;
 }
 
 /** By VM name. */
@@ -90,7 +91,7 @@ export async function runMigration(env: EngineEnv, ctx: RunContext, mode: 'live'
         st.emit();
         startPostCopy();
       },
-      completed: (job) => { st.completedJob = job; },
+      completed: (job) => { st.completedJob = job; st.noteStream(job); },
     }).catch(() => null);
   }
   const call = migrateCall(ctx, mode);
@@ -157,8 +158,11 @@ export async function runMigration(env: EngineEnv, ctx: RunContext, mode: 'live'
   }
   try {
     if (failure !== null) {
+      // libvirt keeps the failed job's statistics: did the stream complete before it failed?
+      const last = await src.backend.jobStats(vm, true).catch(() => null);
+      if (last) st.noteStream(last);
       const rec = await recoverMigration({
-        vm, src: src.backend, dst, wasState, postCopy: st.postCopy || st.postCopyAttempted,
+        vm, src: src.backend, dst, wasState, postCopy: st.postCopy || st.postCopyAttempted, switchOver: st.streamDone,
         clock: env.clock, settleMs: env.settleMs, pollMs: env.recoverPollMs,
       });
       st.notes.push(...rec.actions);
@@ -211,6 +215,8 @@ export class MigrationState {
   postCopyRequested = false;
   /** A post-copy switch was ever sent: it may have happened even if the reply said otherwise. */
   postCopyAttempted = false;
+  /** The source's job once reported no data remaining: the switch-over may have happened. */
+  streamDone = false;
   settled = false;
   abortReason: 'aborted' | 'timeout' | null = null;
   completedJob: JobFacts | null = null;
@@ -219,7 +225,14 @@ export class MigrationState {
 
   constructor(readonly vm: string, readonly t0: number, readonly onProgress?: (p: MigrationProgress) => void) {}
 
+  /** Records whether `job` says the memory stream completed (nothing left to send). */
+  noteStream(job: JobFacts): void {
+    const f = job.fields;
+    if ((f.data_total ?? 0) > 0 && (f.data_processed ?? 0) > 0 && f.data_remaining === 0) this.streamDone = true;
+  }
+
   update(job: JobFacts): void {
+    this.noteStream(job);
     const f = job.fields;
     if (f.data_total !== undefined) this.total = f.data_total;
     if (f.data_processed !== undefined) this.processed = f.data_processed;
@@ -266,9 +279,9 @@ function failureError(ctx: RunContext, st: MigrationState, failure: unknown, rec
     sourceState: rec.sourceState, targetState: rec.targetState, notes: st.notes,
   };
   if (rec.outcome === 'unknown') {
-    pending.set(vm, { vm, from, to, wasState, postCopy: st.postCopy || st.postCopyAttempted });
+    pending.set(vm, { vm, from, to, wasState, postCopy: st.postCopy || st.postCopyAttempted, switchOver: st.streamDone });
     return new DriverError('TIDE_MIGRATION_UNKNOWN',
-      `migration of ${vm} from ${from} to ${to} failed (${why}) and where it runs is unknown: ${rec.reason}. Nothing more was done (a paused copy stays paused); reconcile ${vm} once ${from} and ${to} both answer`,
+      `migration of ${vm} from ${from} to ${to} failed (${why}) and where it runs is unknown: ${rec.reason}. ${rec.actions.length ? `Tide ${rec.actions.join('; ')}; nothing else` : 'Nothing'} was done (no copy is resumed while ${to} cannot be asked); reconcile ${vm} once ${from} and ${to} both answer`,
       { ...detail, vmOn: null }, { cause: failure });
   }
   pending.delete(vm);

@@ -11,8 +11,9 @@
  * `decideRecovery` is the whole decision table, a pure function of one observation of both
  * hosts. `recoverMigration` observes, acts on at most one host, and observes again, until the
  * decision needs no action (or the settle deadline passes): every action is checked by the next
- * observation, never assumed. Actions only ever resume a copy when no other copy is active, or
- * destroy a copy that is superseded; nothing here ever starts a second copy.
+ * observation, never assumed. Actions only ever resume a copy when no other copy is active,
+ * pause a copy while another may run, or destroy a copy that is superseded; nothing here ever
+ * starts a second copy.
  */
 import type { Clock } from '../../core/clock.js';
 import type { VmState } from '../hypervisor.js';
@@ -37,6 +38,13 @@ export interface RecoveryFacts {
   wasState: VmState | null;
   /** Post-copy may have started (switch requested or done, from the migration run). */
   postCopy: boolean;
+  /**
+   * The memory stream may have completed (the source's job reported no data remaining): the
+   * target may hold a complete copy that its daemon resumes once it gets to libvirt's finish
+   * step. libvirt 9.0 resumes the source when that step fails, even though the target may
+   * still resume its copy later (shown in the lab: both ran).
+   */
+  switchOver: boolean;
   source: CopyView;
   target: CopyView;
 }
@@ -55,6 +63,8 @@ export type RecoveryAction =
   /** A migration job still runs on a host: look again later. */
   | 'wait'
   | 'resume-source'
+  /** The source runs while the target may run (or later resume) its copy: stop it, keep it. */
+  | 'pause-source'
   /** The source is paused and the target's copy is paused: destroy the target's copy (the
    *  next observation must confirm it gone before the source is resumed). */
   | 'destroy-target'
@@ -72,6 +82,8 @@ export interface RecoveryDecision {
   retry?: boolean;
   /** For 'wait': what holds if the job never settles. */
   fallback?: RecoveryDecision;
+  /** After this action, stop: the outcome is for an operator (a twin was stopped). */
+  terminal?: boolean;
 }
 
 const isRunning = (d: DomainFacts | null): boolean => d !== null && d.active && d.state === 'running';
@@ -142,8 +154,15 @@ export function decideRecovery(f: RecoveryFacts): RecoveryDecision {
   }
 
   if (sRunning) {
-    if (!T.reachable) return { outcome: 'source', action: 'none', reason: `libvirt resumed ${vm} on ${from} itself; ${unreachableT}, a leftover copy there is removed by its libvirtd` };
-    if (tRunning) return { outcome: 'both', action: 'none', reason: `${vm} runs on both ${from} and ${to}; Tide resumed neither and will not pick one: check manually` };
+    if (!T.reachable) {
+      return f.switchOver
+        ? { outcome: 'unknown', action: 'pause-source', reason: `the memory stream of ${vm} completed and ${unreachableT}: its copy there may be resumed by its daemon, so the copy libvirt resumed on ${from} is paused` }
+        : { outcome: 'source', action: 'none', reason: `libvirt resumed ${vm} on ${from} itself before the switch-over; ${unreachableT}, a leftover copy there is removed by its libvirtd` };
+    }
+    if (tRunning) {
+      return { outcome: 'both', action: 'pause-source', terminal: true,
+        reason: `${vm} ran on both ${from} and ${to} (libvirt resumed both); Tide paused the copy on ${from} so one runs, and will not pick which to keep: check the guest, then destroy one` };
+    }
     if (tPaused) return { outcome: 'source', action: 'destroy-stale-target', reason: `${vm} runs on ${from}; ${to} holds a paused incoming copy that never ran` };
     return { outcome: 'source', action: 'none', reason: `${to} has no active copy of ${vm}` };
   }
@@ -208,6 +227,7 @@ export interface RecoveryRun {
   dst: HostBackend;
   wasState: VmState | null;
   postCopy: boolean;
+  switchOver: boolean;
   clock: Clock;
   /** Keep looking (jobs settling, a host not answering) until this long has passed, ms. */
   settleMs: number;
@@ -228,7 +248,7 @@ export async function recoverMigration(r: RecoveryRun): Promise<RecoveryResult> 
   let actionsLeft = 6; // each action changes a state the next look sees; more means a host fights back
   for (;;) {
     const [source, target] = await Promise.all([observe(src, vm), observe(dst, vm)]);
-    const facts: RecoveryFacts = { vm, from, to, wasState: r.wasState, postCopy: r.postCopy, source, target };
+    const facts: RecoveryFacts = { vm, from, to, wasState: r.wasState, postCopy: r.postCopy, switchOver: r.switchOver, source, target };
     let d = decideRecovery(facts);
     const timeUp = clock.now() >= end;
     if (d.action === 'wait' || (d.retry && d.action === 'none')) {
@@ -250,14 +270,16 @@ export async function recoverMigration(r: RecoveryRun): Promise<RecoveryResult> 
     try {
       switch (d.action) {
         case 'resume-source': await src.resume(vm); actions.push(`resumed ${vm} on ${from}`); break;
+        case 'pause-source': await src.suspend(vm); actions.push(`paused ${vm} on ${from}`); break;
         case 'resume-target': await dst.resume(vm); actions.push(`resumed ${vm} on ${to}`); break;
         case 'destroy-target': case 'destroy-stale-target': await dst.destroy(vm); actions.push(`destroyed the paused copy of ${vm} on ${to}`); break;
         case 'destroy-stale-source': await src.destroy(vm); actions.push(`destroyed the superseded paused copy of ${vm} on ${from}`); break;
         default: break;
       }
+      if (d.terminal) return { ...result(), sourceState: d.action === 'pause-source' ? 'paused' : result().sourceState };
     } catch (e) {
       actions.push(`${d.action} failed: ${(e as Error)?.message ?? String(e)}`);
-      if (clock.now() >= end) return { ...result(), outcome: d.action === 'destroy-stale-target' ? 'source' : 'unknown', reason: `${d.reason}; ${actions[actions.length - 1]}` };
+      if (clock.now() >= end) return { ...result(), outcome: d.action === 'destroy-stale-target' ? 'source' : d.outcome === 'both' ? 'both' : 'unknown', reason: `${d.reason}; ${actions[actions.length - 1]}` };
       await clock.sleep(r.pollMs);
     }
   }
