@@ -1,7 +1,11 @@
 /**
- * Programmatic API of a real cluster (the CLI's `hosts`, `vms`, `migrate`, `evacuate` and
- * `bench migrate` are thin shells over it): inventory with utilisation, one migration with an
- * optional service probe, and host evacuation under the configured concurrency limits.
+ * Programmatic API of a real cluster (the CLI's `hosts`, `vms`, `migrate`, `evacuate`, `place`
+ * and `bench migrate` are thin shells over it): inventory with utilisation (and the hosts that
+ * could not be asked, with why), one migration with an optional service probe, host evacuation
+ * and initial placement. Evacuation and placement take the one path that changes a cluster:
+ * a snapshot from the controller's collect(), a plan from the pure core (planEvacuation /
+ * planPlacement), the executor (runPlan) under the configured limits, all under the store's
+ * cluster lock.
  *
  *   const cluster = Cluster.open(loadConfig('tide.json'));
  *   try { const r = await cluster.migrate({ vm: 'vm1', to: 'lab-b', probe: 'auto' }); }
@@ -9,8 +13,8 @@
  *
  * Migration settings come from the configuration (`migration.*`) unless overridden per call.
  */
-import { Controller } from '../app/controller.js';
 import { join } from 'node:path';
+import { Controller } from '../app/controller.js';
 import type { TideConfig } from '../config/schema.js';
 import type { ClusterSnapshot, Vm } from '../core/model/types.js';
 import { planEvacuation as planEvacuationCore, planPlacement, type DirectPlanOptions, type HostAssessment } from '../core/plan/evacuate.js';
