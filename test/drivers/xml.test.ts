@@ -154,6 +154,7 @@ describe('malformed or unexpected XML throws XmlError', () => {
     ['not a domain', `<capabilities/>`, /not <domain>/],
     ['a DOCTYPE', `<!DOCTYPE domain [<!ENTITY x "y">]><domain>&x;</domain>`, /DOCTYPE/],
     ['empty', ``, /domain XML/],
+    ['nested 500 deep', `<domain>${'<m>'.repeat(500)}${'</m>'.repeat(500)}</domain>`, /nested/],
   ])('%s', (_, xml, msg) => {
     expect(() => parseDomainXml(xml)).toThrow(XmlError);
     expect(() => parseDomainXml(xml)).toThrow(msg);
@@ -164,5 +165,30 @@ describe('malformed or unexpected XML throws XmlError', () => {
     expect(hostCpuModel('<capabilities><host><cpu><arch>aarch64</arch></cpu></host></capabilities>')).toEqual({ model: null, arch: 'aarch64' });
     expect(() => hostUuid('<capabilities><host><uuid>x</host></capabilities>')).toThrow(XmlError);
     expect(cpuSummary('<cpu')).toBe('unparsable CPU definition');
+  });
+});
+
+describe('hostile input (property)', () => {
+  const real = fixture('virsh-dumpxml-disks-inactive.xml');
+  const outcome = (xml: string): 'facts' | 'XmlError' => {
+    try {
+      const f = parseDomainXml(xml);
+      // facts are well-typed whatever the input
+      for (const d of f.disks) if (typeof d.dev !== 'string' || (d.source !== null && typeof d.source !== 'string')) throw new Error('bad disk facts');
+      return 'facts';
+    } catch (e) {
+      if (e instanceof XmlError) return 'XmlError';
+      throw e;
+    }
+  };
+
+  it('random strings and cut, spliced or duplicated real XML give facts or an XmlError, nothing else', () => {
+    fc.assert(fc.property(fc.string({ maxLength: 200 }), (s) => { outcome(s); }), { numRuns: 300 });
+    fc.assert(fc.property(fc.nat(real.length), fc.nat(real.length), fc.string({ unit: fc.constantFrom('<', '>', '&', '/', '"', "'", '=', ';', 'a', ':', '!', '-', '[', ']', ' '), maxLength: 12 }), (i, j, junk) => {
+      const [lo, hi] = i < j ? [i, j] : [j, i];
+      outcome(real.slice(0, lo) + junk + real.slice(hi));
+      outcome(real.slice(0, lo));
+      outcome(real.slice(0, hi) + real.slice(lo));
+    }), { numRuns: 300 });
   });
 });

@@ -193,7 +193,13 @@ export function parseXml(xml: string, what = 'XML'): XmlElement {
   if (hasDoctype(xml)) throw new XmlError(`${what}: a DOCTYPE is not accepted (libvirt never emits one)`);
   const v = XMLValidator.validate(xml);
   if (v !== true) throw new XmlError(`${what}: ${v.err.msg} (line ${v.err.line}, column ${v.err.col})`);
-  const nodes = parser.parse(xml) as OrderedNode[];
+  let nodes: OrderedNode[];
+  try {
+    nodes = parser.parse(xml) as OrderedNode[];
+  } catch (e) {
+    // the parser's own limits (e.g. more than 100 nested elements; libvirt nests < 20)
+    throw new XmlError(`${what}: ${(e as Error).message}`, { cause: e });
+  }
   const roots = nodes.filter((n) => tagOf(n) !== null && !(TEXT in n) && !(COMMENT in n) && !(CDATA in n));
   if (roots.length !== 1) throw new XmlError(`${what}: expected one root element, found ${roots.length}`);
   return build(roots[0]!, {});
