@@ -148,4 +148,33 @@ describeLab('tide evacuate on the lab: plan (CPU, anti-affinity), executor, clus
       s.close();
     }
   }, 300_000);
+
+  it('place: a shut-off guest is started on the host the planner picks (its definition moved there first), with every host explained', async () => {
+    const vm = 'vm2';
+    const at = await where(vm);
+    const other = L().otherHost(at);
+    await L().virshOk(at, ['destroy', '--domain', vm]); // shut off, still defined on `at`
+    expect(await L().definedOn(vm)).toBe(at);
+    const plain = config('place', {});
+    const dry = await tide(plain, 'place', vm, '--dry-run', '--interval-ms', '500');
+    log(`place --dry-run: rc ${dry.code}\n${dry.out}`);
+    expect(dry.code).toBe(0);
+    expect(dry.out).toMatch(new RegExp(`^${vm}: would start on lab-[ab] \\(defined on ${at}\\): best host`, 'm'));
+    expect(await L().locate(vm)).toBeNull(); // a dry run starts nothing
+    // --to the host that does not hold the definition: the executor moves it (offline), then starts it
+    const r = await tide(plain, 'place', vm, '--to', other, '--json', '--interval-ms', '500');
+    const rep = JSON.parse(r.out) as { to: string; ok: boolean; definedOn: string; note?: string; reason: string; hosts: { host: string; fits: boolean; code?: string }[] };
+    log(`place ${vm} --to ${other}: rc ${r.code}, ${JSON.stringify(rep)}`);
+    expect(r.code).toBe(0);
+    expect(rep).toMatchObject({ to: other, ok: true, definedOn: at });
+    expect(rep.hosts.find((h) => h.host === at)).toMatchObject({ fits: false, code: 'not-allowed' });
+    expect(rep.note).toMatch(new RegExp(`moved the definition of ${vm} from ${at} to ${other}`));
+    expect(await L().locate(vm)).toBe(other);
+    expect(await L().virshOk(other, ['domstate', '--domain', vm])).toBe('running');
+    expect(await L().definedOn(vm)).toBe(other);
+    await L().waitGuest(L().vm(vm)); // the service answers again
+    const again = await tide(plain, 'place', vm, '--interval-ms', '0');
+    expect(again.code).toBe(1);
+    expect(again.err).toMatch(/only a shut-off VM is placed \[TIDE_VM_STATE\]/);
+  }, 300_000);
 });
