@@ -142,7 +142,10 @@ export interface PreflightCheck {
  *   TIDE_HOST_UNREACHABLE, anything else → TIDE_PREFLIGHT_FAILED; `detail.checks` has them all).
  * - An aborted signal rejects with TIDE_ABORTED, an expired `timeoutSec` with TIDE_TIMEOUT.
  * - After any failure the VM runs exactly once, on its source, in the state it had (nothing is
- *   left paused), unless the error says otherwise (e.g. a failed post-copy).
+ *   left paused), unless the error says otherwise (e.g. a failed post-copy). Never twice: when
+ *   the target cannot be asked whether it runs the VM, a paused source stays paused and
+ *   `migrate` rejects with TIDE_MIGRATION_UNKNOWN (`detail.vmOn` null, naming both hosts);
+ *   `reconcile` finishes it once the target answers (docs/drivers.md, "Recovery").
  */
 export interface HypervisorDriver {
   /** 'fake' | 'sim' | 'libvirt' | 'virsh' */
@@ -167,7 +170,8 @@ export interface HypervisorDriver {
   preflight(vm: string, to: string, opts: MigrateOptions): Promise<PreflightCheck[]>;
   /**
    * Moves `vm` to host `to`. Resolves once the VM runs on `to` and no longer on its source;
-   * rejects with a DriverError otherwise, leaving the VM running on the source.
+   * rejects with a DriverError otherwise, leaving the VM running on the source (or, with
+   * TIDE_MIGRATION_UNKNOWN, paused there: see the contract above).
    */
   migrate(vm: string, to: string, opts: MigrateOptions, signal?: AbortSignal): Promise<MigrationResult>;
   /** Starts a defined, shut-off VM on the host that holds its definition. */
@@ -179,5 +183,31 @@ export interface HypervisorDriver {
   stop(vm: string, opts?: { force?: boolean }): Promise<void>;
   suspend(vm: string): Promise<void>;
   resume(vm: string): Promise<void>;
+  /**
+   * Finishes a migration that ended with TIDE_MIGRATION_UNKNOWN (libvirt and virsh drivers):
+   * the same decision table as the recovery after a failure. `from`/`to` default to the
+   * migration this driver reported; `settleMs` (default 0) lets running jobs settle.
+   */
+  reconcile?(vm: string, o?: { from?: string; to?: string; settleMs?: number }): Promise<ReconcileResult>;
   close(): Promise<void>;
+}
+
+/**
+ * Where a VM is after recovery or reconcile: on the source or target alone; unknown (a host
+ * did not answer or a job did not end: nothing was done); both (ran on both; the source copy
+ * was paused); split (a failed post-copy: memory on both hosts); none (active on neither).
+ */
+export type RecoveryOutcome = 'source' | 'target' | 'unknown' | 'both' | 'split' | 'none';
+
+/** What HypervisorDriver.reconcile reports; an outcome is a value, never an exception. */
+export interface ReconcileResult {
+  vm: string;
+  from: string;
+  to: string;
+  outcome: RecoveryOutcome;
+  /** What was done, in order (e.g. "destroyed the paused copy of vm1 on lab-b"); may be empty. */
+  actions: string[];
+  reason: string;
+  /** The one host the VM is on now; null when unknown or not exactly one. */
+  vmOn: string | null;
 }

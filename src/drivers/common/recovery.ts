@@ -16,7 +16,7 @@
  * starts a second copy.
  */
 import type { Clock } from '../../core/clock.js';
-import type { VmState } from '../hypervisor.js';
+import type { ReconcileResult, RecoveryOutcome, VmState } from '../hypervisor.js';
 import type { DomainFacts, HostBackend } from './backend.js';
 
 /** VIR_DOMAIN_RUNNING_* / VIR_DOMAIN_PAUSED_* reasons that prove post-copy began. */
@@ -49,14 +49,8 @@ export interface RecoveryFacts {
   target: CopyView;
 }
 
-/**
- * source / target: the VM runs (or rests, as it was) on that host alone.
- * unknown: a host that decides it did not answer, or a job did not settle: nothing was done.
- * both: it runs on both hosts (not caused by Tide; never resolved automatically).
- * split: post-copy failed: its memory is split between the hosts; both copies left alone.
- * none: no active copy on either host.
- */
-export type RecoveryOutcome = 'source' | 'target' | 'unknown' | 'both' | 'split' | 'none';
+/** Defined with the driver contract (hypervisor.ts); re-exported for the engine's parts. */
+export type { ReconcileResult, RecoveryOutcome };
 
 export type RecoveryAction =
   | 'none'
@@ -206,19 +200,6 @@ export interface RecoveryResult {
   /** The source's state at the last look (null: no copy or not asked). */
   sourceState: VmState | null;
   targetState: VmState | null;
-}
-
-/** What reconcile reports (HostBackendDriver.reconcile). */
-export interface ReconcileResult {
-  vm: string;
-  from: string;
-  to: string;
-  outcome: RecoveryOutcome;
-  /** What reconcile did, in order; empty when nothing was needed or allowed. */
-  actions: string[];
-  reason: string;
-  /** The one host the VM is on now; null when unknown or not exactly one. */
-  vmOn: string | null;
 }
 
 export interface RecoveryRun {
