@@ -50,6 +50,8 @@ export function readTrace(path: string, opts: { expectSamples?: number } = {}): 
     throw new TraceError(`trace not found: ${path} (a directory of PlanetLab files, or a .json/.csv trace)`);
   }
   if (st.isDirectory()) return readPlanetLabDir(path, opts.expectSamples ?? 288);
+  // A FIFO or device would block the read or never end.
+  if (!st.isFile()) throw new TraceError(`${path}: not a regular file (a directory of PlanetLab files, or a .json/.csv trace)`);
   const ext = extname(path).toLowerCase();
   if (ext === '.json') return readJsonTrace(path);
   if (ext === '.csv') return readCsvTrace(path);

@@ -5,7 +5,7 @@
  * commands point at loopback ports: port 1 refuses at once; a server that accepts and never
  * answers checks that nothing keeps the process alive after the error is printed.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -36,6 +36,12 @@ const ragged = file('ragged.csv', 'vm,cpu_pct,mem_pct\nmail,10,20\nmail,11\n');
 const junkDir = join(tmp, 'planetlab');
 mkdirSync(junkDir);
 writeFileSync(join(junkDir, 'vm1'), `${Array.from({ length: 287 }, () => '5').join('\n')}\nabc\n`);
+// a valid PlanetLab day of four VMs: more than one host can take
+const dayDir = join(tmp, 'day');
+mkdirSync(dayDir);
+for (const vm of ['a', 'b', 'c', 'd']) writeFileSync(join(dayDir, vm), `${Array.from({ length: 288 }, (_, i) => String(i % 100)).join('\n')}\n`);
+const fifo = join(tmp, 'fifo.json');
+spawnSync('mkfifo', [fifo]);
 const emptyDir = join(tmp, 'empty');
 mkdirSync(emptyDir);
 const notDb = file('notdb', 'hello');
@@ -64,6 +70,8 @@ const CASES: [string[], number, RegExp][] = [
   [['simulate', '--trace', ragged, '--policy', 'dvfs'], 2, /ragged\.csv:3: 2 fields, the header has 3/],
   [['simulate', '--trace', junkDir, '--policy', 'dvfs'], 2, /planetlab\/vm1:288: not a CPU percentage: 'abc'/],
   [['simulate', '--trace', emptyDir, '--policy', 'dvfs'], 2, /no trace files/],
+  [['simulate', '--trace', dayDir, '--hosts', '1', '--policy', 'lr-mmt'], 2, /initial placement: no host can take VM .* on the 1 host\(s\)/],
+  [['simulate', '--trace', fifo, '--policy', 'dvfs'], 2, /fifo\.json: not a regular file/],
   [['simulate', '--trace', notDb, '--policy', 'dvfs'], 2, /unknown trace format/],
   [['simulate', '--trace', hugeVm, '--policy', 'dvfs', '--hosts', '1e9'], 2, /--hosts must be an integer in 1\.\.100000/],
   [['simulate', '--scenario', 'office:days=1e9', '--policy', 'tide'], 2, /scenario office: days: Too big/],
