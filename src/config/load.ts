@@ -40,6 +40,14 @@ export function parseConfig(value: unknown, source = '<config>'): TideConfig {
     if (v.probe !== undefined) check(`vms.${vm}.probe`, () => parseProbeTarget(v.probe!));
   }
   check('policy', () => compilePolicy(config.policy.name, config.policy.args));
+  // Rules name VMs freely (a VM may not exist yet), but hosts must be configured ones, and ids
+  // must be unique: explanations name rules by id.
+  const ruleIds = new Set<string>();
+  for (const [i, r] of config.rules.entries()) {
+    if (ruleIds.has(r.id)) issues.push(`  ${source}: rules[${i}].id: duplicate rule id '${r.id}'`);
+    ruleIds.add(r.id);
+    if (r.kind === 'pin') for (const h of r.hosts) if (!names.has(h)) issues.push(`  ${source}: rules[${i}].hosts: no host named '${h}' in hosts`);
+  }
   if (issues.length > 0) throw new ConfigError(`invalid configuration:\n${issues.join('\n')}`);
   return config;
 }

@@ -44,6 +44,20 @@ describe('Cluster.migrateOptions', () => {
   });
 });
 
+describe('configuration rules', () => {
+  it('anti-affinity, affinity and pin rules parse with hard as the default; unknown pin hosts and duplicate ids are refused', () => {
+    const hosts = [{ name: 'a', uri: 'test:///a' }, { name: 'b', uri: 'test:///b' }];
+    const c = parseConfig({ hosts, rules: [{ kind: 'antiAffinity', id: 'web', vms: ['w1', 'w2'] }, { kind: 'pin', id: 'db', vm: 'd', hosts: ['a'], strength: 'soft' }] });
+    expect(c.rules).toEqual([
+      { kind: 'antiAffinity', id: 'web', vms: ['w1', 'w2'], strength: 'hard' },
+      { kind: 'pin', id: 'db', vm: 'd', hosts: ['a'], strength: 'soft' },
+    ]);
+    expect(() => parseConfig({ hosts, rules: [{ kind: 'pin', id: 'db', vm: 'd', hosts: ['zz'] }] }, 'x.json')).toThrow(/x\.json: rules\[0\]\.hosts: no host named 'zz'/);
+    expect(() => parseConfig({ hosts, rules: [{ kind: 'affinity', id: 'r', vms: ['p', 'q'] }, { kind: 'affinity', id: 'r', vms: ['p', 's'] }] })).toThrow(/rules\[1\]\.id: duplicate rule id 'r'/);
+    expect(() => parseConfig({ hosts, rules: [{ kind: 'antiAffinity', id: 'one', vms: ['solo'] }] })).toThrow(/rules/);
+  });
+});
+
 describe('Cluster.migrate', () => {
   it('reports the move; a refused one comes back with ok false, the error code and the checks', async () => {
     const { c, d } = cluster(three());
