@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { printChecks } from '../../src/cli/commands/migrate.js';
 import { evaluatePreflight, firstFailure, type PreflightFacts } from '../../src/drivers/common/preflight.js';
 import {
   judgeDisk, parsePoolXml, parseVolumeXml, type DiskStorageFacts, type StoragePoolFacts, type StorageVolumeFacts,
@@ -142,6 +143,13 @@ describe('storage pre-flight check', () => {
     const two = { ...base(), localDisks: [FILE, { ...FILE, dev: 'vdc', source: '/srv/x.img', src: { file: '/srv/x.img' } }] };
     const mixed = storage({ ...two, storage: { disks: [shared, { dev: 'vdc', source: { pool: null }, target: { pool: null } }] } });
     expect(mixed).toMatchObject({ ok: true, verdict: 'unknown', reason: expect.stringContaining('vdc (/srv/x.img): no active storage pool on b holds /srv') });
+  });
+
+  it('tide migrate --dry-run shows a pass without proof as "?", not "yes"', () => {
+    let out = '';
+    printChecks({ out: (t) => { out += t; }, err: () => undefined, isTty: false, env: {}, cwd: '/' }, evaluatePreflight(base(), {}));
+    expect(out).toMatch(/^storage\s+\?\s+cannot tell whether the disks are on shared storage/m);
+    expect(out).toMatch(/^memory\s+yes\s/m);
   });
 
   it('offline mode: proof of absence fails (without suggesting --copy-storage); unknown says nothing checks it', () => {

@@ -25,7 +25,8 @@ ${MIGRATION_FLAGS_USAGE}`;
 export function printChecks(io: CliIo, checks: PreflightCheck[]): void {
   const w = Math.max(5, ...checks.map((c) => c.check.length));
   io.out(`${'check'.padEnd(w)}  ok   reason\n`);
-  for (const c of checks) io.out(`${c.check.padEnd(w)}  ${(c.ok ? 'yes' : 'NO').padEnd(3)}  ${c.reason}\n`);
+  // '?': passed without proof either way (verdict 'unknown'; the reason says who decides)
+  for (const c of checks) io.out(`${c.check.padEnd(w)}  ${(!c.ok ? 'NO' : c.verdict === 'unknown' ? '?' : 'yes').padEnd(3)}  ${c.reason}\n`);
 }
 
 /** One-paragraph human summary of a migration report. */
