@@ -42,6 +42,7 @@ mkdirSync(dayDir);
 for (const vm of ['a', 'b', 'c', 'd']) writeFileSync(join(dayDir, vm), `${Array.from({ length: 288 }, (_, i) => String(i % 100)).join('\n')}\n`);
 const fifo = join(tmp, 'fifo.json');
 spawnSync('mkfifo', [fifo]);
+const zeroLoad = file('zero.json', JSON.stringify({ format: 'tide-trace/1', vms: [{ id: 'a', cpuPct: [0, 0, 0] }] }));
 const emptyDir = join(tmp, 'empty');
 mkdirSync(emptyDir);
 const notDb = file('notdb', 'hello');
@@ -72,6 +73,7 @@ const CASES: [string[], number, RegExp][] = [
   [['simulate', '--trace', emptyDir, '--policy', 'dvfs'], 2, /no trace files/],
   [['simulate', '--trace', dayDir, '--hosts', '1', '--policy', 'lr-mmt'], 2, /initial placement: no host can take VM .* on the 1 host\(s\)/],
   [['simulate', '--trace', fifo, '--policy', 'dvfs'], 2, /fifo\.json: not a regular file/],
+  [['simulate', '--trace', zeroLoad, '--policy', 'dvfs', '--json'], 0, /note: .*zero\.json has no CPU load at all; the energy lower bound is 0/],
   [['simulate', '--trace', notDb, '--policy', 'dvfs'], 2, /unknown trace format/],
   [['simulate', '--trace', hugeVm, '--policy', 'dvfs', '--hosts', '1e9'], 2, /--hosts must be an integer in 1\.\.100000/],
   [['simulate', '--scenario', 'office:days=1e9', '--policy', 'tide'], 2, /scenario office: days: Too big/],
@@ -121,6 +123,7 @@ const CASES: [string[], number, RegExp][] = [
   // config
   [['config'], 2, /expected 'schema' or 'check'/],
   [['config', 'check'], 2, /needs --config FILE/],
+  [['config', 'schema', 'extra'], 2, /unexpected argument 'extra'/],
   [['--config', badConfig, 'config', 'check'], 2, /badcfg\.json: migration\.timeoutSec: at most 2147483 s/],
   [['--config', runtimeBad, 'config', 'check'], 2, /runtimebad\.json: hosts\[0\]\.uri: invalid libvirt URI[^]*vms\.web\.probe: tcp probe target needs a port[^]*policy: .*targetUtil/],
   [['--config', tmp, 'config', 'check'], 2, /it is a directory/],

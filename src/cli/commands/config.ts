@@ -11,6 +11,7 @@ export const configCommand: Command = {
   async run(argv, io) {
     const { values, positionals } = parse(argv, {}, true);
     const what = positionals[0];
+    if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`);
     if (what === 'schema') {
       io.out(JSON.stringify(configJsonSchema(), null, 2) + '\n');
       return 0;

@@ -72,6 +72,9 @@ export const simulateCommand: Command = {
       },
     });
     (bar as ReturnType<typeof progressBar> | null)?.done();
+    // A trace without any CPU load has a zero lower bound: the ratio is undefined (JSON null,
+    // '-' in the table); say so rather than print zeros without a word.
+    if (results[0]!.lowerBoundKWh === 0) io.err(`note: ${results[0]!.scenario} has no CPU load at all; the energy lower bound is 0, so ×bound is undefined (energyRatio null)\n`);
     if (values.json) {
       for (const r of results) io.out(JSON.stringify(resultRecord(r)) + '\n');
       return 0;
