@@ -17,6 +17,7 @@ import type { ReconcileResult } from '../../src/drivers/common/recovery.js';
 import { escapeXml } from '../../src/drivers/common/xml.js';
 import { isDriverError } from '../../src/drivers/errors.js';
 import { LibvirtDriver } from '../../src/drivers/libvirt/index.js';
+import { VirshDriver } from '../../src/drivers/virsh/index.js';
 import { libvirtdPid } from '../../src/lab/host.js';
 import { guestMac } from '../../src/lab/layout.js';
 import { jobMiB, parseJobInfo, type LabHostName } from '../../src/lab/index.js';
@@ -130,87 +131,90 @@ describeLab('tide migrate under faults on the lab', () => {
     return out;
   };
 
-  it('switch-over fault: destination libvirtd stopped as the job completes → never two running copies; reconcile leaves exactly one', async () => {
-    const from = (await L().locate(VM))!;
-    const to = L().otherHost(from);
-    const dstPid = libvirtdPid(L().host(to));
-    expect(dstPid).not.toBeNull();
-    await L().setDirty(VM, 0);
-    await L().shapeLinks(40); // ~5 MB/s: the guest's memory takes tens of seconds
-    // short keepalive and settle window so the test waits seconds, not minutes
-    const drv = new LibvirtDriver(L().config().hosts, {
-      settleMs: 15_000, connectTimeoutMs: 4000, connection: { keepalive: { intervalMs: 1000, count: 3 }, callTimeoutMs: 20_000 },
-    });
-    let stopped = false;
-    try {
-      const migration = drv.migrate(VM, to, { mode: 'live' }).then((r) => r, (e: unknown) => e);
-      // Stop the destination daemon when at most ~3 s of memory are left: the rest streams QEMU
-      // to QEMU, so the switch-over happens while nobody can ask the target (the source daemon
-      // only notices through its keepalive, after ~30 s).
-      const end = Date.now() + 120_000;
-      let remainingMiB = Infinity;
-      for (;;) {
-        const r = await L().virsh(from, ['domjobinfo', VM], { timeoutMs: 10_000 });
-        const info = r.code === 0 ? parseJobInfo(r.stdout) : {};
-        remainingMiB = jobMiB(info, 'dataRemaining');
-        if (jobMiB(info, 'dataProcessed') > 1 && remainingMiB < 16) break;
-        if (Date.now() > end) throw new Error(`the migration never got within 16 MiB of the end (last: ${JSON.stringify(info)})`);
-        await sleep(50);
-      }
-      process.kill(dstPid!, 'SIGSTOP');
-      stopped = true;
-      log(`destination libvirtd of ${to} (pid ${dstPid}) stopped with ${remainingMiB.toFixed(1)} MiB left`);
-      const res = await migration;
-      const srcState = (await L().virshOk(from, ['domstate', '--domain', VM])).trim();
-      log(`while ${to} is stopped: migrate → ${isDriverError(res) ? `${res.code}: ${res.message}` : 'ok'}; ${VM} is ${srcState} on ${from}`);
-      expect(isDriverError(res)).toBe(true);
-      if (!isDriverError(res)) return;
-      if (res.code === 'TIDE_MIGRATION_UNKNOWN') {
-        // libvirt left the source paused: the target may run it; Tide resumed nothing
-        expect(srcState).toBe('paused');
-        expect(res.detail).toMatchObject({ vm: VM, from, to, vmOn: null, sourceState: 'paused' });
-        expect(res.message).toContain(from);
-        expect(res.message).toContain(to);
-      } else {
-        // libvirt itself decided the target never took over and resumed the source
-        expect(res.code).toBe('TIDE_MIGRATION_FAILED');
-        expect(srcState).toBe('running');
-        expect(res.detail).toMatchObject({ vmOn: from });
-      }
-      process.kill(dstPid!, 'SIGCONT');
-      stopped = false;
-      expect((await hostsWhere(VM, 'running')).length).toBeLessThanOrEqual(1);
-      // the target answers again: reconcile finishes (retried while libvirt still settles)
-      let rec: ReconcileResult | null = null;
-      for (let i = 0; i < 20; i++) {
-        rec = await drv.reconcile(VM, { from, to, settleMs: 5000 });
-        log(`reconcile: ${rec.outcome} (${rec.reason})${rec.actions.length ? `; ${rec.actions.join('; ')}` : ''}`);
+  for (const driver of ['libvirt', 'virsh'] as const) {
+    it(`${driver} driver: switch-over fault: destination libvirtd stopped as the job completes → never two running copies; reconcile leaves exactly one`, async () => {
+      const from = (await L().locate(VM))!;
+      const to = L().otherHost(from);
+      const dstPid = libvirtdPid(L().host(to));
+      expect(dstPid).not.toBeNull();
+      await L().setDirty(VM, 0);
+      await L().shapeLinks(40); // ~5 MB/s: the guest's memory takes tens of seconds
+      // short keepalive, call timeouts and settle window so the test waits seconds, not minutes
+      const hosts = L().config().hosts;
+      const drv = driver === 'libvirt'
+        ? new LibvirtDriver(hosts, { settleMs: 15_000, connectTimeoutMs: 4000, connection: { keepalive: { intervalMs: 1000, count: 3 }, callTimeoutMs: 20_000 } })
+        : new VirshDriver(hosts, { settleMs: 15_000, callTimeoutMs: 5000 });
+      let stopped = false;
+      try {
+        const migration = drv.migrate(VM, to, { mode: 'live' }).then((r) => r, (e: unknown) => e);
+        // Stop the destination daemon when at most ~3 s of memory are left: the rest streams QEMU
+        // to QEMU, so the switch-over happens while nobody can ask the target (the source daemon
+        // only notices through its keepalive, after ~30 s).
+        const end = Date.now() + 120_000;
+        let remainingMiB = Infinity;
+        for (;;) {
+          const r = await L().virsh(from, ['domjobinfo', VM], { timeoutMs: 10_000 });
+          const info = r.code === 0 ? parseJobInfo(r.stdout) : {};
+          remainingMiB = jobMiB(info, 'dataRemaining');
+          if (jobMiB(info, 'dataProcessed') > 1 && remainingMiB < 16) break;
+          if (Date.now() > end) throw new Error(`the migration never got within 16 MiB of the end (last: ${JSON.stringify(info)})`);
+          await sleep(50);
+        }
+        process.kill(dstPid!, 'SIGSTOP');
+        stopped = true;
+        log(`${driver}: destination libvirtd of ${to} (pid ${dstPid}) stopped with ${remainingMiB.toFixed(1)} MiB left`);
+        const res = await migration;
+        const srcState = (await L().virshOk(from, ['domstate', '--domain', VM])).trim();
+        log(`while ${to} is stopped: migrate → ${isDriverError(res) ? `${res.code}: ${res.message}` : 'ok'}; ${VM} is ${srcState} on ${from}`);
+        expect(isDriverError(res)).toBe(true);
+        if (!isDriverError(res)) return;
+        if (res.code === 'TIDE_MIGRATION_UNKNOWN') {
+          // libvirt left the source paused: the target may run it; Tide resumed nothing
+          expect(srcState).toBe('paused');
+          expect(res.detail).toMatchObject({ vm: VM, from, to, vmOn: null, sourceState: 'paused' });
+          expect(res.message).toContain(from);
+          expect(res.message).toContain(to);
+        } else {
+          // libvirt itself decided the target never took over and resumed the source
+          expect(res.code).toBe('TIDE_MIGRATION_FAILED');
+          expect(srcState).toBe('running');
+          expect(res.detail).toMatchObject({ vmOn: from });
+        }
+        process.kill(dstPid!, 'SIGCONT');
+        stopped = false;
         expect((await hostsWhere(VM, 'running')).length).toBeLessThanOrEqual(1);
-        if (rec.outcome !== 'unknown') break;
-        await sleep(2000);
+        // the target answers again: reconcile finishes (retried while libvirt still settles)
+        let rec: ReconcileResult | null = null;
+        for (let i = 0; i < 20; i++) {
+          rec = await drv.reconcile(VM, { from, to, settleMs: 5000 });
+          log(`reconcile: ${rec.outcome} (${rec.reason})${rec.actions.length ? `; ${rec.actions.join('; ')}` : ''}`);
+          expect((await hostsWhere(VM, 'running')).length).toBeLessThanOrEqual(1);
+          if (rec.outcome !== 'unknown') break;
+          await sleep(2000);
+        }
+        expect(['source', 'target']).toContain(rec!.outcome);
+        const on = rec!.vmOn as LabHostName;
+        expect(await hostsWhere(VM, 'running')).toEqual([on]);
+        expect(await hostsWhere(VM, 'paused')).toEqual([]);
+        await L().unshapeLinks();
+        // libvirt's confirm step never ran, so the source may keep its (shut-off) persistent
+        // definition: Tide has no undefine in its backends yet; the test removes it
+        const other = L().otherHost(on);
+        const left = await L().virsh(other, ['domstate', '--domain', VM]);
+        if (left.code === 0) {
+          log(`${VM} left defined on ${other}: ${left.stdout.trim()}`);
+          expect(left.stdout.trim()).toBe('shut off');
+          await L().virshOk(other, ['undefine', '--domain', VM]);
+        }
+        await expectOnlyOn(VM, on);
+        const vm = L().vms.find((v) => v.name === VM)!;
+        expect(await waitForService({ target: `http://${vm.ip}/`, netns: L().probeNetns, timeoutMs: 60_000 })).not.toBeNull();
+      } finally {
+        if (stopped) process.kill(dstPid!, 'SIGCONT');
+        await drv.close();
       }
-      expect(['source', 'target']).toContain(rec!.outcome);
-      const on = rec!.vmOn as LabHostName;
-      expect(await hostsWhere(VM, 'running')).toEqual([on]);
-      expect(await hostsWhere(VM, 'paused')).toEqual([]);
-      await L().unshapeLinks();
-      // libvirt's confirm step never ran, so the source may keep its (shut-off) persistent
-      // definition: Tide has no undefine in its backends yet; the test removes it
-      const other = L().otherHost(on);
-      const left = await L().virsh(other, ['domstate', '--domain', VM]);
-      if (left.code === 0) {
-        log(`${VM} left defined on ${other}: ${left.stdout.trim()}`);
-        expect(left.stdout.trim()).toBe('shut off');
-        await L().virshOk(other, ['undefine', '--domain', VM]);
-      }
-      await expectOnlyOn(VM, on);
-      const vm = L().vms.find((v) => v.name === VM)!;
-      expect(await waitForService({ target: `http://${vm.ip}/`, netns: L().probeNetns, timeoutMs: 60_000 })).not.toBeNull();
-    } finally {
-      if (stopped) process.kill(dstPid!, 'SIGCONT');
-      await drv.close();
-    }
-  }, 300_000);
+    }, 300_000);
+  }
 
   it('a target short of memory is refused before anything moves', async () => {
     const from = (await L().locate(VM))!;
