@@ -4,7 +4,7 @@
  * builds a ClusterSnapshot, asks the policy for a plan (the same pure planner the daemon
  * uses) and carries the plan out.
  *
- * Two accountings (cloudsim-setup.md):
+ * Two accountings (docs/simulator.md):
  *  - 'cloudsim' reproduces CloudSim 3.0.3's PlanetLab experiments, oddities included: VMs hold
  *    no memory after t = 0; a host whose interval starts at 0 utilisation draws 0 W; waking is
  *    free; a migration target counts as "in violation" for SLATAH; VMs whose demand reaches
@@ -70,7 +70,7 @@ export interface SimMetrics {
   readonly memoryOvercommits: number;
   /**
    * Migrations of a VM that an earlier step of the same plan had already moved (CloudSim's
-   * exclusion bug makes the faithful ports do this; cloudsim-setup.md §6.5). Counted in
+   * exclusion bug makes the faithful ports do this; docs/simulator.md, CloudSim's quirks). Counted in
    * `migrations` too.
    */
   readonly repeatMigrations: number;
@@ -779,7 +779,7 @@ export class Engine {
     for (let h = 0; h < this.nh; h++) if (this.hRec[h]!.t >= 0) this.closeHostRecord(h, 0);
     let energyWs = this.energyWs;
     if (this.opts.nonPowerAware) {
-      // CloudSim's NPA datacenter integrates full power over [0, last update] (§2).
+      // CloudSim's NPA datacenter integrates full power over [0, last update] (docs/simulator.md, CloudSim's quirks).
       energyWs = 0;
       for (let h = 0; h < this.nh; h++) energyWs += powerAt(this.sc.hosts[h]!.power, 1) * this.lastProcess;
     }

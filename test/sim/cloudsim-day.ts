@@ -1,6 +1,6 @@
 /**
  * One PlanetLab day through every CloudSim port, checked against CloudSim 3.0.3's own numbers
- * (bench/cloudsim-reference.json, from cloudsim-setup.md §4) with the tolerances the README
+ * (bench/cloudsim-reference.json) with the tolerances the README
  * claims. Each day is its own test file (cloudsim-YYYYMMDD.test.ts) so vitest runs the days in
  * parallel forks; a day costs about 15 s of CPU, most of it THR-MC's regressions.
  *
@@ -39,7 +39,7 @@ const REFERENCE = JSON.parse(readFileSync(new URL('../../bench/cloudsim-referenc
 export const DAYS = Object.keys(REFERENCE.days);
 /**
  * Second migrations of one VM in one round (CloudSim's exclusion bug), counted by an
- * instrumented CloudSim run (cloudsim-setup.md §6.5): 3176 of THR-MMT-0.8's 26,711 on 20110303.
+ * instrumented CloudSim run (docs/simulator.md, CloudSim's quirks): 3176 of THR-MMT-0.8's 26,711 on 20110303.
  */
 const MEASURED_REPEATS: Record<string, Record<string, number>> = { '20110303': { 'thr-mmt:0.8': 3176 } };
 const TO_THE_DIGIT = ['thr-mmt:0.8', 'iqr-mmt:1.5', 'mad-mmt:2.5', 'lr-mmt:1.2', 'lrr-mmt:1.2', 'thr-mu:0.8'];

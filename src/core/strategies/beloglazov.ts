@@ -13,7 +13,7 @@
  *     fit on other active hosts (no lower threshold: this is what produces CloudSim's large
  *     migration counts); hosts that received VMs are not evacuated later in the round.
  *
- * Faithfulness (cloudsim-setup.md §1.5, §6.5): utilisation used for ranking candidates and for
+ * Faithfulness (docs/simulator.md, CloudSim's quirks): utilisation used for ranking candidates and for
  * PABFD's "power now" is the start-of-round value. `faithful: true` (the default, and what
  * CloudSim accounting runs) keeps CloudSim's bugs; `faithful: false` (what realistic
  * accounting runs unless told `faithful=true`) fixes them:
