@@ -8,6 +8,8 @@
 /** Codes meaning "the input is wrong" (exit status 2), whichever module raised them. */
 export const INPUT_ERROR_CODES: ReadonlySet<string> = new Set([
   'TIDE_USAGE', 'TIDE_INPUT', 'TIDE_CONFIG', 'TIDE_TRACE', 'TIDE_POLICY', 'TIDE_SCENARIO', 'TIDE_INVALID_ARGUMENT',
+  // src/data: a day the checksum manifest does not list; a malformed manifest (--manifest FILE)
+  'TIDE_DATA_UNKNOWN', 'TIDE_DATA_MANIFEST',
 ]);
 
 export type InputErrorCode = 'TIDE_INPUT' | 'TIDE_SCENARIO' | 'TIDE_TRACE' | 'TIDE_CONFIG' | 'TIDE_USAGE';

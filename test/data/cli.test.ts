@@ -54,13 +54,22 @@ describe('tide data', () => {
     expect(r.err).toContain(`files verified so far are kept in ${dir}: run the command again to resume`);
   });
 
-  it('a day the manifest does not list is refused before any download, naming it', async () => {
+  it('a day the manifest does not list is refused before any download, naming it (exit 2: bad input)', async () => {
     const before = mirror.requestCount();
     const r = await runCli(['data', 'fetch', 'planetlab', '--dir', join(tmp, 'x'), '--days', '20110303,20991231', '--source', mirror.baseUrl]);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.err).toContain('[TIDE_DATA_UNKNOWN]');
     expect(r.err).toContain('no checksums for day 20991231 in');
     expect(mirror.requestCount()).toBe(before);
+  });
+
+  it('a malformed --manifest exits 2 naming the file and line', async () => {
+    const bad = join(tmp, 'bad.sha256');
+    writeFileSync(bad, `${entries[0]!.sha256}  ${DAY}/${entries[0]!.name}\nnot a line\n`);
+    const r = await runCli(['data', 'fetch', 'planetlab', '--dir', join(tmp, 'y'), '--manifest', bad, '--source', mirror.baseUrl]);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(`${bad}:2:`);
+    expect(r.err).toContain('[TIDE_DATA_MANIFEST]');
   });
 
   it('usage errors exit 2 and name the flag', async () => {
