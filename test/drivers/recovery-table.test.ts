@@ -12,7 +12,7 @@ const dom = (state: VmState, reason: number): DomainFacts => ({
 
 const DOMS: (DomainFacts | null)[] = [
   null, dom('shutoff', 0), dom('running', 1), dom('running', 2), dom('running', 10), dom('paused', 0), dom('paused', 1),
-  dom('paused', 2), dom('paused', 12), dom('paused', 13),
+  dom('paused', 2), dom('paused', 5), dom('paused', 12), dom('paused', 13),
 ];
 
 function views(): CopyView[] {
@@ -71,8 +71,9 @@ describe('recovery decision table', () => {
           break;
         case 'destroy-target':
         case 'destroy-stale-target':
-          // only a paused copy that never ran guest code, and never in post-copy
+          // only a paused copy that never ran guest code (incoming, or no reason reported), never in post-copy
           expect(paused(f.target) && !pc, at).toBe(true);
+          expect(f.target.reachable && [0, 2].includes(f.target.dom!.reason), at).toBe(true);
           break;
         case 'pause-source':
           // only to stop a copy that may run twice: the target runs or cannot be asked after the stream completed
@@ -108,6 +109,8 @@ describe('recovery decision table', () => {
     ['source paused, target shut off', look(dom('paused', 2)), look(dom('shutoff', 0)), false, 'source', 'resume-source'],
     ['source paused, target paused', look(dom('paused', 2)), look(dom('paused', 2)), false, 'source', 'destroy-target'],
     ['source paused, target running', look(dom('paused', 2)), look(dom('running', 2)), false, 'target', 'destroy-stale-source'],
+    ['source paused, target paused after it ran (I/O error)', look(dom('paused', 2)), look(dom('paused', 5)), false, 'unknown', 'none'],
+    ['source running, target paused after it ran (user)', look(dom('running', 6)), look(dom('paused', 1)), false, 'source', 'none'],
     ['source running, target unreachable', look(dom('running', 6)), gone, false, 'source', 'none'],
     ['source running after the stream completed, target unreachable', look(dom('running', 6)), gone, 'switch', 'unknown', 'pause-source'],
     ['source running, target paused leftover', look(dom('running', 6)), look(dom('paused', 2)), false, 'source', 'destroy-stale-target'],

@@ -444,3 +444,34 @@ describe('reconcile without a record', () => {
     await expect(env.clock.drive(env.drv.reconcile(VM, { from: A, to: 'host-z' }))).rejects.toMatchObject({ code: 'TIDE_NO_SUCH_HOST' });
   });
 });
+
+describe('lifecycle calls never make a twin', () => {
+  it('a paused target copy that ran (paused for an I/O error) is never destroyed to resume the source', async () => {
+    const env = setup();
+    env.a.script.migrate = async () => {
+      env.world.set(A, VM, { state: 'paused', reason: PAUSED_MIGRATION });
+      env.world.set(B, VM, { state: 'paused', reason: 5 });
+      throw lost();
+    };
+    const e = asError(await run(env));
+    expect(e.code).toBe('TIDE_MIGRATION_UNKNOWN');
+    expect(tideCalls(env)).toEqual([]);
+    expect(env.world.copy(A, VM)?.state).toBe('paused');
+    expect(env.world.copy(B, VM)?.state).toBe('paused');
+  });
+
+  it('start refuses while a host that may run the VM does not answer; resume refuses a VM active on two hosts', async () => {
+    const env = setup();
+    env.world.set(A, VM, { state: 'shutoff' });
+    env.b.reachable = false;
+    await expect(env.clock.drive(env.drv.start(VM))).rejects.toMatchObject({ code: 'TIDE_HOST_UNREACHABLE' });
+    expect(tideCalls(env)).toEqual([]);
+    env.b.reachable = true;
+    env.world.set(A, VM, { state: 'paused', reason: 1 });
+    env.world.set(B, VM, { state: 'running', reason: RUNNING_MIGRATED });
+    await expect(env.clock.drive(env.drv.resume(VM))).rejects.toMatchObject({ code: 'TIDE_VM_STATE' });
+    expect(env.world.runningOn(VM)).toEqual([B]);
+    // the running copy is the one listed
+    expect((await env.clock.drive(env.drv.listVms())).find((v) => v.name === VM)).toMatchObject({ host: B, state: 'running' });
+  });
+});

@@ -160,6 +160,8 @@ describeLab('tide migrate under faults on the lab', () => {
           if (Date.now() > end) throw new Error(`the migration never got within 16 MiB of the end (last: ${JSON.stringify(info)})`);
           await sleep(50);
         }
+        const incoming = await L().virsh(to, ['domstate', '--reason', '--domain', VM], { timeoutMs: 5000 });
+        log(`${driver}: incoming copy on ${to}: ${incoming.stdout.trim()}`);
         process.kill(dstPid!, 'SIGSTOP');
         stopped = true;
         log(`${driver}: destination libvirtd of ${to} (pid ${dstPid}) stopped with ${remainingMiB.toFixed(1)} MiB left`);

@@ -22,8 +22,13 @@ import type { DomainFacts, HostBackend } from './backend.js';
 /** VIR_DOMAIN_RUNNING_* / VIR_DOMAIN_PAUSED_* reasons that prove post-copy began. */
 const RUNNING_POSTCOPY = new Set([10, 11]);
 const PAUSED_POSTCOPY = new Set([12, 13]);
-/** VIR_DOMAIN_PAUSED_MIGRATION: libvirt paused the source for the switch-over. */
+/** VIR_DOMAIN_PAUSED_MIGRATION: libvirt paused the source for the switch-over; also the state
+ *  of an incoming copy that was never resumed ("paused (migrating)", seen in the lab). */
 const PAUSED_MIGRATION = 2;
+/** Paused reasons of a target copy that never ran guest code: incoming (2), or not reported
+ *  (0: the virsh backend's dominfo has no reason). Any other reason (user, I/O error…) means the
+ *  copy may have run, and it is never destroyed. */
+const NEVER_RAN = new Set([0, PAUSED_MIGRATION]);
 
 /** One host's answer about the VM: reachable with its copy (or none), or not reachable. */
 export type CopyView =
@@ -124,6 +129,7 @@ export function decideRecovery(f: RecoveryFacts): RecoveryDecision {
   const sActive = s?.active === true;
   const tRunning = isRunning(t);
   const tPaused = isPausedLike(t);
+  const tIncoming = tPaused && t!.state === 'paused' && NEVER_RAN.has(t!.reason);
   const unreachableT = !T.reachable ? `${to} (target) does not answer (${T.reason})` : '';
 
   if (pc) {
@@ -138,6 +144,7 @@ export function decideRecovery(f: RecoveryFacts): RecoveryDecision {
     if (tPaused) {
       if (sActive) return { outcome: 'split', action: 'none', reason: `post-copy of ${vm} failed: its memory is split between ${from} and ${to}; both copies left paused (recover with a post-copy resume)` };
       if (PAUSED_POSTCOPY.has(t!.reason)) return { outcome: 'none', action: 'none', reason: `post-copy of ${vm} failed and ${from} has no copy: the paused copy on ${to} lacks memory; nothing resumed` };
+      if (t!.reason === 0) return { outcome: 'unknown', action: 'none', reason: `post-copy of ${vm} may have begun, ${from} has no copy and ${to} does not say why its copy is paused: nothing resumed` };
       return f.wasState === 'running'
         ? { outcome: 'target', action: 'resume-target', reason: `${vm} is paused on ${to} and ${from} has no copy` }
         : { outcome: 'target', action: 'none', reason: `${vm} is paused on ${to} and ${from} has no copy` };
@@ -157,7 +164,8 @@ export function decideRecovery(f: RecoveryFacts): RecoveryDecision {
       return { outcome: 'both', action: 'pause-source', terminal: true,
         reason: `${vm} ran on both ${from} and ${to} (libvirt resumed both); Tide paused the copy on ${from} so one runs, and will not pick which to keep: check the guest, then destroy one` };
     }
-    if (tPaused) return { outcome: 'source', action: 'destroy-stale-target', reason: `${vm} runs on ${from}; ${to} holds a paused incoming copy that never ran` };
+    if (tIncoming) return { outcome: 'source', action: 'destroy-stale-target', reason: `${vm} runs on ${from}; ${to} holds a paused incoming copy that never ran` };
+    if (tPaused) return { outcome: 'source', action: 'none', reason: `${vm} runs on ${from}; ${to} holds a ${t!.state} copy (reason ${t!.reason}) that may have run: left for an operator` };
     return { outcome: 'source', action: 'none', reason: `${to} has no active copy of ${vm}` };
   }
   if (sActive) {
@@ -165,7 +173,8 @@ export function decideRecovery(f: RecoveryFacts): RecoveryDecision {
     // decides.
     if (!T.reachable) return { outcome: 'unknown', action: 'none', retry: true, reason: `${vm} is paused on ${from} and ${unreachableT}: it may run there; the source stays paused` };
     if (tRunning) return { outcome: 'target', action: 'destroy-stale-source', reason: `${vm} runs on ${to}; the paused copy on ${from} is superseded (pre-copy finished)` };
-    if (tPaused) return { outcome: 'source', action: 'destroy-target', reason: `${vm} is paused on both ${from} and ${to}; the target's copy never ran` };
+    if (tIncoming) return { outcome: 'source', action: 'destroy-target', reason: `${vm} is paused on both ${from} and ${to}; the target's copy never ran` };
+    if (tPaused) return { outcome: 'unknown', action: 'none', reason: `${vm} is paused on ${from} and ${t!.state} on ${to} (reason ${t!.reason}): the target's copy may have run; both left for an operator` };
     return wasRunning(f, s)
       ? { outcome: 'source', action: 'resume-source', reason: `${to} answered without an active copy of ${vm}` }
       : { outcome: 'source', action: 'none', reason: `${vm} stays ${s!.state} on ${from}, as it was` };
