@@ -156,6 +156,8 @@ export class LibvirtConnection extends EventEmitter<LibvirtConnectionEvents> {
   private readonly subs = new Set<SubscriptionImpl>();
   private readonly byCallbackId = new Map<number, SubscriptionImpl>();
   private reconnectAttempt = 0;
+  /** Aborts the reconnect loop's wait and handshake when close() is called. */
+  private reconnectAbort: AbortController | null = null;
   private description: string;
 
   private constructor(uri: LibvirtUri, private readonly opts: ConnectOptions, rpc: RpcClient, description: string) {
@@ -258,17 +260,25 @@ export class LibvirtConnection extends EventEmitter<LibvirtConnectionEvents> {
     const maxAttempts = ro.maxAttempts ?? Infinity;
     let delay = initial;
     this.reconnectAttempt = 0;
+    // close() aborts this: the retry wait is cleared and a handshake to a silent daemon is
+    // dropped, so a closed connection keeps no timer or socket alive.
+    const stop = new AbortController();
+    this.reconnectAbort = stop;
     while (this.currentState === 'reconnecting') {
       if (this.reconnectAttempt >= maxAttempts) {
         this.currentState = 'closed';
         this.emit('close', localError.unreachable(`gave up reconnecting to ${this.uri.uri} after ${maxAttempts} attempt(s): ${lastErr.message}`, lastErr));
         return;
       }
-      await new Promise((r) => setTimeout(r, delay));
+      await new Promise<void>((r) => {
+        const onAbort = (): void => { clearTimeout(t); r(); };
+        const t = setTimeout(() => { stop.signal.removeEventListener('abort', onAbort); r(); }, delay);
+        stop.signal.addEventListener('abort', onAbort, { once: true });
+      });
       if (this.currentState !== 'reconnecting') return;
       this.reconnectAttempt++;
       try {
-        const { rpc, description } = await LibvirtConnection.handshake(this.uri, this.opts);
+        const { rpc, description } = await LibvirtConnection.handshake(this.uri, this.opts, stop.signal);
         if (this.currentState !== 'reconnecting') {
           await rpc.close();
           return;
@@ -322,6 +332,7 @@ export class LibvirtConnection extends EventEmitter<LibvirtConnectionEvents> {
     if (this.currentState === 'closed') return;
     const wasOpen = this.currentState === 'open';
     this.currentState = 'closed';
+    this.reconnectAbort?.abort();
     if (wasOpen) {
       try {
         await this.rpc.call(procs.CONNECT_CLOSE, undefined, { timeoutMs: 2000 });
