@@ -5,9 +5,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import { linearPower } from '../../src/core/model/power.js';
+import { migrations } from '../../src/core/plan/types.js';
+import { compilePolicy, plan } from '../../src/core/policy.js';
 import { simulate } from '../../src/sim/run.js';
 import { cloudsimScenario, type SimHostSpec, type SimScenario, type SimVmSpec } from '../../src/sim/scenario.js';
 import { readTrace } from '../../src/sim/trace.js';
+import { cluster, host as snapHost, vm as snapVm } from '../helpers/cluster.js';
 import { planetlabDay } from '../helpers/planetlab.js';
 
 const SAMPLES = 4;
@@ -63,6 +66,21 @@ describe('realistic accounting runs the ports with CloudSim\'s bugs fixed', () =
     expect(cloudsim.repeatMigrations).toBeGreaterThanOrEqual(1);
     const fixed = simulate({ scenario: DOUBLE_MOVE, policy: 'thr-mmt:param=0.8,faithful=false' });
     expect(fixed.repeatMigrations).toBe(0);
+  });
+});
+
+describe('the fixed port\'s PABFD charges a host for what it already took this round', () => {
+  // h0 at 0.95 is overloaded; MMT takes y, then z (both 200 MIPS). y goes to h1 (tie with h2,
+  // lower index). For z, CloudSim's start-of-round "power now" charges h1 for y again and picks
+  // h2; the tentative power now sees equal increases and keeps the tie on h1.
+  const snap = cluster([snapHost('h0'), snapHost('h1'), snapHost('h2')], [
+    snapVm('x', 'h0', { cpu: 1500, memMiB: 2048 }), snapVm('y', 'h0', { cpu: 200, memMiB: 256 }), snapVm('z', 'h0', { cpu: 200, memMiB: 512 }),
+    snapVm('c', 'h1', { cpu: 400 }), snapVm('d', 'h2', { cpu: 400 }),
+  ]);
+  const firstMoves = (spec: string): string[][] => migrations(plan(snap, compilePolicy(spec), snap.time)).filter((m) => m.vm === 'y' || m.vm === 'z').map((m) => [m.vm, m.to]);
+  it('faithful spreads a round\'s placements, fixed packs them', () => {
+    expect(firstMoves('thr-mmt:0.8').slice(0, 2)).toEqual([['y', 'h1'], ['z', 'h2']]);
+    expect(firstMoves('thr-mmt:param=0.8,faithful=false')).toEqual([['y', 'h1'], ['z', 'h1']]);
   });
 });
 

@@ -7,11 +7,15 @@ import type { RuleIndex } from './rules.js';
 /**
  * PABFD's preference: the smallest increase in power draw, P(u_after) − P(u_now), where u_now
  * is the host's utilisation at the start of the round (never updated while a round is planned,
- * as in CloudSim) and u_after counts the tentative allocation plus the VM's demand. The delta
+ * as in CloudSim; `startOfRound: false` uses the tentative allocation instead) and u_after
+ * counts the tentative allocation plus the VM's demand. The delta
  * (which can be negative when the host lost VMs this round) is mapped linearly onto 0..100
  * over ±(largest dynamic range of any host), so ordering and ties are exactly PABFD's.
  */
-export function powerIncrease(state: ClusterState): HostScorer {
+export function powerIncrease(state: ClusterState, opts: { startOfRound?: boolean } = {}): HostScorer {
+  // Start of round (the default): a host that already received VMs this round is charged for
+  // them again, which spreads a round's placements; tentative: the real increase.
+  const startOfRound = opts.startOfRound ?? true;
   let range = 0;
   for (const h of state.hosts) {
     const t = h.power.wattsAtLoad;
@@ -23,7 +27,8 @@ export function powerIncrease(state: ClusterState): HostScorer {
     name: 'power-increase',
     score: (s, v, h) => {
       const uAfter = (s.allocatedMips(h) + s.vms[v]!.demand.cpuMips) / s.capMips[h]!;
-      const delta = powerAt(s.hosts[h]!.power, uAfter) - powerNow[h]!;
+      const before = startOfRound ? powerNow[h]! : powerAt(s.hosts[h]!.power, Math.min(1, s.allocatedMips(h) / s.capMips[h]!));
+      const delta = powerAt(s.hosts[h]!.power, uAfter) - before;
       return 50 * (1 - delta / range);
     },
   };

@@ -24,7 +24,9 @@
  *    and reserves no memory); fixed: ordered so no host exceeds CPU, memory or hard rules at
  *    any intermediate state (orderPlan);
  *  - a host at 0 % CPU counts as switched off, so a host of idle VMs is never consolidated;
- *    fixed: only off or empty hosts count as switched off.
+ *    fixed: only off or empty hosts count as switched off;
+ *  - PABFD's "power now" is the start-of-round value, so a host that already received VMs
+ *    this round is charged for their power again; fixed: the tentative state's power.
  */
 import { z } from 'zod';
 import type { OverloadDetector } from '../detect/detector.js';
@@ -162,7 +164,7 @@ export function planBeloglazov(input: ClusterSnapshot, args: BeloglazovArgs, ctx
       hardRules(rules),
       notOverloadedAfter(detector),
     ],
-    scorers: [{ scorer: powerIncrease(s), weight: 1 }],
+    scorers: [{ scorer: powerIncrease(s, { startOfRound: args.faithful }), weight: 1 }],
   });
   const overloadPlacer = pabfd(excludedForOverload, true);
   const byDemandDesc = (a: number, b: number): number => s.vms[b]!.demand.cpuMips - s.vms[a]!.demand.cpuMips;
