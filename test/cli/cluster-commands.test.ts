@@ -104,13 +104,14 @@ describe('tide migrate', () => {
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/\[TIDE_NO_SUCH_VM\]/);
     const j = await runCli(['--config', cfg, 'migrate', 'vm1', '--to', 'zz', '--json']);
-    expect(j.code).toBe(1);
+    expect(j.code).toBe(2); // a host the configuration does not name: input error, refused before the driver
+    expect(j.err).toContain("no host named 'zz'");
     expect(JSON.parse(j.out)).toMatchObject({ ok: false, error: { code: 'TIDE_NO_SUCH_HOST' } });
     expect((await runCli(['--config', cfg, 'migrate', 'vm1'])).code).toBe(2);
     expect((await runCli(['--config', cfg, 'migrate', 'vm1', '--to', 'b', '--mode', 'teleport'])).code).toBe(2);
     expect((await runCli(['--config', cfg, 'migrate', 'vm1', '--to', 'b', '--probe', 'auto'])).code).toBe(2); // no probe configured: an input error
-    // only the two well-formed requests reached the driver (and were refused there)
-    expect(fake.callsOf('migrate').map((c) => c.args[0])).toEqual(['nope', 'vm1']);
+    // only the well-formed request reached the driver (and was refused there)
+    expect(fake.callsOf('migrate').map((c) => c.args[0])).toEqual(['nope']);
     expect(fake.vm('vm1')!.host).toBe('a');
   });
 

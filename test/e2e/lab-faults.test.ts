@@ -257,13 +257,14 @@ describeLab('tide migrate under faults on the lab', () => {
     const noVm = await tide(L().configFile, 'migrate', 'tide-no-such-vm', '--to', L().otherHost(from));
     expect(noVm.code).toBe(1);
     expect(noVm.err).toMatch(/no VM named 'tide-no-such-vm'.*\[TIDE_NO_SUCH_VM\]/);
+    // a host the configuration does not name is an input error (exit 2), for every command
     const noHost = await tide(L().configFile, 'migrate', VM, '--to', 'lab-z', '--json');
-    expect(noHost.code).toBe(1);
+    expect(noHost.code).toBe(2);
     expect(JSON.parse(noHost.out)).toMatchObject({ ok: false, error: { code: 'TIDE_NO_SUCH_HOST' } });
     expect(noHost.err).toContain("no host named 'lab-z'");
     const ev = await tide(L().configFile, 'evacuate', 'lab-z');
-    expect(ev.code).toBe(1);
-    expect(ev.err).toContain('[TIDE_NO_SUCH_HOST]');
+    expect(ev.code).toBe(2);
+    expect(ev.err).toContain("no host named 'lab-z'");
     await expectOnlyOn(VM, from, 0);
   }, 60_000);
 

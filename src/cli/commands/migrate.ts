@@ -2,7 +2,7 @@ import { Cluster, type MigrateReport } from '../../api/cluster.js';
 import type { MigrationProgress, PreflightCheck } from '../../drivers/hypervisor.js';
 import { parse, progressBar } from '../args.js';
 import { MIGRATION_FLAGS, MIGRATION_FLAGS_USAGE, clusterConfig, fmtMiB, fmtMs, parseMode, settingsFrom, withInterrupt } from '../cluster.js';
-import { UsageError, type CliIo, type Command } from '../io.js';
+import { EXIT, UsageError, type CliIo, type Command } from '../io.js';
 
 const usage = `tide [--config FILE] migrate VM --to HOST [--mode live|offline|suspend]
              [--probe auto|none|tcp://IP:PORT|http://IP[:PORT]/PATH] [--dry-run] [--json] [tuning]
@@ -80,7 +80,14 @@ export const migrateCommand: Command = {
     if (!to) throw new UsageError('--to HOST is required');
     const mode = parseMode(values.mode);
     const settings = settingsFrom(values);
-    const { config } = clusterConfig(values, io);
+    const { config, file } = clusterConfig(values, io);
+    // A host the configuration does not name is an input error (exit 2), as for evacuate.
+    if (!config.hosts.some((h) => h.name === to)) {
+      const error = { code: 'TIDE_NO_SUCH_HOST', message: `no host named '${to}' in the configuration (${file})` };
+      if (values.json) io.out(`${JSON.stringify({ vm, to, ok: false, dryRun: Boolean(values['dry-run']), error })}\n`);
+      io.err(`tide migrate: ${error.message} [${error.code}]\n`);
+      return EXIT.usage;
+    }
     const cluster = Cluster.open(config);
     try {
       const probe = values.probe as string | undefined;
