@@ -83,18 +83,24 @@ describe('recovery decision table', () => {
         case 'destroy-stale-source':
           expect(running(f.target) && paused(f.source) && !pc, at).toBe(true);
           break;
+        case 'undefine-stale-source':
+          // only a shut-off source definition, while the target's copy is active and persistent:
+          // the VM keeps a definition and no active copy is touched
+          expect(active(f.target) && f.target.reachable && f.target.dom!.persistent, at).toBe(true);
+          expect(f.source.reachable && f.source.dom !== null && !f.source.dom.active && f.source.dom.persistent, at).toBe(true);
+          break;
         default:
           break;
       }
-      // post-copy: the source is never resumed and nothing is destroyed
-      if (pc) expect(['none', 'wait', 'resume-target'], at).toContain(d.action);
+      // post-copy: the source is never resumed and no active copy is destroyed
+      if (pc) expect(['none', 'wait', 'resume-target', 'undefine-stale-source'], at).toContain(d.action);
       // a target that cannot be asked never lets the source be resumed
       if (!f.target.reachable) expect(d.action, at).not.toBe('resume-source');
     }
     expect(n).toBeGreaterThan(4000);
     // every outcome and action is reachable from some observation
     for (const k of ['source/resume-source', 'source/destroy-target', 'source/destroy-stale-target', 'target/destroy-stale-source',
-      'target/resume-target', 'unknown/pause-source', 'both/pause-source', 'unknown/none', 'unknown/wait', 'split/none', 'none/none', 'target/none', 'source/none']) {
+      'target/resume-target', 'target/undefine-stale-source', 'unknown/pause-source', 'both/pause-source', 'unknown/none', 'unknown/wait', 'split/none', 'none/none', 'target/none', 'source/none']) {
       expect(seen, k).toContain(k);
     }
   });
@@ -116,6 +122,9 @@ describe('recovery decision table', () => {
     ['source running, target paused leftover', look(dom('running', 6)), look(dom('paused', 2)), false, 'source', 'destroy-stale-target'],
     ['source running, target running', look(dom('running', 1)), look(dom('running', 2)), false, 'both', 'pause-source'],
     ['source gone, target running', look(null), look(dom('running', 2)), false, 'target', 'none'],
+    ['source shut off (persistent), target running persistently', look(dom('shutoff', 0)), look(dom('running', 2)), false, 'target', 'undefine-stale-source'],
+    ['source shut off (persistent), target running transiently', look(dom('shutoff', 0)), look({ ...dom('running', 2), persistent: false }), false, 'target', 'none'],
+    ['source shut off (persistent), target paused', look(dom('shutoff', 0)), look(dom('paused', 5)), false, 'target', 'resume-target'],
     ['source gone, target unreachable', look(null), gone, false, 'unknown', 'none'],
     ['source job still running', look(dom('paused', 2), true), look(dom('paused', 2), true), false, 'unknown', 'wait'],
     ['target incoming job still running', look(dom('paused', 2)), look(dom('paused', 2), true), false, 'unknown', 'wait'],

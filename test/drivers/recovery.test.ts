@@ -45,8 +45,8 @@ function asError(r: MigrationResult | DriverError): DriverError {
 
 const lost = (): DriverError => new DriverError('TIDE_MIGRATION_FAILED', 'connection to the peer lost during Finish');
 
-/** Tide's own state-changing calls (not the script's): resume/destroy/start per host. */
-const tideCalls = (env: Env): string[] => env.world.log.filter((l) => /^(resume|destroy|start) /.test(l));
+/** Tide's own state-changing calls (not the script's): resume/destroy/undefine/start per host. */
+const tideCalls = (env: Env): string[] => env.world.log.filter((l) => /^(resume|destroy|undefine|start) /.test(l));
 
 describe('recovery: the target cannot be asked', () => {
   it('target runs the VM but stops answering at switch-over → source stays paused, TIDE_MIGRATION_UNKNOWN naming both hosts', async () => {
@@ -91,13 +91,34 @@ describe('recovery: the target cannot be asked', () => {
     env.b.reachable = true;
     const done = await env.clock.drive(env.drv.reconcile(VM));
     expect(done).toMatchObject({ outcome: 'target', vmOn: B });
-    expect(done.actions).toEqual([`destroyed the superseded paused copy of ${VM} on ${A}`]);
+    expect(done.actions).toEqual([`destroyed the superseded paused copy of ${VM} on ${A}`, `removed the stale definition of ${VM} on ${A}`]);
     expect(env.world.runningOn(VM)).toEqual([B]);
-    expect(env.world.copy(A, VM)?.state).toBe('shutoff');
-    expect(tideCalls(env)).toEqual([`destroy ${A} ${VM}`]);
+    // the stale source definition is gone too: the VM is defined once, persistently, on B
+    expect(env.world.copy(A, VM)).toBeUndefined();
+    expect(env.world.copy(B, VM)).toMatchObject({ state: 'running', persistent: true });
+    expect(tideCalls(env)).toEqual([`destroy ${A} ${VM}`, `undefine ${A} ${VM}`]);
     expect(env.world.violations).toEqual([]);
+    // so start() no longer finds it "defined on several hosts": it is running on B
+    await expect(env.clock.drive(env.drv.start(VM))).rejects.toMatchObject({ code: 'TIDE_VM_STATE' });
     // settled: the record is gone
     await expect(env.clock.drive(env.drv.reconcile(VM))).rejects.toMatchObject({ code: 'TIDE_INVALID_ARGUMENT' });
+  });
+
+  it('the target runs the VM transiently: the superseded source copy is destroyed but its definition, the only one, is kept', async () => {
+    const env = setup();
+    env.a.script.migrate = async () => {
+      env.world.set(A, VM, { state: 'paused', reason: PAUSED_MIGRATION });
+      env.world.set(B, VM, { state: 'running', reason: RUNNING_MIGRATED, persistent: false });
+      env.b.reachable = false;
+      throw lost();
+    };
+    expect(asError(await run(env)).code).toBe('TIDE_MIGRATION_UNKNOWN');
+    env.b.reachable = true;
+    const done = await env.clock.drive(env.drv.reconcile(VM));
+    expect(done).toMatchObject({ outcome: 'target', vmOn: B });
+    expect(tideCalls(env)).toEqual([`destroy ${A} ${VM}`]);
+    expect(env.world.copy(A, VM)).toMatchObject({ state: 'shutoff', persistent: true });
+    expect(env.world.violations).toEqual([]);
   });
 
   it('the target held only a paused incoming copy: reconcile destroys it, confirms it gone, then resumes the source', async () => {
@@ -268,7 +289,9 @@ describe('recovery: the target answered', () => {
     const r = await run(env);
     expect(isDriverError(r)).toBe(false);
     expect(r).toMatchObject({ vm: VM, from: A, to: B });
-    expect(tideCalls(env)).toEqual([`destroy ${A} ${VM}`]);
+    // the superseded copy is destroyed, then its stale definition removed (B's is persistent)
+    expect(tideCalls(env)).toEqual([`destroy ${A} ${VM}`, `undefine ${A} ${VM}`]);
+    expect(env.world.copy(A, VM)).toBeUndefined();
     expect(env.world.runningOn(VM)).toEqual([B]);
     expect(env.world.violations).toEqual([]);
   });

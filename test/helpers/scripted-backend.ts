@@ -216,6 +216,15 @@ export class ScriptedHost implements HostBackend {
     });
   }
 
+  /** libvirt's undefine: an inactive copy disappears, an active one becomes transient. */
+  async undefine(vm: string): Promise<void> {
+    this.change('undefine', vm, (c) => {
+      if (!c.persistent) throw new DriverError('TIDE_VM_STATE', `${vm} is not persistent`, { vm });
+      if (c.state === 'shutoff' || c.state === 'crashed') this.world.on(this.name).delete(vm);
+      else c.persistent = false;
+    });
+  }
+
   async suspend(vm: string): Promise<void> {
     this.change('suspend', vm, (c) => { c.state = 'paused'; c.reason = 1; });
   }

@@ -131,6 +131,12 @@ export interface HostBackend {
   start(vm: string): Promise<void>;
   shutdown(vm: string): Promise<void>;
   destroy(vm: string): Promise<void>;
+  /**
+   * Removes the persistent definition of `vm` (virDomainUndefineFlags, flags 0): an inactive
+   * domain disappears; an active one becomes transient. Recovery uses it only on a shut-off
+   * stale copy whose VM runs persistently on another host.
+   */
+  undefine(vm: string): Promise<void>;
   suspend(vm: string): Promise<void>;
   resume(vm: string): Promise<void>;
   close(): Promise<void>;

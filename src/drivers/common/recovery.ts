@@ -12,8 +12,9 @@
  * hosts. `recoverMigration` observes, acts on at most one host, and observes again, until the
  * decision needs no action (or the settle deadline passes): every action is checked by the next
  * observation, never assumed. Actions only ever resume a copy when no other copy is active,
- * pause a copy while another may run, or destroy a copy that is superseded; nothing here ever
- * starts a second copy.
+ * pause a copy while another may run, destroy a copy that is superseded, or undefine a shut-off
+ * source definition once the target runs the VM persistently; nothing here ever starts a second
+ * copy.
  */
 import type { Clock } from '../../core/clock.js';
 import type { ReconcileResult, RecoveryOutcome, VmState } from '../hypervisor.js';
@@ -71,6 +72,10 @@ export type RecoveryAction =
   | 'destroy-stale-target'
   /** Pre-copy finished: the target runs, the source's paused copy is superseded. */
   | 'destroy-stale-source'
+  /** The target runs the VM persistently; the source keeps only a shut-off persistent
+   *  definition (left by a confirm step that never ran, or by destroy-stale-source): remove it,
+   *  so the VM is defined once (`start` refuses a VM defined on several hosts). */
+  | 'undefine-stale-source'
   | 'resume-target';
 
 export interface RecoveryDecision {
@@ -108,6 +113,22 @@ function wasRunning(f: RecoveryFacts, src: DomainFacts | null): boolean {
 
 /** The decision table (docs/drivers.md, "Recovery"). Pure. */
 export function decideRecovery(f: RecoveryFacts): RecoveryDecision {
+  const d = decideCopies(f);
+  // The VM runs on the target alone: a shut-off persistent definition left on the source is
+  // stale. It is removed only when the target's copy is active AND persistent, so the VM keeps
+  // a definition (never the last one is undefined), and only once nothing else is to be done.
+  if (d.outcome === 'target' && d.action === 'none' && f.source.reachable && f.target.reachable) {
+    const s = f.source.dom;
+    const t = f.target.dom;
+    if (s && !s.active && s.persistent && t?.active && t.persistent && !f.target.jobActive) {
+      return { outcome: 'target', action: 'undefine-stale-source', reason: `${d.reason}; ${f.from} still holds a shut-off definition of ${f.vm}, superseded by the persistent one on ${f.to}` };
+    }
+  }
+  return d;
+}
+
+/** Which copy holds the VM and what to do with the active copies. */
+function decideCopies(f: RecoveryFacts): RecoveryDecision {
   const { vm, from, to } = f;
   const S = f.source;
   const T = f.target;
@@ -264,6 +285,7 @@ export async function recoverMigration(r: RecoveryRun): Promise<RecoveryResult> 
         case 'resume-target': await dst.resume(vm); actions.push(`resumed ${vm} on ${to}`); break;
         case 'destroy-target': case 'destroy-stale-target': await dst.destroy(vm); actions.push(`destroyed the paused copy of ${vm} on ${to}`); break;
         case 'destroy-stale-source': await src.destroy(vm); actions.push(`destroyed the superseded paused copy of ${vm} on ${from}`); break;
+        case 'undefine-stale-source': await src.undefine(vm); actions.push(`removed the stale definition of ${vm} on ${from}`); break;
         default: break;
       }
       if (d.terminal) return { ...result(), sourceState: d.action === 'pause-source' ? 'paused' : result().sourceState };

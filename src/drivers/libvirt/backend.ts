@@ -332,6 +332,10 @@ export class RpcBackend implements HostBackend {
     await this.run('power', `powering ${vm} off`, (c) => c.destroy(vm));
   }
 
+  async undefine(vm: string): Promise<void> {
+    await this.run('power', `undefining ${vm}`, (c) => c.undefine(vm));
+  }
+
   async suspend(vm: string): Promise<void> {
     await this.run('power', `suspending ${vm}`, (c) => c.suspend(vm));
   }

@@ -353,6 +353,10 @@ export class VirshBackend implements HostBackend {
     await this.ok(['destroy', '--domain', vm], 'TIDE_POWER_FAILED', `powering ${vm} off`);
   }
 
+  async undefine(vm: string): Promise<void> {
+    await this.ok(['undefine', '--domain', vm], 'TIDE_POWER_FAILED', `undefining ${vm}`);
+  }
+
   async suspend(vm: string): Promise<void> {
     await this.ok(['suspend', '--domain', vm], 'TIDE_POWER_FAILED', `suspending ${vm}`);
   }
