@@ -98,6 +98,35 @@ export interface RoundError {
   readonly message: string;
 }
 
+/**
+ * A migration whose outcome was unknown (it ended with TIDE_MIGRATION_UNKNOWN: the source left
+ * paused, the target not asked) until a reconcile settles it. `status`: open — reconcile it
+ * each round, and meanwhile never move the VM nor power either host off; operator — reconcile
+ * ended in an outcome Tide does not settle by itself ('both': it ran on both hosts; 'split': a
+ * failed post-copy), still blocking, reconciled again only on an explicit `tide reconcile VM`;
+ * resolved — the VM is on one host (or on none), the block is lifted.
+ */
+export interface UnknownMigration {
+  readonly id: number;
+  readonly vm: string;
+  readonly from: string;
+  readonly to: string;
+  readonly planId: number | null;
+  /** When the migration ended unknown, ms. */
+  readonly sinceMs: number;
+  /** The migration's error message. */
+  readonly reason: string;
+  readonly status: 'open' | 'operator' | 'resolved';
+  readonly attempts: number;
+  readonly lastAttemptMs: number | null;
+  /** The last reconcile's outcome (RecoveryOutcome), reason, actions and where the VM is. */
+  readonly outcome: string | null;
+  readonly outcomeReason: string | null;
+  readonly actions: readonly string[];
+  readonly vmOn: string | null;
+  readonly resolvedMs: number | null;
+}
+
 export interface Store {
   savePlan(plan: Plan, opts: { createdMs: number; mode: string; status: PlanStatus }): number;
   setPlanStatus(id: number, status: PlanStatus): void;
@@ -128,11 +157,25 @@ export interface Store {
   recordRoundError(e: RoundError): void;
   /** Newest first. */
   roundErrors(opts?: { limit?: number }): RoundError[];
+  /**
+   * Records a migration that ended with TIDE_MIGRATION_UNKNOWN (intent to reconcile). An open
+   * (or operator) record of the same VM is kept and its hosts updated rather than duplicated.
+   * Returns the record's id.
+   */
+  recordUnknownMigration(m: { vm: string; from: string; to: string; planId: number | null; sinceMs: number; reason: string }): number;
+  /** Records one reconcile attempt: 'unknown' keeps it open, 'both'/'split' hand it to an operator, anything else resolves it. */
+  recordReconcile(id: number, r: { atMs: number; outcome: string; reason: string; actions: readonly string[]; vmOn: string | null }): UnknownMigration;
+  /** Records not resolved yet (open and operator), oldest first; `vm`: that VM's only. */
+  unknownMigrations(opts?: { vm?: string; includeResolved?: boolean; limit?: number }): UnknownMigration[];
   close(): void;
 }
 
-/** Schema version this code reads and writes; 2 added the cluster lock (a Tide that ignores it must not open the store). */
-const SCHEMA_VERSION = 2;
+/**
+ * Schema version this code reads and writes; 2 added the cluster lock (a Tide that ignores it
+ * must not open the store); 3 the unknown migrations (a Tide that ignores them would move a VM
+ * that may run twice, or power off a host that may hold it).
+ */
+const SCHEMA_VERSION = 3;
 
 function pidAlive(pid: number): boolean {
   try {
@@ -214,10 +257,33 @@ CREATE TABLE IF NOT EXISTS round_errors (
   code TEXT NOT NULL,
   message TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS unknown_migrations (
+  id INTEGER PRIMARY KEY,
+  vm TEXT NOT NULL,
+  host_from TEXT NOT NULL,
+  host_to TEXT NOT NULL,
+  plan_id INTEGER,
+  since_ms INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('open', 'operator', 'resolved')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  last_attempt_ms INTEGER,
+  outcome TEXT,
+  outcome_reason TEXT,
+  actions_json TEXT NOT NULL DEFAULT '[]',
+  vm_on TEXT,
+  resolved_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS unknown_migrations_status ON unknown_migrations(status, vm);
 `;
 
 type LockRow = { token: string; pid: number; host: string; command: string; started_ms: number; acquired_ms: number; heartbeat_ms: number; ttl_ms: number };
 
+type UnknownRow = {
+  id: number; vm: string; host_from: string; host_to: string; plan_id: number | null; since_ms: number; reason: string;
+  status: UnknownMigration['status']; attempts: number; last_attempt_ms: number | null; outcome: string | null; outcome_reason: string | null;
+  actions_json: string; vm_on: string | null; resolved_ms: number | null;
+};
 type PlanRow = { id: number; created_ms: number; policy: string; mode: string; status: PlanStatus; plan_json: string };
 type MigrationRow = {
   plan_id: number | null; vm: string; host_from: string; host_to: string; mode: string; ok: number; started_ms: number;
@@ -240,8 +306,9 @@ export function openSqliteStore(path: string): Store {
       if (version && version.version < 1) throw new Error(`${path}: store schema version ${version.version} is unknown`);
       db.exec(SCHEMA);
       if (!version) db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(SCHEMA_VERSION);
-      else if (version.version === 1) {
+      else if (version.version < SCHEMA_VERSION) {
         // 1 → 2: step notes; the cluster lock and round errors are new tables (created above).
+        // 2 → 3: unknown migrations, a new table (created above).
         const cols = db.prepare('PRAGMA table_info(step_runs)').all() as { name: string }[];
         if (!cols.some((c) => c.name === 'note')) db.exec('ALTER TABLE step_runs ADD COLUMN note TEXT');
         db.prepare('UPDATE schema_version SET version = ?').run(SCHEMA_VERSION);
@@ -289,6 +356,23 @@ export function openSqliteStore(path: string): Store {
   });
   const insMig = db.prepare(`INSERT INTO migrations (plan_id, vm, host_from, host_to, mode, ok, started_ms, total_ms, downtime_ms, probe_downtime_ms, bytes, error)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+  const toUnknown = (r: UnknownRow): UnknownMigration => ({
+    id: r.id, vm: r.vm, from: r.host_from, to: r.host_to, planId: r.plan_id, sinceMs: r.since_ms, reason: r.reason, status: r.status,
+    attempts: r.attempts, lastAttemptMs: r.last_attempt_ms, outcome: r.outcome, outcomeReason: r.outcome_reason,
+    actions: JSON.parse(r.actions_json) as string[], vmOn: r.vm_on, resolvedMs: r.resolved_ms,
+  });
+  const getUnknown = db.prepare('SELECT * FROM unknown_migrations WHERE id = ?');
+  const openUnknownOf = db.prepare("SELECT * FROM unknown_migrations WHERE vm = ? AND status != 'resolved' ORDER BY id LIMIT 1");
+  const recordUnknown = db.transaction((m: { vm: string; from: string; to: string; planId: number | null; sinceMs: number; reason: string }): number => {
+    const cur = openUnknownOf.get(m.vm) as UnknownRow | undefined;
+    if (cur) {
+      db.prepare("UPDATE unknown_migrations SET host_from = ?, host_to = ?, plan_id = ?, reason = ?, status = 'open' WHERE id = ?")
+        .run(m.from, m.to, m.planId, m.reason, cur.id);
+      return cur.id;
+    }
+    return Number(db.prepare("INSERT INTO unknown_migrations (vm, host_from, host_to, plan_id, since_ms, reason, status) VALUES (?, ?, ?, ?, ?, ?, 'open')")
+      .run(m.vm, m.from, m.to, m.planId, Math.round(m.sinceMs), m.reason).lastInsertRowid);
+  });
   const toPlan = (r: PlanRow): StoredPlan => ({ id: r.id, createdMs: r.created_ms, policy: r.policy, mode: r.mode, status: r.status, plan: JSON.parse(r.plan_json) as Plan });
   const toMig = (r: MigrationRow): MigrationRecord => ({
     planId: r.plan_id, vm: r.vm, from: r.host_from, to: r.host_to, mode: r.mode, ok: r.ok === 1, startedMs: r.started_ms,
@@ -369,6 +453,22 @@ export function openSqliteStore(path: string): Store {
     roundErrors({ limit = 50 } = {}) {
       const rows = db.prepare('SELECT at_ms, code, message FROM round_errors ORDER BY id DESC LIMIT ?').all(limit) as { at_ms: number; code: string; message: string }[];
       return rows.map((r) => ({ atMs: r.at_ms, code: r.code, message: r.message }));
+    },
+    recordUnknownMigration(m) {
+      return recordUnknown.immediate(m);
+    },
+    recordReconcile(id, { atMs, outcome, reason, actions, vmOn }) {
+      const status = outcome === 'unknown' ? 'open' : outcome === 'both' || outcome === 'split' ? 'operator' : 'resolved';
+      const ch = db.prepare(`UPDATE unknown_migrations SET attempts = attempts + 1, last_attempt_ms = ?, outcome = ?, outcome_reason = ?,
+        actions_json = ?, vm_on = ?, status = ?, resolved_ms = ? WHERE id = ?`)
+        .run(Math.round(atMs), outcome, reason, JSON.stringify(actions), vmOn, status, status === 'resolved' ? Math.round(atMs) : null, id);
+      if (ch.changes === 0) throw new Error(`no unknown migration with id ${id}`);
+      return toUnknown(getUnknown.get(id) as UnknownRow);
+    },
+    unknownMigrations({ vm, includeResolved = false, limit = 1000 } = {}) {
+      const where = [includeResolved ? null : "status != 'resolved'", vm === undefined ? null : 'vm = @vm'].filter((x) => x !== null);
+      const sql = `SELECT * FROM unknown_migrations ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT @limit`;
+      return (db.prepare(sql).all(vm === undefined ? { limit } : { vm, limit }) as UnknownRow[]).map(toUnknown);
     },
     close() {
       db.close();

@@ -148,17 +148,18 @@ describe('cluster lock, two connections on one file', () => {
     // Downgrade to what a version-1 Tide wrote: no note column, no lock table.
     const child = spawnSync(process.execPath, ['-e', `
       const D = require('better-sqlite3'); const db = new D(process.argv[1]);
-      db.exec('DROP TABLE cluster_lock; DROP TABLE round_errors; ALTER TABLE step_runs DROP COLUMN note; UPDATE schema_version SET version = 1');
+      db.exec('DROP TABLE cluster_lock; DROP TABLE round_errors; DROP TABLE unknown_migrations; ALTER TABLE step_runs DROP COLUMN note; UPDATE schema_version SET version = 1');
       db.close();`, path], { cwd: ROOT });
     expect(child.status, child.stderr.toString()).toBe(0);
     const up = open(path);
     const id = up.savePlan({ policy: 'p', time: 0, steps: [], hosts: [], notMoved: [] }, { createdMs: 0, mode: 'automatic', status: 'running' });
     up.saveStepRun(id, { step: { id: 1, kind: 'powerOff', host: 'h', deps: [], reason: 'r', by: 'b' }, state: 'succeeded', note: 'kept def' });
     expect(up.acquireClusterLock(holder('t'), 1000).token).toBeTruthy();
+    expect(up.recordUnknownMigration({ vm: 'v', from: 'a', to: 'b', planId: id, sinceMs: 1, reason: 'r' })).toBeGreaterThan(0);
     up.close();
-    const bump = spawnSync(process.execPath, ['-e', `const D = require('better-sqlite3'); const db = new D(process.argv[1]); db.exec('UPDATE schema_version SET version = 3'); db.close();`, path], { cwd: ROOT });
+    const bump = spawnSync(process.execPath, ['-e', `const D = require('better-sqlite3'); const db = new D(process.argv[1]); db.exec('UPDATE schema_version SET version = 4'); db.close();`, path], { cwd: ROOT });
     expect(bump.status).toBe(0);
-    expect(() => openSqliteStore(path)).toThrow(/store schema version 3, this Tide understands up to 2/);
+    expect(() => openSqliteStore(path)).toThrow(/store schema version 4, this Tide understands up to 3/);
   });
 
   it("resolves the configuration's store path against the configuration file, not the working directory", () => {
