@@ -15,6 +15,7 @@ import type { PowerDriver } from '../drivers/power.js';
 import { runPlan, type ExecutorLimits, type ExecutorObserver, type PlanRun } from '../executor/executor.js';
 import { currentHolder, withClusterLock } from '../store/lock.js';
 import type { LockHolder, Store } from '../store/store.js';
+import { NO_BLOCKS, blocksOf, guardPlan, reconcileUnknown, recordUnknownStep, type Blocks, type ReconcileReport } from './reconcile.js';
 
 export type Mode = 'recommend' | 'approve' | 'automatic';
 
@@ -54,6 +55,8 @@ export interface ControllerObserver extends ExecutorObserver {
   onRunEnd?(run: PlanRun, at: number): void;
   /** A round threw (Controller.run recorded it and goes on at the next interval). */
   onRoundError?(error: { code: string; message: string }, at: number): void;
+  /** The start of a round reconciled the store's unknown migrations (only when there were any). */
+  onReconcile?(reports: readonly ReconcileReport[], at: number): void;
 }
 
 export interface TickResult {
@@ -62,6 +65,8 @@ export interface TickResult {
   readonly plan: Plan;
   readonly planId: number | null;
   readonly run: PlanRun | null;
+  /** This round's reconcile of unknown migrations (empty: none was open). */
+  readonly reconciled: readonly ReconcileReport[];
 }
 
 /** A host's power model when the configuration gives none: a typical 2-socket server. */
@@ -100,6 +105,7 @@ export class Controller {
    */
   async collect(): Promise<ClusterSnapshot> {
     const { hypervisor } = this.deps;
+    const blocks = this.blocks();
     const [hostInfos, vmInfos, usage] = await Promise.all([hypervisor.listHosts(), hypervisor.listVms(), hypervisor.sample()]);
     const now = this.deps.clock.now();
     const nowSec = now / 1000;
@@ -120,13 +126,16 @@ export class Controller {
       if (h.up && this.wasUp.get(h.name) === false) this.onSince.set(h.name, nowSec);
       this.wasUp.set(h.name, h.up);
       const powerState: PowerState = h.up ? 'on' : downState.get(h.name) ?? 'unknown';
+      // A host of an unresolved unknown migration may hold a copy of its VM: no move to or
+      // from it and no power action until reconcile settles it (excluded, with why).
+      const blocked = blocks.hosts.get(h.name);
       return {
         id: h.name, cpuCores: h.cpuCores, mipsPerCore: h.cpuMhz, memMiB: h.memMiB,
         diskBytesPerSec: 1e9, netBytesPerSec: 1.25e9, power: cfg.power ?? DEFAULT_POWER,
-        powerState, maintenance: cfg.maintenance ?? false, excluded: cfg.excluded ?? false,
+        powerState, maintenance: cfg.maintenance ?? false, excluded: (cfg.excluded ?? false) || blocked !== undefined,
         tags: cfg.tags ?? [], cpuUsedMips: h.up && u && u.cpuPct !== null ? (u.cpuPct / 100) * h.cpuCores * h.cpuMhz : undefined,
         onSinceSec: this.onSince.get(h.name),
-        ...(powerState === 'unknown' ? { stateReason: h.reason ?? 'the hypervisor does not answer' } : {}),
+        ...(powerState === 'unknown' ? { stateReason: h.reason ?? 'the hypervisor does not answer' } : blocked !== undefined ? { stateReason: blocked } : {}),
       };
     });
     const pinned = new Set(this.deps.pinnedVms ?? []);
@@ -185,7 +194,7 @@ export class Controller {
         demand: { cpuMips, memMiB, diskBytesPerSec: disk, netBytesPerSec: net },
         cpuHistoryMips: hist.cpu.map((x) => x * size), memHistoryMiB: [...hist.mem], diskHistoryBytesPerSec: [...hist.disk], netHistoryBytesPerSec: [...hist.net],
         tags: [], lastMigratedAt: this.lastMigrated.get(v.name),
-        migratable: v.state === 'running' && !pinned.has(v.name),
+        migratable: v.state === 'running' && !pinned.has(v.name) && !blocks.vms.has(v.name),
         ...(quality === 'fresh' ? {} : { usage: quality }),
         ...(quality === 'stale' ? { usageAgeSec: nowSec - hist.atSec } : {}),
       });
@@ -205,18 +214,51 @@ export class Controller {
     return st === 'off' ? 'off' : st === 'booting' ? 'waking' : 'unknown';
   }
 
-  /** One round: collect, plan, and (in automatic mode) execute. */
+  /** What the store's unresolved unknown migrations block (none without a store). */
+  private blocks(): Blocks {
+    const store = this.deps.store;
+    return store ? blocksOf(store.unknownMigrations()) : NO_BLOCKS;
+  }
+
+  /**
+   * Reconciles the store's open unknown migrations (src/app/reconcile.ts), under the cluster
+   * lock, since reconcile may resume, pause, destroy or undefine a copy. Fails closed: when the
+   * lock is held by another process the records stay open (and blocking) until a later round.
+   */
+  async reconcileOpen(signal?: AbortSignal): Promise<ReconcileReport[]> {
+    const { store, hypervisor, clock } = this.deps;
+    if (!store || !store.unknownMigrations().some((u) => u.status === 'open')) return [];
+    const go = (): Promise<ReconcileReport[]> => reconcileUnknown(store, hypervisor, clock);
+    const reports = await withClusterLock(store, this.deps.lockHolder ?? currentHolder('tide controller'), go, { ttlMs: this.deps.lockTtlMs, signal });
+    this.deps.observer?.onReconcile?.(reports, clock.now());
+    return reports;
+  }
+
+  /**
+   * One round: reconcile unknown migrations, collect, plan, and (in automatic mode) execute.
+   * While a migration's outcome stays unknown, its VM is not migratable and both its hosts are
+   * excluded in the snapshot (with the reason), and the plan is guarded against any step that
+   * touches them (guardPlan).
+   */
   async tick(signal?: AbortSignal): Promise<TickResult> {
+    let reconciled: ReconcileReport[] = [];
+    try {
+      reconciled = await this.reconcileOpen(signal);
+    } catch (e) {
+      // the lock is held elsewhere or the store failed: the records stay open and keep blocking
+      if (!(e instanceof DriverError && e.code === 'TIDE_LOCKED')) throw e;
+    }
     const snapshot = await this.collect();
     const at = this.deps.clock.now();
-    const plan = makePlan(snapshot, this.deps.policy, snapshot.time);
+    const blocks = this.blocks();
+    const plan = guardPlan(makePlan(snapshot, this.deps.policy, snapshot.time), blocks, new Map(snapshot.vms.map((v) => [v.id, v.host])));
     const store = this.deps.store;
     const status = plan.steps.length === 0 ? 'done' : this.deps.mode === 'automatic' ? 'running' : 'proposed';
     const planId = store && plan.steps.length > 0 ? store.savePlan(plan, { createdMs: at, mode: this.deps.mode, status }) : null;
     this.deps.observer?.onPlan?.(plan, at, planId);
     let run: PlanRun | null = null;
     if (this.deps.mode === 'automatic' && plan.steps.length > 0) run = await this.execute(plan, planId, signal);
-    return { at, snapshot, plan, planId, run };
+    return { at, snapshot, plan, planId, run, reconciled };
   }
 
   /**
@@ -240,6 +282,7 @@ export class Controller {
         onProgress: (r, p) => observer?.onProgress?.(r, p),
         onStepEnd: (r) => {
           if (planId !== null) store?.saveStepRun(planId, r);
+          recordUnknownStep(store, planId, r, this.deps.clock.now());
           const s = r.step;
           if (s.kind === 'migrate') {
             if (r.state === 'succeeded') this.lastMigrated.set(s.vm, (r.endedAt ?? this.deps.clock.now()) / 1000);
