@@ -15,6 +15,7 @@
  */
 import { join } from 'node:path';
 import { Controller } from '../app/controller.js';
+import { reconcileUnknown, recordUnknownStep, type ReconcileReport } from '../app/reconcile.js';
 import type { TideConfig } from '../config/schema.js';
 import type { ClusterSnapshot, Vm } from '../core/model/types.js';
 import { planEvacuation as planEvacuationCore, planPlacement, type DirectPlanOptions, type HostAssessment } from '../core/plan/evacuate.js';
@@ -375,8 +376,35 @@ export class Cluster {
       report.error = { code: error.code, message: error.message };
       const checks = error.detail?.checks;
       if (Array.isArray(checks)) report.checks = checks as PreflightCheck[];
+      if (error.code === 'TIDE_MIGRATION_UNKNOWN' && from) {
+        // the controller and `tide reconcile` finish it; until then the VM and both hosts are blocked
+        try {
+          this.store().recordUnknownMigration({ vm: req.vm, from, to: req.to, planId: null, sinceMs: Date.now(), reason: `${error.code}: ${error.message}` });
+        } catch (e) {
+          report.error.message += ` (could not record it in the store: ${(e as Error)?.message ?? String(e)}; run tide reconcile ${req.vm} --from ${from} --to ${req.to})`;
+        }
+      }
     }
     return report;
+  }
+
+  /**
+   * Reconciles unknown migrations (src/app/reconcile.ts) under the cluster lock: every open one
+   * in the store, or `vm` alone (`from`/`to` needed when the store has no record of it; records
+   * waiting for an operator only with `operatorDone`). Host names must be configured hosts.
+   */
+  async reconcile(req: { vm?: string; from?: string; to?: string; settleMs?: number; operatorDone?: boolean; signal?: AbortSignal } = {}): Promise<ReconcileReport[]> {
+    for (const h of [req.from, req.to]) {
+      if (h !== undefined && !this.config.hosts.some((c) => c.name === h)) {
+        throw new DriverError('TIDE_INVALID_ARGUMENT', `no host named '${h}' in the configuration (hosts: ${this.config.hosts.map((c) => c.name).join(', ')})`, { host: h });
+      }
+    }
+    const store = this.store();
+    if (req.vm !== undefined && (req.from === undefined || req.to === undefined) && store.unknownMigrations({ vm: req.vm }).length === 0) {
+      throw new DriverError('TIDE_INVALID_ARGUMENT', `no unknown migration of ${req.vm} is recorded: name its source and target (--from H --to H)`, { vm: req.vm });
+    }
+    const { vm, from, to, settleMs, operatorDone } = req;
+    return this.locked(`tide reconcile${vm ? ` ${vm}` : ''}`, req.signal, () => reconcileUnknown(store, this.driver, systemClock, { vm, from, to, settleMs, operatorDone }));
   }
 
   /**
@@ -541,6 +569,7 @@ export class Cluster {
             onProgress: (r, pr) => req.onEvent?.({ type: 'progress', move: moveOf(r), progress: pr }),
             onStepEnd: (r) => {
               store.saveStepRun(planId, r);
+              recordUnknownStep(store, planId, r, Date.now());
               const rep = stepReport(r, moveOf(r), probes.get(moveOf(r).vm) ?? null);
               if (r.state === 'succeeded' || r.state === 'failed') {
                 store.recordMigration({

@@ -27,6 +27,8 @@ const file = (name: string, content: string | Buffer): string => {
 };
 
 const refused = file('refused.json', JSON.stringify({ hosts: [{ name: 'a', uri: 'qemu+tcp://127.0.0.1:1/system' }, { name: 'b', uri: 'qemu+tcp://127.0.0.1:1/system?x=1' }] }));
+// the same unreachable hosts with a store of its own (tide reconcile records what stays unknown)
+const refusedOwnStore = file('refused-store.json', JSON.stringify({ hosts: [{ name: 'a', uri: 'qemu+tcp://127.0.0.1:1/system' }, { name: 'b', uri: 'qemu+tcp://127.0.0.1:1/system?x=1' }], store: { path: join(tmp, 'reconcile.sqlite') } }));
 const nullTrace = file('null.json', 'null');
 const nullVm = file('nullvm.json', '{"format":"tide-trace/1","vms":[null]}');
 const hugeVm = file('huge.json', JSON.stringify({ format: 'tide-trace/1', vms: [{ id: 'big', cpuPct: [1, 2], mips: 1e6 }] }));
@@ -120,6 +122,13 @@ const CASES: [string[], number, RegExp][] = [
   [['--config', refused, 'place'], 2, /which VM\?/],
   [['--config', refused, 'place', 'x', '--interval-ms', 'NaN'], 2, /--interval-ms must be an integer/],
   [['--config', refused, 'place', 'x'], 1, /ECONNREFUSED/],
+  // reconcile (a host that refuses leaves the outcome unknown: exit 1, reported on stdout)
+  [['--config', refused, 'reconcile', 'x', 'y'], 2, /one VM at most/],
+  [['--config', refused, 'reconcile', '--from', 'a'], 2, /need a VM/],
+  [['--config', refused, 'reconcile', 'x', '--from', 'a', '--to', 'zzz'], 2, /no host named 'zzz'/],
+  [['--config', refused, 'reconcile', 'x', '--settle-ms=-1'], 2, /--settle-ms must be an integer/],
+  [['--config', refused, 'reconcile', 'x'], 2, /no unknown migration of x is recorded: name its source and target/],
+  [['--config', refusedOwnStore, 'reconcile', 'x', '--from', 'a', '--to', 'b'], 1, /^$/],
   // config
   [['config'], 2, /expected 'schema' or 'check'/],
   [['config', 'check'], 2, /needs --config FILE/],

@@ -21,6 +21,7 @@ export const commands: Record<string, CommandEntry> = {
   migrate: { summary: 'live-migrate (or move offline / suspended) one VM to another host', load: async () => (await import('./migrate.js')).migrateCommand },
   evacuate: { summary: 'move every VM off a host (maintenance), under the concurrency limits', load: async () => (await import('./evacuate.js')).evacuateCommand },
   place: { summary: 'start a shut-off VM on the host the planner picks, and say why', load: async () => (await import('./place.js')).placeCommand },
+  reconcile: { summary: 'finish migrations whose outcome was unknown (the source left paused); exit 1 while any stays unknown', load: async () => (await import('./reconcile.js')).reconcileCommand },
   config: { summary: 'the configuration file: its JSON Schema, or check one', load: async () => (await import('./config.js')).configCommand },
   data: { summary: 'reference data: download and verify the PlanetLab traces (`data fetch planetlab`)', load: async () => (await import('./data.js')).dataCommand },
 };
