@@ -15,7 +15,7 @@
  */
 import { join } from 'node:path';
 import { Controller } from '../app/controller.js';
-import { reconcileUnknown, recordUnknownStep, type ReconcileReport } from '../app/reconcile.js';
+import { blocksOf, reconcileUnknown, recordUnknownStep, type ReconcileReport } from '../app/reconcile.js';
 import type { TideConfig } from '../config/schema.js';
 import type { ClusterSnapshot, Vm } from '../core/model/types.js';
 import { planEvacuation as planEvacuationCore, planPlacement, type DirectPlanOptions, type HostAssessment } from '../core/plan/evacuate.js';
@@ -376,12 +376,16 @@ export class Cluster {
       report.error = { code: error.code, message: error.message };
       const checks = error.detail?.checks;
       if (Array.isArray(checks)) report.checks = checks as PreflightCheck[];
-      if (error.code === 'TIDE_MIGRATION_UNKNOWN' && from) {
-        // the controller and `tide reconcile` finish it; until then the VM and both hosts are blocked
+      if (error.code === 'TIDE_MIGRATION_UNKNOWN') {
+        // the controller and `tide reconcile` finish it; until then the VM and both hosts are
+        // blocked. The source comes from the error (every HostBackendDriver names it), else
+        // from where the inventory lists the VM, other than the target.
+        const src = from || (await this.driver.listVms().catch(() => [])).find((v) => v.name === req.vm && v.host !== req.to)?.host;
         try {
-          this.store().recordUnknownMigration({ vm: req.vm, from, to: req.to, planId: null, sinceMs: Date.now(), reason: `${error.code}: ${error.message}` });
+          if (!src) throw new Error('the source host is not known');
+          this.store().recordUnknownMigration({ vm: req.vm, from: src, to: req.to, planId: null, sinceMs: Date.now(), reason: `${error.code}: ${error.message}` });
         } catch (e) {
-          report.error.message += ` (could not record it in the store: ${(e as Error)?.message ?? String(e)}; run tide reconcile ${req.vm} --from ${from} --to ${req.to})`;
+          report.error.message += ` (could not record it in the store: ${(e as Error)?.message ?? String(e)}; run tide reconcile ${req.vm} --from SOURCE --to ${req.to})`;
         }
       }
     }
@@ -477,6 +481,9 @@ export class Cluster {
       throw new DriverError('TIDE_HOST_UNREACHABLE', `${req.host} does not answer${src?.reason ? ` (${src.reason})` : ''}: cannot tell what runs there`, { host: req.host, unreachable });
     }
     const state = new Map(vms.map((v) => [v.name, v]));
+    // An unresolved unknown migration (src/app/reconcile.ts): its VM stays where it is and its
+    // hosts take no VM until reconcile settles it.
+    const blocks = blocksOf(this.store().unknownMigrations());
     const pinned = (vm: string): boolean => this.config.vms[vm]?.pinned ?? false;
     const stopped = (vm: string): boolean => {
       const st = state.get(vm)?.state;
@@ -489,14 +496,16 @@ export class Cluster {
       vms: snapshot.vms.map((v): Vm => {
         const info = state.get(v.id);
         const off = stopped(v.id);
-        const movable = v.host === req.host && (!pinned(v.id) || Boolean(req.includePinned))
+        const movable = v.host === req.host && (!pinned(v.id) || Boolean(req.includePinned)) && !blocks.vms.has(v.id)
           && (off ? Boolean(req.includeStopped) && info?.persistent === true : info !== undefined);
         return off
           ? { ...v, memReservedMiB: 0, demand: { cpuMips: 0, memMiB: 0, diskBytesPerSec: 0, netBytesPerSec: 0 }, migratable: movable }
           : { ...v, migratable: movable };
       }),
     };
-    const core = planEvacuationCore(snap, { ...this.directOptions(unreachable), host: req.host, targets: req.to });
+    const direct = this.directOptions(unreachable);
+    const blockedTargets = Object.fromEntries([...blocks.hosts].filter(([h]) => h !== req.host && direct.unavailable?.[h] === undefined));
+    const core = planEvacuationCore(snap, { ...direct, unavailable: { ...direct.unavailable, ...blockedTargets }, host: req.host, targets: req.to });
     const liveMode = req.mode ?? this.config.migration.mode;
     const moves: PlannedMove[] = core.steps.filter((s): s is MigrateStep => s.kind === 'migrate').map((s) => ({
       vm: s.vm, from: s.from, to: s.to, mode: stopped(s.vm) ? 'offline' : liveMode, memMiB: s.memMiB, reason: s.reason, by: s.by,
@@ -504,9 +513,10 @@ export class Cluster {
     const notMoved: NotMovedReport[] = [];
     for (const n of core.notMoved) {
       if (n.code === 'not-migratable' && stopped(n.vm) && !(req.includeStopped && state.get(n.vm)?.persistent === true && pinned(n.vm))) continue;
-      const reason = n.code === 'not-migratable' && pinned(n.vm) ? `pinned (vms.${n.vm}.pinned)` : n.reason;
+      const blocked = n.code === 'not-migratable' ? blocks.vms.get(n.vm) : undefined;
+      const reason = blocked ?? (n.code === 'not-migratable' && pinned(n.vm) ? `pinned (vms.${n.vm}.pinned)` : n.reason);
       notMoved.push({
-        vm: n.vm, code: n.code === 'not-migratable' && pinned(n.vm) ? 'pinned' : n.code, reason,
+        vm: n.vm, code: blocked !== undefined ? 'migration-unknown' : n.code === 'not-migratable' && pinned(n.vm) ? 'pinned' : n.code, reason,
         hosts: (core.assessments[n.vm] ?? []).map(rejectionOf),
       });
     }
@@ -641,6 +651,10 @@ export class Cluster {
       throw new DriverError('TIDE_NO_SUCH_VM', `no VM named '${req.vm}' on the hosts that answered${unreachable.length ? ` (${unreachable.map((u) => u.host).join(', ')} did not)` : ''}`, { vm: req.vm, unreachable });
     }
     if (info.state !== 'shutoff') throw new DriverError('TIDE_VM_STATE', `${req.vm} is ${info.state} on ${info.host}: only a shut-off VM is placed`, { vm: req.vm, host: info.host, state: info.state });
+    // an unresolved unknown migration (src/app/reconcile.ts): its VM may run elsewhere, its hosts take no VM
+    const blocks = blocksOf(this.store().unknownMigrations());
+    const blockedVm = blocks.vms.get(req.vm);
+    if (blockedVm !== undefined) throw new DriverError('TIDE_MIGRATION_UNKNOWN', `will not place ${req.vm}: ${blockedVm}; run tide reconcile ${req.vm}`, { vm: req.vm, vmOn: null });
     const snap: ClusterSnapshot = {
       ...snapshot,
       vms: snapshot.vms.map((v): Vm => {
@@ -651,7 +665,9 @@ export class Cluster {
         return st === 'shutoff' || st === 'crashed' ? { ...v, memReservedMiB: 0, demand: { cpuMips: 0, memMiB: 0, diskBytesPerSec: 0, netBytesPerSec: 0 } } : v;
       }),
     };
-    const core = planPlacement(snap, req.vm, { ...this.directOptions(unreachable), targets: req.to });
+    const direct = this.directOptions(unreachable);
+    const blockedTargets = Object.fromEntries([...blocks.hosts].filter(([h]) => direct.unavailable?.[h] === undefined));
+    const core = planPlacement(snap, req.vm, { ...direct, unavailable: { ...direct.unavailable, ...blockedTargets }, targets: req.to });
     const step = core.steps.find((s): s is PlaceStep => s.kind === 'place') ?? null;
     const miss = core.notMoved[0];
     return {
