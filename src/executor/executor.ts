@@ -109,6 +109,12 @@ export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSign
   let migrating = 0;
   /** Hosts whose power-off step is running: no migration or placement touching them starts meanwhile. */
   const poweringOff = new Set<string>();
+  /**
+   * Hosts and VMs of a migration that ended with TIDE_MIGRATION_UNKNOWN in this plan (either
+   * host may run the VM): no later step touching them starts; each is skipped with the reason.
+   * Across rounds the store's record does the same (src/app/reconcile.ts).
+   */
+  const unknownOutcome = new Map<string, string>();
   /** First error an observer threw: once set, nothing new starts and runPlan rejects with it. */
   let observerError: { error: unknown } | null = null;
   const hostsOf = (s: Step): string[] => (s.kind === 'migrate' ? [s.from, s.to] : s.kind === 'place' ? [s.to] : [s.host]);
@@ -128,6 +134,11 @@ export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSign
     if (error !== undefined) {
       const e = error as { code?: string; message?: string };
       run.error = { code: typeof e.code === 'string' ? e.code : 'TIDE_INTERNAL', message: e.message ?? String(error) };
+    }
+    const st = run.step;
+    if (run.error?.code === 'TIDE_MIGRATION_UNKNOWN' && st.kind !== 'powerOn' && st.kind !== 'powerOff') {
+      const why = `the migration of ${st.vm} (step ${st.id}) has an unknown outcome: it may run on ${hostsOf(st).join(' or ')}`;
+      for (const k of [`vm:${st.vm}`, ...hostsOf(st).map((h) => `host:${h}`)]) if (!unknownOutcome.has(k)) unknownOutcome.set(k, why);
     }
     notify(() => deps.observer?.onStepEnd?.(run));
   };
@@ -282,6 +293,13 @@ export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSign
         continue;
       }
       if (!deps_.every((d) => !d || d.state === 'succeeded')) continue;
+      const st = run.step;
+      const blockedBy = [...(st.kind === 'migrate' || st.kind === 'place' ? [`vm:${st.vm}`] : []), ...hostsOf(st).map((h) => `host:${h}`)]
+        .map((k) => unknownOutcome.get(k)).find((w) => w !== undefined);
+      if (blockedBy !== undefined) {
+        finish(run, 'skipped', new DriverError('TIDE_STALE_PLAN', `skipped: ${blockedBy}`));
+        continue;
+      }
       const isMigration = run.step.kind === 'migrate' || run.step.kind === 'place';
       if (isMigration) {
         if (migrating >= deps.limits.maxConcurrent) continue;
