@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { splitPolicyList } from '../../src/cli/commands/simulate.js';
 import { runCli } from '../helpers/cli.js';
 import { planetlabDay } from '../helpers/planetlab.js';
 
@@ -31,6 +32,15 @@ describe('tide simulate', () => {
     expect(plain.err).toBe('');
     const tty = await runCli(['simulate', '--scenario', 'office:hosts=3,days=1', '--policy', 'tide'], { tty: true });
     expect(tty.err).toMatch(/\[#+ *\] +\d+ %/);
+  });
+
+  it('--compare keeps key=value arguments with their policy', async () => {
+    expect(splitPolicyList('lr-mmt:param=1.2,faithful=true, tide,thr-mmt:0.8')).toEqual(['lr-mmt:param=1.2,faithful=true', 'tide', 'thr-mmt:0.8']);
+    expect(splitPolicyList('tide:targetUtil=0.8,spareHosts=1,dvfs')).toEqual(['tide:targetUtil=0.8,spareHosts=1', 'dvfs']);
+    const r = await runCli(['simulate', '--scenario', 'office:hosts=3,days=1', '--accounting', 'realistic', '--compare', 'thr-mmt:param=0.8,faithful=true,thr-mmt:0.8', '--json']);
+    expect(r.code).toBe(0);
+    const rows = r.out.trim().split('\n').map((l) => JSON.parse(l) as { policy: string });
+    expect(rows.map((x) => x.policy)).toEqual(['thr-mmt:param=0.8,faithful=true', 'thr-mmt:0.8']);
   });
 
   it('rejects bad arguments with exit status 2 and says what is wrong', async () => {

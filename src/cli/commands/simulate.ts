@@ -47,7 +47,7 @@ export const simulateCommand: Command = {
       hosts: { type: 'string' },
       json: { type: 'boolean' },
     });
-    const policies = values.compare !== undefined ? String(values.compare).split(',').map((p) => p.trim()).filter(Boolean) : values.policy !== undefined ? [String(values.policy)] : [];
+    const policies = values.compare !== undefined ? splitPolicyList(String(values.compare)) : values.policy !== undefined ? [String(values.policy)] : [];
     if (policies.length === 0) throw new UsageError('give --policy NAME or --compare P1,P2,...');
     if (values.policy !== undefined && values.compare !== undefined) throw new UsageError('give either --policy or --compare');
     if (values.trace === undefined && values.scenario === undefined) throw new UsageError('give --trace DIR|FILE or --scenario office');
@@ -85,3 +85,18 @@ export const simulateCommand: Command = {
     return 0;
   },
 };
+
+/**
+ * `--compare` list: commas separate policies, but a piece of the form `key=value` (an '=' and no
+ * ':') continues the previous policy's arguments, so `lr-mmt:param=1.2,faithful=true,tide` is two
+ * policies (three pieces).
+ */
+export function splitPolicyList(list: string): string[] {
+  const out: string[] = [];
+  for (const piece of list.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const continues = piece.includes('=') && !piece.includes(':') && out.length > 0 && out[out.length - 1]!.includes(':');
+    if (continues) out[out.length - 1] += `,${piece}`;
+    else out.push(piece);
+  }
+  return out;
+}
