@@ -7,34 +7,66 @@ import { MAX_TIMEOUT_SEC } from '../input/schema.js';
 
 const hostName = z.string().min(1).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'host names use letters, digits, ".", "_" and "-"');
 
+/**
+ * An inline BMC password is refused (it would sit in a file that is copied, committed and
+ * printed): the key exists only to give a path-named error. The message never echoes the value.
+ */
+const noInlinePassword = z.never({ error: 'an inline password is refused: put it in a file (passwordFile) or an environment variable (passwordEnv)' }).optional();
+
+/** IPMI over LAN (ipmitool -I lanplus). The password comes from passwordFile or passwordEnv, never argv. */
+export const ipmiPowerSchema = z.object({
+  kind: z.literal('ipmi'),
+  /** BMC address (host or IP) and UDP port. */
+  address: z.string().min(1),
+  port: z.number().int().min(1).max(65535).default(623),
+  user: z.string().min(1),
+  password: noInlinePassword,
+  /** File holding the BMC password (first line; mode 0600 recommended). Excludes passwordEnv. */
+  passwordFile: z.string().min(1).optional(),
+  /** Name of the environment variable holding the BMC password (default TIDE_IPMI_PASSWORD when no passwordFile). */
+  passwordEnv: z.string().min(1).optional(),
+  interface: z.literal('lanplus').default('lanplus'),
+  /** ipmitool cipher suite; 3 = HMAC-SHA1/AES-128 works with most BMCs (and ipmi_sim). */
+  cipherSuite: z.number().int().min(0).max(17).default(3),
+  /** soft: ACPI shutdown, then a hard off after softGraceSec if the host is still on; hard: pull the plug. */
+  off: z.enum(['soft', 'hard']).default('soft'),
+  softGraceSec: z.number().nonnegative().max(3600).default(300),
+  /** Bound on one ipmitool run, seconds. */
+  timeoutSec: z.number().positive().max(300).default(15),
+  /** Run ipmitool inside this network namespace (lab only). */
+  netns: z.string().optional(),
+}).strict().refine((p) => !(p.passwordFile !== undefined && p.passwordEnv !== undefined), {
+  error: 'give passwordFile or passwordEnv, not both', path: ['passwordFile'],
+});
+
+/** ssh power-off: `ssh -o BatchMode=yes [-i identityFile] [-p port] -- target systemctl poweroff`. */
+export const sshPowerSchema = z.object({
+  kind: z.literal('ssh'),
+  /** user@host (or a Host alias of ~/.ssh/config). */
+  target: z.string().min(1).regex(/^[^-\s][^\s]*$/, 'an ssh target is user@host without spaces, not starting with "-"'),
+  identityFile: z.string().min(1).optional(),
+  port: z.number().int().min(1).max(65535).optional(),
+  /** TCP port whose reachability stands for "on" (default: port, else 22). */
+  statusPort: z.number().int().min(1).max(65535).optional(),
+  /** Seconds to wait for the host to stop answering after the poweroff command. */
+  offTimeoutSec: z.number().positive().max(3600).default(120),
+}).strict();
+
 export const powerSchema = z.discriminatedUnion('kind', [
-  z.object({
-    kind: z.literal('ipmi'),
-    /** BMC address (host or IP) and UDP port. */
-    address: z.string().min(1),
-    port: z.number().int().min(1).max(65535).default(623),
-    user: z.string().min(1),
-    /** Name of the environment variable holding the BMC password (never the password itself). */
-    passwordEnv: z.string().min(1).default('TIDE_IPMI_PASSWORD'),
-    /** ipmitool cipher suite; 3 = HMAC-SHA1/AES-128 works with most BMCs. */
-    cipherSuite: z.number().int().min(0).max(17).default(3),
-    /** Run ipmitool inside this network namespace (lab only). */
-    netns: z.string().optional(),
-  }).strict(),
+  ipmiPowerSchema,
   z.object({
     kind: z.literal('wol'),
     mac: z.string().regex(/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/, 'a MAC address like 02:77:00:00:00:0a'),
     broadcast: z.string().default('255.255.255.255'),
     port: z.number().int().min(1).max(65535).default(9),
-    /** How to power the host off (WoL can only wake): an ssh target running `systemctl poweroff`. */
-    offVia: z.object({ kind: z.literal('ssh'), target: z.string() }).optional(),
+    /** How to power the host off (WoL can only wake) and, for ipmi, read its status. */
+    off: z.discriminatedUnion('kind', [sshPowerSchema, ipmiPowerSchema]).optional(),
+    /** Status by reachability: this TCP address:port answering means "on" (e.g. libvirt 16509 or ssh 22). */
+    statusAddress: z.string().min(1).optional(),
+    statusPort: z.number().int().min(1).max(65535).default(22),
     netns: z.string().optional(),
   }).strict(),
-  z.object({
-    kind: z.literal('ssh'),
-    /** user@host for `ssh -- target systemctl poweroff`; wake needs another method. */
-    target: z.string().min(1),
-  }).strict(),
+  sshPowerSchema,
   z.object({ kind: z.literal('none') }).strict(),
 ]);
 
@@ -110,3 +142,5 @@ export type TideConfigInput = z.input<typeof tideConfigSchema>;
 export type TideConfig = z.output<typeof tideConfigSchema>;
 export type HostConfig = z.output<typeof hostConfigSchema>;
 export type PowerConfig = z.output<typeof powerSchema>;
+export type IpmiPowerConfig = z.output<typeof ipmiPowerSchema>;
+export type SshPowerConfig = z.output<typeof sshPowerSchema>;
