@@ -1,8 +1,14 @@
+/**
+ * Loading the configuration file: YAML 1.2 (with comments) or JSON, then one validation —
+ * the zod schema (src/config/schema.ts) and the run-time parsers. Every error is a
+ * ConfigError (code TIDE_CONFIG, exit status 2) whose lines read `FILE[:LINE:COL]: path: problem`.
+ */
 import { readFileSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, extname, isAbsolute, resolve } from 'node:path';
+import { isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { z } from 'zod';
 import { compilePolicy } from '../core/policy.js';
-import { checkStorePath, decodeUtf8, validate } from '../input/schema.js';
+import { checkStorePath, decodeUtf8, formatPath } from '../input/schema.js';
 import { parseLibvirtUri } from '../libvirt/uri.js';
 import { parseProbeTarget } from '../probe/probe.js';
 import { tideConfigSchema, type TideConfig } from './schema.js';
@@ -12,41 +18,81 @@ export class ConfigError extends Error {
   readonly code = 'TIDE_CONFIG';
 }
 
+/** The two file formats: YAML 1.2 (comments, anchors) and JSON (which YAML also reads). */
+export type ConfigFormat = 'yaml' | 'json';
+
+/** Largest configuration file read, bytes. */
+export const MAX_CONFIG_BYTES = 16 * 2 ** 20;
+/** Deepest nesting of a configuration value (the schema itself needs 5 levels). */
+export const MAX_CONFIG_DEPTH = 32;
+/** YAML alias expansions allowed per file (billion-laughs bound; the yaml package's default). */
+export const MAX_YAML_ALIASES = 100;
+/** Nesting a configuration text may show before it is parsed (see checkNesting). */
+export const MAX_TEXT_NESTING = 64;
+
+/** Maps a path inside the value to ' (line L, column C)' of where it is written ('' when unknown). */
+type Locate = (path: readonly PropertyKey[]) => string;
+const nowhere: Locate = () => '';
+
+/**
+ * The format of a configuration file: by extension (.yaml/.yml, .json), else by content — a
+ * file whose first non-blank character is '{' or '[' is JSON, anything else YAML.
+ */
+export function detectFormat(file: string, text: string): ConfigFormat {
+  const ext = extname(file).toLowerCase();
+  if (ext === '.json') return 'json';
+  if (ext === '.yaml' || ext === '.yml') return 'yaml';
+  return /^\s*[[{]/.test(text) ? 'json' : 'yaml';
+}
+
 /**
  * Validates a configuration value: the zod schema (types, ranges, defaults), then the same
  * parsers run time uses — libvirt URIs (src/libvirt/uri.ts, libvirt driver), probe targets
  * (parseProbeTarget), migration addresses and the policy with its arguments (compilePolicy) —
- * so `tide config check` passes exactly the files a run accepts. Errors name source and path.
+ * so `tide config check` passes exactly the files a run accepts. Every error line reads
+ * `source[:LINE:COL]: path: problem` (the position when the value came from a file).
  */
-export function parseConfig(value: unknown, source = '<config>'): TideConfig {
-  const config = validate(tideConfigSchema, value, source, (m) => new ConfigError(m), 'invalid configuration');
+export function parseConfig(value: unknown, source = '<config>', locate: Locate = nowhere): TideConfig {
+  // `source: path: problem (line L, column C)`: the path first, as for every other input.
+  const line = (path: readonly PropertyKey[], problem: string): string => `  ${source}: ${formatPath(path)}: ${problem}${locate(path)}`;
+  const r = tideConfigSchema.safeParse(value);
+  if (!r.success) {
+    const lines = r.error.issues.slice(0, 10).map((i) => {
+      // An unknown key is placed where the key is written, not at its object.
+      const path = i.code === 'unrecognized_keys' && i.keys.length > 0 ? [...i.path, i.keys[0]!] : i.path;
+      return line(path, i.message);
+    });
+    if (r.error.issues.length > 10) lines.push(`  … and ${r.error.issues.length - 10} more`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const config = r.data;
   const issues: string[] = [];
-  const check = (path: string, fn: () => unknown): void => {
+  const check = (path: PropertyKey[], fn: () => unknown): void => {
     try {
       fn();
     } catch (e) {
-      issues.push(`  ${source}: ${path}: ${(e as Error).message}`);
+      issues.push(line(path, (e as Error).message));
     }
   };
   const names = new Set<string>();
   for (const [i, h] of config.hosts.entries()) {
-    if (names.has(h.name)) issues.push(`  ${source}: hosts[${i}].name: duplicate host name '${h.name}'`);
+    if (names.has(h.name)) issues.push(line(['hosts', i, 'name'], `duplicate host name '${h.name}'`));
     names.add(h.name);
     // virsh parses its own URIs (and knows more client options): checked only for our client.
-    if (config.driver === 'libvirt') check(`hosts[${i}].uri`, () => parseLibvirtUri(h.uri));
-    if (h.migrationAddress !== undefined) check(`hosts[${i}].migrationAddress`, () => parseMigrationAddress(h.migrationAddress!));
+    if (config.driver === 'libvirt') check(['hosts', i, 'uri'], () => parseLibvirtUri(h.uri));
+    if (h.migrationAddress !== undefined) check(['hosts', i, 'migrationAddress'], () => parseMigrationAddress(h.migrationAddress!));
   }
   for (const [vm, v] of Object.entries(config.vms)) {
-    if (v.probe !== undefined) check(`vms.${vm}.probe`, () => parseProbeTarget(v.probe!));
+    if (v.probe !== undefined) check(['vms', vm, 'probe'], () => parseProbeTarget(v.probe!));
   }
-  check('policy', () => compilePolicy(config.policy.name, config.policy.args));
+  check(['policy'], () => compilePolicy(config.policy.name, config.policy.args));
   // Rules name VMs freely (a VM may not exist yet), but hosts must be configured ones, and ids
   // must be unique: explanations name rules by id.
   const ruleIds = new Set<string>();
   for (const [i, r] of config.rules.entries()) {
-    if (ruleIds.has(r.id)) issues.push(`  ${source}: rules[${i}].id: duplicate rule id '${r.id}'`);
+    if (ruleIds.has(r.id)) issues.push(line(['rules', i, 'id'], `duplicate rule id '${r.id}'`));
     ruleIds.add(r.id);
-    if (r.kind === 'pin') for (const h of r.hosts) if (!names.has(h)) issues.push(`  ${source}: rules[${i}].hosts: no host named '${h}' in hosts`);
+    if (r.kind === 'pin') for (const h of r.hosts) if (!names.has(h)) issues.push(line(['rules', i, 'hosts'], `no host named '${h}' in hosts`));
   }
   if (issues.length > 0) throw new ConfigError(`invalid configuration:\n${issues.join('\n')}`);
   return config;
@@ -64,25 +110,181 @@ function parseMigrationAddress(text: string): void {
   if (u.hostname === '') throw new Error(`'${text}': no host`);
 }
 
+/** ':LINE:COL' (1-based) of a character offset. */
+function lineCol(counter: LineCounter, offset: number): string {
+  const { line, col } = counter.linePos(offset);
+  return `:${line}:${col}`;
+}
+
+/**
+ * A locator over a parsed YAML document: walks the path through maps (by scalar key) and
+ * sequences (by index) and answers the position of the deepest node it reaches — the key of a
+ * map entry, so `hosts[1].uri` points at `uri:`. Aliases are not followed.
+ */
+function yamlLocator(doc: Document, counter: LineCounter): Locate {
+  return (path) => {
+    let node: unknown = doc.contents;
+    let offset = isNode(node) && node.range ? node.range[0] : undefined;
+    for (const seg of path) {
+      if (isMap(node)) {
+        const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg));
+        if (!pair) break;
+        if (isScalar(pair.key) && pair.key.range) offset = pair.key.range[0];
+        node = pair.value;
+      } else if (isSeq(node) && typeof seg === 'number' && seg < node.items.length) {
+        node = node.items[seg];
+        if (isNode(node) && node.range) offset = node.range[0];
+      } else break;
+    }
+    if (offset === undefined) return '';
+    const { line, col } = counter.linePos(offset);
+    return ` (line ${line}, column ${col})`;
+  };
+}
+
+/**
+ * The value must be plain data: null, booleans, finite-or-not numbers, strings, arrays and
+ * plain objects (no YAML !!binary/!!timestamp objects), not nested beyond MAX_CONFIG_DEPTH,
+ * and not cyclic (a YAML alias inside its own anchor). Checked before zod sees it, so neither
+ * validation nor printing the config can recurse without bound.
+ */
+function checkPlain(value: unknown, source: string, locate: Locate): void {
+  const ancestors = new Set<object>();
+  const walk = (v: unknown, path: PropertyKey[]): void => {
+    if (v === null || typeof v !== 'object') return;
+    const fail = (problem: string): never => {
+      throw new ConfigError(`invalid configuration:\n  ${source}: ${formatPath(path)}: ${problem}${locate(path)}`);
+    };
+    if (ancestors.has(v)) fail('an alias refers to a value that contains it (a cycle)');
+    if (path.length >= MAX_CONFIG_DEPTH) fail(`nested deeper than ${MAX_CONFIG_DEPTH} levels`);
+    const proto = Object.getPrototypeOf(v) as unknown;
+    if (!Array.isArray(v) && proto !== Object.prototype && proto !== null) fail('only plain values (strings, numbers, booleans, lists, maps) are allowed; remove the YAML tag');
+    ancestors.add(v);
+    if (Array.isArray(v)) v.forEach((x, i) => walk(x, [...path, i]));
+    else for (const k of Object.keys(v)) walk((v as Record<string, unknown>)[k], [...path, k]);
+    ancestors.delete(v);
+  };
+  walk(value, []);
+}
+
+/**
+ * Refuses text nested deeper than MAX_TEXT_NESTING before a parser sees it: the yaml parser's
+ * memory grows steeply with nesting (20 000 `- ` on one line exhausts the heap, a fatal error
+ * no catch can stop). Counted conservatively — every `[`/`{` not yet closed, the indentation,
+ * and `- `/`? `/`: ` indicators on one line — so a real configuration is never near the bound.
+ */
+function checkNesting(text: string, source: string): void {
+  let flow = 0;
+  let line = 1;
+  let lineStart = 0;
+  const fail = (what: string): never => {
+    throw new ConfigError(`${source}:${line}: nested too deeply (${what} > ${MAX_TEXT_NESTING}); a configuration needs a few levels`);
+  };
+  for (let i = 0; i <= text.length; i++) {
+    const c = i < text.length ? text.charCodeAt(i) : 0x0a;
+    if (c === 0x5b || c === 0x7b) {
+      if (++flow > MAX_TEXT_NESTING) fail('open [ and {');
+    } else if (c === 0x5d || c === 0x7d) {
+      if (flow > 0) flow--;
+    } else if (c === 0x0a) {
+      const l = text.slice(lineStart, i);
+      const indent = /^[ \t]*/.exec(l)![0].length;
+      if (indent > MAX_TEXT_NESTING * 4) fail('indentation');
+      const indicators = l.match(/(?:^|[ \t])[-?:](?=[ \t]|$)/g)?.length ?? 0;
+      if (indicators > MAX_TEXT_NESTING) fail('- ? : indicators on one line');
+      line++;
+      lineStart = i + 1;
+    }
+  }
+}
+
+/**
+ * Reads YAML text: YAML 1.2 core schema (`no` and `2001-12-14` stay strings, `~` is null),
+ * one document, unique keys, scalar keys only, at most MAX_YAML_ALIASES alias expansions;
+ * unknown tags are errors, not warnings. Errors name file:LINE:COL.
+ */
+function readYaml(text: string, source: string): { value: unknown; locate: Locate } {
+  const counter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: counter, uniqueKeys: true, prettyErrors: false, strict: true, version: '1.2', merge: false, logLevel: 'silent' });
+  const problems = [...doc.errors, ...doc.warnings].map((e) => `  ${source}${lineCol(counter, e.pos[0])}: ${e.code === 'DUPLICATE_KEY' ? 'duplicate key (each key may appear once in a map)' : e.message}`);
+  visit(doc, {
+    Pair(_, pair) {
+      if (!isScalar(pair.key) && pair.key !== null) {
+        const at = isNode(pair.key) && pair.key.range ? lineCol(counter, pair.key.range[0]) : '';
+        problems.push(`  ${source}${at}: a map key must be a plain scalar, not a list or map`);
+      }
+    },
+  });
+  if (problems.length > 0) throw new ConfigError(`not valid YAML:\n${problems.slice(0, 10).join('\n')}`);
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: MAX_YAML_ALIASES });
+  } catch (e) {
+    // The yaml package throws a ReferenceError when aliases expand beyond maxAliasCount.
+    throw new ConfigError(`${source}: ${e instanceof ReferenceError ? `aliases expand too much (more than ${MAX_YAML_ALIASES} times)` : `cannot read: ${(e as Error).message}`}`);
+  }
+  return { value, locate: yamlLocator(doc, counter) };
+}
+
+/**
+ * Reads JSON text with JSON.parse (exact JSON semantics); the same text is also read as YAML
+ * (JSON is YAML 1.2) only to refuse duplicate keys, which JSON.parse would silently merge, and
+ * to place errors at LINE:COL.
+ */
+function readJson(text: string, source: string): { value: unknown; locate: Locate } {
+  const counter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: counter, uniqueKeys: true, prettyErrors: false, logLevel: 'silent' });
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    const m = /at position (\d+)/.exec((e as Error).message);
+    const firstYaml = doc.errors[0];
+    const offset = m ? Number(m[1]) : firstYaml?.pos[0];
+    const at = offset === undefined ? '' : ` at line ${counter.linePos(offset).line}, column ${counter.linePos(offset).col}`;
+    const hint = /^\s*(#|\/\/)/m.test(text) ? ' (JSON has no comments: write the file as YAML, e.g. tide.yaml)' : '';
+    throw new ConfigError(`${source}: not valid JSON${at}: ${(e as Error).message.split('\n')[0]}${hint}`);
+  }
+  const dup = doc.errors.find((e) => e.code === 'DUPLICATE_KEY');
+  if (dup) throw new ConfigError(`${source}: not valid JSON at line ${counter.linePos(dup.pos[0]).line}, column ${counter.linePos(dup.pos[0]).col}: duplicate key (each key may appear once in an object)`);
+  return { value, locate: doc.errors.length === 0 ? yamlLocator(doc, counter) : nowhere };
+}
+
+/**
+ * Parses configuration text (the file's content) in the given format — by default the one
+ * detectFormat picks for `file` — and validates it with parseConfig. `file` names the source
+ * in every error. Throws ConfigError; never anything else for any text.
+ */
+export function parseConfigText(text: string, file: string, format: ConfigFormat = detectFormat(file, text)): TideConfig {
+  let read: { value: unknown; locate: Locate };
+  checkNesting(text, file);
+  try {
+    read = format === 'json' ? readJson(text, file) : readYaml(text, file);
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    // A stack overflow in a parser on absurd nesting is bad input, not a bug of ours.
+    if (e instanceof RangeError) throw new ConfigError(`${file}: cannot read: nested too deeply`);
+    throw e;
+  }
+  if (read.value === null || read.value === undefined) throw new ConfigError(`${file}: the file is empty (a configuration needs at least 'hosts')`);
+  checkPlain(read.value, file, read.locate);
+  return parseConfig(read.value, file, read.locate);
+}
+
+/** Reads, parses and validates a configuration file (.yaml, .yml or .json; see detectFormat). */
 export function loadConfig(file: string): TideConfig {
   const path = resolve(file);
   let text: string;
   try {
     const st = statSync(path);
     if (!st.isFile()) throw new Error(st.isDirectory() ? 'it is a directory' : 'not a regular file');
-    if (st.size > 16 * 2 ** 20) throw new Error(`${Math.round(st.size / 2 ** 20)} MiB is too large for a configuration file`);
+    if (st.size > MAX_CONFIG_BYTES) throw new Error(`${Math.round(st.size / 2 ** 20)} MiB is too large for a configuration file`);
     text = decodeUtf8(readFileSync(path), path, (m) => new ConfigError(m));
   } catch (e) {
     if (e instanceof ConfigError) throw e;
     throw new ConfigError(`cannot read config file ${path}: ${(e as Error).message}`);
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new ConfigError(`${path}: not valid JSON: ${(e as Error).message}`);
-  }
-  const config = parseConfig(json, path);
+  const config = parseConfigText(text, path);
   // The store lives next to the configuration (src/store/lock.ts storePathFor).
   const store = config.store.path;
   try {
