@@ -205,7 +205,7 @@ function checkNesting(text: string, source: string): void {
  */
 function readYaml(text: string, source: string): { value: unknown; locate: Locate } {
   const counter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: counter, uniqueKeys: true, prettyErrors: false, strict: true, version: '1.2', merge: false, logLevel: 'silent' });
+  const doc = parseDocument(text, { lineCounter: counter, uniqueKeys: true, prettyErrors: false, strict: true, version: '1.2', merge: false, logLevel: 'error' });
   const problems = [...doc.errors, ...doc.warnings].map((e) => `  ${source}${lineCol(counter, e.pos[0])}: ${e.code === 'DUPLICATE_KEY' ? 'duplicate key (each key may appear once in a map)' : e.message}`);
   visit(doc, {
     Pair(_, pair) {
@@ -227,21 +227,107 @@ function readYaml(text: string, source: string): { value: unknown; locate: Locat
 }
 
 /**
+ * Offset of the first JSON syntax error in `text` (JSON.parse's messages give no position for
+ * most errors on Node 20). A small grammar walk: only called after JSON.parse failed, and
+ * returns text.length when it finds nothing earlier (the error is "unexpected end").
+ */
+export function jsonErrorOffset(text: string): number {
+  let i = 0;
+  const ws = (): void => {
+    while (i < text.length && ' \t\n\r'.includes(text[i]!)) i++;
+  };
+  const fail = (): never => {
+    throw i;
+  };
+  const str = (): void => {
+    if (text[i] !== '"') fail();
+    i++;
+    while (i < text.length && text[i] !== '"') {
+      const c = text.charCodeAt(i);
+      if (c < 0x20) fail();
+      if (text[i] === '\\') {
+        i++;
+        if (text[i] === 'u') {
+          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 1, i + 5))) fail();
+          i += 4;
+        } else if (!'"\\/bfnrt'.includes(text[i] ?? 'x')) fail();
+      }
+      i++;
+    }
+    if (i >= text.length) fail();
+    i++;
+  };
+  // Containers on an explicit stack; value() recurses only into first elements, and checkNesting
+  // has bounded those to MAX_TEXT_NESTING.
+  const stack: ('[' | '{')[] = [];
+  const value = (): void => {
+    ws();
+    const c = text[i];
+    if (c === '"') return str();
+    if (c === '[' || c === '{') {
+      stack.push(c);
+      i++;
+      ws();
+      if (text[i] === (c === '[' ? ']' : '}')) {
+        stack.pop();
+        i++;
+        return;
+      }
+      if (c === '{') {
+        str();
+        ws();
+        if (text[i] !== ':') fail();
+        i++;
+      }
+      return value();
+    }
+    const m = /^(?:-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null)/.exec(text.slice(i, i + 400));
+    if (!m) fail();
+    i += m![0].length;
+  };
+  try {
+    value();
+    for (;;) {
+      ws();
+      const top = stack.at(-1);
+      if (top === undefined) break;
+      if (text[i] === ',') {
+        i++;
+        ws();
+        if (top === '{') {
+          str();
+          ws();
+          if (text[i] !== ':') fail();
+          i++;
+        }
+        value();
+      } else if (text[i] === (top === '[' ? ']' : '}')) {
+        stack.pop();
+        i++;
+      } else fail();
+    }
+    ws();
+    return i < text.length ? i : text.length;
+  } catch (e) {
+    if (typeof e === 'number') return Math.min(e, text.length);
+    throw e;
+  }
+}
+
+/**
  * Reads JSON text with JSON.parse (exact JSON semantics); the same text is also read as YAML
  * (JSON is YAML 1.2) only to refuse duplicate keys, which JSON.parse would silently merge, and
  * to place errors at LINE:COL.
  */
 function readJson(text: string, source: string): { value: unknown; locate: Locate } {
   const counter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: counter, uniqueKeys: true, prettyErrors: false, logLevel: 'silent' });
+  const doc = parseDocument(text, { lineCounter: counter, uniqueKeys: true, prettyErrors: false, logLevel: 'error' });
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (e) {
-    const m = /at position (\d+)/.exec((e as Error).message);
-    const firstYaml = doc.errors[0];
-    const offset = m ? Number(m[1]) : firstYaml?.pos[0];
-    const at = offset === undefined ? '' : ` at line ${counter.linePos(offset).line}, column ${counter.linePos(offset).col}`;
+    const { line, col } = counter.linePos(jsonErrorOffset(text));
+    const at = ` at line ${line}, column ${col}`;
     const hint = /^\s*(#|\/\/)/m.test(text) ? ' (JSON has no comments: write the file as YAML, e.g. tide.yaml)' : '';
     throw new ConfigError(`${source}: not valid JSON${at}: ${(e as Error).message.split('\n')[0]}${hint}`);
   }

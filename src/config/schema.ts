@@ -1,6 +1,8 @@
 /**
- * The Tide configuration file (JSON): one zod schema → defaults → validated, compiled config.
- * `tide config schema` prints the JSON Schema derived from it. Units are in the field names.
+ * The Tide configuration file (YAML or JSON, read by src/config/load.ts): one zod schema →
+ * defaults → validated, compiled config. `tide config schema` prints the JSON Schema derived
+ * from it. Units are in the field names. Every field is described in docs/configuration.md
+ * (test/config/docs.test.ts fails when a field is missing there).
  */
 import { z } from 'zod';
 import { MAX_TIMEOUT_SEC } from '../input/schema.js';
