@@ -72,9 +72,9 @@ export class SshPowerDriver implements PowerDriver {
     return reachToPower(await this.reach(this.target(host)));
   }
 
-  powerOn(host: string): Promise<void> {
+  async powerOn(host: string): Promise<void> {
     this.target(host);
-    return Promise.reject(new DriverError('TIDE_UNSUPPORTED', `${host}: ssh can power a host off but not on; configure kind 'wol' (with off: {kind: 'ssh', …}) or 'ipmi' to wake it`, { host }));
+    throw new DriverError('TIDE_UNSUPPORTED', `${host}: ssh can power a host off but not on; configure kind 'wol' (with off: {kind: 'ssh', …}) or 'ipmi' to wake it`, { host });
   }
 
   async powerOff(host: string): Promise<void> {
