@@ -4,6 +4,7 @@
  * ConfigError (code TIDE_CONFIG, exit status 2) whose lines read `FILE[:LINE:COL]: path: problem`.
  */
 import { readFileSync, statSync } from 'node:fs';
+import { isIPv4 } from 'node:net';
 import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import { isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { z } from 'zod';
@@ -11,7 +12,7 @@ import { compilePolicy } from '../core/policy.js';
 import { checkStorePath, decodeUtf8, formatPath } from '../input/schema.js';
 import { parseLibvirtUri } from '../libvirt/uri.js';
 import { parseProbeTarget } from '../probe/probe.js';
-import { tideConfigSchema, type TideConfig } from './schema.js';
+import { tideConfigSchema, type PowerConfig, type TideConfig } from './schema.js';
 
 /** A config file that cannot be read or does not validate. Message names the file and the field. */
 export class ConfigError extends Error {
@@ -81,6 +82,8 @@ export function parseConfig(value: unknown, source = '<config>', locate: Locate 
     // virsh parses its own URIs (and knows more client options): checked only for our client.
     if (config.driver === 'libvirt') check(['hosts', i, 'uri'], () => parseLibvirtUri(h.uri));
     if (h.migrationAddress !== undefined) check(['hosts', i, 'migrationAddress'], () => parseMigrationAddress(h.migrationAddress!));
+    const power = h.power;
+    if (power.kind === 'wol') check(['hosts', i, 'power', 'broadcast'], () => { if (!isIPv4(power.broadcast)) throw new Error(`'${power.broadcast}' is not an IPv4 broadcast address`); });
   }
   for (const [vm, v] of Object.entries(config.vms)) {
     if (v.probe !== undefined) check(['vms', vm, 'probe'], () => parseProbeTarget(v.probe!));
@@ -371,6 +374,8 @@ export function loadConfig(file: string): TideConfig {
     throw new ConfigError(`cannot read config file ${path}: ${(e as Error).message}`);
   }
   const config = parseConfigText(text, path);
+  // Power secret and key files are relative to the configuration file, like the store.
+  for (const h of config.hosts) resolvePowerPaths(h.power, dirname(path));
   // The store lives next to the configuration (src/store/lock.ts storePathFor).
   const store = config.store.path;
   try {
@@ -379,6 +384,13 @@ export function loadConfig(file: string): TideConfig {
     throw new ConfigError((e as Error).message);
   }
   return config;
+}
+
+/** Makes passwordFile / identityFile (also of a WoL host's off method) absolute against `dir`. */
+function resolvePowerPaths(p: PowerConfig, dir: string): void {
+  if (p.kind === 'wol' && p.off) resolvePowerPaths(p.off, dir);
+  if (p.kind === 'ipmi' && p.passwordFile !== undefined && !isAbsolute(p.passwordFile)) p.passwordFile = resolve(dir, p.passwordFile);
+  if (p.kind === 'ssh' && p.identityFile !== undefined && !isAbsolute(p.identityFile)) p.identityFile = resolve(dir, p.identityFile);
 }
 
 export function configJsonSchema(): unknown {

@@ -1,6 +1,9 @@
 /** The per-host power section of the config: accepted shapes, defaults, and refusals named by path. */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from '../../src/config/load.js';
+import { ConfigError, loadConfig, parseConfig } from '../../src/config/load.js';
 
 const SECRET = 'hunter2-secret-value';
 const cfg = (power: unknown): unknown => ({ hosts: [{ name: 'a', uri: 'qemu:///system', power }] });
@@ -50,5 +53,25 @@ describe('config: hosts[].power', () => {
 
   it('no power section means kind none', () => {
     expect(parseConfig({ hosts: [{ name: 'a', uri: 'qemu:///system' }] }, 't').hosts[0]!.power).toEqual({ kind: 'none' });
+  });
+
+  it('a WoL broadcast must be an IPv4 address', () => {
+    expect(refusal({ kind: 'wol', mac: '02:77:00:00:00:0a', broadcast: 'everyone' })).toContain("hosts[0].power.broadcast: 'everyone' is not an IPv4 broadcast address");
+  });
+
+  it('loadConfig makes passwordFile and identityFile absolute against the config file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tide-power-cfg-'));
+    try {
+      const file = join(dir, 'tide.json');
+      writeFileSync(file, JSON.stringify({ hosts: [
+        { name: 'a', uri: 'qemu:///system', power: { kind: 'ipmi', address: 'bmc-a', user: 'admin', passwordFile: 'secrets/bmc-a' } },
+        { name: 'b', uri: 'qemu:///system', power: { kind: 'wol', mac: '02:77:00:00:00:0b', off: { kind: 'ssh', target: 'root@b', identityFile: 'keys/id' } } },
+      ] }));
+      const c = loadConfig(file);
+      expect(c.hosts[0]!.power).toMatchObject({ passwordFile: join(dir, 'secrets/bmc-a') });
+      expect(c.hosts[1]!.power).toMatchObject({ off: { identityFile: join(dir, 'keys/id') } });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
