@@ -4,7 +4,7 @@
  * ipmitool is missing; fails instead under TIDE_REQUIRE_LAB=1.
  */
 import { existsSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DriverError } from '../../src/drivers/errors.js';
 import { IpmiPowerDriver } from '../../src/drivers/power/ipmi.js';
 import { createPowerDriver } from '../../src/drivers/power/index.js';
@@ -160,5 +160,23 @@ describe.runIf(RUN)('BMC test helper', () => {
     expect(existsSync(`/proc/${b.pid}`)).toBe(true);
     await b.stop();
     expect(existsSync(`/proc/${b.pid}`)).toBe(false);
+  });
+});
+
+describe('BMC gate', () => {
+  it('a missing program skips with the reason printed, and fails under TIDE_REQUIRE_LAB=1', () => {
+    const saved = process.env.TIDE_REQUIRE_LAB;
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    try {
+      delete process.env.TIDE_REQUIRE_LAB;
+      expect(bmcGate('gate test', ['no-such-ipmi-sim-xyz'])).toBe(false);
+      expect(warn).toHaveBeenCalledWith(expect.stringContaining("[skip] gate test: 'no-such-ipmi-sim-xyz' not found"));
+      process.env.TIDE_REQUIRE_LAB = '1';
+      expect(() => bmcGate('gate test', ['no-such-ipmi-sim-xyz'])).toThrow(/TIDE_REQUIRE_LAB=1.*no-such-ipmi-sim-xyz/);
+    } finally {
+      warn.mockRestore();
+      if (saved === undefined) delete process.env.TIDE_REQUIRE_LAB;
+      else process.env.TIDE_REQUIRE_LAB = saved;
+    }
   });
 });

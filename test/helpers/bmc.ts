@@ -26,15 +26,16 @@ function which(bin: string): string | null {
   return null;
 }
 
-export function bmcAvailability(): { ok: boolean; reason: string } {
+/** `bins`: the programs needed (a test of the gate itself names a missing one). */
+export function bmcAvailability(bins: readonly string[] = ['ipmi_sim', 'ipmitool']): { ok: boolean; reason: string } {
   if (process.platform !== 'linux') return { ok: false, reason: 'not Linux' };
-  for (const b of ['ipmi_sim', 'ipmitool']) if (!which(b)) return { ok: false, reason: `'${b}' not found (run scripts/install-deps.sh: packages openipmi, ipmitool)` };
+  for (const b of bins) if (!which(b)) return { ok: false, reason: `'${b}' not found (run scripts/install-deps.sh: packages openipmi, ipmitool)` };
   return { ok: true, reason: '' };
 }
 
 /** true to run; prints the reason and returns false to skip; throws when TIDE_REQUIRE_LAB=1. */
-export function bmcGate(what: string): boolean {
-  const a = bmcAvailability();
+export function bmcGate(what: string, bins?: readonly string[]): boolean {
+  const a = bmcAvailability(bins);
   if (a.ok) return true;
   if (process.env.TIDE_REQUIRE_LAB === '1') throw new Error(`${what}: required BMC simulator unavailable (TIDE_REQUIRE_LAB=1): ${a.reason}`);
   console.warn(`[skip] ${what}: ${a.reason}`);

@@ -38,6 +38,9 @@ export interface IpmiDriverOptions {
 /** Used when neither passwordFile nor passwordEnv is configured. */
 export const DEFAULT_PASSWORD_ENV = 'TIDE_IPMI_PASSWORD';
 
+/** How long a BMC may take to report off after accepting a hard off, ms. */
+const HARD_OFF_SETTLE_MS = 10_000;
+
 export class IpmiPowerDriver implements PowerDriver {
   readonly kind = 'ipmi';
   private readonly targets: ReadonlyMap<string, IpmiPowerConfig>;
@@ -118,7 +121,14 @@ export class IpmiPowerDriver implements PowerDriver {
       }
     }
     await this.ipmitool(host, 'off');
-    const after = await this.status(host);
+    // A real BMC may report the change a moment late: give it HARD_OFF_SETTLE_MS to say off.
+    const clock = this.opts.clock ?? systemClock;
+    const settleBy = clock.now() + HARD_OFF_SETTLE_MS;
+    let after = await this.status(host);
+    while (after !== 'off' && clock.now() < settleBy) {
+      await clock.sleep(Math.min(this.opts.pollMs ?? 2000, HARD_OFF_SETTLE_MS));
+      after = await this.status(host);
+    }
     if (after !== 'off') throw new DriverError('TIDE_POWER_FAILED', `${host}: the BMC accepted power off but reports the host ${after}`, { host, bmc: `${t.address}:${t.port}` });
   }
 }
