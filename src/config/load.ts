@@ -6,10 +6,10 @@
 import { readFileSync, statSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { dirname, extname, isAbsolute, resolve } from 'node:path';
-import { isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, visit, type Document } from 'yaml';
+import { isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type YAMLError } from 'yaml';
 import { z } from 'zod';
 import { compilePolicy } from '../core/policy.js';
-import { checkStorePath, decodeUtf8, formatPath } from '../input/schema.js';
+import { checkStorePath, decodeUtf8 } from '../input/schema.js';
 import { parseLibvirtUri } from '../libvirt/uri.js';
 import { parseProbeTarget } from '../probe/probe.js';
 import { tideConfigSchema, type PowerConfig, type TideConfig } from './schema.js';
@@ -55,7 +55,7 @@ export function detectFormat(file: string, text: string): ConfigFormat {
  */
 export function parseConfig(value: unknown, source = '<config>', locate: Locate = nowhere): TideConfig {
   // `source: path: problem (line L, column C)`: the path first, as for every other input.
-  const line = (path: readonly PropertyKey[], problem: string): string => `  ${source}: ${formatPath(path)}: ${problem}${locate(path)}`;
+  const line = (path: readonly PropertyKey[], problem: string): string => `  ${source}: ${configPath(path)}: ${problem}${locate(path)}`;
   const r = tideConfigSchema.safeParse(value);
   if (!r.success) {
     const lines = r.error.issues.slice(0, 10).map((i) => {
@@ -156,7 +156,7 @@ function checkPlain(value: unknown, source: string, locate: Locate): void {
   const walk = (v: unknown, path: PropertyKey[]): void => {
     if (v === null || typeof v !== 'object') return;
     const fail = (problem: string): never => {
-      throw new ConfigError(`invalid configuration:\n  ${source}: ${formatPath(path)}: ${problem}${locate(path)}`);
+      throw new ConfigError(`invalid configuration:\n  ${source}: ${configPath(path)}: ${problem}${locate(path)}`);
     };
     if (ancestors.has(v)) fail('an alias refers to a value that contains it (a cycle)');
     if (path.length >= MAX_CONFIG_DEPTH) fail(`nested deeper than ${MAX_CONFIG_DEPTH} levels`);
@@ -202,6 +202,29 @@ function checkNesting(text: string, source: string): void {
 }
 
 /**
+ * The yaml package's message without the source text some of them quote (`Unexpected scalar
+ * token in YAML stream: "…"`): that text may be a secret, e.g. an inline password on a broken line.
+ */
+function yamlProblem(e: YAMLError): string {
+  if (e.code === 'DUPLICATE_KEY') return 'duplicate key (each key may appear once in a map)';
+  if (e.code === 'MULTIPLE_DOCS') return 'more than one YAML document (---): a configuration is one document';
+  if (e.code === 'TAG_RESOLVE_FAILED') return `${e.message} (only the YAML 1.2 core tags are read)`;
+  return e.message.replace(/(?:: |escape sequence ).*$/s, '').slice(0, 200);
+}
+
+/** `hosts[1].uri`; a key that is not a plain word is quoted (`vms["web.example"]`), so a line stays one line. */
+function configPath(path: readonly PropertyKey[]): string {
+  if (path.length === 0) return '(top level)';
+  let out = '';
+  for (const k of path) {
+    if (typeof k === 'number') out += `[${k}]`;
+    else if (/^[A-Za-z_$][\w$-]*$/.test(String(k))) out += out === '' ? String(k) : `.${String(k)}`;
+    else out += `[${JSON.stringify(String(k).slice(0, 80))}]`;
+  }
+  return out;
+}
+
+/**
  * Reads YAML text: YAML 1.2 core schema (`no` and `2001-12-14` stay strings, `~` is null),
  * one document, unique keys, scalar keys only, at most MAX_YAML_ALIASES alias expansions;
  * unknown tags are errors, not warnings. Errors name file:LINE:COL.
@@ -209,7 +232,7 @@ function checkNesting(text: string, source: string): void {
 function readYaml(text: string, source: string): { value: unknown; locate: Locate } {
   const counter = new LineCounter();
   const doc = parseDocument(text, { lineCounter: counter, uniqueKeys: true, prettyErrors: false, strict: true, version: '1.2', merge: false, logLevel: 'error' });
-  const problems = [...doc.errors, ...doc.warnings].map((e) => `  ${source}${lineCol(counter, e.pos[0])}: ${e.code === 'DUPLICATE_KEY' ? 'duplicate key (each key may appear once in a map)' : e.message}`);
+  const problems = [...doc.errors, ...doc.warnings].map((e) => `  ${source}${lineCol(counter, e.pos[0])}: ${yamlProblem(e)}`);
   visit(doc, {
     Pair(_, pair) {
       if (!isScalar(pair.key) && pair.key !== null) {
@@ -229,15 +252,28 @@ function readYaml(text: string, source: string): { value: unknown; locate: Locat
   return { value, locate: yamlLocator(doc, counter) };
 }
 
+/** What scanJson found: the first syntax error's offset, the first duplicate key's offset. */
+export interface JsonScan {
+  readonly errorAt?: number;
+  readonly duplicateAt?: number;
+}
+
+type JsonFrame = { open: '['; index: number } | { open: '{'; keys: Set<string>; key: string };
+
 /**
- * Offset of the first JSON syntax error in `text` (JSON.parse's messages give no position for
- * most errors on Node 20). A small grammar walk: only called after JSON.parse failed, and
- * returns text.length when it finds nothing earlier (the error is "unexpected end").
+ * A JSON grammar walk, used because JSON.parse neither reports duplicate keys (it keeps the
+ * last) nor, on Node 20, a position for most syntax errors. `onNode(path, offset)` is called for
+ * every object member (at its key) and array element (at its value) when given — that is how
+ * errors are placed at LINE:COL. Containers live on an explicit stack; value() recurses only into
+ * first elements, which checkNesting has bounded to MAX_TEXT_NESTING.
  */
-export function jsonErrorOffset(text: string): number {
+export function scanJson(text: string, onNode?: (path: readonly PropertyKey[], offset: number) => void): JsonScan {
   let i = 0;
+  let duplicateAt: number | undefined;
+  const stack: JsonFrame[] = [];
+  const path = (): PropertyKey[] => stack.map((f) => (f.open === '[' ? f.index : f.key));
   const ws = (): void => {
-    while (i < text.length && ' \t\n\r'.includes(text[i]!)) i++;
+    while (i < text.length && (text[i] === ' ' || text[i] === '\t' || text[i] === '\n' || text[i] === '\r')) i++;
   };
   const fail = (): never => {
     throw i;
@@ -246,8 +282,7 @@ export function jsonErrorOffset(text: string): number {
     if (text[i] !== '"') fail();
     i++;
     while (i < text.length && text[i] !== '"') {
-      const c = text.charCodeAt(i);
-      if (c < 0x20) fail();
+      if (text.charCodeAt(i) < 0x20) fail();
       if (text[i] === '\\') {
         i++;
         if (text[i] === 'u') {
@@ -260,35 +295,52 @@ export function jsonErrorOffset(text: string): number {
     if (i >= text.length) fail();
     i++;
   };
-  // Containers on an explicit stack; value() recurses only into first elements, and checkNesting
-  // has bounded those to MAX_TEXT_NESTING.
-  const stack: ('[' | '{')[] = [];
+  const member = (frame: JsonFrame & { open: '{' }): void => {
+    ws();
+    const start = i;
+    str();
+    const key = JSON.parse(text.slice(start, i)) as string;
+    if (frame.keys.has(key)) duplicateAt ??= start;
+    frame.keys.add(key);
+    frame.key = key;
+    onNode?.(path(), start);
+    ws();
+    if (text[i] !== ':') fail();
+    i++;
+    value();
+  };
+  // value() returns after a container's first element; the loop below reads the rest.
+  const element = (): void => {
+    ws();
+    onNode?.(path(), i);
+    value();
+  };
   const value = (): void => {
     ws();
     const c = text[i];
     if (c === '"') return str();
     if (c === '[' || c === '{') {
-      stack.push(c);
       i++;
       ws();
       if (text[i] === (c === '[' ? ']' : '}')) {
-        stack.pop();
         i++;
         return;
       }
-      if (c === '{') {
-        str();
-        ws();
-        if (text[i] !== ':') fail();
-        i++;
+      if (c === '[') {
+        const frame: JsonFrame = { open: '[', index: 0 };
+        stack.push(frame);
+        return element();
       }
-      return value();
+      const frame: JsonFrame = { open: '{', keys: new Set(), key: '' };
+      stack.push(frame);
+      return member(frame);
     }
     const m = /^(?:-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null)/.exec(text.slice(i, i + 400));
     if (!m) fail();
     i += m![0].length;
   };
   try {
+    onNode?.([], 0);
     value();
     for (;;) {
       ws();
@@ -296,47 +348,72 @@ export function jsonErrorOffset(text: string): number {
       if (top === undefined) break;
       if (text[i] === ',') {
         i++;
-        ws();
-        if (top === '{') {
-          str();
-          ws();
-          if (text[i] !== ':') fail();
-          i++;
+        if (top.open === '{') member(top);
+        else {
+          top.index++;
+          element();
         }
-        value();
-      } else if (text[i] === (top === '[' ? ']' : '}')) {
+      } else if (text[i] === (top.open === '[' ? ']' : '}')) {
         stack.pop();
         i++;
       } else fail();
     }
     ws();
-    return i < text.length ? i : text.length;
+    return i < text.length ? { errorAt: i, duplicateAt } : { duplicateAt };
   } catch (e) {
-    if (typeof e === 'number') return Math.min(e, text.length);
+    if (typeof e === 'number') return { errorAt: Math.min(e, text.length), duplicateAt };
     throw e;
   }
 }
 
+/** Line and column (1-based) of a character offset. */
+function linePos(text: string, offset: number): { line: number; col: number } {
+  let line = 1;
+  let start = 0;
+  for (let i = text.indexOf('\n'); i >= 0 && i < offset; i = text.indexOf('\n', i + 1)) {
+    line++;
+    start = i + 1;
+  }
+  return { line, col: offset - start + 1 };
+}
+
 /**
- * Reads JSON text with JSON.parse (exact JSON semantics); the same text is also read as YAML
- * (JSON is YAML 1.2) only to refuse duplicate keys, which JSON.parse would silently merge, and
- * to place errors at LINE:COL.
+ * Reads JSON text with JSON.parse (exact JSON semantics) and scanJson: duplicate keys, which
+ * JSON.parse would silently merge, are refused; errors are placed at LINE:COL.
  */
 function readJson(text: string, source: string): { value: unknown; locate: Locate } {
-  const counter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: counter, uniqueKeys: true, prettyErrors: false, logLevel: 'error' });
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (e) {
-    const { line, col } = counter.linePos(jsonErrorOffset(text));
-    const at = ` at line ${line}, column ${col}`;
+    const { line, col } = linePos(text, scanJson(text).errorAt ?? text.length);
     const hint = /^\s*(#|\/\/)/m.test(text) ? ' (JSON has no comments: write the file as YAML, e.g. tide.yaml)' : '';
-    throw new ConfigError(`${source}: not valid JSON${at}: ${(e as Error).message.split('\n')[0]}${hint}`);
+    throw new ConfigError(`${source}: not valid JSON at line ${line}, column ${col}: ${(e as Error).message.split('\n')[0]}${hint}`);
   }
-  const dup = doc.errors.find((e) => e.code === 'DUPLICATE_KEY');
-  if (dup) throw new ConfigError(`${source}: not valid JSON at line ${counter.linePos(dup.pos[0]).line}, column ${counter.linePos(dup.pos[0]).col}: duplicate key (each key may appear once in an object)`);
-  return { value, locate: doc.errors.length === 0 ? yamlLocator(doc, counter) : nowhere };
+  const { duplicateAt } = scanJson(text);
+  if (duplicateAt !== undefined) {
+    const { line, col } = linePos(text, duplicateAt);
+    throw new ConfigError(`${source}: not valid JSON at line ${line}, column ${col}: duplicate key (each key may appear once in an object)`);
+  }
+  // Built on the first refusal only: where each path is written; a path not written (a missing
+  // key) is placed at its nearest written parent.
+  let where: Map<string, number> | undefined;
+  const pathKey = (p: readonly PropertyKey[]): string => p.map(String).join('\u0000');
+  const locate: Locate = (want) => {
+    if (!where) {
+      const w = new Map<string, number>();
+      scanJson(text, (p, offset) => void w.set(pathKey(p), offset));
+      where = w;
+    }
+    for (let n = want.length; n >= 0; n--) {
+      const at = where.get(pathKey(want.slice(0, n)));
+      if (at === undefined) continue;
+      const { line, col } = linePos(text, at);
+      return ` (line ${line}, column ${col})`;
+    }
+    return '';
+  };
+  return { value, locate };
 }
 
 /**

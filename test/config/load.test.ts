@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, detectFormat, jsonErrorOffset, loadConfig, MAX_YAML_ALIASES, parseConfigText } from '../../src/config/load.js';
+import { ConfigError, detectFormat, loadConfig, MAX_YAML_ALIASES, parseConfigText, scanJson } from '../../src/config/load.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'tide-config-load-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -57,7 +57,7 @@ describe('config files: YAML and JSON', () => {
   it('a YAML syntax error names file:LINE:COL', () => {
     expect(refusal('hosts:\n  - name: a\n\turi: x\n')).toMatch(/tide\.yaml:3:1: Tabs are not allowed as indentation/);
     expect(refusal('hosts: [\n')).toMatch(/not valid YAML:\n {2}tide\.yaml:\d+:\d+: /);
-    expect(refusal('a: 1\n---\nb: 2\n')).toMatch(/tide\.yaml:\d+:\d+: Source contains multiple documents/);
+    expect(refusal('a: 1\n---\nb: 2\n')).toMatch(/tide\.yaml:2:1: more than one YAML document/);
   });
 
   it('a JSON syntax error names file, line and column', () => {
@@ -156,12 +156,18 @@ describe('config files: YAML and JSON', () => {
   });
 });
 
-describe('jsonErrorOffset', () => {
+describe('scanJson', () => {
   it('finds the first offending character of invalid JSON, and the end for valid JSON or a truncated one', () => {
     const cases: [string, number][] = [
       ['{"a": }', 6], ['{"a": 1,}', 8], ['# c\n{}', 0], ['{"a" 1}', 5], ['[1, 2', 5], ['{"a": tru}', 6], ['{"a": "x\ny"}', 8],
       ['[1] x', 4], ['{"a": 01}', 7], ['{"a": "\\q"}', 8], ['[1, 2]', 6], ['{"a": {"b": [true, null, -1.5e3]}}', 34], ['', 0],
     ];
-    for (const [text, at] of cases) expect([text, jsonErrorOffset(text)]).toEqual([text, at]);
+    for (const [text, at] of cases) expect([text, scanJson(text).errorAt ?? text.length]).toEqual([text, at]);
+  });
+
+  it('finds the first duplicate key of one object (the same key in another object is no duplicate)', () => {
+    expect(scanJson('{"a": 1, "b": {"a": 2}, "c": [{"a": 3}]}')).toEqual({});
+    expect(scanJson('{"a": 1, "b": {"a": 2}, "a": 3}').duplicateAt).toBe(24);
+    expect(scanJson('[{"x": 1, "y": 2, "\\u0078": 3}]').duplicateAt).toBe(18);
   });
 });
