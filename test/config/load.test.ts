@@ -171,3 +171,22 @@ describe('scanJson', () => {
     expect(scanJson('[{"x": 1, "y": 2, "\\u0078": 3}]').duplicateAt).toBe(18);
   });
 });
+
+describe('tide config check on YAML', () => {
+  it('exits 0 with defaults filled in, or 2 naming file, path and line — no stack trace', async () => {
+    const { runCli } = await import('../helpers/cli.js');
+    writeFileSync(join(tmp, 'ok.yaml'), TWO_HOSTS);
+    const ok = await runCli(['--config', join(tmp, 'ok.yaml'), 'config', 'check']);
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.out)).toMatchObject({ hosts: [{ name: 'a' }, { name: 'b' }], mode: 'recommend' });
+    writeFileSync(join(tmp, 'no.yaml'), `${TWO_HOSTS}migration:\n  maxConcurrent: 0\n`);
+    const no = await runCli(['--config', join(tmp, 'no.yaml'), 'config', 'check']);
+    expect(no).toMatchObject({ code: 2, out: '' });
+    expect(no.err).toMatch(/no\.yaml: migration\.maxConcurrent: .*\(line 8, column 3\)/);
+    writeFileSync(join(tmp, 'syntax.yaml'), 'hosts:\n  - name: a\n uri: x\n');
+    const syntax = await runCli(['--config', join(tmp, 'syntax.yaml'), 'config', 'check']);
+    expect(syntax.code).toBe(2);
+    expect(syntax.err).toMatch(/syntax\.yaml:3:\d+: /);
+    for (const r of [ok, no, syntax]) expect(r.err).not.toMatch(/^\s+at /m);
+  });
+});
