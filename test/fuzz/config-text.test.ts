@@ -49,7 +49,9 @@ function judge(text: string, file: string): Outcome {
 
 // ---- config-shaped values with hostile leaves --------------------------------------------------
 
-const hostile = fc.constantFrom<unknown>(null, '', ' ', 0, -1, -0, 1e308, 2 ** 31, 2 ** 53 + 1, 0.5, 'NaN', 'Infinity', '1e400', '0x10', 'no', '~',
+/** `depth` levels of lists or maps: deeper than the value bound (32) or the text bound (64). */
+const nested = (depth: number, map: boolean): unknown => Array.from({ length: depth }).reduce<unknown>((v) => (map ? { a: v } : [v]), 1);
+const hostile = fc.constantFrom<unknown>(nested(40, false), nested(40, true), nested(70, false), null, '', ' ', 0, -1, -0, 1e308, 2 ** 31, 2 ** 53 + 1, 0.5, 'NaN', 'Infinity', '1e400', '0x10', 'no', '~',
   '2001-12-14', 'x'.repeat(300), '\u0000', '\ud800', [], {}, true, [[[[[]]]]], { __proto__: { polluted: 1 } }, { constructor: { prototype: {} } });
 const maybe = <T>(a: fc.Arbitrary<T>): fc.Arbitrary<T | undefined> => fc.option(a, { nil: undefined, freq: 2 });
 const or = <T>(a: fc.Arbitrary<T>): fc.Arbitrary<unknown> => fc.oneof({ weight: 5, arbitrary: a }, { weight: 1, arbitrary: hostile });
