@@ -3,7 +3,7 @@
  * the configuration comes from, the migration-tuning flags, and number formatting.
  */
 import { existsSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
+import { basename, isAbsolute, join } from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
 import type { MigrationSettings } from '../api/cluster.js';
 import { loadConfig } from '../config/load.js';
@@ -13,13 +13,17 @@ import { MAX_TIMEOUT_SEC } from '../input/schema.js';
 import { num } from './args.js';
 import { UsageError, type CliIo } from './io.js';
 
-/** The configuration file: --config FILE, else $TIDE_CONFIG, else ./tide.json. */
+/** Names looked for in the working directory when neither --config nor $TIDE_CONFIG is given, in order. */
+export const DEFAULT_CONFIG_NAMES = ['tide.yaml', 'tide.yml', 'tide.json'] as const;
+
+/** The configuration file: --config FILE, else $TIDE_CONFIG, else ./tide.yaml, ./tide.yml or ./tide.json. */
 export function configPath(values: Record<string, unknown>, io: CliIo): string {
   const given = (values.config as string | undefined) ?? io.env.TIDE_CONFIG;
   if (given !== undefined) return isAbsolute(given) ? given : join(io.cwd, given);
-  const local = join(io.cwd, 'tide.json');
-  if (existsSync(local)) return local;
-  throw new UsageError('no configuration: give --config FILE (or set TIDE_CONFIG, or put a tide.json here)');
+  const found = DEFAULT_CONFIG_NAMES.map((n) => join(io.cwd, n)).filter((f) => existsSync(f));
+  if (found.length > 1) throw new UsageError(`several configurations here (${found.map((f) => basename(f)).join(', ')}): give --config FILE`);
+  if (found.length === 1) return found[0]!;
+  throw new UsageError(`no configuration: give --config FILE (or set TIDE_CONFIG, or put a ${DEFAULT_CONFIG_NAMES.join(' or ')} here)`);
 }
 
 export function clusterConfig(values: Record<string, unknown>, io: CliIo): { config: TideConfig; file: string } {
