@@ -16,6 +16,7 @@
 import { join } from 'node:path';
 import { Controller } from '../app/controller.js';
 import { blocksOf, reconcileUnknown, recordUnknownStep, type ReconcileReport } from '../app/reconcile.js';
+import { compileSchedule } from '../config/schedule.js';
 import type { TideConfig } from '../config/schema.js';
 import type { ClusterSnapshot, Vm } from '../core/model/types.js';
 import { planEvacuation as planEvacuationCore, planPlacement, type DirectPlanOptions, type HostAssessment } from '../core/plan/evacuate.js';
@@ -442,6 +443,7 @@ export class Cluster {
       hosts: Object.fromEntries(this.config.hosts.map((h) => [h.name, { maintenance: h.maintenance, excluded: h.excluded, tags: h.tags }])),
       pinnedVms: Object.entries(this.config.vms).filter(([, v]) => v.pinned).map(([k]) => k),
       rules: this.config.rules,
+      schedule: this.config.schedule ? compileSchedule(this.config.schedule) : undefined,
     });
     await ctl.collect();
     if (intervalMs > 0) await sleep(intervalMs);

@@ -5,6 +5,7 @@
  */
 import { compilePolicy } from '../core/policy.js';
 import type { Plan } from '../core/plan/types.js';
+import { SIM_MONDAY_EPOCH_SEC, type Schedule } from '../core/schedule.js';
 import { Controller, type Mode } from '../app/controller.js';
 import { SimDriver } from '../drivers/sim/sim-driver.js';
 import { VirtualClock } from '../executor/clock.js';
@@ -21,6 +22,8 @@ export interface DemoOptions {
   /** SQLite file for the run's history (default: in memory). */
   readonly storePath?: string;
   readonly onEvent?: (e: DemoEvent) => void;
+  /** Consolidate / balance / blackout windows, read with t = 0 as Monday 00:00 UTC (default: none). */
+  readonly schedule?: Schedule;
 }
 
 export interface DemoEvent {
@@ -102,6 +105,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoSummary> {
     intervalSec: scenario.intervalSec,
     hosts: Object.fromEntries(scenario.hosts.map((h) => [h.id, { power: h.power }])),
     rules: scenario.rules,
+    ...(opts.schedule ? { schedule: opts.schedule, scheduleOffsetSec: SIM_MONDAY_EPOCH_SEC } : {}),
     bootTimeoutSec: 900,
     observer: {
       onStepEnd,

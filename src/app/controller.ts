@@ -9,6 +9,7 @@ import { linearPower } from '../core/model/power.js';
 import type { ClusterSnapshot, Host, PowerModel, PowerState, Rule, UsageQuality, Vm } from '../core/model/types.js';
 import { plan as makePlan, type CompiledPolicy } from '../core/policy.js';
 import type { Plan } from '../core/plan/types.js';
+import { activeWindow, type Schedule } from '../core/schedule.js';
 import { DriverError } from '../drivers/errors.js';
 import type { HypervisorDriver, MigrateOptions } from '../drivers/hypervisor.js';
 import type { PowerDriver } from '../drivers/power.js';
@@ -42,6 +43,14 @@ export interface ControllerDeps {
   /** VMs the operator pinned in place (never moved automatically). */
   readonly pinnedVms?: readonly string[];
   readonly rules?: readonly Rule[];
+  /** Consolidate / balance / blackout windows; the window in force goes into each snapshot. */
+  readonly schedule?: Schedule;
+  /**
+   * Added to the clock's seconds to get the epoch seconds the schedule is read at (default 0;
+   * a simulation whose t = 0 is a Monday midnight passes SIM_MONDAY_EPOCH_SEC); the window's
+   * untilSec comes back in clock seconds.
+   */
+  readonly scheduleOffsetSec?: number;
   readonly bootTimeoutSec?: number;
   readonly observer?: ControllerObserver;
   /** Who this controller is for the cluster lock (default: this process, as 'tide controller'). */
@@ -202,7 +211,11 @@ export class Controller {
     // A VM not listed (its host did not answer, or it is gone) keeps its history for a while,
     // so usage continues from it if its host comes back.
     for (const [name, h] of [...this.history]) if (nowSec - h.seenSec > HISTORY * this.deps.intervalSec) this.history.delete(name);
-    return { time: nowSec, sampleIntervalSec: this.deps.intervalSec, hosts, vms, rules: this.deps.rules ?? [] };
+    const snapshot: ClusterSnapshot = { time: nowSec, sampleIntervalSec: this.deps.intervalSec, hosts, vms, rules: this.deps.rules ?? [] };
+    if (!this.deps.schedule) return snapshot;
+    const off = this.deps.scheduleOffsetSec ?? 0;
+    const w = activeWindow(this.deps.schedule, nowSec + off);
+    return { ...snapshot, window: { ...w, untilSec: w.untilSec === null ? null : w.untilSec - off } };
   }
 
   /** Power state of a host whose hypervisor did not answer: only the power driver can tell. */

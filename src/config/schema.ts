@@ -5,6 +5,7 @@
  * (test/config/docs.test.ts fails when a field is missing there).
  */
 import { z } from 'zod';
+import { isKnownTimeZone } from '../core/schedule.js';
 import { MAX_TIMEOUT_SEC } from '../input/schema.js';
 
 const hostName = z.string().min(1).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'host names use letters, digits, ".", "_" and "-"');
@@ -128,6 +129,29 @@ export const ruleConfigSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('pin'), id: z.string().min(1), vm: z.string().min(1), hosts: z.array(hostName).min(1), strength: ruleStrength }).strict(),
 ]);
 
+const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'a local time HH:MM (24 h), e.g. 18:00');
+const timeZone = z.string().min(1).refine(isKnownTimeZone, { error: 'an IANA time zone this runtime knows, e.g. Europe/Berlin or UTC' });
+const windowKind = z.enum(['consolidate', 'balance', 'blackout']);
+
+/**
+ * Schedule windows (src/core/schedule.ts): local times in an IANA zone; a window starts on its
+ * days at `from` and ends at `to` (the next day when `to` ≤ `from`).
+ */
+export const scheduleConfigSchema = z.object({
+  /** Zone of every window that names none. */
+  timeZone: timeZone.default('UTC'),
+  /** What applies when no window covers the time. */
+  otherwise: windowKind.default('balance'),
+  windows: z.array(z.object({
+    name: z.string().min(1),
+    kind: windowKind,
+    days: z.array(z.enum(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'])).min(1, 'at least one day'),
+    from: hhmm,
+    to: hhmm,
+    timeZone: timeZone.optional(),
+  }).strict()).default([]),
+}).strict();
+
 export const tideConfigSchema = z.object({
   hosts: z.array(hostConfigSchema).min(1, 'at least one host'),
   vms: z.record(z.string(), vmConfigSchema).default({}),
@@ -138,6 +162,8 @@ export const tideConfigSchema = z.object({
   intervalSec: z.number().min(1).max(MAX_TIMEOUT_SEC).default(300),
   store: z.object({ path: z.string().min(1).default('.tide/tide.sqlite') }).strict().default({ path: '.tide/tide.sqlite' }),
   driver: z.enum(['libvirt', 'virsh']).default('libvirt'),
+  /** Consolidate / balance / blackout windows; absent: the policy's arguments apply at all hours. */
+  schedule: scheduleConfigSchema.optional(),
 }).strict();
 
 export type TideConfigInput = z.input<typeof tideConfigSchema>;
@@ -146,3 +172,4 @@ export type HostConfig = z.output<typeof hostConfigSchema>;
 export type PowerConfig = z.output<typeof powerSchema>;
 export type IpmiPowerConfig = z.output<typeof ipmiPowerSchema>;
 export type SshPowerConfig = z.output<typeof sshPowerSchema>;
+export type ScheduleConfig = z.output<typeof scheduleConfigSchema>;

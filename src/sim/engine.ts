@@ -20,6 +20,7 @@
 import { powerAt } from '../core/model/power.js';
 import type { ClusterSnapshot, Host, PowerState, Vm } from '../core/model/types.js';
 import type { Plan, Step } from '../core/plan/types.js';
+import { activeWindow, SIM_MONDAY_EPOCH_SEC } from '../core/schedule.js';
 import { InputError } from '../input/errors.js';
 import type { SimScenario } from './scenario.js';
 
@@ -549,7 +550,11 @@ export class Engine {
         vms.push(vm);
       }
     }
-    return { time: t, sampleIntervalSec: this.sc.intervalSec, hosts, vms, rules: this.sc.rules };
+    const snap: ClusterSnapshot = { time: t, sampleIntervalSec: this.sc.intervalSec, hosts, vms, rules: this.sc.rules };
+    if (!this.sc.schedule) return snap;
+    const off = SIM_MONDAY_EPOCH_SEC + this.sc.startSec;
+    const w = activeWindow(this.sc.schedule, t + off);
+    return { ...snap, window: { ...w, untilSec: w.untilSec === null ? null : w.untilSec - off } };
   }
 
   // ---------------------------------------------------------------- migrations

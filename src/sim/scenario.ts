@@ -4,6 +4,7 @@
  */
 import { HP_ML110_G4, HP_ML110_G5 } from '../core/model/power.js';
 import type { PowerModel, Rule } from '../core/model/types.js';
+import type { Schedule } from '../core/schedule.js';
 import type { Trace } from './trace.js';
 
 export interface SimHostSpec {
@@ -52,6 +53,11 @@ export interface SimScenario {
    * is created. Otherwise VMs are placed by memory only, as a real cluster would start.
    */
   readonly fullCpuAtCreation?: boolean;
+  /**
+   * Consolidate / balance / blackout windows; each snapshot carries the window in force, read
+   * at epoch SIM_MONDAY_EPOCH_SEC + startSec + t (t = 0 is a Monday, startSec after midnight UTC).
+   */
+  readonly schedule?: Schedule;
 }
 
 /** CloudSim PlanetLab constants (PlanetLabConstants / Constants). */

@@ -133,6 +133,19 @@ export interface ClusterSnapshot {
    */
   readonly vms: readonly Vm[];
   readonly rules: readonly Rule[];
+  /**
+   * The schedule window in force (src/core/schedule.ts activeWindow), with `untilSec` in the
+   * same seconds as `time`. Absent: no schedule, the strategy's own arguments decide.
+   */
+  readonly window?: SnapshotWindow;
+}
+
+/** consolidate: pack and power off; balance: spread, never power off; blackout: no moves at all. */
+export interface SnapshotWindow {
+  readonly kind: 'consolidate' | 'balance' | 'blackout';
+  readonly name: string;
+  /** When the window ends, s (null: never). */
+  readonly untilSec: number | null;
 }
 
 export function hostCpuMips(h: Pick<Host, 'cpuCores' | 'mipsPerCore'>): number {

@@ -114,7 +114,37 @@ function forecast(snapshot: ClusterSnapshot, window: number): { mean: Float64Arr
 const MEAN = 0;
 const VAR = 1;
 
-export function planTide(input: ClusterSnapshot, args: TideArgs, ctx: PlanContext): Plan {
+/**
+ * The schedule window in the snapshot overrides the arguments that differ between quiet and
+ * busy hours (one code path; pack vs spread is the scorer): balance spreads and neither
+ * consolidates nor powers off (relief, rule fixes and wakes still run); consolidate uses the
+ * arguments as given. Blackout is handled before any planning (planTide).
+ */
+function windowArgs(args: TideArgs, window: ClusterSnapshot['window']): TideArgs {
+  if (window?.kind === 'balance') return { ...args, consolidate: false, powerOff: false, scorer: 'spread' };
+  return args;
+}
+
+/**
+ * A blackout window: no migrations, no placements, no power actions, not even evacuation of
+ * hosts in maintenance or relief of overloaded hosts (a blackout means no moves at all, e.g.
+ * while backups read the disks); every host gets a verdict saying why.
+ */
+function blackoutPlan(snapshot: ClusterSnapshot, window: NonNullable<ClusterSnapshot['window']>): Plan {
+  const until = window.untilSec === null ? 'further notice' : `t=${window.untilSec}`;
+  const reason = `blackout window ${window.name} until ${until}: no moves and no power actions`;
+  const hosts: HostVerdict[] = snapshot.hosts.map((h) => ({ host: h.id, class: h.powerState === 'unknown' ? 'unknown' : h.maintenance ? 'maintenance' : h.powerState === 'off' ? 'off' : 'normal', reason, by: 'tide:schedule' }));
+  const notMoved: NotMoved[] = [];
+  const inMaintenance = new Set(snapshot.hosts.filter((h) => h.maintenance).map((h) => h.id));
+  for (const vm of snapshot.vms) {
+    if (vm.host === null || inMaintenance.has(vm.host)) notMoved.push({ vm: vm.id, host: vm.host, code: 'blackout', reason, by: 'tide:schedule' });
+  }
+  return { policy: 'tide', time: snapshot.time, steps: [], hosts, notMoved };
+}
+
+export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanContext): Plan {
+  if (input.window?.kind === 'blackout') return blackoutPlan(input, input.window);
+  const args = windowArgs(givenArgs, input.window);
   // Unknown hosts and unmeasured VMs are left alone (see fail-closed.ts).
   const blind = failClosed(input, 'tide');
   const snapshot = blind.snapshot;
