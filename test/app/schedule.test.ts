@@ -4,6 +4,7 @@
  * blackout window reaches the plan: the round proposes nothing.
  */
 import { describe, expect, it } from 'vitest';
+import { runDemo, type DemoEvent } from '../../src/api/demo.js';
 import { Controller, type ControllerDeps } from '../../src/app/controller.js';
 import { compilePolicy } from '../../src/core/policy.js';
 import { SIM_MONDAY_EPOCH_SEC, type Schedule } from '../../src/core/schedule.js';
@@ -51,5 +52,20 @@ describe('controller: schedule window in the snapshot', () => {
     expect(r.plan.steps).toEqual([]);
     expect(r.plan.hosts.length).toBe(4);
     for (const h of r.plan.hosts) expect(h.reason).toMatch(/^blackout window backup until further notice/);
+  });
+});
+
+describe('demo: the same controller with a schedule', () => {
+  it('powers hosts off only in the consolidate window (Monday from 18:00), and the default demo has no window', async () => {
+    const schedule: Schedule = { windows: [{ name: 'night', kind: 'consolidate', days: ['mon', 'tue', 'wed', 'thu', 'fri'], from: '18:00', to: '07:00', timeZone: 'UTC' }] };
+    const events: DemoEvent[] = [];
+    const r = await runDemo({ hours: 24, schedule, onEvent: (e) => events.push(e) });
+    expect(r.powerOffs).toBeGreaterThan(0);
+    const off = events.filter((e) => e.kind === 'powerOff' || (e.kind === 'migrate' && /can be emptied/.test(e.text)));
+    expect(off.length).toBeGreaterThan(0);
+    for (const e of off) expect(e.atSec, e.text).toBeGreaterThanOrEqual(18 * 3600);
+    const plain: DemoEvent[] = [];
+    await runDemo({ hours: 24, onEvent: (e) => plain.push(e) });
+    expect(plain.some((e) => e.kind === 'powerOff' && e.atSec < 18 * 3600)).toBe(true);
   });
 });
