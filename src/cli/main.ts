@@ -71,4 +71,12 @@ export function installProcessHandlers(io: CliIo = processIo): void {
   };
   process.on('uncaughtException', crash);
   process.on('unhandledRejection', crash);
+  // The reader went away (`tide … | head`): nothing more can be shown, which is not a bug.
+  // Stop quietly with the status so far instead of an unhandled EPIPE stack trace.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+      crash(e);
+    });
+  }
 }
