@@ -16,8 +16,9 @@
  * harness cannot support is skipped with a printed reason.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DriverError, type DriverErrorCode } from '../../src/drivers/errors.js';
+import type { DriverErrorCode } from '../../src/drivers/errors.js';
 import type { HostPower, PowerDriver } from '../../src/drivers/power.js';
+import { driverRejection as rejection } from '../helpers/rejection.js';
 
 export interface PowerHarness {
   driver: PowerDriver;
@@ -32,15 +33,6 @@ const STATES: readonly HostPower[] = ['on', 'off', 'booting', 'unknown'];
 /** The codes a power failure may carry (stable: the CLI prints them, runbooks key on them). */
 export const POWER_FAILURE_CODES: readonly DriverErrorCode[] = ['TIDE_POWER_FAILED', 'TIDE_HOST_UNREACHABLE', 'TIDE_TIMEOUT', 'TIDE_UNSUPPORTED'];
 
-async function rejection(p: Promise<unknown>): Promise<DriverError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(DriverError);
-    return e as DriverError;
-  }
-  throw new Error('expected a rejection, the call succeeded');
-}
 
 export function runPowerContract(name: string, setup: () => Promise<PowerHarness | null>): void {
   describe(`${name} power driver contract`, () => {

@@ -5,23 +5,14 @@
  */
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { DriverError } from '../../src/drivers/errors.js';
 import { IpmiPowerDriver } from '../../src/drivers/power/ipmi.js';
 import { createPowerDriver } from '../../src/drivers/power/index.js';
 import { bmcGate, freeUdpPort, startBmc, type Bmc } from '../helpers/bmc.js';
 import { runPowerContract } from './power-contract.js';
+import { driverRejection as rejection } from '../helpers/rejection.js';
 
 const RUN = bmcGate('IPMI power driver (ipmi_sim + ipmitool)');
 
-async function rejection(p: Promise<unknown>): Promise<DriverError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(DriverError);
-    return e as DriverError;
-  }
-  throw new Error('expected a rejection');
-}
 
 runPowerContract('ipmi', async () => {
   if (!RUN) return null;

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SshPowerConfig } from '../../src/config/schema.js';
-import { DriverError } from '../../src/drivers/errors.js';
 import { SshPowerDriver, sshHost } from '../../src/drivers/power/ssh.js';
+import { driverRejection as rejection } from '../helpers/rejection.js';
 
 let dir: string;
 beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'tide-ssh-power-')); });
@@ -33,15 +33,6 @@ async function listener(): Promise<{ port: number; close: () => Promise<void> }>
 
 const cfg = (over: Partial<SshPowerConfig> = {}): SshPowerConfig => ({ kind: 'ssh', target: 'root@127.0.0.1', offTimeoutSec: 10, ...over });
 
-async function rejection(p: Promise<unknown>): Promise<DriverError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(DriverError);
-    return e as DriverError;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('ssh power driver', () => {
   it('argv: BatchMode, identity and port as options, "--" before the target, then systemctl poweroff', () => {

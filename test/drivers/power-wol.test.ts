@@ -13,6 +13,7 @@ import { magicPacket, WolPowerDriver, type WolPowerConfig } from '../../src/driv
 import { VirtualClock } from '../../src/executor/clock.js';
 import { bmcGate, freeUdpPort, startBmc } from '../helpers/bmc.js';
 import { runPowerContract } from './power-contract.js';
+import { driverRejection as rejection } from '../helpers/rejection.js';
 
 interface Datagram { bytes: Buffer; from: string }
 
@@ -40,15 +41,6 @@ async function udpListener(): Promise<{ port: number; got: Datagram[]; next: (ms
 const MAC = '02:77:00:00:00:0a';
 const wol = (port: number, over: Partial<WolPowerConfig> = {}): WolPowerConfig => ({ kind: 'wol', mac: MAC, broadcast: '127.0.0.1', port, statusPort: 22, ...over });
 
-async function rejection(p: Promise<unknown>): Promise<DriverError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(DriverError);
-    return e as DriverError;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('Wake-on-LAN driver', () => {
   const cleanup: (() => Promise<void>)[] = [];
