@@ -12,6 +12,7 @@ import { VirtualClock } from '../executor/clock.js';
 import type { StepRun } from '../executor/executor.js';
 import { openSqliteStore, type Store } from '../store/store.js';
 import { officeScenario } from '../sim/office.js';
+import { lowerBoundWatts, timelineFigures, type TimelineEntry } from '../sim/timeline.js';
 
 export interface DemoOptions {
   readonly hours?: number;
@@ -51,6 +52,17 @@ export interface DemoSummary {
   readonly baselineSaturatedIntervals: number;
   readonly meanHostsOn: number;
   readonly hosts: number;
+  /** Energy lower bound: each round's demand on the fewest hosts, packed perfectly, kWh. */
+  readonly lowerBoundKWh: number;
+  /** Every host on, VMs spread as placed, nothing moved (the datacenter left alone), kWh. */
+  readonly alwaysOnKWh: number;
+  /** Host-rounds with demand above capacity, with Tide (the same as `saturatedIntervals`). */
+  readonly saturatedHostIntervals: number;
+  readonly maxMovesPerVmPerDay: number;
+  /** Shortest completed off period of a host, s; null when none was switched off and on again. */
+  readonly shortestOffSec: number | null;
+  /** Succeeded migrations and power actions; `t` is when the step started, s since Monday 00:00. */
+  readonly timeline: readonly TimelineEntry[];
 }
 
 export function clockLabel(sec: number): string {
@@ -80,8 +92,11 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoSummary> {
   let saturated = 0;
   let hostsOnSum = 0;
   let ticks = 0;
+  let lowerWs = 0;
+  const timeline: TimelineEntry[] = [];
   const onStepEnd = (r: StepRun): void => {
     const s = r.step;
+    const t = (r.startedAt ?? clock.now()) / 1000;
     if (r.state !== 'succeeded') {
       if (r.state === 'failed') failed++;
       emit('failed', `${s.kind} ${'vm' in s ? s.vm : s.host}: ${r.state}${r.error ? ` (${r.error.code}: ${r.error.message})` : ''}`);
@@ -89,12 +104,15 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoSummary> {
     }
     if (s.kind === 'migrate') {
       migrations++;
+      timeline.push({ t, kind: 'migrate', vm: s.vm, from: s.from, to: s.to, reason: s.reason });
       emit('migrate', `${s.vm}: ${s.from} → ${s.to} in ${((r.result?.totalMs ?? 0) / 1000).toFixed(1)} s, downtime ${r.result?.downtimeMs ?? '?'} ms — ${s.reason}`);
     } else if (s.kind === 'powerOn') {
       powerOns++;
+      timeline.push({ t, kind: 'powerOn', host: s.host, reason: s.reason });
       emit('powerOn', `power on ${s.host} — ${s.reason}`);
     } else if (s.kind === 'powerOff') {
       powerOffs++;
+      timeline.push({ t, kind: 'powerOff', host: s.host, reason: s.reason });
       emit('powerOff', `power off ${s.host} — ${s.reason}`);
     }
   };
@@ -121,6 +139,8 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoSummary> {
     await clock.runUntil(t);
     const res = await clock.drive(controller.tick());
     ticks++;
+    const vms = res.snapshot.vms;
+    lowerWs += lowerBoundWatts(res.snapshot.hosts, vms.reduce((a, v) => a + v.demand.cpuMips, 0), vms.reduce((a, v) => a + v.memMiB, 0)) * Math.min(stepMs, untilMs - t) / 1000;
     for (const h of res.snapshot.hosts) {
       if (h.powerState === 'on') hostsOnSum++;
       const demand = res.snapshot.vms.filter((v) => v.host === h.id).reduce((a, v) => a + v.demand.cpuMips, 0);
@@ -141,11 +161,14 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoSummary> {
   const energy = driver.energyKWh();
   const base = baseline.energyKWh();
   store.close();
+  const figures = timelineFigures(timeline);
   return {
     scenario: scenario.name, policy: policy.label, mode, hours,
     energyKWh: energy, baselineEnergyKWh: base, savedPct: (100 * (base - energy)) / base,
     migrations, failedSteps: failed, powerOns, powerOffs, plans,
     saturatedIntervals: saturated, baselineSaturatedIntervals: baseSat, meanHostsOn: hostsOnSum / Math.max(1, ticks),
     hosts: scenario.hosts.length,
+    lowerBoundKWh: lowerWs / 3.6e6, alwaysOnKWh: base, saturatedHostIntervals: saturated,
+    maxMovesPerVmPerDay: figures.maxMovesPerVmPerDay, shortestOffSec: figures.shortestOffSec, timeline,
   };
 }

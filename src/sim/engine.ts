@@ -23,6 +23,7 @@ import type { Plan, Step } from '../core/plan/types.js';
 import { activeWindow, SIM_MONDAY_EPOCH_SEC } from '../core/schedule.js';
 import { InputError } from '../input/errors.js';
 import type { SimScenario } from './scenario.js';
+import type { TimelineEntry } from './timeline.js';
 
 export type Accounting = 'cloudsim' | 'realistic';
 export type InitialPlacement = 'pabfd' | 'first-fit';
@@ -36,6 +37,11 @@ export interface EngineOptions {
   readonly onProgress?: (fraction: number) => void;
   /** Realistic accounting: host power-on time and draw, standby draw (defaults: from the power model). */
   readonly bootSec?: number;
+  /**
+   * Realistic accounting: keep every host on from the start, even one the initial placement
+   * left empty (the always-on reference run: with no planner nothing is ever powered off).
+   */
+  readonly allHostsOn?: boolean;
 }
 
 export type Planner = (snapshot: ClusterSnapshot, now: number) => Plan;
@@ -75,6 +81,12 @@ export interface SimMetrics {
    * `migrations` too.
    */
   readonly repeatMigrations: number;
+  /** Host-rounds in which the CPU demand of the VMs a host holds exceeded its capacity (sampled at each round). */
+  readonly saturatedHostIntervals: number;
+  /** Plan steps that were due but could not be carried out (a failed dependency, a vanished VM, a host not empty); superseded steps are not counted. */
+  readonly stepsFailed: number;
+  /** Every migration started and power action taken, in time order, with the step's reason. */
+  readonly timeline: readonly TimelineEntry[];
 }
 
 interface Event {
@@ -199,6 +211,9 @@ export class Engine {
   private stepsDropped = 0;
   private memoryOvercommits = 0;
   private repeatMigrations = 0;
+  private saturatedHostIntervals = 0;
+  private stepsFailed = 0;
+  private readonly timeline: TimelineEntry[] = [];
   private lastProcess = 0;
   private firstUpdateDone = false;
   private readonly q = new EventQueue();
@@ -313,7 +328,7 @@ export class Engine {
       this.hList[best]!.push(v);
       this.vOwner[v] = best;
     }
-    if (this.realistic) {
+    if (this.realistic && !this.opts.allHostsOn) {
       for (let h = 0; h < nh; h++) if (this.hList[h]!.length === 0) this.hState[h] = 'off';
     }
   }
@@ -566,8 +581,9 @@ export class Engine {
     return (ram * 1048576) / (host.netBytesPerSec / 2);
   }
 
-  private startMigration(v: number, target: number, t: number, step: number): void {
+  private startMigration(v: number, target: number, t: number, step: number, reason: string): void {
     const source = this.vOwner[v]!;
+    this.timeline.push({ t, kind: 'migrate', vm: this.sc.vms[v]!.id, ...(source >= 0 ? { from: this.sc.hosts[source]!.id } : {}), to: this.sc.hosts[target]!.id, reason });
     this.vInMig[v] = 1;
     this.vTargets[v]!.push(target);
     this.hList[target]!.push(v);
@@ -616,9 +632,10 @@ export class Engine {
         const h = this.hostIdx.get(s.to);
         if (v === undefined || h === undefined || this.vRemoved[v]) {
           this.stepsDropped++;
+          this.stepsFailed++;
           continue;
         }
-        this.startMigration(v, h, t, s.id);
+        this.startMigration(v, h, t, s.id, s.reason);
       }
       return;
     }
@@ -643,6 +660,7 @@ export class Engine {
           run.started.add(s.id);
           run.failed.add(s.id);
           this.stepsDropped++;
+          this.stepsFailed++;
           progressed = true;
           continue;
         }
@@ -653,6 +671,7 @@ export class Engine {
           if (this.hState[h] === 'off') {
             this.setState(h, 'waking', t);
             this.powerOns++;
+            this.timeline.push({ t, kind: 'powerOn', host: s.host, reason: s.reason });
             this.q.push({ t: t + this.bootSec(h), kind: 'wake', vm: -1, host: h, step: s.id, gen: this.gen });
           } else {
             run.done.add(s.id);
@@ -664,10 +683,12 @@ export class Engine {
           if (this.hList[h]!.length === 0 && this.hState[h] === 'on') {
             this.setState(h, 'off', t);
             this.powerOffs++;
+            this.timeline.push({ t, kind: 'powerOff', host: s.host, reason: s.reason });
             run.done.add(s.id);
           } else {
             run.failed.add(s.id);
             this.stepsDropped++;
+            this.stepsFailed++;
           }
           progressed = true;
         } else {
@@ -677,12 +698,13 @@ export class Engine {
             run.started.add(s.id);
             run.failed.add(s.id);
             this.stepsDropped++;
+            this.stepsFailed++;
             progressed = true;
             continue;
           }
           if (this.hState[h] !== 'on') continue;
           run.started.add(s.id);
-          this.startMigration(v, h, t, s.id);
+          this.startMigration(v, h, t, s.id, s.reason);
         }
       }
     }
@@ -729,6 +751,15 @@ export class Engine {
     return w;
   }
 
+  /** Counts the hosts whose VMs (the ones they own, not incoming) demand more CPU than they have, now. */
+  private countSaturated(): void {
+    for (let h = 0; h < this.nh; h++) {
+      let demand = 0;
+      for (const v of this.hList[h]!) if (this.vOwner[v] === h) demand += this.vReq[v]!;
+      if (demand > this.hMips[h]! * (1 + 1e-9)) this.saturatedHostIntervals++;
+    }
+  }
+
   // ---------------------------------------------------------------- main loop
 
   run(planner: Planner | null): SimMetrics {
@@ -753,6 +784,7 @@ export class Engine {
         if (lastRound >= 0) this.lowerWs += lbWatts * (e.t - lastRound);
         this.update(e.t, true);
         lbWatts = this.lowerBoundWatts(lbOrder);
+        this.countSaturated();
         lastRound = e.t;
         this.rounds++;
         if (planner && !this.opts.nonPowerAware) {
@@ -812,6 +844,9 @@ export class Engine {
       stepsDropped: this.stepsDropped,
       memoryOvercommits: this.memoryOvercommits,
       repeatMigrations: this.repeatMigrations,
+      saturatedHostIntervals: this.saturatedHostIntervals,
+      stepsFailed: this.stepsFailed,
+      timeline: this.timeline,
     };
   }
 }

@@ -12,6 +12,8 @@ export interface SimRunOptions {
   readonly policy: string | CompiledPolicy;
   readonly accounting?: Accounting;
   readonly onProgress?: (fraction: number) => void;
+  /** Also run the always-on reference (every host on, VMs spread, no planner) and report its energy. */
+  readonly alwaysOn?: boolean;
 }
 
 export interface SimResult extends SimMetrics {
@@ -23,6 +25,18 @@ export interface SimResult extends SimMetrics {
   /** energyKWh ÷ lowerBoundKWh. */
   readonly energyRatio: number;
   readonly wallMs: number;
+  /** Energy of the same scenario with every host on and the VMs left spread as placed (only with `alwaysOn`), kWh. */
+  readonly alwaysOnKWh?: number;
+}
+
+/**
+ * The always-on reference: the same scenario and accounting, the VMs spread by the power-aware
+ * initial placement (PABFD puts each VM where the power increase is least, i.e. onto the
+ * emptiest host), every host kept on and no planner, so nothing moves and nothing powers off.
+ */
+export function alwaysOnEnergyKWh(scenario: SimScenario, accounting: Accounting): number {
+  const sc = accounting === 'realistic' ? withRealisticPower(scenario) : scenario;
+  return new Engine(sc, { accounting, initialPlacement: 'pabfd', allHostsOn: true }).run(null).energyKWh;
 }
 
 /**
@@ -66,5 +80,6 @@ export function simulate(opts: SimRunOptions): SimResult {
     ...metrics,
     energyRatio: metrics.lowerBoundKWh > 0 ? metrics.energyKWh / metrics.lowerBoundKWh : NaN,
     wallMs,
+    ...(opts.alwaysOn ? { alwaysOnKWh: alwaysOnEnergyKWh(opts.scenario, accounting) } : {}),
   };
 }

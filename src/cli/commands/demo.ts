@@ -43,6 +43,7 @@ export const demoCommand: Command = {
       ['left alone', summary.baselineEnergyKWh.toFixed(2), summary.hosts.toFixed(2), 0, '0/0', summary.baselineSaturatedIntervals],
     ]));
     io.out(`\nenergy saved: ${summary.savedPct.toFixed(1)} %${summary.failedSteps ? `; ${summary.failedSteps} step(s) failed` : ''}\n`);
+    io.out(`energy lower bound: ${summary.lowerBoundKWh.toFixed(2)} kWh (with Tide: ×${(summary.energyKWh / summary.lowerBoundKWh).toFixed(3)}); most moves of one VM in a day: ${summary.maxMovesPerVmPerDay}; shortest time a host stayed off: ${summary.shortestOffSec === null ? '-' : `${(summary.shortestOffSec / 60).toFixed(0)} min`}\n`);
     return 0;
   },
 };
