@@ -52,6 +52,11 @@ export interface Host {
   readonly cpuUsedMips?: number;
   /** When the host last came on (powered on, or became active), s; undefined: long ago. */
   readonly onSinceSec?: number;
+  /**
+   * When the host last went off (powered off or went to standby), s; undefined: not known (no
+   * DPM hysteresis on it). The controller/simulator must fill it for tide's `minOffSec`.
+   */
+  readonly offSinceSec?: number;
   /** Why the host's state is what it is, when that is not plain observation (e.g. why it is 'unknown'). */
   readonly stateReason?: string;
 }
@@ -103,6 +108,12 @@ export interface Vm {
   readonly tags: readonly string[];
   /** Time of the last completed migration, s since epoch, if any. */
   readonly lastMigratedAt?: number;
+  /**
+   * Migrations of this VM that started in the last 24 h (rolling), for tide's
+   * `maxMovesPerVmPerDay`. The controller/simulator must fill it; undefined: the planner only
+   * knows `lastMigratedAt` (at least one move when it lies within 24 h).
+   */
+  readonly movesToday?: number;
   /** False: the planner never moves this VM (pinned in place, or excluded by the operator). */
   readonly migratable: boolean;
   /** How current `demand` is; absent = 'fresh' (simulator, tests). */
@@ -138,6 +149,12 @@ export interface ClusterSnapshot {
    * same seconds as `time`. Absent: no schedule, the strategy's own arguments decide.
    */
   readonly window?: SnapshotWindow;
+  /**
+   * Migrations the cluster started in the last hour (rolling), for tide's `maxMovesPerHour`.
+   * The controller/simulator must fill it; undefined: the planner counts the VMs whose
+   * `lastMigratedAt` lies within the last hour (exact when no VM moves twice in an hour).
+   */
+  readonly movesLastHour?: number;
 }
 
 /** consolidate: pack and power off; balance: spread, never power off; blackout: no moves at all. */

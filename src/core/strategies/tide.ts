@@ -54,6 +54,22 @@ export const tideArgs = z.object({
    * host stays up for at least this long), s.
    */
   minOnSec: z.number().min(0).default(0),
+  /**
+   * A host that went off less than this long ago (Host.offSinceSec) is not woken, unless an
+   * overload, a maintenance evacuation or a broken hard rule needs room that no powered-on or
+   * longer-off host has (DPM hysteresis: a host stays off for at least this long), s.
+   */
+  minOffSec: z.number().min(0).default(0),
+  /**
+   * Migration budget of the cluster: at most this many migrations start per rolling hour,
+   * counting those of the last hour (ClusterSnapshot.movesLastHour). Absent: no budget.
+   */
+  maxMovesPerHour: z.number().int().min(0).optional(),
+  /**
+   * At most this many migrations of one VM per rolling 24 h (Vm.movesToday), except to
+   * evacuate a host in maintenance. Absent: only `cooldownSec` applies.
+   */
+  maxMovesPerVmPerDay: z.number().int().min(0).optional(),
   /** Empty hosts kept powered on as spares (DPM's "hosts in reserve"). */
   spareHosts: z.number().int().min(0).default(0),
   /** Consolidate (evacuate and power off hosts). */
@@ -276,11 +292,28 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
   const reliefOn = placer(args.targetUtil, false);
   const reliefWake = placer(args.targetUtil, true);
 
+  /** A host that went off less than `minOffSec` ago (DPM hysteresis). */
+  const recentlyOff = (h: number): boolean => {
+    const off = s.hosts[h]!.offSinceSec;
+    return args.minOffSec > 0 && off !== undefined && ctx.now - off < args.minOffSec;
+  };
+  /** Hosts woken before their `minOffSec` because nothing else could take a VM that had to move. */
+  const wokenEarly = new Set<number>();
   /** Places VM v (already off its host) on an active host, else wakes one; -1 if none fits. */
   const place = (v: number): { host: number; rejections: ReturnType<typeof findHost>['rejections'] } => {
     const a = findHost(s, reliefOn, v, onSorted, ctx.explain, bound);
     if (a.host >= 0) return { host: a.host, rejections: [] };
-    const b = findHost(s, reliefWake, v, offList, ctx.explain);
+    // DPM hysteresis: hosts off for less than minOffSec are woken only when no other can take v.
+    // offList keeps one host per class of identical empty hosts; their off times differ, so
+    // with minOffSec every off host is looked at (only for VMs that need a wake: rare).
+    const off = args.minOffSec > 0 ? allHosts(s).filter((h) => s.powerState(h) !== 'on') : offList;
+    const rested = off.filter((h) => !recentlyOff(h));
+    let b = findHost(s, reliefWake, v, rested, ctx.explain);
+    if (b.host < 0 && rested.length < off.length) {
+      const early = findHost(s, reliefWake, v, off.filter(recentlyOff), ctx.explain);
+      if (early.host >= 0) wokenEarly.add(early.host);
+      b = { ...early, rejections: [...b.rejections, ...early.rejections] };
+    }
     // The woken host counts as on from here: later decisions may use or empty it.
     if (b.host >= 0) {
       s.setPowerState(b.host, 'on');
@@ -303,6 +336,28 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
     return t !== undefined && ctx.now - t < args.cooldownSec;
   };
 
+  // Migration budget (anti-flapping). Moves are granted in the order Tide decides them, which
+  // is their order of value: hard-rule fixes, maintenance evacuation and overload relief, then
+  // consolidation best-watts-saved-per-MiB first, a host's evacuation all or nothing. Moves
+  // the budget refuses are listed in notMoved with code 'budget'.
+  const HOUR_SEC = 3600;
+  const DAY_SEC = 86400;
+  const movedLastHour = snapshot.movesLastHour
+    ?? snapshot.vms.reduce((n, vm) => n + (vm.lastMigratedAt !== undefined && ctx.now - vm.lastMigratedAt < HOUR_SEC ? 1 : 0), 0);
+  /** Migrations this plan may still start (raw moves are counted: a conservative bound). */
+  let budget = args.maxMovesPerHour === undefined ? Infinity : Math.max(0, args.maxMovesPerHour - movedLastHour);
+  const budgetReason = (): string => `migration budget: ${args.maxMovesPerHour ?? 0} per hour, ${movedLastHour} started in the last hour and the rest of this plan's share is taken by more valuable moves`;
+  /** Moves of VM v in the last 24 h: the snapshot's count, or at least 1 if it moved within 24 h. */
+  const movesToday = (v: number): number => {
+    const vm = s.vms[v]!;
+    const recent = vm.lastMigratedAt !== undefined && ctx.now - vm.lastMigratedAt < DAY_SEC ? 1 : 0;
+    return Math.max(vm.movesToday ?? 0, recent);
+  };
+  const vmCapped = (v: number): boolean => args.maxMovesPerVmPerDay !== undefined && movesToday(v) >= args.maxMovesPerVmPerDay;
+  const cappedReason = (v: number): string => `${s.vms[v]!.id} already moved ${movesToday(v)} time(s) in 24 h (maxMovesPerVmPerDay ${args.maxMovesPerVmPerDay ?? 0})`;
+  /** Budget refusals of consolidation, by VM (the passes may meet the same host again). */
+  const budgetHeld = new Map<number, NotMoved>();
+
   // 0. Hard rules already broken (a VM on a host its pin excludes, anti-affine VMs together,
   //    affine VMs apart): move the offending VM to a host where the rule holds. Run again
   //    after consolidation, which may have made room.
@@ -314,6 +369,10 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
       const broken = rules.brokenHere(s, v);
       if (!broken) {
         unfixable.delete(v);
+        continue;
+      }
+      if (budget < 1 || vmCapped(v)) {
+        unfixable.set(v, { vm: s.vms[v]!.id, host: s.hosts[h]!.id, code: 'budget', reason: `${s.vms[v]!.id} breaks rule ${broken.id} but is not moved: ${budget < 1 ? budgetReason() : cappedReason(v)}`, by: label });
         continue;
       }
       s.move(v, -1);
@@ -329,6 +388,7 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
       }
       unfixable.delete(v);
       s.move(v, r.host);
+      budget--;
       raw.push({ vm: v, from: h, to: r.host, by: 'tide:rules', reason: `${s.vms[v]!.id} broke rule ${broken.id} on ${s.hosts[h]!.id}; ${s.hosts[r.host]!.id} satisfies it` });
     }
   };
@@ -370,10 +430,19 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
     const goal = args.targetUtil * cap;
     for (;;) {
       // Relief never picks a VM whose usage is a guess; maintenance moves every VM.
-      const vms = s.vmsOn(h).filter((v) => s.vms[v]!.migratable && (host.maintenance || s.vms[v]!.usage !== 'unknown'));
-      if (vms.length === 0) break;
+      // Per-VM daily cap: a VM that moved often today stays, except off a host in maintenance.
+      const movable = s.vmsOn(h).filter((v) => s.vms[v]!.migratable && (host.maintenance || s.vms[v]!.usage !== 'unknown'));
+      const vms = host.maintenance ? movable : movable.filter((v) => !vmCapped(v));
       const done = host.maintenance ? s.isEmpty(h) : peak(h) <= goal && s.reqMips[h]! <= cap;
-      if (done) break;
+      if (done || movable.length === 0) break;
+      if (vms.length === 0 || budget < 1) {
+        const v = vms[0] ?? movable[0]!;
+        stuck.set(h, {
+          vm: s.vms[v]!.id, host: host.id, code: 'budget', by: label,
+          reason: `${host.id} is ${host.maintenance ? 'in maintenance' : 'overloaded'} but no move is left: ${budget < 1 ? budgetReason() : `every movable VM is at its daily cap (${cappedReason(v)})`}`,
+        });
+        break;
+      }
       // The VM whose removal alone brings the host under its goal with the least memory to
       // copy; failing that, the one removing the most forecast load per MiB moved.
       let pick = -1;
@@ -423,6 +492,7 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
         break;
       }
       s.move(pick, r.host);
+      budget--;
       raw.push({
         vm: pick, from: h, to: r.host, by: host.maintenance ? 'tide:maintenance' : 'tide:overload',
         reason: host.maintenance
@@ -449,9 +519,10 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
    * One greedy consolidation pass in the given candidate order; returns the evacuations it
    * made (already applied to the working state and `excluded`).
    */
-  const consolidate = (ordering: Ordering): { moves: typeof raw; evacuated: HostVerdict[] } => {
+  const consolidate = (ordering: Ordering): { moves: typeof raw; evacuated: HostVerdict[]; held: NotMoved[] } => {
     const made: typeof raw = [];
     const evacuated: HostVerdict[] = [];
+    const held: NotMoved[] = [];
     const consolidator = placer(args.consolidateUtil, false);
     refresh();
     // Only hosts that already run VMs receive: moving onto an empty host saves nothing.
@@ -496,7 +567,7 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
           if (free >= need) continue;
           for (const w of s.vmsOn(r)) {
             const wm = s.vms[w]!.memReservedMiB;
-            if (wm >= need || free + wm < need || !s.vms[w]!.migratable || inCooldown(w) || s.vms[w]!.usage === 'unknown') continue;
+            if (wm >= need || free + wm < need || !s.vms[w]!.migratable || inCooldown(w) || vmCapped(w) || s.vms[w]!.usage === 'unknown') continue;
             if (++tries > 256) return null;
             const mark = s.mark();
             s.move(w, -1);
@@ -555,7 +626,7 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
       if (s.isEmpty(cand)) continue;
       const vms = [...s.vmsOn(cand)];
       // Also a VM of unknown usage that an earlier move of this plan brought here.
-      if (vms.some((v) => !s.vms[v]!.migratable || inCooldown(v) || s.vms[v]!.usage === 'unknown')) continue;
+      if (vms.some((v) => !s.vms[v]!.migratable || inCooldown(v) || vmCapped(v) || s.vms[v]!.usage === 'unknown')) continue;
       vms.sort((a, b) => size(b) - size(a) || a - b);
       excluded[cand] = 1;
       const mark = s.mark();
@@ -581,6 +652,14 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
         const why = `${s.hosts[cand]!.id} can be emptied and switched off (saves about ${fmt(powerAt(s.hosts[cand]!.power, Math.min(1, s.uNow[cand]!)))} W); every receiver stays below ${fmt(args.consolidateUtil * 100)} % on forecast`;
         for (const m of moves) m.reason = why;
       }
+      if (ok && moves.length > budget) {
+        // All or nothing: half an evacuation saves no power and moves VMs for nothing.
+        s.rollback(mark);
+        excluded[cand] = 0;
+        const why = `${s.hosts[cand]!.id} could be emptied (${moves.length} move(s)) but ${budgetReason()}`;
+        for (const v of vms) held.push({ vm: s.vms[v]!.id, host: s.hosts[cand]!.id, code: 'budget', reason: why, by: label });
+        continue;
+      }
       if (!ok) {
         s.rollback(mark);
         excluded[cand] = 0;
@@ -588,6 +667,7 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
         continue;
       }
       failures = 0;
+      budget -= moves.length;
       for (const m of moves) made.push(m);
       evacuated.push({ host: s.hosts[cand]!.id, class: 'underloaded', reason: `evacuated: ${moves.length} VM(s) fit on other active hosts`, by: label });
       if (++sinceSort >= 32) {
@@ -595,7 +675,7 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
         sinceSort = 0;
       }
     }
-    return { moves: made, evacuated };
+    return { moves: made, evacuated, held };
   };
 
   /**
@@ -612,6 +692,7 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
       for (const o of orderings) {
         const mark = s.mark();
         const saved = excluded.slice();
+        const savedBudget = budget;
         const r = consolidate(o);
         const score = r.evacuated.length * 1e9 - r.moves.length;
         if (score > bestScore) {
@@ -620,11 +701,13 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
         }
         s.rollback(mark);
         excluded.set(saved);
+        budget = savedBudget;
       }
     }
     const r = consolidate(best);
     for (const m of r.moves) raw.push(m);
     for (const v of r.evacuated) verdicts.push(v);
+    for (const n of r.held) budgetHeld.set(s.vms.findIndex((x) => x.id === n.vm), n);
   };
 
   // Repeat consolidation, relief of what was stuck and rule fixes until nothing changes: each
@@ -640,7 +723,9 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
     fixRules();
     if (raw.length === before) break;
   }
-  notMoved.push(...stuck.values(), ...unfixable.values());
+  // A VM the budget held back on one pass but that a later pass moved is not "not moved".
+  for (const m of raw) budgetHeld.delete(m.vm);
+  notMoved.push(...stuck.values(), ...unfixable.values(), ...budgetHeld.values());
 
   // 3. Power: wake hosts that receive VMs; switch off empty ones beyond the spares.
   const net = compactMoves(raw);
@@ -648,7 +733,10 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
   const powerOn: IntendedPower[] = [];
   for (const h of new Set(intended.map((m) => m.to))) {
     const was = snapshot.hosts[h]!.powerState;
-    if (was !== 'on') powerOn.push({ host: h, reason: `${s.hosts[h]!.id} is ${was}: needed for the VMs moving to it`, by: label });
+    if (was !== 'on') {
+      const early = wokenEarly.has(h) ? ` (off for only ${fmt(ctx.now - (s.hosts[h]!.offSinceSec ?? ctx.now))} s < minOffSec ${fmt(args.minOffSec)} s, but no powered-on or longer-off host can take them)` : '';
+      powerOn.push({ host: h, reason: `${s.hosts[h]!.id} is ${was}: needed for the VMs moving to it${early}`, by: label });
+    }
   }
   const powerOff: IntendedPower[] = [];
   if (args.powerOff) {
