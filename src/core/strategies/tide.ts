@@ -519,10 +519,10 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
    * One greedy consolidation pass in the given candidate order; returns the evacuations it
    * made (already applied to the working state and `excluded`).
    */
-  const consolidate = (ordering: Ordering): { moves: typeof raw; evacuated: HostVerdict[]; held: NotMoved[] } => {
+  const consolidate = (ordering: Ordering): { moves: typeof raw; evacuated: HostVerdict[]; held: { v: number; why: NotMoved }[] } => {
     const made: typeof raw = [];
     const evacuated: HostVerdict[] = [];
-    const held: NotMoved[] = [];
+    const held: { v: number; why: NotMoved }[] = [];
     const consolidator = placer(args.consolidateUtil, false);
     refresh();
     // Only hosts that already run VMs receive: moving onto an empty host saves nothing.
@@ -657,7 +657,7 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
         s.rollback(mark);
         excluded[cand] = 0;
         const why = `${s.hosts[cand]!.id} could be emptied (${moves.length} move(s)) but ${budgetReason()}`;
-        for (const v of vms) held.push({ vm: s.vms[v]!.id, host: s.hosts[cand]!.id, code: 'budget', reason: why, by: label });
+        for (const v of vms) held.push({ v, why: { vm: s.vms[v]!.id, host: s.hosts[cand]!.id, code: 'budget', reason: why, by: label } });
         continue;
       }
       if (!ok) {
@@ -707,7 +707,7 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
     const r = consolidate(best);
     for (const m of r.moves) raw.push(m);
     for (const v of r.evacuated) verdicts.push(v);
-    for (const n of r.held) budgetHeld.set(s.vms.findIndex((x) => x.id === n.vm), n);
+    for (const { v, why } of r.held) budgetHeld.set(v, why);
   };
 
   // Repeat consolidation, relief of what was stuck and rule fixes until nothing changes: each
