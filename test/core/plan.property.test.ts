@@ -3,7 +3,7 @@
  *  1. executing the steps in any order the dependencies allow, with several migrations in
  *     flight at once (a VM counts on both hosts while it moves), never puts more memory or CPU
  *     demand on a host than it has, never breaks a hard rule that was not broken before, and
- *     only powers off empty hosts;
+ *     only powers off empty hosts that are on;
  *  2. planning again on the state the plan leads to (same load, same time) proposes nothing.
  */
 import fc from 'fast-check';
@@ -115,6 +115,7 @@ function execute(snapshot: ClusterSnapshot, p: Plan, pick: (n: number) => number
       } else if (st.kind === 'powerOff') {
         const h = s.hostIndex(st.host);
         if (!s.isEmpty(h)) return `power-off of non-empty ${st.host}`;
+        if (power.get(st.host) !== 'on') return `power-off of ${st.host}, which is ${power.get(st.host)}`;
         power.set(st.host, 'off');
         done.add(st.id);
       } else {

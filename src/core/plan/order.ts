@@ -152,6 +152,9 @@ export function orderPlan(start: ClusterSnapshot | ClusterState, input: OrderInp
   };
 
   let pending = [...input.moves];
+  // Moves already routed through a spare: routing one again could bounce it between spares
+  // forever (each hop is a step), so a second deadlock on it defers it.
+  const routed = new Set<IntendedMove>();
   while (pending.length > 0) {
     const stalled: IntendedMove[] = [];
     let progress = false;
@@ -172,7 +175,7 @@ export function orderPlan(start: ClusterSnapshot | ClusterState, input: OrderInp
     const m = pending[0]!;
     const from = s.hostOf[m.vm]!;
     let spare = -1;
-    for (let h = 0; h < nh && spare < 0; h++) {
+    for (let h = 0; h < nh && spare < 0 && !routed.has(m); h++) {
       if (h === from || h === m.to) continue;
       const host = s.hosts[h]!;
       if (host.maintenance || host.excluded || s.powerState(h) !== 'on') continue;
@@ -182,6 +185,7 @@ export function orderPlan(start: ClusterSnapshot | ClusterState, input: OrderInp
       spare = h;
     }
     if (spare >= 0) {
+      routed.add(m);
       emit(m, spare, `via ${s.hosts[spare]!.id} to break a cycle of moves; then on to ${s.hosts[m.to]!.id}: ${m.reason}`, 'order');
       continue;
     }
@@ -190,7 +194,9 @@ export function orderPlan(start: ClusterSnapshot | ClusterState, input: OrderInp
       vm: s.vms[m.vm]!.id,
       host: from >= 0 ? s.hosts[from]!.id : null,
       code: 'cycle-deferred',
-      reason: `moving to ${s.hosts[m.to]!.id} needs room that only other pending moves free, and no spare host has room; deferred to a later round`,
+      reason: routed.has(m)
+        ? `moved via ${s.hosts[from]!.id} to break a cycle, but going on to ${s.hosts[m.to]!.id} still needs room that only other pending moves free; deferred to a later round`
+        : `moving to ${s.hosts[m.to]!.id} needs room that only other pending moves free, and no spare host has room; deferred to a later round`,
       by: 'order',
     });
   }

@@ -743,7 +743,9 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
     const empty: number[] = [];
     for (let h = 0; h < nh; h++) {
       const host = s.hosts[h]!;
-      if (s.powerState(h) === 'on' && s.isEmpty(h) && !host.excluded) empty.push(h);
+      // Only hosts that are on now: one woken tentatively while planning and emptied again
+      // gets no power-on step, so it is still off (never plan to power off an off host).
+      if (snapshot.hosts[h]!.powerState === 'on' && s.powerState(h) === 'on' && s.isEmpty(h) && !host.excluded) empty.push(h);
     }
     // Keep the most efficient empty hosts as spares.
     empty.sort((a, b) => wpm[a]! - wpm[b]! || a - b);
