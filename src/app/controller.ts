@@ -66,6 +66,8 @@ export interface ControllerObserver extends ExecutorObserver {
   onRoundError?(error: { code: string; message: string }, at: number): void;
   /** The start of a round reconciled the store's unknown migrations (only when there were any). */
   onReconcile?(reports: readonly ReconcileReport[], at: number): void;
+  /** A round finished (after its plan ran, in automatic mode): what it saw, planned and did. */
+  onTick?(result: TickResult): void;
 }
 
 export interface TickResult {
@@ -271,7 +273,9 @@ export class Controller {
     this.deps.observer?.onPlan?.(plan, at, planId);
     let run: PlanRun | null = null;
     if (this.deps.mode === 'automatic' && plan.steps.length > 0) run = await this.execute(plan, planId, signal);
-    return { at, snapshot, plan, planId, run, reconciled };
+    const result: TickResult = { at, snapshot, plan, planId, run, reconciled };
+    this.deps.observer?.onTick?.(result);
+    return result;
   }
 
   /**
