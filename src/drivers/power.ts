@@ -12,4 +12,21 @@ export interface PowerDriver {
   powerOn(host: string): Promise<void>;
   /** Powers the host off (graceful when the method allows). Never called with VMs on it. */
   powerOff(host: string): Promise<void>;
+  /**
+   * Optional DPM wake-path test (docs/drivers.md "Wake-path test"): can `host` be woken again
+   * and its return be seen, checked without powering it off. A driver without it is tested by
+   * its status answering. Expected failures are values, not throws.
+   */
+  wakeTest?(host: string): Promise<WakeTestResult>;
+  /** Optional: a digest of the host's power configuration; a recorded test holds only for the same key. */
+  wakePathKey?(host: string): string;
+}
+
+/** Outcome of a wake-path test. `code` (a DriverErrorCode) when it failed. */
+export interface WakeTestResult {
+  readonly ok: boolean;
+  /** Power method tested ('ipmi', 'wol', 'ssh', 'none', or the driver's kind). */
+  readonly method: string;
+  readonly reason: string;
+  readonly code?: string;
 }
