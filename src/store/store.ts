@@ -12,7 +12,12 @@ import type { Plan } from '../core/plan/types.js';
 import { DriverError } from '../drivers/errors.js';
 import type { StepRun } from '../executor/executor.js';
 
-export type PlanStatus = 'proposed' | 'approved' | 'running' | 'done' | 'failed' | 'rejected' | 'superseded';
+/**
+ * proposed → approved → running → done | failed; proposed/approved → rejected (operator),
+ * superseded (a newer plan replaced it) or expired (the cluster changed under it, or it grew
+ * too old to execute); statusReason says why.
+ */
+export type PlanStatus = 'proposed' | 'approved' | 'running' | 'done' | 'failed' | 'rejected' | 'superseded' | 'expired';
 
 export interface StoredPlan {
   readonly id: number;
@@ -21,6 +26,55 @@ export interface StoredPlan {
   readonly mode: string;
   readonly status: PlanStatus;
   readonly plan: Plan;
+  /** Digest of the cluster the plan was made from (src/daemon/fingerprint.ts); null: not recorded. */
+  readonly fingerprint?: string | null;
+  /** Why the status is what it is (expired, superseded, rejected, approved by whom). */
+  readonly statusReason?: string | null;
+  /** Last time a daemon round found the same plan again for the same cluster, ms (null: never re-confirmed). */
+  readonly confirmedMs?: number | null;
+}
+
+/** A host's operator-set state, kept in the store (not the configuration): `tide host maintenance on|off`. */
+export interface HostState {
+  readonly host: string;
+  readonly maintenance: boolean;
+  /** When the state was set, ms. */
+  readonly sinceMs: number;
+  /** Who set it (user@machine, or 'tide daemon'). */
+  readonly by: string;
+  readonly reason: string | null;
+}
+
+/**
+ * What the daemon last said about itself (one row, rewritten at each round and state change),
+ * so `tide status` in another process can show it. Times are the daemon's clock, ms.
+ */
+export interface DaemonStatusRecord {
+  readonly pid: number;
+  readonly host: string;
+  readonly startedMs: number;
+  /** starting | running | stopping | stopped (a killed daemon stays 'running' with an old heartbeatMs). */
+  readonly state: 'starting' | 'running' | 'stopping' | 'stopped';
+  readonly heartbeatMs: number;
+  readonly configFile: string | null;
+  readonly mode: string;
+  readonly intervalSec: number;
+  readonly nextRoundMs: number | null;
+  readonly lastRound: {
+    readonly startedMs: number;
+    readonly endedMs: number;
+    readonly result: 'ok' | 'error';
+    readonly planId: number | null;
+    readonly steps: number;
+    readonly summary: string;
+    readonly error?: { readonly code: string; readonly message: string };
+  } | null;
+  /** The schedule window in force at the last round (untilMs: when it ends, null: never). */
+  readonly window: { readonly kind: string; readonly name: string; readonly untilMs: number | null } | null;
+  /** Whether the last round froze all moves, and why (null reason: not frozen). */
+  readonly frozen: { readonly frozen: boolean; readonly reason: string | null };
+  /** The last configuration reload that failed (the daemon kept its previous configuration). */
+  readonly configError: { readonly atMs: number; readonly message: string } | null;
 }
 
 export interface MigrationRecord {
@@ -127,14 +181,99 @@ export interface UnknownMigration {
   readonly resolvedMs: number | null;
 }
 
+/** One power action, journaled: saved `pending` before the request (intent), updated when it ended (outcome). */
+export interface PowerActionRecord {
+  readonly id: number;
+  readonly planId: number | null;
+  readonly stepId: number | null;
+  readonly host: string;
+  readonly action: 'powerOn' | 'powerOff';
+  /** When the intent was recorded (before any request to the power driver), ms. */
+  readonly requestedMs: number;
+  readonly endedMs: number | null;
+  /** 'pending' (intent only: the outcome was never recorded, e.g. the process died), else the step's end state. */
+  readonly outcome: string;
+  readonly errorCode: string | null;
+  readonly errorMessage: string | null;
+  readonly note: string | null;
+  /** Who recorded the outcome: 'plan' (the step itself), 'recovery' (recoverOnStart after a crash). */
+  readonly by: string;
+}
+
+/** A round's decision, compact: what the planner proposed and why it left VMs where they are. */
+export interface DecisionRecord {
+  readonly atMs: number;
+  readonly planId: number | null;
+  readonly mode: string;
+  readonly policy: string;
+  /** The schedule window in force ('consolidate', 'balance', 'blackout'), or null. */
+  readonly window: string | null;
+  /** One line: counts of moves and power actions, or that nothing was to be done. */
+  readonly summary: string;
+  readonly steps: number;
+  /** The plan's notMoved entries, at most 100, each reason cut to 240 characters. */
+  readonly notMoved: readonly { readonly vm: string; readonly code: string; readonly reason: string }[];
+}
+
+/** One host's or VM's utilisation in one round (input of recordMetrics). */
+export interface MetricSample {
+  readonly kind: 'host' | 'vm';
+  readonly name: string;
+  /** A VM's host at the time; null for hosts. */
+  readonly host: string | null;
+  /** Host: share of all its cores busy; VM: share of its vCPUs busy; 0..100, null when unknown. */
+  readonly cpuPct: number | null;
+  /** Memory in use, MiB; null when unknown. */
+  readonly memMiB: number | null;
+}
+
+/**
+ * A stored history point: `raw` (one round, kept for MetricsRetention.rawKeepMs) or `hour` (the
+ * mean of the raw samples of that hour, `atMs` the hour's start, kept for hourKeepMs).
+ */
+export interface MetricPoint extends MetricSample {
+  readonly atMs: number;
+  readonly res: 'raw' | 'hour';
+  /** Raw samples merged into this point (1 for raw). */
+  readonly samples: number;
+}
+
+export interface MetricsRetention {
+  /** Keep every round this long, ms (default 24 h). */
+  readonly rawKeepMs?: number;
+  /** Keep hourly means this long, ms (default 56 days: eight weeks, for weekly profiles). */
+  readonly hourKeepMs?: number;
+}
+
 export interface Store {
   savePlan(plan: Plan, opts: { createdMs: number; mode: string; status: PlanStatus }): number;
-  setPlanStatus(id: number, status: PlanStatus): void;
+  /** Sets a plan's status unconditionally; `reason` is stored as its statusReason (cleared when absent). */
+  setPlanStatus(id: number, status: PlanStatus, reason?: string): void;
   getPlan(id: number): StoredPlan | undefined;
   listPlans(opts?: { status?: PlanStatus; limit?: number }): StoredPlan[];
   saveStepRun(planId: number, run: StepRun): void;
   /** The saved step records of a plan, by step id. */
   stepRuns(planId: number): StoredStepRun[];
+  /** Steps saved as started and never ended (`running`), of every plan: what a crash left behind. */
+  runningStepRuns(): StoredStepRun[];
+  /** Journals a power request before it is sent (outcome 'pending'); returns its id. */
+  recordPowerIntent(a: { planId: number | null; stepId: number | null; host: string; action: 'powerOn' | 'powerOff'; atMs: number }): number;
+  /** Journals how a power action ended (`by`: who found out, default 'plan'). */
+  recordPowerOutcome(id: number, o: { atMs: number; outcome: string; errorCode?: string | null; errorMessage?: string | null; note?: string | null; by?: string }): void;
+  /** Newest first; `pending`: only those whose outcome was never recorded. */
+  powerActions(opts?: { host?: string; pending?: boolean; planId?: number; limit?: number }): PowerActionRecord[];
+  /** Journals a round's decision (compacted: see DecisionRecord); decisions older than `keepMs` (default 30 days) are pruned. */
+  recordDecision(d: DecisionRecord, keepMs?: number): void;
+  /** Newest first. */
+  decisions(opts?: { limit?: number; planId?: number }): DecisionRecord[];
+  /**
+   * Appends one round of samples and downsamples (see MetricPoint): raw points older than
+   * rawKeepMs are merged into hourly means, hourly means older than hourKeepMs dropped, so the
+   * table stays bounded (about entities × (rounds per rawKeepMs + hours per hourKeepMs)).
+   */
+  recordMetrics(atMs: number, samples: readonly MetricSample[], retention?: MetricsRetention): void;
+  /** Oldest first (hourly means before the raw points of the same time). */
+  metricsHistory(opts?: { kind?: 'host' | 'vm'; name?: string; sinceMs?: number; res?: 'raw' | 'hour' }): MetricPoint[];
   recordMigration(m: MigrationRecord): void;
   migrations(opts?: { vm?: string; limit?: number }): MigrationRecord[];
   /** When each VM last finished a migration successfully, ms. */
@@ -167,6 +306,23 @@ export interface Store {
   recordReconcile(id: number, r: { atMs: number; outcome: string; reason: string; actions: readonly string[]; vmOn: string | null }): UnknownMigration;
   /** Records not resolved yet (open and operator), oldest first; `vm`: that VM's only. */
   unknownMigrations(opts?: { vm?: string; includeResolved?: boolean; limit?: number }): UnknownMigration[];
+  /**
+   * Changes a plan's status only if it is one of `from` (compare-and-set, atomic: an operator's
+   * approve and the daemon's expiry cannot both win). Returns whether it changed.
+   */
+  transitionPlan(id: number, from: readonly PlanStatus[], to: PlanStatus, reason?: string): boolean;
+  /** Records the fingerprint of the cluster a plan was made from and/or when a round last re-confirmed it. */
+  setPlanMeta(id: number, meta: { fingerprint?: string; confirmedMs?: number }): void;
+  /** Deletes a plan that never ran (no step records), e.g. a proposal identical to a pending one; returns whether it did. */
+  discardPlan(id: number): boolean;
+  /** Sets (on) or clears (off) a host's maintenance state; the daemon reads it each round. */
+  setHostMaintenance(host: string, on: boolean, by: { atMs: number; by: string; reason?: string }): HostState;
+  /** Every host with a recorded state, by name (hosts never set: absent). */
+  hostStates(): HostState[];
+  /** Replaces the daemon's status row. */
+  saveDaemonStatus(s: DaemonStatusRecord): void;
+  /** The daemon's status row, or undefined when no daemon ever ran on this store. */
+  daemonStatus(): DaemonStatusRecord | undefined;
   close(): void;
 }
 
@@ -275,6 +431,59 @@ CREATE TABLE IF NOT EXISTS unknown_migrations (
   resolved_ms INTEGER
 );
 CREATE INDEX IF NOT EXISTS unknown_migrations_status ON unknown_migrations(status, vm);
+CREATE TABLE IF NOT EXISTS power_actions (
+  id INTEGER PRIMARY KEY,
+  plan_id INTEGER,
+  step_id INTEGER,
+  host TEXT NOT NULL,
+  action TEXT NOT NULL CHECK (action IN ('powerOn', 'powerOff')),
+  requested_ms INTEGER NOT NULL,
+  ended_ms INTEGER,
+  outcome TEXT NOT NULL,
+  error_code TEXT,
+  error_message TEXT,
+  note TEXT,
+  by TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS power_actions_host ON power_actions(host, id);
+CREATE TABLE IF NOT EXISTS decisions (
+  id INTEGER PRIMARY KEY,
+  at_ms INTEGER NOT NULL,
+  plan_id INTEGER,
+  mode TEXT NOT NULL,
+  policy TEXT NOT NULL,
+  window TEXT,
+  summary TEXT NOT NULL,
+  steps INTEGER NOT NULL,
+  not_moved_json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_at ON decisions(at_ms);
+CREATE TABLE IF NOT EXISTS metrics (
+  at_ms INTEGER NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('host', 'vm')),
+  name TEXT NOT NULL,
+  host TEXT,
+  cpu_pct REAL,
+  cpu_n INTEGER NOT NULL,
+  mem_mib REAL,
+  mem_n INTEGER NOT NULL,
+  samples INTEGER NOT NULL,
+  res TEXT NOT NULL CHECK (res IN ('raw', 'hour'))
+);
+CREATE INDEX IF NOT EXISTS metrics_entity ON metrics(kind, name, res, at_ms);
+CREATE INDEX IF NOT EXISTS metrics_res ON metrics(res, at_ms);
+CREATE TABLE IF NOT EXISTS host_state (
+  host TEXT PRIMARY KEY,
+  maintenance INTEGER NOT NULL,
+  since_ms INTEGER NOT NULL,
+  by TEXT NOT NULL,
+  reason TEXT
+);
+CREATE TABLE IF NOT EXISTS daemon_status (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  updated_ms INTEGER NOT NULL,
+  status_json TEXT NOT NULL
+);
 `;
 
 type LockRow = { token: string; pid: number; host: string; command: string; started_ms: number; acquired_ms: number; heartbeat_ms: number; ttl_ms: number };
@@ -284,7 +493,11 @@ type UnknownRow = {
   status: UnknownMigration['status']; attempts: number; last_attempt_ms: number | null; outcome: string | null; outcome_reason: string | null;
   actions_json: string; vm_on: string | null; resolved_ms: number | null;
 };
-type PlanRow = { id: number; created_ms: number; policy: string; mode: string; status: PlanStatus; plan_json: string };
+type PlanRow = {
+  id: number; created_ms: number; policy: string; mode: string; status: PlanStatus; plan_json: string;
+  fingerprint: string | null; status_reason: string | null; confirmed_ms: number | null;
+};
+type HostStateRow = { host: string; maintenance: number; since_ms: number; by: string; reason: string | null };
 type MigrationRow = {
   plan_id: number | null; vm: string; host_from: string; host_to: string; mode: string; ok: number; started_ms: number;
   total_ms: number; downtime_ms: number | null; probe_downtime_ms: number | null; bytes: number | null; error: string | null;
@@ -305,6 +518,12 @@ export function openSqliteStore(path: string): Store {
       if (version && version.version > SCHEMA_VERSION) throw new Error(`${path}: store schema version ${version.version}, this Tide understands up to ${SCHEMA_VERSION}`);
       if (version && version.version < 1) throw new Error(`${path}: store schema version ${version.version} is unknown`);
       db.exec(SCHEMA);
+      // Daemon (issue 7): a plan's fingerprint, status reason and re-confirmation time. Guarded,
+      // so both a new store and one written before them get the columns (schema bump pending).
+      const planCols = new Set((db.prepare('PRAGMA table_info(plans)').all() as { name: string }[]).map((c) => c.name));
+      for (const [col, type] of [['fingerprint', 'TEXT'], ['status_reason', 'TEXT'], ['confirmed_ms', 'INTEGER']] as const) {
+        if (!planCols.has(col)) db.exec(`ALTER TABLE plans ADD COLUMN ${col} ${type}`);
+      }
       if (!version) db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(SCHEMA_VERSION);
       else if (version.version < SCHEMA_VERSION) {
         // 1 → 2: step notes; the cluster lock and round errors are new tables (created above).
@@ -320,8 +539,8 @@ export function openSqliteStore(path: string): Store {
   }
 
   const insPlan = db.prepare('INSERT INTO plans (created_ms, policy, mode, status, steps, plan_json) VALUES (?, ?, ?, ?, ?, ?)');
-  const updPlan = db.prepare('UPDATE plans SET status = ? WHERE id = ?');
-  const getPlan = db.prepare('SELECT id, created_ms, policy, mode, status, plan_json FROM plans WHERE id = ?');
+  const updPlan = db.prepare('UPDATE plans SET status = ?, status_reason = ? WHERE id = ?');
+  const getPlan = db.prepare('SELECT * FROM plans WHERE id = ?');
   const upsStep = db.prepare(`INSERT INTO step_runs (plan_id, step_id, kind, vm, host_from, host_to, state, started_ms, ended_ms, error_code, error_message, note)
     VALUES (@plan_id, @step_id, @kind, @vm, @host_from, @host_to, @state, @started_ms, @ended_ms, @error_code, @error_message, @note)
     ON CONFLICT (plan_id, step_id) DO UPDATE SET state = excluded.state, started_ms = excluded.started_ms, ended_ms = excluded.ended_ms,
@@ -373,7 +592,61 @@ export function openSqliteStore(path: string): Store {
     return Number(db.prepare("INSERT INTO unknown_migrations (vm, host_from, host_to, plan_id, since_ms, reason, status) VALUES (?, ?, ?, ?, ?, ?, 'open')")
       .run(m.vm, m.from, m.to, m.planId, Math.round(m.sinceMs), m.reason).lastInsertRowid);
   });
-  const toPlan = (r: PlanRow): StoredPlan => ({ id: r.id, createdMs: r.created_ms, policy: r.policy, mode: r.mode, status: r.status, plan: JSON.parse(r.plan_json) as Plan });
+  const toPlan = (r: PlanRow): StoredPlan => ({
+    id: r.id, createdMs: r.created_ms, policy: r.policy, mode: r.mode, status: r.status, plan: JSON.parse(r.plan_json) as Plan,
+    fingerprint: r.fingerprint, statusReason: r.status_reason, confirmedMs: r.confirmed_ms,
+  });
+  const toHostState = (r: HostStateRow): HostState => ({ host: r.host, maintenance: r.maintenance === 1, sinceMs: r.since_ms, by: r.by, reason: r.reason });
+  type PowerRow = {
+    id: number; plan_id: number | null; step_id: number | null; host: string; action: 'powerOn' | 'powerOff'; requested_ms: number; ended_ms: number | null;
+    outcome: string; error_code: string | null; error_message: string | null; note: string | null; by: string;
+  };
+  const toPower = (r: PowerRow): PowerActionRecord => ({
+    id: r.id, planId: r.plan_id, stepId: r.step_id, host: r.host, action: r.action, requestedMs: r.requested_ms, endedMs: r.ended_ms,
+    outcome: r.outcome, errorCode: r.error_code, errorMessage: r.error_message, note: r.note, by: r.by,
+  });
+  type MetricRow = { at_ms: number; kind: 'host' | 'vm'; name: string; host: string | null; cpu_pct: number | null; cpu_n: number; mem_mib: number | null; mem_n: number; samples: number; res: 'raw' | 'hour' };
+  const insMetric = db.prepare(`INSERT INTO metrics (at_ms, kind, name, host, cpu_pct, cpu_n, mem_mib, mem_n, samples, res)
+    VALUES (@at_ms, @kind, @name, @host, @cpu_pct, @cpu_n, @mem_mib, @mem_n, @samples, @res)`);
+  const HOUR_MS = 3_600_000;
+  /** Merges raw points older than `cutMs` into their hours' means (weighted by the samples each mean holds). */
+  const downsample = (cutMs: number): void => {
+    const old = db.prepare("SELECT * FROM metrics WHERE res = 'raw' AND at_ms < ? ORDER BY at_ms").all(cutMs) as MetricRow[];
+    if (old.length === 0) return;
+    const acc = new Map<string, MetricRow>();
+    for (const r of old) {
+      const hour = Math.floor(r.at_ms / HOUR_MS) * HOUR_MS;
+      const key = `${r.kind}\u0000${r.name}\u0000${hour}`;
+      let a = acc.get(key);
+      if (!a) {
+        a = (db.prepare("SELECT * FROM metrics WHERE res = 'hour' AND kind = ? AND name = ? AND at_ms = ?").get(r.kind, r.name, hour) as MetricRow | undefined)
+          ?? { at_ms: hour, kind: r.kind, name: r.name, host: null, cpu_pct: null, cpu_n: 0, mem_mib: null, mem_n: 0, samples: 0, res: 'hour' };
+        acc.set(key, a);
+      }
+      if (r.cpu_pct !== null) a.cpu_pct = ((a.cpu_pct ?? 0) * a.cpu_n + r.cpu_pct) / ++a.cpu_n;
+      if (r.mem_mib !== null) a.mem_mib = ((a.mem_mib ?? 0) * a.mem_n + r.mem_mib) / ++a.mem_n;
+      a.samples++;
+      a.host = r.host ?? a.host; // the VM's latest host in that hour
+    }
+    const del = db.prepare("DELETE FROM metrics WHERE res = 'hour' AND kind = ? AND name = ? AND at_ms = ?");
+    for (const a of acc.values()) {
+      del.run(a.kind, a.name, a.at_ms);
+      insMetric.run(a);
+    }
+    db.prepare("DELETE FROM metrics WHERE res = 'raw' AND at_ms < ?").run(cutMs);
+  };
+  const recordMetricsTx = db.transaction((atMs: number, samples: readonly MetricSample[], rawKeepMs: number, hourKeepMs: number) => {
+    const at = Math.round(atMs);
+    for (const m of samples) {
+      insMetric.run({
+        at_ms: at, kind: m.kind, name: m.name, host: m.host, cpu_pct: m.cpuPct, cpu_n: m.cpuPct === null ? 0 : 1,
+        mem_mib: m.memMiB, mem_n: m.memMiB === null ? 0 : 1, samples: 1, res: 'raw',
+      });
+    }
+    downsample(at - rawKeepMs);
+    db.prepare("DELETE FROM metrics WHERE res = 'hour' AND at_ms < ?").run(at - hourKeepMs);
+  });
+  const cut = (x: string, n: number): string => (x.length > n ? `${x.slice(0, n - 1)}…` : x);
   const toMig = (r: MigrationRow): MigrationRecord => ({
     planId: r.plan_id, vm: r.vm, from: r.host_from, to: r.host_to, mode: r.mode, ok: r.ok === 1, startedMs: r.started_ms,
     totalMs: r.total_ms, downtimeMs: r.downtime_ms, probeDowntimeMs: r.probe_downtime_ms, bytes: r.bytes, error: r.error,
@@ -383,8 +656,37 @@ export function openSqliteStore(path: string): Store {
     savePlan(plan, { createdMs, mode, status }) {
       return Number(insPlan.run(Math.round(createdMs), plan.policy, mode, status, plan.steps.length, JSON.stringify(plan)).lastInsertRowid);
     },
-    setPlanStatus(id, status) {
-      if (updPlan.run(status, id).changes === 0) throw new Error(`no plan with id ${id}`);
+    setPlanStatus(id, status, reason) {
+      if (updPlan.run(status, reason ?? null, id).changes === 0) throw new Error(`no plan with id ${id}`);
+    },
+    transitionPlan(id, from, to, reason) {
+      if (from.length === 0) return false;
+      const sql = `UPDATE plans SET status = ?, status_reason = ? WHERE id = ? AND status IN (${from.map(() => '?').join(', ')})`;
+      return db.prepare(sql).run(to, reason ?? null, id, ...from).changes > 0;
+    },
+    setPlanMeta(id, { fingerprint, confirmedMs }) {
+      const r = db.prepare('UPDATE plans SET fingerprint = COALESCE(?, fingerprint), confirmed_ms = COALESCE(?, confirmed_ms) WHERE id = ?')
+        .run(fingerprint ?? null, confirmedMs === undefined ? null : Math.round(confirmedMs), id);
+      if (r.changes === 0) throw new Error(`no plan with id ${id}`);
+    },
+    discardPlan(id) {
+      return db.prepare('DELETE FROM plans WHERE id = ? AND NOT EXISTS (SELECT 1 FROM step_runs WHERE plan_id = ?)').run(id, id).changes > 0;
+    },
+    setHostMaintenance(host, on, { atMs, by, reason }) {
+      db.prepare(`INSERT INTO host_state (host, maintenance, since_ms, by, reason) VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT (host) DO UPDATE SET maintenance = excluded.maintenance, since_ms = excluded.since_ms, by = excluded.by, reason = excluded.reason`)
+        .run(host, on ? 1 : 0, Math.round(atMs), by, reason ?? null);
+      return toHostState(db.prepare('SELECT * FROM host_state WHERE host = ?').get(host) as HostStateRow);
+    },
+    hostStates() {
+      return (db.prepare('SELECT * FROM host_state ORDER BY host').all() as HostStateRow[]).map(toHostState);
+    },
+    saveDaemonStatus(st) {
+      db.prepare('INSERT OR REPLACE INTO daemon_status (id, updated_ms, status_json) VALUES (1, ?, ?)').run(Math.round(st.heartbeatMs), JSON.stringify(st));
+    },
+    daemonStatus() {
+      const r = db.prepare('SELECT status_json FROM daemon_status WHERE id = 1').get() as { status_json: string } | undefined;
+      return r && (JSON.parse(r.status_json) as DaemonStatusRecord);
     },
     getPlan(id) {
       const r = getPlan.get(id) as PlanRow | undefined;
@@ -392,8 +694,8 @@ export function openSqliteStore(path: string): Store {
     },
     listPlans({ status, limit = 50 } = {}) {
       const rows = (status
-        ? db.prepare('SELECT id, created_ms, policy, mode, status, plan_json FROM plans WHERE status = ? ORDER BY id DESC LIMIT ?').all(status, limit)
-        : db.prepare('SELECT id, created_ms, policy, mode, status, plan_json FROM plans ORDER BY id DESC LIMIT ?').all(limit)) as PlanRow[];
+        ? db.prepare('SELECT * FROM plans WHERE status = ? ORDER BY id DESC LIMIT ?').all(status, limit)
+        : db.prepare('SELECT * FROM plans ORDER BY id DESC LIMIT ?').all(limit)) as PlanRow[];
       return rows.map(toPlan);
     },
     saveStepRun(planId, run) {
@@ -405,6 +707,61 @@ export function openSqliteStore(path: string): Store {
         state: run.state, started_ms: run.startedAt === undefined ? null : Math.round(run.startedAt), ended_ms: run.endedAt === undefined ? null : Math.round(run.endedAt),
         error_code: run.error?.code ?? null, error_message: run.error?.message ?? null, note: run.note ?? null,
       });
+    },
+    runningStepRuns() {
+      const rows = db.prepare("SELECT * FROM step_runs WHERE state = 'running' ORDER BY plan_id, step_id").all() as {
+        plan_id: number; step_id: number; kind: string; vm: string | null; host_from: string | null; host_to: string | null; state: string;
+        started_ms: number | null; ended_ms: number | null; error_code: string | null; error_message: string | null; note: string | null;
+      }[];
+      return rows.map((r) => ({
+        planId: r.plan_id, stepId: r.step_id, kind: r.kind, vm: r.vm, from: r.host_from, to: r.host_to, state: r.state,
+        startedMs: r.started_ms, endedMs: r.ended_ms, errorCode: r.error_code, errorMessage: r.error_message, note: r.note,
+      }));
+    },
+    recordPowerIntent({ planId, stepId, host, action, atMs }) {
+      return Number(db.prepare("INSERT INTO power_actions (plan_id, step_id, host, action, requested_ms, outcome, by) VALUES (?, ?, ?, ?, ?, 'pending', 'plan')")
+        .run(planId, stepId, host, action, Math.round(atMs)).lastInsertRowid);
+    },
+    recordPowerOutcome(id, { atMs, outcome, errorCode = null, errorMessage = null, note = null, by = 'plan' }) {
+      const r = db.prepare('UPDATE power_actions SET ended_ms = ?, outcome = ?, error_code = ?, error_message = ?, note = ?, by = ? WHERE id = ?')
+        .run(Math.round(atMs), outcome, errorCode, errorMessage, note, by, id);
+      if (r.changes === 0) throw new Error(`no power action with id ${id}`);
+    },
+    powerActions({ host, pending = false, planId, limit = 100 } = {}) {
+      const where = [host === undefined ? null : 'host = @host', pending ? "outcome = 'pending'" : null, planId === undefined ? null : 'plan_id = @planId'].filter((x) => x !== null);
+      const sql = `SELECT * FROM power_actions ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT @limit`;
+      return (db.prepare(sql).all({ limit, ...(host === undefined ? {} : { host }), ...(planId === undefined ? {} : { planId }) }) as PowerRow[]).map(toPower);
+    },
+    recordDecision(d, keepMs = 30 * 86_400_000) {
+      const notMoved = d.notMoved.slice(0, 100).map((n) => ({ vm: n.vm, code: n.code, reason: cut(n.reason, 240) }));
+      db.transaction(() => {
+        db.prepare('INSERT INTO decisions (at_ms, plan_id, mode, policy, window, summary, steps, not_moved_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+          .run(Math.round(d.atMs), d.planId, d.mode, d.policy, d.window, cut(d.summary, 500), d.steps, JSON.stringify(notMoved));
+        db.prepare('DELETE FROM decisions WHERE at_ms < ?').run(Math.round(d.atMs - keepMs));
+      })();
+    },
+    decisions({ limit = 50, planId } = {}) {
+      const rows = (planId === undefined
+        ? db.prepare('SELECT * FROM decisions ORDER BY id DESC LIMIT ?').all(limit)
+        : db.prepare('SELECT * FROM decisions WHERE plan_id = ? ORDER BY id DESC LIMIT ?').all(planId, limit)) as {
+        at_ms: number; plan_id: number | null; mode: string; policy: string; window: string | null; summary: string; steps: number; not_moved_json: string;
+      }[];
+      return rows.map((r) => ({
+        atMs: r.at_ms, planId: r.plan_id, mode: r.mode, policy: r.policy, window: r.window, summary: r.summary, steps: r.steps,
+        notMoved: JSON.parse(r.not_moved_json) as DecisionRecord['notMoved'],
+      }));
+    },
+    recordMetrics(atMs, samples, { rawKeepMs = 86_400_000, hourKeepMs = 56 * 86_400_000 } = {}) {
+      recordMetricsTx(atMs, samples, rawKeepMs, hourKeepMs);
+    },
+    metricsHistory({ kind, name, sinceMs, res } = {}) {
+      const where = [kind === undefined ? null : 'kind = @kind', name === undefined ? null : 'name = @name', sinceMs === undefined ? null : 'at_ms >= @since', res === undefined ? null : 'res = @res']
+        .filter((x) => x !== null);
+      const sql = `SELECT * FROM metrics ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY at_ms, res, kind, name`;
+      const params = { ...(kind === undefined ? {} : { kind }), ...(name === undefined ? {} : { name }), ...(sinceMs === undefined ? {} : { since: Math.round(sinceMs) }), ...(res === undefined ? {} : { res }) };
+      return (db.prepare(sql).all(params) as MetricRow[]).map((r) => ({
+        atMs: r.at_ms, kind: r.kind, name: r.name, host: r.host, cpuPct: r.cpu_pct, memMiB: r.mem_mib, samples: r.samples, res: r.res,
+      }));
     },
     stepRuns(planId) {
       const rows = db.prepare('SELECT * FROM step_runs WHERE plan_id = ? ORDER BY step_id').all(planId) as {
