@@ -57,6 +57,8 @@ export interface ControllerDeps {
   readonly lockHolder?: LockHolder;
   /** Cluster lock TTL, ms (default: src/store/lock.ts DEFAULT_LOCK_TTL_MS). */
   readonly lockTtlMs?: number;
+  /** Graceful stop (the daemon's SIGTERM): no new step starts once aborted; see ExecutorDeps.drain. */
+  readonly drain?: AbortSignal;
 }
 
 export interface ControllerObserver extends ExecutorObserver {
@@ -290,7 +292,7 @@ export class Controller {
     const { store, observer } = this.deps;
     const go = (sig?: AbortSignal): Promise<PlanRun> => runPlan(plan, {
       hypervisor: this.deps.hypervisor, power: this.deps.power, clock: this.deps.clock, limits: this.deps.limits,
-      migrate: this.deps.migrate, bootTimeoutSec: this.deps.bootTimeoutSec,
+      migrate: this.deps.migrate, bootTimeoutSec: this.deps.bootTimeoutSec, drain: this.deps.drain,
       observer: {
         onStepStart: (r) => {
           if (planId !== null) store?.saveStepRun(planId, r);

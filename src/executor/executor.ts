@@ -60,6 +60,12 @@ export interface ExecutorDeps {
   /** How long a woken host may take until its hypervisor answers, s. */
   readonly bootTimeoutSec?: number;
   readonly observer?: ExecutorObserver;
+  /**
+   * Drain (a graceful stop, e.g. the daemon's SIGTERM): once aborted, no new step starts (each
+   * pending one ends 'cancelled'), while steps already running go on to their end. The run's
+   * `signal` is the hard stop that also aborts running migrations.
+   */
+  readonly drain?: AbortSignal;
 }
 
 export interface PlanRun {
@@ -282,8 +288,10 @@ export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSign
   for (;;) {
     for (const run of runs.values()) {
       if (run.state !== 'pending') continue;
-      if (signal?.aborted || observerError) {
-        finish(run, 'cancelled', new DriverError('TIDE_ABORTED', signal?.aborted ? 'plan aborted before this step started' : 'plan stopped before this step started: a step could not be recorded'));
+      if (signal?.aborted || deps.drain?.aborted || observerError) {
+        const why = signal?.aborted ? 'plan aborted before this step started' : observerError ? 'plan stopped before this step started: a step could not be recorded'
+          : 'not started: Tide is stopping (running steps were let finish)';
+        finish(run, 'cancelled', new DriverError('TIDE_ABORTED', why));
         continue;
       }
       const deps_ = run.step.deps.map((d) => runs.get(d));
