@@ -245,7 +245,31 @@ export interface MetricsRetention {
   readonly hourKeepMs?: number;
 }
 
+/**
+ * A host's DPM wake-path test (executor: before a host's first power-off; `tide wake-test`):
+ * ok — it may be powered off; failed — never powered off again until a passing test replaces
+ * the record or `key` (the power configuration's digest) no longer matches.
+ */
+export interface WakePathRecord {
+  readonly host: string;
+  readonly testedMs: number;
+  readonly ok: boolean;
+  readonly reason: string;
+  /** Power method tested ('ipmi', 'wol', …). */
+  readonly method: string | null;
+  /** PowerDriver.wakePathKey at the test (null: the driver has none). */
+  readonly key: string | null;
+}
+
 export interface Store {
+  /** The host's last wake-path test, if any. */
+  wakePath(host: string): WakePathRecord | undefined;
+  /** Every host's last wake-path test, by host name. */
+  wakePaths(): WakePathRecord[];
+  /** Records a test (replacing the host's previous record). */
+  recordWakePath(r: WakePathRecord): void;
+  /** Forgets the host's record (the next power-off tests again); whether there was one. */
+  clearWakePath(host: string): boolean;
   savePlan(plan: Plan, opts: { createdMs: number; mode: string; status: PlanStatus }): number;
   /** Sets a plan's status unconditionally; `reason` is stored as its statusReason (cleared when absent). */
   setPlanStatus(id: number, status: PlanStatus, reason?: string): void;
@@ -355,6 +379,14 @@ export function describeHolder(h: LockHolder): string {
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS wake_path (
+  host TEXT PRIMARY KEY,
+  tested_ms INTEGER NOT NULL,
+  ok INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  method TEXT,
+  wake_key TEXT
+);
 CREATE TABLE IF NOT EXISTS plans (
   id INTEGER PRIMARY KEY,
   created_ms INTEGER NOT NULL,
@@ -652,7 +684,24 @@ export function openSqliteStore(path: string): Store {
     totalMs: r.total_ms, downtimeMs: r.downtime_ms, probeDowntimeMs: r.probe_downtime_ms, bytes: r.bytes, error: r.error,
   });
 
+  type WakeRow = { host: string; tested_ms: number; ok: number; reason: string; method: string | null; wake_key: string | null };
+  const toWake = (r: WakeRow): WakePathRecord => ({ host: r.host, testedMs: r.tested_ms, ok: r.ok === 1, reason: r.reason, method: r.method, key: r.wake_key });
+
   return {
+    wakePath(host) {
+      const r = db.prepare('SELECT * FROM wake_path WHERE host = ?').get(host) as WakeRow | undefined;
+      return r && toWake(r);
+    },
+    wakePaths() {
+      return (db.prepare('SELECT * FROM wake_path ORDER BY host').all() as WakeRow[]).map(toWake);
+    },
+    recordWakePath(w) {
+      db.prepare('INSERT OR REPLACE INTO wake_path (host, tested_ms, ok, reason, method, wake_key) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(w.host, Math.round(w.testedMs), w.ok ? 1 : 0, w.reason, w.method, w.key);
+    },
+    clearWakePath(host) {
+      return db.prepare('DELETE FROM wake_path WHERE host = ?').run(host).changes > 0;
+    },
     savePlan(plan, { createdMs, mode, status }) {
       return Number(insPlan.run(Math.round(createdMs), plan.policy, mode, status, plan.steps.length, JSON.stringify(plan)).lastInsertRowid);
     },
