@@ -22,7 +22,9 @@ export type DriverErrorCode =
   /** The world no longer matches a plan step (VM moved, host down…): the step was skipped. */
   | 'TIDE_STALE_PLAN'
   /** The power-off guard refused: the host may still hold a running guest, or its power state is not 'on'. */
-  | 'TIDE_POWER_REFUSED';
+  | 'TIDE_POWER_REFUSED'
+  /** A woken host's hypervisor did not answer within bootTimeoutSec, even after one more power-on. */
+  | 'TIDE_WAKE_TIMEOUT';
 
 export class DriverError extends Error {
   constructor(
