@@ -3,6 +3,7 @@
  * `NAME:key=value,key=value` (e.g. `lr-mmt:1.2`, `thr-rs:0.8`, `tide:targetUtil=0.75`).
  * `plan(snapshot, policy, now)` is the one entry point of the planner.
  */
+import { freezePlan } from './freeze.js';
 import type { ClusterSnapshot } from './model/types.js';
 import type { Plan } from './plan/types.js';
 import { beloglazov, type BeloglazovArgs } from './strategies/beloglazov.js';
@@ -112,7 +113,12 @@ export function compilePolicy(spec: string, extraArgs: Record<string, unknown> =
   return { label: rest !== undefined && rest !== '' ? `${def.name}:${rest}` : def.name, definition: def, args: r.data };
 }
 
-/** The planner's single entry point: a pure function of snapshot, policy and time. */
+/**
+ * The planner's single entry point: a pure function of snapshot, policy and time. A snapshot
+ * carrying a telemetry freeze gets the strategy's plan with every automatic step turned into a
+ * 'frozen' non-move (freezePlan), whatever the strategy.
+ */
 export function plan(snapshot: ClusterSnapshot, policy: CompiledPolicy, now: number, ctx: Omit<PlanContext, 'now'> = {}): Plan {
-  return policy.definition.strategy.plan(snapshot, policy.args, { ...ctx, now });
+  const p = policy.definition.strategy.plan(snapshot, policy.args, { ...ctx, now });
+  return snapshot.freeze ? freezePlan(p, snapshot, snapshot.freeze) : p;
 }

@@ -155,6 +155,26 @@ export interface ClusterSnapshot {
    * `lastMigratedAt` lies within the last hour (exact when no VM moves twice in an hour).
    */
   readonly movesLastHour?: number;
+  /**
+   * Demand expected over the next hours, learned from recorded history (src/core/predict/):
+   * tide keeps or wakes hosts ahead of a predicted ramp. Absent: no prediction, the planner
+   * looks at the recent samples only.
+   */
+  readonly forecast?: DemandForecast;
+  /**
+   * Telemetry freeze in force (src/core/freeze.ts): the controller sets it when what it sees is
+   * stale, missing or implausible. Present: the planner proposes no automatic step; every move
+   * it would have made is listed in `notMoved` with code 'frozen' (see docs/tide-policy.md).
+   */
+  readonly freeze?: SnapshotFreeze;
+}
+
+/** A telemetry freeze as the planner sees it (src/core/freeze.ts FreezeState, when frozen). */
+export interface SnapshotFreeze {
+  /** When the freeze began, s (same base as `time`). */
+  readonly sinceSec: number;
+  /** Why, with stable codes ('host-silent', 'usage-implausible', 'clock-jump', 'recovering'). */
+  readonly reasons: readonly { readonly code: string; readonly reason: string; readonly host?: string }[];
 }
 
 /** consolidate: pack and power off; balance: spread, never power off; blackout: no moves at all. */
@@ -167,4 +187,34 @@ export interface SnapshotWindow {
 
 export function hostCpuMips(h: Pick<Host, 'cpuCores' | 'mipsPerCore'>): number {
   return h.cpuCores * h.mipsPerCore;
+}
+
+/**
+ * Predicted demand at future instants (same seconds as `ClusterSnapshot.time`), from a learned
+ * time-of-week profile (src/core/predict/profile.ts). `cpuMips`/`memMiB`: expected;
+ * `cpuMipsHigh`: a high quantile of what was seen in that time slot. Points in time order.
+ */
+export interface DemandForecast {
+  /** Quantile that the `…High` values estimate (0..1). */
+  readonly quantile: number;
+  /** Cluster totals at each point. */
+  readonly points: readonly ForecastPoint[];
+  /**
+   * Per-VM CPU forecasts at the same instants as `points` (index-aligned), for the VMs with
+   * enough history; a VM missing here has no prediction.
+   */
+  readonly vms?: Readonly<Record<VmId, VmForecast>>;
+}
+
+export interface ForecastPoint {
+  readonly atSec: number;
+  readonly cpuMips: number;
+  readonly cpuMipsHigh: number;
+  readonly memMiB: number;
+}
+
+/** One VM's expected and high-quantile CPU demand at the forecast's points, MIPS. */
+export interface VmForecast {
+  readonly cpuMips: readonly number[];
+  readonly cpuMipsHigh: readonly number[];
 }
