@@ -7,3 +7,6 @@ export { LabError } from './exec.js';
 export { DEFAULT_LAB_DIR, LAB_HOST_NAMES, PROBE_STATION_IP, SWITCH_NS, isLabHostName, labLayout } from './layout.js';
 export type { HostLayout, LabHostName, LabLayout } from './layout.js';
 export { parseJobInfo } from './virsh.js';
+export { labIpmiConfig, labPowerConfig, labBootSec } from './power.js';
+export type { LabHostPower, LabPowerMethod, LabPowerOptions, LabPowerState } from './power.js';
+export { BMC_PORT, WOL_BROADCAST, WOL_PORT, bmcIp } from './power-layout.js';

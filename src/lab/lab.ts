@@ -27,6 +27,11 @@ import { acquireLock } from './lock.js';
 import * as net from './net.js';
 import { killChecked, mountsUnder, processesInNamespaces, processesMentioning, waitGone, type ProcInfo } from './proc.js';
 import { ensureHostPrerequisites } from './prereq.js';
+import {
+  agentRequest, hostPower, labBootSec, labPowerConfig, powerProblems, startPower, stopPower,
+  type LabHostPower, type LabPowerOptions, type LabPowerState,
+} from './power.js';
+import { powerHostPaths } from './power-layout.js';
 import { REAPER_FILE, REAPER_PY } from './reaper.js';
 import { parseJobInfo, virsh, virshOk, type VirshOptions } from './virsh.js';
 
@@ -55,6 +60,8 @@ export interface LabUpOptions {
   recreate?: boolean;
   /** Leave a failed lab in place for debugging (default: clean it up). */
   keepOnFailure?: boolean;
+  /** Give each host an IPMI BMC and a Wake-on-LAN listener (see power.ts); added to a reused lab too. */
+  power?: LabPowerOptions | null;
   log?: (msg: string) => void;
 }
 
@@ -96,6 +103,8 @@ export interface LabState {
   boot: { kernel: string; initrd: string } | null;
   vms: LabVm[];
   timings: LabTimings | null;
+  /** The power add-on (`up --power`), absent without it. */
+  power?: LabPowerState | null;
 }
 
 /** Exactly what `tide lab up --json` prints. */
@@ -216,11 +225,16 @@ export class Lab {
         await downUnlocked(layout, { log });
       } else if (existing) {
         const lab = new Lab(layout, existing, log);
-        const problems = await lab.healthProblems();
+        // (dead power agents are restarted below, not a reason to refuse)
+        const problems = await lab.healthProblems({ power: false });
         if (problems.length > 0) {
           throw new LabError(`a lab is already set up in ${dir} but is not healthy (${problems.join('; ')}); run \`tide lab down --dir ${dir}\` or \`tide lab up --recreate\``);
         }
         const t0 = performance.now();
+        if (opts.power || existing.power) {
+          existing.power = await startPower(layout, opts.power ?? { method: existing.power!.method, bootDelaySec: existing.power!.bootDelayMs / 1000 }, log);
+          writeState(layout, existing);
+        }
         const bootMs = await lab.ensureGuests(opts);
         lab.writeConfig();
         log(`reusing the lab in ${dir}`);
@@ -321,6 +335,10 @@ export class Lab {
       if (!existsSync(seed) && existsSync(capsDir)) cpSync(capsDir, seed, { recursive: true });
 
       if (!(await net.canReach(layout.hosts[0]!.netns, layout.hosts[1]!.ip))) throw new LabError('lab hosts cannot reach each other over the switch');
+      if (opts.power) {
+        state.power = await startPower(layout, opts.power, log);
+        writeState(layout, state);
+      }
 
       const image = await imageP;
       const kernel = join(layout.sharedDir, 'boot', image.pvh ? 'vmlinux' : 'vmlinuz');
@@ -421,13 +439,18 @@ export class Lab {
       if (!net.netnsExists(h.netns) || !net.netnsExists(SWITCH_NS)) continue;
       await net.restoreLink(h);
       await net.unshapeLink(h);
-      if (libvirtdPid(h) === null) await this.startLibvirtd(h.name);
+      if (this.state.power) {
+        // through the host's power agent, so it never races an agent's own power-on
+        if (libvirtdPid(h) === null) await this.powerAction(h.name, 'on');
+        await this.waitHostUp(h.name, this.state.power.bootDelayMs + 30_000);
+      } else if (libvirtdPid(h) === null) await this.startLibvirtd(h.name);
     }
   }
 
-  /** Problems that make the lab unusable (empty = healthy). */
-  async healthProblems(): Promise<string[]> {
+  /** Problems that make the lab unusable (empty = healthy); with `power` (default) the power add-on's too. */
+  async healthProblems(opts: { power?: boolean } = {}): Promise<string[]> {
     const problems: string[] = [];
+    if (this.state.power && opts.power !== false) problems.push(...powerProblems(this.layout));
     for (const ns of labNamespaces()) if (!net.netnsExists(ns)) problems.push(`namespace ${ns} is missing`);
     await Promise.all(this.layout.hosts.map(async (h) => {
       if (libvirtdPid(h) === null) { problems.push(`libvirtd of ${h.name} is not running`); return; }
@@ -682,6 +705,41 @@ export class Lab {
     this.log(`host ${host} powered off (killed ${pids.length} processes)`);
   }
 
+  // ---------------------------------------------------------------- power (up --power)
+
+  /** The power add-on's settings, or null when the lab was brought up without --power. */
+  get power(): LabPowerState | null {
+    return this.state.power ?? null;
+  }
+
+  /** A host's power state (on / off / booting) from its agent, plus its BMC and process ids. */
+  powerStatus(host: LabHostName): Promise<LabHostPower> {
+    return hostPower(this.layout, this.host(host));
+  }
+
+  /**
+   * Presses the host's power button directly through its agent, bypassing IPMI (the tests drive
+   * IPMI and WoL through Tide's drivers instead): on (after the boot delay), off (hard: the
+   * whole process tree is SIGKILLed before this resolves), soft (ACPI: runs in the background),
+   * reset.
+   */
+  async powerAction(host: LabHostName, action: 'on' | 'off' | 'soft' | 'reset'): Promise<void> {
+    if (!this.state.power) throw new LabError('the lab has no power add-on (tide lab up --power)');
+    const line = { on: 'set power 1', off: 'set power 0', soft: 'set shutdown 1', reset: 'set reset 1' }[action];
+    await agentRequest(this.layout.dir, host, line);
+  }
+
+  /** Waits until the host's libvirt answers; returns the ms waited. Throws after `timeoutMs`. */
+  async waitHostUp(host: LabHostName, timeoutMs = 60_000): Promise<number> {
+    const t0 = performance.now();
+    const h = this.host(host);
+    while (performance.now() - t0 < timeoutMs) {
+      if (libvirtdPid(h) !== null && (await virsh(h.uri, ['hostname'], { timeoutMs: 5_000 })).code === 0) return Math.round(performance.now() - t0);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new LabError(`libvirt of ${host} did not answer within ${timeoutMs} ms (agent log: ${tailOf(powerHostPaths(this.layout.dir, host).log, 4)})`);
+  }
+
   /** Cuts the host's uplink (switch port down): silent packet loss to and from the host. */
   async cutLink(host: LabHostName): Promise<void> {
     await net.cutLink(this.host(host));
@@ -706,7 +764,10 @@ export class Lab {
   writeConfig(): string {
     const shared = this.state.vms.some((v) => v.disk?.mode === 'shared');
     const input: TideConfigInput = {
-      hosts: this.layout.hosts.map((h) => ({ name: h.name, uri: h.uri, peerUri: h.peerUri, migrationAddress: h.migrationAddress })),
+      hosts: this.layout.hosts.map((h) => ({
+        name: h.name, uri: h.uri, peerUri: h.peerUri, migrationAddress: h.migrationAddress,
+        ...(this.state.power ? { power: labPowerConfig(h, this.state.power), bootSec: labBootSec(this.state.power) } : {}),
+      })),
       vms: Object.fromEntries(this.state.vms.map((v) => [v.name, { probe: v.probe, probeNetns: SWITCH_NS }])),
       // lab disks on the shared path live on a local filesystem: libvirt calls that unsafe
       ...(shared ? { migration: { unsafe: true } } : {}),
@@ -766,6 +827,9 @@ async function downUnlocked(layout: LabLayout, opts: DownOptions): Promise<DownR
     if (killChecked(pid, check, sig)) { killedPids.push(pid); report.killed.push({ pid, kind, argv0 }); }
   };
 
+  // 0. The power add-on first (BMCs, WoL listeners): nothing may power a host on from here on.
+  report.killed.push(...await stopPower(layout));
+
   // 1. Guests, through libvirt while it answers (it then cleans up its own state).
   await Promise.all(layout.hosts.map(async (h) => {
     if (libvirtdPid(h) === null) return;
@@ -785,7 +849,7 @@ async function downUnlocked(layout: LabLayout, opts: DownOptions): Promise<DownR
     if (pid !== null) report.killed.push({ pid, kind: 'libvirtd', argv0: 'libvirtd' });
   }));
   // 4. Sweep: whatever the lab started that still runs in its namespaces or names its dir.
-  const known = new Set(['qemu', 'libvirtd', 'probe', 'helper']);
+  const known = new Set(['qemu', 'libvirtd', 'probe', 'helper', 'power', 'bmc']);
   const sweep = (): ProcInfo[] => {
     const seen = new Map<number, ProcInfo>();
     for (const p of processesInNamespaces(labNamespaces())) seen.set(p.pid, p);

@@ -64,7 +64,7 @@ export function namedNetnsInode(name: string): number | null {
 }
 
 /** What a lab process is, judged from its argv; null = not something the lab starts. */
-export type LabProcessKind = 'qemu' | 'libvirtd' | 'reaper' | 'probe' | 'helper';
+export type LabProcessKind = 'qemu' | 'libvirtd' | 'reaper' | 'probe' | 'helper' | 'bmc' | 'power';
 
 export function classify(argv: readonly string[]): LabProcessKind | null {
   const exe = argv[0] ?? '';
@@ -72,6 +72,9 @@ export function classify(argv: readonly string[]): LabProcessKind | null {
   if (base.startsWith('qemu-system-')) return 'qemu';
   if (base === 'libvirtd') return 'libvirtd';
   if (argv.some((a) => a.endsWith('/lab-reaper.py'))) return 'reaper';
+  // `tide lab up --power`: the per-host power agent (dist/lab/ or its transpiled copy) and its BMC
+  if (argv.some((a) => a.endsWith('/power-agent.js'))) return 'power';
+  if (base === 'ipmi_sim') return 'bmc';
   // dist/probe/cli.js, or its transpiled copy when running from sources (src/probe/index.ts)
   if (argv.some((a) => /\/(probe|tide-probe-[0-9a-f]+)\/cli\.js$/.test(a))) return 'probe';
   // short-lived helpers the lab runs inside its namespaces

@@ -9,10 +9,11 @@ import {
   DEFAULT_LAB_DIR, Lab, LabError, isLabHostName, parseAccelChoice, type LabHostName, type Placement,
 } from '../../lab/index.js';
 import { GUEST_IP_FIRST, GUEST_IP_LAST } from '../../lab/layout.js';
+import { BMC_PORT, WOL_BROADCAST, WOL_PORT, bmcIp } from '../../lab/power-layout.js';
 
 const USAGE = `tide lab up [--vms N] [--placement round-robin|lab-a|lab-b] [--mem-mib M] [--dirty-mib D]
                 [--disk[=shared|local]] [--accel auto|kvm|tcg] [--bzimage] [--recreate] [--keep-on-failure]
-                [--dir DIR] [--json]
+                [--power[=ipmi|wol]] [--boot-delay-sec S] [--dir DIR] [--json]
        tide lab down [--purge] [--dir DIR] [--json]
        tide lab status [--dir DIR] [--json]
        tide lab virsh HOST ARGS...     (HOST = lab-a | lab-b)
@@ -20,9 +21,12 @@ const USAGE = `tide lab up [--vms N] [--placement round-robin|lab-a|lab-b] [--me
   up      two libvirt hosts in network namespaces + N small guests (default 2, round-robin);
           writes DIR/tide.json (default DIR ${DEFAULT_LAB_DIR}). Reuses a healthy lab that is
           already up. --json prints one object {config, hosts, vms:[{name, host, probe}]}.
+          --power: each host gets an IPMI BMC (ipmi_sim, 10.77.0.101/.102:623) and a Wake-on-LAN
+          listener (UDP 9); the config's hosts get a power section (ipmi, or wol with off via
+          ipmi) and bootSec; powering on takes --boot-delay-sec (default 3) before libvirtd starts.
   down    removes every process, namespace, link and mount of the lab and prints what is left
           (nothing, normally). Keeps the guest image cache unless --purge.
-  status  hosts, guests and where they run.`;
+  status  hosts (with power state under --power), guests and where they run.`;
 
 function intOpt(v: string | undefined, name: string, min: number, max: number): number | undefined {
   return v === undefined ? undefined : num(v, `--${name}`, 0, { min, max, int: true });
@@ -30,7 +34,7 @@ function intOpt(v: string | undefined, name: string, min: number, max: number): 
 
 async function up(argv: string[], io: CliIo): Promise<number> {
   // --disk may be given alone (shared) or as --disk=local
-  const args = argv.map((a) => (a === '--disk' ? '--disk=shared' : a));
+  const args = argv.map((a) => (a === '--disk' ? '--disk=shared' : a === '--power' ? '--power=ipmi' : a));
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -44,10 +48,16 @@ async function up(argv: string[], io: CliIo): Promise<number> {
       bzimage: { type: 'boolean' },
       recreate: { type: 'boolean' },
       'keep-on-failure': { type: 'boolean' },
+      power: { type: 'string' },
+      'boot-delay-sec': { type: 'string' },
       dir: { type: 'string' },
       json: { type: 'boolean' },
     },
   });
+  const power = values.power;
+  if (power !== undefined && power !== 'ipmi' && power !== 'wol') throw new UsageError('--power is ipmi (default) or wol');
+  if (values['boot-delay-sec'] !== undefined && power === undefined) throw new UsageError('--boot-delay-sec needs --power');
+  const bootDelaySec = values['boot-delay-sec'] === undefined ? undefined : num(values['boot-delay-sec'], '--boot-delay-sec', 0, { min: 0, max: 3600 });
   if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
   const placement = values.placement ?? 'round-robin';
   if (placement !== 'round-robin' && !isLabHostName(placement)) throw new UsageError('--placement must be round-robin, lab-a or lab-b');
@@ -71,6 +81,7 @@ async function up(argv: string[], io: CliIo): Promise<number> {
     bzImage: values.bzimage,
     recreate: values.recreate,
     keepOnFailure: values['keep-on-failure'],
+    power: power === undefined ? null : { method: power, ...(bootDelaySec !== undefined ? { bootDelaySec } : {}) },
     log,
   });
   const summary = await lab.summary();
@@ -80,6 +91,10 @@ async function up(argv: string[], io: CliIo): Promise<number> {
     io.out(`lab ${reused ? 'reused' : 'up'} in ${lab.dir} (accel ${lab.accel})\nconfig: ${summary.config}\n`);
     for (const h of summary.hosts) io.out(`host ${h}: ${lab.host(h).uri}  (peer ${lab.host(h).peerUri})\n`);
     for (const v of summary.vms) io.out(`vm ${v.name} on ${v.host ?? '(not running)'}: probe ${v.probe} (from netns ${lab.probeNetns})\n`);
+    if (lab.power) {
+      for (const h of summary.hosts) io.out(`power ${h}: BMC ${bmcIp(lab.host(h))}:${BMC_PORT} (ipmitool lanplus from netns ${lab.probeNetns}), WoL ${lab.host(h).mac} → ${WOL_BROADCAST}:${WOL_PORT}\n`);
+      io.out(`power: config uses ${lab.power.method}, BMC user ${lab.power.user}, password file ${lab.power.passwordFile}, boot delay ${lab.power.bootDelayMs} ms\n`);
+    }
   }
   return 0;
 }
@@ -107,12 +122,19 @@ async function status(argv: string[], io: CliIo): Promise<number> {
     else io.out(`no lab in ${values.dir ?? DEFAULT_LAB_DIR}\n`);
     return 1;
   }
-  const problems = await lab.healthProblems();
+  const power = lab.power ? await Promise.all(lab.hostNames.map((h) => lab.powerStatus(h))) : null;
+  // A host powered off on purpose (BMC / WoL) is a state, not a health problem.
+  const off = new Set((power ?? []).filter((p) => p.state !== 'on').map((p) => p.host));
+  const problems = (await lab.healthProblems()).filter((p) => ![...off].some((h) => p === `libvirtd of ${h} is not running`));
   const summary = await lab.summary();
-  if (values.json) io.out(`${JSON.stringify({ ...summary, dir: lab.dir, accel: lab.accel, problems })}\n`);
+  if (values.json) io.out(`${JSON.stringify({ ...summary, dir: lab.dir, accel: lab.accel, problems, ...(power ? { power } : {}) })}\n`);
   else {
     io.out(`lab in ${lab.dir} (accel ${lab.accel}): ${problems.length ? `UNHEALTHY: ${problems.join('; ')}` : 'healthy'}\n`);
-    for (const h of summary.hosts) io.out(`host ${h}: libvirtd pid ${lab.libvirtdPid(h) ?? '-'}  ${lab.host(h).uri}\n`);
+    for (const h of summary.hosts) {
+      const p = power?.find((x) => x.host === h);
+      const pw = p ? `  power ${p.state} (BMC ${p.bmc} ipmi_sim pid ${p.ipmiSimPid ?? '-'}, WoL ${p.mac}, agent pid ${p.agentPid ?? '-'})` : '';
+      io.out(`host ${h}: libvirtd pid ${lab.libvirtdPid(h) ?? '-'}  ${lab.host(h).uri}${pw}\n`);
+    }
     for (const v of summary.vms) io.out(`vm ${v.name} ${lab.vm(v.name).ip} on ${v.host ?? '(not running)'}\n`);
   }
   return problems.length ? 1 : 0;
