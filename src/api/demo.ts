@@ -6,13 +6,14 @@
 import { compilePolicy } from '../core/policy.js';
 import type { Plan } from '../core/plan/types.js';
 import { SIM_MONDAY_EPOCH_SEC, type Schedule } from '../core/schedule.js';
-import { Controller, type Mode } from '../app/controller.js';
+import { Controller, type Mode, type TickResult } from '../app/controller.js';
 import { SimDriver } from '../drivers/sim/sim-driver.js';
 import { VirtualClock } from '../executor/clock.js';
 import type { StepRun } from '../executor/executor.js';
 import { openSqliteStore, type Store } from '../store/store.js';
 import { officeScenario } from '../sim/office.js';
 import { lowerBoundWatts, timelineFigures, type TimelineEntry } from '../sim/timeline.js';
+import { drivePaced, type WallClock } from './pacing.js';
 
 export interface DemoOptions {
   readonly hours?: number;
@@ -25,6 +26,15 @@ export interface DemoOptions {
   readonly onEvent?: (e: DemoEvent) => void;
   /** Consolidate / balance / blackout windows, read with t = 0 as Monday 00:00 UTC (default: none). */
   readonly schedule?: Schedule;
+  /**
+   * Virtual seconds per wall second (default Infinity: as fast as it can go); e.g.
+   * WEEK_PER_MINUTE (src/api/pacing.ts) for watching on a terminal.
+   */
+  readonly speed?: number;
+  /** Wall clock the pacing reads (default: the real one; tests inject a fake). */
+  readonly wall?: WallClock;
+  /** Each round of the control loop, as the loop's observer saw it. */
+  readonly onRound?: (r: TickResult) => void;
 }
 
 export interface DemoEvent {
@@ -51,6 +61,8 @@ export interface DemoSummary {
   readonly saturatedIntervals: number;
   readonly baselineSaturatedIntervals: number;
   readonly meanHostsOn: number;
+  /** Rounds the control loop ran (Controller.run, one every intervalSec). */
+  readonly rounds: number;
   readonly hosts: number;
   /** Energy lower bound: each round's demand on the fewest hosts, packed perfectly, kWh. */
   readonly lowerBoundKWh: number;
@@ -91,7 +103,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoSummary> {
   let plans = 0;
   let saturated = 0;
   let hostsOnSum = 0;
-  let ticks = 0;
+  let rounds = 0;
   let lowerWs = 0;
   const timeline: TimelineEntry[] = [];
   const onStepEnd = (r: StepRun): void => {
@@ -116,6 +128,24 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoSummary> {
       emit('powerOff', `power off ${s.host} — ${s.reason}`);
     }
   };
+  const untilMs = hours * 3600 * 1000;
+  // Per-round figures from the loop's own rounds (observer.onTick): the lower bound holds each
+  // round's demand until the next round (or the end), saturation and hosts on count per round.
+  const prev = { atMs: 0, watts: 0 };
+  const onTick = (res: TickResult): void => {
+    rounds++;
+    const { hosts, vms } = res.snapshot;
+    const atMs = res.snapshot.time * 1000;
+    lowerWs += (prev.watts * (Math.min(atMs, untilMs) - prev.atMs)) / 1000;
+    prev.atMs = atMs;
+    prev.watts = lowerBoundWatts(hosts, vms.reduce((a, v) => a + v.demand.cpuMips, 0), vms.reduce((a, v) => a + v.memMiB, 0));
+    for (const h of hosts) {
+      if (h.powerState === 'on') hostsOnSum++;
+      const demand = vms.filter((v) => v.host === h.id).reduce((a, v) => a + v.demand.cpuMips, 0);
+      if (demand > h.cpuCores * h.mipsPerCore) saturated++;
+    }
+    opts.onRound?.(res);
+  };
   const controller = new Controller({
     hypervisor: driver, power: driver, clock, store, policy, mode,
     limits: { maxConcurrent: 2, maxPerHost: 1 },
@@ -127,29 +157,19 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoSummary> {
     bootTimeoutSec: 900,
     observer: {
       onStepEnd,
+      onTick,
       onPlan: (p: Plan) => {
         if (p.steps.length > 0) plans++;
         if (mode !== 'automatic' && p.steps.length > 0) emit('plan', `${p.steps.length} step(s) proposed (mode ${mode}): ${p.steps.map((s) => (s.kind === 'migrate' ? `${s.vm}→${s.to}` : `${s.kind} ${'host' in s ? s.host : ''}`)).join(', ')}`);
       },
     },
   });
-  const untilMs = hours * 3600 * 1000;
-  const stepMs = scenario.intervalSec * 1000;
-  for (let t = 0; t < untilMs; t += stepMs) {
-    await clock.runUntil(t);
-    const res = await clock.drive(controller.tick());
-    ticks++;
-    const vms = res.snapshot.vms;
-    lowerWs += lowerBoundWatts(res.snapshot.hosts, vms.reduce((a, v) => a + v.demand.cpuMips, 0), vms.reduce((a, v) => a + v.memMiB, 0)) * Math.min(stepMs, untilMs - t) / 1000;
-    for (const h of res.snapshot.hosts) {
-      if (h.powerState === 'on') hostsOnSum++;
-      const demand = res.snapshot.vms.filter((v) => v.host === h.id).reduce((a, v) => a + v.demand.cpuMips, 0);
-      if (demand > h.cpuCores * h.mipsPerCore) saturated++;
-    }
-    // Let migrations and boots started this round finish on virtual time.
-    while (clock.pending > 0 && (clock.nextAt() ?? Infinity) < t + stepMs) await clock.runUntil(clock.nextAt()!);
-  }
+  // The loop itself: Controller.run on the virtual clock, paced against wall time when asked.
+  await drivePaced(clock, controller.run(untilMs), opts.speed ?? Infinity, opts.wall);
+  lowerWs += (prev.watts * (untilMs - prev.atMs)) / 1000;
+  // Migrations and boots the last round started finish on virtual time.
   await clock.runUntil(untilMs);
+  const stepMs = scenario.intervalSec * 1000;
   // The datacenter left alone: same traces, same initial placement, every host on.
   let baseSat = 0;
   for (let t = 0; t < untilMs; t += stepMs) {
@@ -166,7 +186,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoSummary> {
     scenario: scenario.name, policy: policy.label, mode, hours,
     energyKWh: energy, baselineEnergyKWh: base, savedPct: (100 * (base - energy)) / base,
     migrations, failedSteps: failed, powerOns, powerOffs, plans,
-    saturatedIntervals: saturated, baselineSaturatedIntervals: baseSat, meanHostsOn: hostsOnSum / Math.max(1, ticks),
+    saturatedIntervals: saturated, baselineSaturatedIntervals: baseSat, meanHostsOn: hostsOnSum / Math.max(1, rounds), rounds,
     hosts: scenario.hosts.length,
     lowerBoundKWh: lowerWs / 3.6e6, alwaysOnKWh: base, saturatedHostIntervals: saturated,
     maxMovesPerVmPerDay: figures.maxMovesPerVmPerDay, shortestOffSec: figures.shortestOffSec, timeline,

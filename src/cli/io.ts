@@ -7,6 +7,8 @@ export interface CliIo {
   err(text: string): void;
   /** True when stderr is a terminal: progress bars are drawn only then. */
   readonly isTty: boolean;
+  /** True when stdout is a terminal (absent: not one), e.g. `tide demo` paces itself only then. */
+  readonly outIsTty?: boolean;
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly cwd: string;
 }
@@ -15,6 +17,7 @@ export const processIo: CliIo = {
   out: (text) => void process.stdout.write(text),
   err: (text) => void process.stderr.write(text),
   isTty: Boolean(process.stderr.isTTY),
+  outIsTty: Boolean(process.stdout.isTTY),
   env: process.env,
   cwd: process.cwd(),
 };

@@ -1,14 +1,21 @@
 import { clockLabel, runDemo } from '../../api/demo.js';
+import { WEEK_PER_MINUTE } from '../../api/pacing.js';
 import { checkStorePath, LIMITS } from '../../input/schema.js';
 import { num, parse, table } from '../args.js';
 import { UsageError, type Command } from '../io.js';
 
-const usage = `tide demo [--hours H] [--hosts N] [--policy P] [--mode automatic|approve|recommend] [--seed S] [--store FILE] [--json] [--quiet]
+const usage = `tide demo [--hours H] [--hosts N] [--policy P] [--mode automatic|approve|recommend] [--seed S] [--store FILE]
+          [--speed X] [--json] [--quiet]
 
-  Runs Tide's control loop (collect → plan → execute) on the embedded simulated datacenter:
-  a small company's mail, FTP, web, database and file VMs on N hosts (2-6, default 4), with a
-  working-day load curve, over H hours (default 48) of virtual time. Prints every migration
-  and power action with its reason, then energy with Tide against the datacenter left alone.`;
+  Runs Tide's control loop (collect → plan → execute, the daemon's own loop) on the embedded
+  simulated datacenter: a small company's mail, FTP, web, database and file VMs on N hosts
+  (2-6, default 4), with a working-day load curve, over H hours (default 48) of virtual time.
+  Prints a live timeline — every migration and power action with its reason, stamped with the
+  simulated time — then energy with Tide against the datacenter left alone.
+
+  On a terminal the run is paced for watching: X simulated seconds per wall second (default
+  ${Math.round(WEEK_PER_MINUTE)}: a week in about a minute, the default 48 h in about 17 s). With --json, or when
+  stdout is not a terminal, it runs as fast as it can unless --speed is given.`;
 
 export const demoCommand: Command = {
   summary: "run Tide's DRS+DPM loop on the embedded simulated office datacenter",
@@ -16,7 +23,7 @@ export const demoCommand: Command = {
   async run(argv, io) {
     const { values } = parse(argv, {
       hours: { type: 'string' }, hosts: { type: 'string' }, policy: { type: 'string' }, mode: { type: 'string' },
-      seed: { type: 'string' }, store: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' },
+      seed: { type: 'string' }, store: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' }, speed: { type: 'string' },
     });
     const mode = (values.mode as string | undefined) ?? 'automatic';
     if (!['automatic', 'approve', 'recommend'].includes(mode)) throw new UsageError(`--mode must be automatic, approve or recommend (got '${mode}')`);
@@ -24,6 +31,10 @@ export const demoCommand: Command = {
     const hours = num(values.hours as string | undefined, '--hours', 48, { min: 1, max: LIMITS.demoHours });
     const seed = num(values.seed as string | undefined, '--seed', 7, { int: true, min: 0, max: 2 ** 32 - 1 });
     if (values.store !== undefined) checkStorePath(values.store as string, '--store');
+    const speedArg = values.speed as string | undefined;
+    const speed = num(speedArg, '--speed', WEEK_PER_MINUTE, { min: 1, max: 1e9 });
+    // Paced only for someone watching: never with --json; off a terminal only when asked.
+    const paced = !values.json && (speedArg !== undefined || io.outIsTty === true);
     const summary = await runDemo({
       hours,
       hosts,
@@ -31,6 +42,7 @@ export const demoCommand: Command = {
       mode: mode as 'automatic',
       seed,
       storePath: values.store as string | undefined,
+      speed: paced ? speed : Infinity,
       onEvent: values.json || values.quiet ? undefined : (e) => io.out(`${clockLabel(e.atSec)}  ${e.text}\n`),
     });
     if (values.json) {
