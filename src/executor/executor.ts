@@ -21,7 +21,8 @@ import type { Clock } from '../core/clock.js';
 import type { MigrateStep, Plan, PlaceStep, PowerStep, Step } from '../core/plan/types.js';
 import { DriverError, isDriverError } from '../drivers/errors.js';
 import type { HypervisorDriver, MigrateOptions, MigrationProgress, MigrationResult, VmInfo, VmState } from '../drivers/hypervisor.js';
-import type { HostPower, PowerDriver } from '../drivers/power.js';
+import type { HostPower, PowerDriver, WakeTestResult } from '../drivers/power.js';
+import type { Store, WakePathRecord } from '../store/store.js';
 
 export type StepState = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';
 
@@ -66,6 +67,42 @@ export interface ExecutorDeps {
    * `signal` is the hard stop that also aborts running migrations.
    */
   readonly drain?: AbortSignal;
+  /**
+   * Where wake-path tests are remembered (the store): a host is tested once before its first
+   * power-off, and one whose test (or a real wake) failed is never powered off again until a
+   * passing test replaces the record or its power configuration changed (wakePathKey).
+   * Absent (simulations, tests): the wake path is tested before every power-off.
+   */
+  readonly wakePaths?: WakePathBook;
+  /**
+   * Empty powered-on hosts kept on as spares (the policy's spareHosts): a power-off that would
+   * leave fewer other empty hosts on is refused (TIDE_POWER_REFUSED, cause 'spare-hosts').
+   */
+  readonly spareHosts?: number;
+}
+
+/** The part of the store the wake-path rule needs. */
+export type WakePathBook = Pick<Store, 'wakePath' | 'recordWakePath'>;
+
+/** The host's wake-path record if it still counts: same power configuration (key) as now. */
+export function currentWakePath(book: WakePathBook | undefined, power: PowerDriver | undefined, host: string): WakePathRecord | undefined {
+  const rec = book?.wakePath(host);
+  return rec && rec.key === wakeKeyOf(power, host) ? rec : undefined;
+}
+
+/** The power driver's wake-path key for `host` (null: it has none, or does not know the host). */
+function wakeKeyOf(power: PowerDriver | undefined, host: string): string | null {
+  try {
+    return power?.wakePathKey?.(host) ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** Why `host` must not be powered off because its wake path failed (undefined: it has not). For the snapshot (Host.powerOffRefused). */
+export function wakePathRefusal(book: WakePathBook | undefined, power: PowerDriver | undefined, host: string): string | undefined {
+  const rec = currentWakePath(book, power, host);
+  return rec && !rec.ok ? `its wake path failed (${new Date(rec.testedMs).toISOString()}): ${rec.reason}; fix it, then run tide wake-test ${host}` : undefined;
 }
 
 export interface PlanRun {
@@ -89,7 +126,7 @@ function stale(message: string, detail?: Record<string, unknown>): DriverError {
   return new DriverError('TIDE_STALE_PLAN', `skipped, the world changed since the plan: ${message}`, detail);
 }
 
-/** The power-off guard refused. `cause` is machine-readable: unreachable | not-empty | power-status | in-flight. */
+/** The power-off guard refused. `cause` is machine-readable: unreachable | not-empty | power-status | in-flight | wake-path | spare-hosts. */
 function refused(host: string, cause: string, message: string, detail?: Record<string, unknown>): DriverError {
   return new DriverError('TIDE_POWER_REFUSED', `not powering off ${host}: ${message}`, { host, cause, ...detail });
 }
@@ -115,6 +152,8 @@ export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSign
   let migrating = 0;
   /** Hosts whose power-off step is running: no migration or placement touching them starts meanwhile. */
   const poweringOff = new Set<string>();
+  /** Hosts whose power-off step started in this plan (done or not): never counted as spares. */
+  const offInPlan = new Set<string>();
   /**
    * Hosts and VMs of a migration that ended with TIDE_MIGRATION_UNKNOWN in this plan (either
    * host may run the VM): no later step touching them starts; each is skipped with the reason.
@@ -193,8 +232,19 @@ export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSign
     }
   };
 
+  /**
+   * Wakes `s.host`. It is back only when its hypervisor answers — listed up by listHosts AND
+   * hostDomains answering — never because the power driver says 'on'. A host that does not
+   * answer within bootTimeoutSec gets one more power-on (idempotent: a BMC that reads on gets
+   * nothing, a WoL host gets a second packet) and another bootTimeoutSec; then the step fails
+   * with TIDE_WAKE_TIMEOUT and the failed wake is recorded as a failed wake path, so the host,
+   * once brought back by hand, is not powered off again until its wake path is fixed.
+   */
   const powerOn = async (run: StepRun, s: PowerStep): Promise<void> => {
-    const isUp = async (): Promise<boolean> => (await deps.hypervisor.listHosts()).find((h) => h.name === s.host)?.up ?? false;
+    const isUp = async (): Promise<boolean> => {
+      if (!((await deps.hypervisor.listHosts()).find((h) => h.name === s.host)?.up ?? false)) return false;
+      return (await ask(deps.hypervisor, s.host)).ok;
+    };
     if (!deps.power) {
       if (await isUp()) {
         run.note = `${s.host} already answers: nothing to power on`;
@@ -213,29 +263,93 @@ export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSign
     if (ps === 'on' || ps === 'booting') run.note = `${s.host} was already ${ps}: no power-on request sent`;
     else await deps.power.powerOn(s.host);
     const timeoutSec = deps.bootTimeoutSec ?? 600;
-    const deadline = deps.clock.now() + timeoutSec * 1000;
-    for (;;) {
-      if (await isUp()) break;
-      if (deps.clock.now() >= deadline) {
-        throw new DriverError('TIDE_TIMEOUT', `${s.host}'s hypervisor did not answer within ${timeoutSec} s of ${ps === 'on' ? 'the power driver reporting it on' : 'power-on'}`, { host: s.host });
+    const waitUp = async (): Promise<boolean> => {
+      const deadline = deps.clock.now() + timeoutSec * 1000;
+      for (;;) {
+        if (await isUp()) return true;
+        if (deps.clock.now() >= deadline) return false;
+        await deps.clock.sleep(Math.min(5000, Math.max(1, deadline - deps.clock.now())), signal);
       }
-      await deps.clock.sleep(5000, signal);
+    };
+    if (await waitUp()) return;
+    // One retry: a lost magic packet or a BMC that dropped the request gets a second chance.
+    const first = `${s.host}'s hypervisor did not answer within ${timeoutSec} s of ${ps === 'on' || ps === 'booting' ? `the power driver reporting it ${ps}` : 'power-on'}`;
+    await deps.power.powerOn(s.host);
+    if (await waitUp()) {
+      run.note = `${run.note ? `${run.note}; ` : ''}${first}; it answered after a second power-on`;
+      return;
     }
+    const reason = `${first}, nor within ${timeoutSec} s of a second power-on`;
+    recordWakePath(s.host, { ok: false, method: deps.power.kind, reason: `a wake timed out: ${reason}` });
+    throw new DriverError('TIDE_WAKE_TIMEOUT', reason, { host: s.host, timeoutSec, attempts: 2 });
+  };
+
+  /** Records a wake-path outcome in the book (if any), keyed to the host's power configuration now. */
+  const recordWakePath = (host: string, r: { ok: boolean; method: string; reason: string }): void => {
+    deps.wakePaths?.recordWakePath({ host, testedMs: deps.clock.now(), ok: r.ok, reason: r.reason, method: r.method, key: wakeKeyOf(deps.power, host) });
+  };
+
+  /**
+   * The wake-path test before a power-off (the driver's wakeTest, else: its status answered
+   * 'on', which the caller established). A host with a passing record (same power
+   * configuration) is not tested again. The outcome is recorded before anything else happens.
+   */
+  const wakePathOk = async (host: string): Promise<WakeTestResult> => {
+    const rec = currentWakePath(deps.wakePaths, deps.power, host);
+    if (rec?.ok) return { ok: true, method: rec.method ?? deps.power!.kind, reason: rec.reason };
+    let t: WakeTestResult;
+    try {
+      t = deps.power!.wakeTest ? await deps.power!.wakeTest(host) : { ok: true, method: deps.power!.kind, reason: `the ${deps.power!.kind} power driver answered status (on)` };
+    } catch (e) {
+      t = { ok: false, method: deps.power!.kind, code: isDriverError(e) ? e.code : 'TIDE_INTERNAL', reason: (e as Error)?.message ?? String(e) };
+    }
+    recordWakePath(host, t);
+    return t;
+  };
+
+  /**
+   * Other powered-on, answering, empty hosts that stay on after this power-off, counted up to
+   * `need`: not being (or having been) powered off in this plan, not the target of a migration
+   * or placement of this plan that has not ended.
+   */
+  const countSpares = async (host: string, need: number): Promise<number> => {
+    const incoming = new Set<string>();
+    for (const r of runs.values()) {
+      if ((r.state === 'pending' || r.state === 'running') && (r.step.kind === 'migrate' || r.step.kind === 'place')) incoming.add(r.step.to);
+    }
+    let spares = 0;
+    for (const h of await deps.hypervisor.listHosts()) {
+      if (spares >= need) break;
+      if (!h.up || h.name === host || offInPlan.has(h.name) || incoming.has(h.name)) continue;
+      const a = await ask(deps.hypervisor, h.name);
+      if (a.ok && a.domains.every((d) => MAY_STAY_WHEN_OFF.has(d.state))) spares++;
+    }
+    return spares;
   };
 
   /**
    * Fails closed: powers `s.host` off only if (a) no migration or placement touching it is in
-   * flight in this plan, (b) its hypervisor answered just now (hostDomains) with no domain
-   * other than shut-off definitions, (c) the power driver reports it 'on'. Dependencies (d)
-   * were checked before the step started. Unreachable is never empty.
+   * flight in this plan, (b) no failed wake-path record stands against it, (c) its hypervisor
+   * answered just now (hostDomains) with no domain other than shut-off definitions, (d) at
+   * least spareHosts other empty hosts stay on, (e) the power driver reports it 'on', (f) its
+   * wake path passed a test (once per store; see wakePathOk). Dependencies were checked before
+   * the step started. Unreachable is never empty.
    */
   const powerOff = async (run: StepRun, s: PowerStep): Promise<void> => {
     if (!deps.power) throw new DriverError('TIDE_UNSUPPORTED', `no power driver configured to power off ${s.host}`);
     if ((perHost.get(s.host) ?? 0) > 0) throw refused(s.host, 'in-flight', 'a migration or placement touching it is in flight in this plan');
+    offInPlan.add(s.host);
+    const failedPath = wakePathRefusal(deps.wakePaths, deps.power, s.host);
+    if (failedPath !== undefined) throw refused(s.host, 'wake-path', failedPath);
     const asked = await ask(deps.hypervisor, s.host);
     if (!asked.ok) throw refused(s.host, 'unreachable', `its hypervisor did not answer (${asked.reason}), so it may still run guests`);
     const blocking = asked.domains.filter((d) => !MAY_STAY_WHEN_OFF.has(d.state));
     if (blocking.length > 0) throw refused(s.host, 'not-empty', `it still holds ${list(blocking)}`, { vms: blocking.map((d) => d.name) });
+    const need = deps.spareHosts ?? 0;
+    if (need > 0) {
+      const spares = await countSpares(s.host, need);
+      if (spares < need) throw refused(s.host, 'spare-hosts', `only ${spares} other empty powered-on host(s) would stay on; the policy keeps ${need} spare(s) on`, { spares, spareHosts: need });
+    }
     let ps: HostPower;
     try {
       ps = await deps.power.status(s.host);
@@ -243,6 +357,8 @@ export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSign
       throw refused(s.host, 'power-status', `its power state could not be read (${(e as Error)?.message ?? String(e)})`);
     }
     if (ps !== 'on') throw refused(s.host, 'power-status', `its power driver reports '${ps}', not 'on'`, { power: ps });
+    const wake = await wakePathOk(s.host);
+    if (!wake.ok) throw refused(s.host, 'wake-path', `its wake path failed its test (${wake.method}): ${wake.reason}; fix it, then run tide wake-test ${s.host}`, { method: wake.method, testCode: wake.code });
     const kept = asked.domains.filter((d) => MAY_STAY_WHEN_OFF.has(d.state));
     if (kept.length > 0) run.note = `shut-off definitions stay on ${s.host} (they cannot start until it is back on): ${kept.map((d) => d.name).join(', ')}`;
     await deps.power.powerOff(s.host);
