@@ -59,6 +59,12 @@ export interface Host {
   readonly offSinceSec?: number;
   /** Why the host's state is what it is, when that is not plain observation (e.g. why it is 'unknown'). */
   readonly stateReason?: string;
+  /**
+   * Set when the host must not be powered off, with why (its DPM wake-path test or a real wake
+   * failed: the executor would refuse with TIDE_POWER_REFUSED). The planner never proposes
+   * powering it off; it stays on (and may serve as a spare). Filled by the controller.
+   */
+  readonly powerOffRefused?: string;
 }
 
 /**
