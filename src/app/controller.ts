@@ -5,6 +5,7 @@
  * simulator's datacenter.
  */
 import type { Clock } from '../core/clock.js';
+import { detectFreeze, NOT_FROZEN, snapshotFreeze, type FreezeOptions, type FreezeState } from '../core/freeze.js';
 import { linearPower } from '../core/model/power.js';
 import type { ClusterSnapshot, Host, PowerModel, PowerState, Rule, UsageQuality, Vm } from '../core/model/types.js';
 import { plan as makePlan, type CompiledPolicy } from '../core/policy.js';
@@ -59,6 +60,8 @@ export interface ControllerDeps {
   readonly lockTtlMs?: number;
   /** Graceful stop (the daemon's SIGTERM): no new step starts once aborted; see ExecutorDeps.drain. */
   readonly drain?: AbortSignal;
+  /** Telemetry-freeze thresholds (src/core/freeze.ts FreezeOptions; defaults: 3 silent rounds, 5 %, 3 intervals, 2 healthy rounds to thaw). */
+  readonly freeze?: FreezeOptions;
 }
 
 export interface ControllerObserver extends ExecutorObserver {
@@ -70,6 +73,19 @@ export interface ControllerObserver extends ExecutorObserver {
   onReconcile?(reports: readonly ReconcileReport[], at: number): void;
   /** A round finished (after its plan ran, in automatic mode): what it saw, planned and did. */
   onTick?(result: TickResult): void;
+  /** The telemetry freeze began, changed its reasons, or ended (see TickResult.freeze). */
+  onFreeze?(freeze: TickFreeze, at: number): void;
+}
+
+/**
+ * The telemetry freeze after a round (src/core/freeze.ts). While frozen the round's plan has no
+ * automatic step (every would-be move is in plan.notMoved with code 'frozen'), and nothing runs.
+ */
+export interface TickFreeze extends FreezeState {
+  /** When the freeze began, on the controller's clock, ms; null: not frozen. */
+  readonly sinceMs: number | null;
+  /** The reasons in one line ('; '-joined), null when not frozen: `tide status` shows "frozen since sinceMs because reason". */
+  readonly reason: string | null;
 }
 
 export interface TickResult {
@@ -80,6 +96,8 @@ export interface TickResult {
   readonly run: PlanRun | null;
   /** This round's reconcile of unknown migrations (empty: none was open). */
   readonly reconciled: readonly ReconcileReport[];
+  /** The telemetry freeze after this round (frozen: false when moves are allowed). */
+  readonly freeze: TickFreeze;
 }
 
 /** A host's power model when the configuration gives none: a typical 2-socket server. */
@@ -87,6 +105,16 @@ const DEFAULT_POWER = linearPower(120, 320, { offW: 10, bootSec: 240, bootW: 180
 const HISTORY = 30;
 /** Rounds a VM's last measured usage may stand in for a missing sample before it counts as unknown. */
 const STALE_ROUNDS = 5;
+const DAY_SEC = 86_400;
+const HOUR_SEC = 3600;
+/** Migrations read back from the store for the per-VM and per-hour counts (the last 24 h fit easily). */
+const MIGRATIONS_READ = 10_000;
+/** Recent plans whose power steps say since when a host is off, after a restart. */
+const PLANS_READ = 200;
+
+function tickFreeze(st: FreezeState): TickFreeze {
+  return { ...st, sinceMs: st.sinceSec === null ? null : st.sinceSec * 1000, reason: st.frozen ? st.reasons.map((r) => r.reason).join('; ') : null };
+}
 
 export class Controller {
   /**
@@ -99,9 +127,71 @@ export class Controller {
   /** When each host was last seen coming up, s (absent: up since before Tide looked). */
   private readonly onSince = new Map<string, number>();
   private readonly wasUp = new Map<string, boolean>();
+  /** Anti-flap memory: when each host went off, s (only while it is off; from executed power-offs and observed transitions). */
+  private readonly offSince = new Map<string, number>();
+  /** The power state each host had at the previous collect. */
+  private readonly lastPower = new Map<string, PowerState>();
+  /** Migrations this controller started, per VM, start times in ms (kept 24 h): counted with the store's. */
+  private readonly started = new Map<string, number[]>();
+  /** Telemetry health between rounds: consecutive silent rounds per host, and when the previous round ended. */
+  private readonly silent = new Map<string, number>();
+  private lastRoundEnd: { clockMs: number; monoMs: number | null } | null = null;
+  private freeze: FreezeState = NOT_FROZEN;
 
   constructor(private readonly deps: ControllerDeps) {
     for (const [vm, at] of deps.store?.lastMigrations() ?? []) this.lastMigrated.set(vm, at / 1000);
+    this.seedOffSince();
+  }
+
+  /** The freeze as of the last round (not frozen before the first). */
+  get freezeState(): TickFreeze {
+    return tickFreeze(this.freeze);
+  }
+
+  /**
+   * After a restart: since when each host is off, from the recent plans' power steps (the
+   * newest successful powerOff not followed by a successful powerOn). Used only for a host
+   * that is off when first seen.
+   */
+  private seedOffSince(): void {
+    const store = this.deps.store;
+    if (!store) return;
+    const last = new Map<string, { kind: string; atMs: number }>();
+    for (const p of store.listPlans({ limit: PLANS_READ })) {
+      for (const r of store.stepRuns(p.id)) {
+        if ((r.kind !== 'powerOff' && r.kind !== 'powerOn') || r.state !== 'succeeded' || r.endedMs === null || r.to === null) continue;
+        const prev = last.get(r.to);
+        if (!prev || prev.atMs < r.endedMs) last.set(r.to, { kind: r.kind, atMs: r.endedMs });
+      }
+    }
+    for (const [host, e] of last) if (e.kind === 'powerOff') this.offSince.set(host, e.atMs / 1000);
+  }
+
+  /**
+   * Start times (ms) of each VM's migrations in the last 24 h: the store's records (any
+   * process's, succeeded or failed) and the ones this controller started (also those still
+   * running, not yet recorded).
+   */
+  private migrationStarts(nowMs: number): Map<string, number[]> {
+    const from = nowMs - DAY_SEC * 1000;
+    const keys = new Set<string>();
+    const out = new Map<string, number[]>();
+    const add = (vm: string, atMs: number): void => {
+      const k = `${vm}@${Math.round(atMs)}`;
+      if (atMs < from || atMs > nowMs || keys.has(k)) return;
+      keys.add(k);
+      const l = out.get(vm) ?? [];
+      l.push(atMs);
+      out.set(vm, l);
+    };
+    for (const m of this.deps.store?.migrations({ limit: MIGRATIONS_READ }) ?? []) add(m.vm, m.startedMs);
+    for (const [vm, l] of this.started) {
+      const keep = l.filter((t) => t >= from);
+      if (keep.length === 0) this.started.delete(vm);
+      else this.started.set(vm, keep);
+      for (const t of keep) add(vm, t);
+    }
+    return out;
   }
 
   /**
@@ -133,12 +223,22 @@ export class Controller {
     }
     const baseline = Math.min(...answered.map((h) => h.cpuMhz));
     const downState = new Map(await Promise.all(hostInfos.filter((h) => !h.up).map(async (h) => [h.name, await this.downState(h.name)] as const)));
+    const starts = this.migrationStarts(now);
+    let movesLastHour = 0;
+    for (const l of starts.values()) for (const t of l) if (t > now - HOUR_SEC * 1000) movesLastHour++;
     const hosts: Host[] = hostInfos.map((h) => {
       const cfg = this.deps.hosts?.[h.name] ?? {};
       const u = hostUsage.get(h.name);
       if (h.up && this.wasUp.get(h.name) === false) this.onSince.set(h.name, nowSec);
       this.wasUp.set(h.name, h.up);
       const powerState: PowerState = h.up ? 'on' : downState.get(h.name) ?? 'unknown';
+      // Off since: an executed power-off (execute) or the transition seen now; forgotten once it is not off.
+      const before = this.lastPower.get(h.name);
+      if (powerState === 'off') {
+        if (!this.offSince.has(h.name) && before !== undefined && before !== 'off') this.offSince.set(h.name, nowSec);
+      } else if (powerState !== 'unknown') this.offSince.delete(h.name);
+      this.lastPower.set(h.name, powerState);
+      const offSinceSec = powerState === 'off' ? this.offSince.get(h.name) : undefined;
       // A host of an unresolved unknown migration may hold a copy of its VM: no move to or
       // from it and no power action until reconcile settles it (excluded, with why).
       const blocked = blocks.hosts.get(h.name);
@@ -148,6 +248,7 @@ export class Controller {
         powerState, maintenance: cfg.maintenance ?? false, excluded: (cfg.excluded ?? false) || blocked !== undefined,
         tags: cfg.tags ?? [], cpuUsedMips: h.up && u && u.cpuPct !== null ? (u.cpuPct / 100) * h.cpuCores * h.cpuMhz : undefined,
         onSinceSec: this.onSince.get(h.name),
+        ...(offSinceSec !== undefined ? { offSinceSec } : {}),
         ...(powerState === 'unknown' ? { stateReason: h.reason ?? 'the hypervisor does not answer' } : blocked !== undefined ? { stateReason: blocked } : {}),
       };
     });
@@ -206,7 +307,7 @@ export class Controller {
         id: v.name, host: v.host, vcpus: v.vcpus, mipsPerVcpu: baseline, memMiB: v.memMiB, memReservedMiB: v.memMiB,
         demand: { cpuMips, memMiB, diskBytesPerSec: disk, netBytesPerSec: net },
         cpuHistoryMips: hist.cpu.map((x) => x * size), memHistoryMiB: [...hist.mem], diskHistoryBytesPerSec: [...hist.disk], netHistoryBytesPerSec: [...hist.net],
-        tags: [], lastMigratedAt: this.lastMigrated.get(v.name),
+        tags: [], lastMigratedAt: this.lastMigrated.get(v.name), movesToday: starts.get(v.name)?.length ?? 0,
         migratable: v.state === 'running' && !pinned.has(v.name) && !blocks.vms.has(v.name),
         ...(quality === 'fresh' ? {} : { usage: quality }),
         ...(quality === 'stale' ? { usageAgeSec: nowSec - hist.atSec } : {}),
@@ -215,7 +316,7 @@ export class Controller {
     // A VM not listed (its host did not answer, or it is gone) keeps its history for a while,
     // so usage continues from it if its host comes back.
     for (const [name, h] of [...this.history]) if (nowSec - h.seenSec > HISTORY * this.deps.intervalSec) this.history.delete(name);
-    const snapshot: ClusterSnapshot = { time: nowSec, sampleIntervalSec: this.deps.intervalSec, hosts, vms, rules: this.deps.rules ?? [] };
+    const snapshot: ClusterSnapshot = { time: nowSec, sampleIntervalSec: this.deps.intervalSec, hosts, vms, rules: this.deps.rules ?? [], movesLastHour };
     if (!this.deps.schedule) return snapshot;
     const off = this.deps.scheduleOffsetSec ?? 0;
     const w = activeWindow(this.deps.schedule, nowSec + off);
@@ -258,6 +359,44 @@ export class Controller {
    * touches them (guardPlan).
    */
   async tick(signal?: AbortSignal): Promise<TickResult> {
+    try {
+      return await this.round(signal);
+    } finally {
+      // Also after a round that threw: the next round's clock check measures from here.
+      const mono = this.deps.clock.monotonicMs?.() ?? null;
+      this.lastRoundEnd = { clockMs: this.deps.clock.now(), monoMs: mono };
+    }
+  }
+
+  /**
+   * The telemetry freeze for this round's snapshot (src/core/freeze.ts): counts the hosts'
+   * silent rounds (hypervisor silent, power state not known off: 'unknown'), measures the time
+   * since the previous round ended on the clock and, when the clock has one, the monotonic
+   * clock; returns the snapshot carrying the freeze when frozen.
+   */
+  private applyFreeze(collected: ClusterSnapshot): ClusterSnapshot {
+    const { clock, observer } = this.deps;
+    const nowMs = clock.now();
+    const mono = clock.monotonicMs?.() ?? null;
+    for (const h of collected.hosts) {
+      if (h.powerState === 'unknown') this.silent.set(h.id, (this.silent.get(h.id) ?? 0) + 1);
+      else this.silent.delete(h.id);
+    }
+    const prev = this.lastRoundEnd;
+    const health = {
+      silentRounds: Object.fromEntries(this.silent),
+      sinceLastRoundSec: prev ? (nowMs - prev.clockMs) / 1000 : null,
+      monotonicSinceLastRoundSec: prev && prev.monoMs !== null && mono !== null ? (mono - prev.monoMs) / 1000 : null,
+    };
+    const before = this.freeze;
+    this.freeze = detectFreeze(collected, health, before, this.deps.freeze);
+    const key = (st: FreezeState): string => `${st.frozen}|${st.reasons.map((r) => `${r.code}@${r.host ?? ''}`).join(',')}`;
+    if (key(before) !== key(this.freeze)) observer?.onFreeze?.(tickFreeze(this.freeze), nowMs);
+    const freeze = snapshotFreeze(this.freeze);
+    return freeze ? { ...collected, freeze } : collected;
+  }
+
+  private async round(signal?: AbortSignal): Promise<TickResult> {
     let reconciled: ReconcileReport[] = [];
     try {
       reconciled = await this.reconcileOpen(signal);
@@ -265,7 +404,7 @@ export class Controller {
       // the lock is held elsewhere or the store failed: the records stay open and keep blocking
       if (!(e instanceof DriverError && e.code === 'TIDE_LOCKED')) throw e;
     }
-    const snapshot = await this.collect();
+    const snapshot = this.applyFreeze(await this.collect());
     const at = this.deps.clock.now();
     const blocks = this.blocks();
     const plan = guardPlan(makePlan(snapshot, this.deps.policy, snapshot.time), blocks, new Map(snapshot.vms.map((v) => [v.id, v.host])));
@@ -275,7 +414,7 @@ export class Controller {
     this.deps.observer?.onPlan?.(plan, at, planId);
     let run: PlanRun | null = null;
     if (this.deps.mode === 'automatic' && plan.steps.length > 0) run = await this.execute(plan, planId, signal);
-    const result: TickResult = { at, snapshot, plan, planId, run, reconciled };
+    const result: TickResult = { at, snapshot, plan, planId, run, reconciled, freeze: tickFreeze(this.freeze) };
     this.deps.observer?.onTick?.(result);
     return result;
   }
@@ -296,6 +435,11 @@ export class Controller {
       observer: {
         onStepStart: (r) => {
           if (planId !== null) store?.saveStepRun(planId, r);
+          if (r.step.kind === 'migrate') {
+            const l = this.started.get(r.step.vm) ?? [];
+            l.push(r.startedAt ?? this.deps.clock.now());
+            this.started.set(r.step.vm, l);
+          }
           observer?.onStepStart?.(r);
         },
         onProgress: (r, p) => observer?.onProgress?.(r, p),
@@ -303,6 +447,7 @@ export class Controller {
           if (planId !== null) store?.saveStepRun(planId, r);
           recordUnknownStep(store, planId, r, this.deps.clock.now());
           const s = r.step;
+          if (s.kind === 'powerOff' && r.state === 'succeeded') this.offSince.set(s.host, (r.endedAt ?? this.deps.clock.now()) / 1000);
           if (s.kind === 'migrate') {
             if (r.state === 'succeeded') this.lastMigrated.set(s.vm, (r.endedAt ?? this.deps.clock.now()) / 1000);
             if (r.state === 'succeeded' || r.state === 'failed') {

@@ -7,4 +7,10 @@ export interface Clock {
   now(): number;
   /** Resolves after `ms` of this clock's time; rejects with the signal's reason when aborted. */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * A monotonic reading, ms (any origin), for wall clocks: the controller freezes moves when
+   * `now()` and this disagree about the time between rounds (a clock jump). Absent: virtual
+   * time, which is its own monotonic clock.
+   */
+  monotonicMs?(): number;
 }

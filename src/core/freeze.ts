@@ -125,16 +125,16 @@ export function freezeCauses(snapshot: ClusterSnapshot, health: TelemetryHealth,
   const since = health.sinceLastRoundSec;
   if (since !== null) {
     const maxGap = (options.maxGapIntervals ?? 3) * interval;
+    const mono = health.monotonicSinceLastRoundSec;
+    const limit = options.clockSkewSec ?? Math.max(10, interval / 10);
     if (since < 0) {
       reasons.push({ code: 'clock-jump', reason: `the clock went back ${fmt(-since, 1)} s since the previous round` });
+    } else if (mono !== null && Math.abs(since - mono) > limit) {
+      // The clock was stepped (NTP, an operator): the monotonic clock says how much time really passed.
+      reasons.push({ code: 'clock-jump', reason: `the clock moved ${fmt(since, 1)} s since the previous round but ${fmt(mono, 1)} s really passed (jump of ${fmt(since - mono, 1)} s > ${fmt(limit)} s)` });
     } else if (since > maxGap) {
+      // Real time passed without rounds (process stopped, host suspended, virtual clock raced ahead).
       reasons.push({ code: 'clock-jump', reason: `${fmt(since)} s passed since the previous round ended, more than ${options.maxGapIntervals ?? 3} intervals (${fmt(maxGap)} s): history and samples are stale` });
-    } else if (health.monotonicSinceLastRoundSec !== null) {
-      const skew = since - health.monotonicSinceLastRoundSec;
-      const limit = options.clockSkewSec ?? Math.max(10, interval / 10);
-      if (Math.abs(skew) > limit) {
-        reasons.push({ code: 'clock-jump', reason: `the clock moved ${fmt(since, 1)} s since the previous round but ${fmt(health.monotonicSinceLastRoundSec, 1)} s really passed (jump of ${fmt(skew, 1)} s > ${fmt(limit)} s)` });
-      }
     }
   }
   return reasons;

@@ -3,6 +3,7 @@ import type { Clock } from '../core/clock.js';
 /** Wall-clock time. */
 export const systemClock: Clock = {
   now: () => Date.now(),
+  monotonicMs: () => performance.now(),
   sleep: (ms, signal) =>
     new Promise<void>((resolve, reject) => {
       if (signal?.aborted) return reject(signal.reason);
