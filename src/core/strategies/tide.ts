@@ -741,18 +741,22 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
   const powerOff: IntendedPower[] = [];
   if (args.powerOff) {
     const empty: number[] = [];
+    /** Empty hosts that must not be powered off (Host.powerOffRefused): they stay on and count as spares. */
+    const keptOn: number[] = [];
     for (let h = 0; h < nh; h++) {
       const host = s.hosts[h]!;
       // Only hosts that are on now: one woken tentatively while planning and emptied again
       // gets no power-on step, so it is still off (never plan to power off an off host).
-      if (snapshot.hosts[h]!.powerState === 'on' && s.powerState(h) === 'on' && s.isEmpty(h) && !host.excluded) empty.push(h);
+      if (snapshot.hosts[h]!.powerState === 'on' && s.powerState(h) === 'on' && s.isEmpty(h) && !host.excluded) (host.powerOffRefused === undefined ? empty : keptOn).push(h);
     }
     // Keep the most efficient empty hosts as spares.
     empty.sort((a, b) => wpm[a]! - wpm[b]! || a - b);
-    for (const h of empty.slice(args.spareHosts)) {
+    const spares = Math.max(0, args.spareHosts - keptOn.length);
+    for (const h of empty.slice(spares)) {
       powerOff.push({ host: h, reason: `${s.hosts[h]!.id} is empty${args.spareHosts > 0 ? ` and ${args.spareHosts} spare host(s) stay on` : ''}`, by: label });
     }
-    for (const h of empty.slice(0, args.spareHosts)) verdicts.push({ host: s.hosts[h]!.id, class: 'spare', reason: 'kept on, empty, as a spare', by: label });
+    for (const h of empty.slice(0, spares)) verdicts.push({ host: s.hosts[h]!.id, class: 'spare', reason: 'kept on, empty, as a spare', by: label });
+    for (const h of keptOn) verdicts.push({ host: s.hosts[h]!.id, class: 'spare', reason: `kept on, empty: not powered off because ${s.hosts[h]!.powerOffRefused}`, by: label });
   }
   const ordered = orderPlan(s, { moves: intended, powerOn, powerOff }, start);
   return { policy: label, time: snapshot.time, steps: ordered.steps, hosts: verdicts, notMoved: [...notMoved, ...ordered.deferred] };
