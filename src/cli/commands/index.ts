@@ -23,5 +23,6 @@ export const commands: Record<string, CommandEntry> = {
   place: { summary: 'start a shut-off VM on the host the planner picks, and say why', load: async () => (await import('./place.js')).placeCommand },
   reconcile: { summary: 'finish migrations whose outcome was unknown (the source left paused); exit 1 while any stays unknown', load: async () => (await import('./reconcile.js')).reconcileCommand },
   config: { summary: 'the configuration file: its JSON Schema, or check one', load: async () => (await import('./config.js')).configCommand },
+  daemon: { summary: 'run the control loop unattended (collect → plan → approve → execute); signals, logs, status', load: async () => (await import('./daemon.js')).daemonCommand },
   data: { summary: 'reference data: download and verify the PlanetLab traces (`data fetch planetlab`)', load: async () => (await import('./data.js')).dataCommand },
 };

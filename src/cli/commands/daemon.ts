@@ -1,0 +1,114 @@
+import { loadConfig } from '../../config/load.js';
+import type { TideConfig } from '../../config/schema.js';
+import { openDaemon, settingsFromConfig } from '../../daemon/config.js';
+import { configSecrets, createLogger } from '../../daemon/log.js';
+import { systemClock } from '../../executor/clock.js';
+import { num, parse } from '../args.js';
+import { clusterConfig } from '../cluster.js';
+import { processIo, UsageError, type Command } from '../io.js';
+
+const usage = `tide [--config FILE] daemon [--once] [--log-format auto|json|text] [--log-level LEVEL]
+             [--stop-grace SEC] [--poll-ms MS]
+
+  Runs Tide unattended: every intervalSec (configuration) a round collects the cluster, plans,
+  and — by the configuration's mode — stores the plan (recommend), stores it for an operator to
+  approve (approve: tide plans, tide plan show ID, tide approve ID), or executes it (automatic).
+  Hosts put in maintenance with \`tide host maintenance on HOST\` are evacuated by a round's plan.
+  Holds the cluster lock while it runs; \`tide status\` shows what it does.
+
+  Logs go to stdout: one JSON object per line when stdout is not a terminal, readable lines on a
+  terminal. BMC passwords never appear in them.
+
+  Signals: SIGTERM / SIGINT stop it (no new step starts, running migrations finish; after
+  --stop-grace they are aborted safely), release the lock, exit 0; a second SIGINT aborts at once.
+  SIGHUP reloads and re-validates the configuration (on error the old one stays in force and the
+  error is logged). SIGUSR1 executes approved plans now.
+  See docs/operations.md.
+
+  --once               run one round and exit
+  --log-format F       auto (default: JSON unless stdout is a terminal), json or text
+  --log-level LEVEL    trace, debug, info (default), warn or error
+  --stop-grace SEC     how long a stop waits for running steps (default 900)
+  --poll-ms MS         while idle, look for approved plans this often (default 2000; 0: never)`;
+
+const LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error']);
+
+export const daemonCommand: Command = {
+  summary: 'run the control loop unattended (collect → plan → approve → execute), with signals, logs and status',
+  usage,
+  async run(argv, io) {
+    const { values, positionals } = parse(argv, {
+      once: { type: 'boolean' }, 'log-format': { type: 'string' }, 'log-level': { type: 'string' }, 'stop-grace': { type: 'string' }, 'poll-ms': { type: 'string' },
+    });
+    if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+    const format = (values['log-format'] as string | undefined) ?? 'auto';
+    if (!['auto', 'json', 'text'].includes(format)) throw new UsageError('--log-format is auto, json or text');
+    const level = (values['log-level'] as string | undefined) ?? 'info';
+    if (!LEVELS.has(level)) throw new UsageError('--log-level is trace, debug, info, warn or error');
+    const graceMs = num(values['stop-grace'] as string | undefined, '--stop-grace', 900, { min: 0, max: 86_400 }) * 1000;
+    const pollMs = num(values['poll-ms'] as string | undefined, '--poll-ms', 2000, { min: 0, max: 3_600_000, int: true });
+    const { config, file } = clusterConfig(values, io);
+    // auto: text on a terminal (the process's stdout; in-process callers say with io.isTty).
+    const tty = format === 'text' || (format === 'auto' && (io === processIo ? Boolean(process.stdout.isTTY) : io.isTty));
+    const log = createLogger({ write: (l) => io.out(l), tty, level, clock: systemClock, secrets: configSecrets(config, file, io.env) });
+    const opened = openDaemon(config, file, { log, stopGraceMs: graceMs, pollMs });
+    const { daemon } = opened;
+    let current: TideConfig = config;
+    const onStop = (sig: string) => (): void => {
+      log.info({ event: 'signal', signal: sig }, `${sig}: stopping`);
+      daemon.stop({ reason: sig });
+    };
+    let interrupts = 0;
+    const onInt = (): void => {
+      interrupts++;
+      log.info({ event: 'signal', signal: 'SIGINT' }, interrupts > 1 ? 'SIGINT again: aborting running steps' : 'SIGINT: stopping (again to abort running steps)');
+      daemon.stop(interrupts > 1 ? { graceMs: 0, reason: 'second SIGINT' } : { reason: 'SIGINT' });
+    };
+    const onTerm = onStop('SIGTERM');
+    const onHup = (): void => {
+      log.info({ event: 'signal', signal: 'SIGHUP' }, `SIGHUP: reloading ${file}`);
+      try {
+        const next = loadConfig(file);
+        const settings = settingsFromConfig(next);
+        const restart = restartNeeded(current, next);
+        daemon.reload(settings);
+        current = next;
+        if (restart.length) log.warn({ event: 'reload', restartNeeded: restart }, `changed but applied only at a restart: ${restart.join(', ')}`);
+      } catch (e) {
+        daemon.reloadFailed(e instanceof Error ? e.message : String(e));
+      }
+    };
+    const onUsr1 = (): void => daemon.wake();
+    if (!values.once) {
+      process.on('SIGTERM', onTerm);
+      process.on('SIGINT', onInt);
+      process.on('SIGHUP', onHup);
+      process.on('SIGUSR1', onUsr1);
+    }
+    try {
+      if (values.once) {
+        // One round under the lock: run() stops itself after the first round.
+        await daemon.run(systemClock.now() + 1);
+        return daemon.status().lastRound?.result === 'ok' ? 0 : 1;
+      }
+      await daemon.run();
+      return 0;
+    } finally {
+      process.off('SIGTERM', onTerm);
+      process.off('SIGINT', onInt);
+      process.off('SIGHUP', onHup);
+      process.off('SIGUSR1', onUsr1);
+      await opened.close();
+    }
+  },
+};
+
+/** Sections a reload cannot apply to a running daemon (its drivers and store were built from them). */
+function restartNeeded(before: TideConfig, after: TideConfig): string[] {
+  const out: string[] = [];
+  const hostsKey = (c: TideConfig): string => JSON.stringify(c.hosts.map((h) => [h.name, h.uri, h.peerUri, h.migrationAddress, h.power, h.bootSec]));
+  if (hostsKey(before) !== hostsKey(after)) out.push('hosts (URIs, power)');
+  if (before.store.path !== after.store.path) out.push('store.path');
+  if (before.driver !== after.driver) out.push('driver');
+  return out;
+}
