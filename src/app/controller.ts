@@ -14,7 +14,7 @@ import { activeWindow, type Schedule } from '../core/schedule.js';
 import { DriverError } from '../drivers/errors.js';
 import type { HypervisorDriver, MigrateOptions } from '../drivers/hypervisor.js';
 import type { PowerDriver } from '../drivers/power.js';
-import { runPlan, type ExecutorLimits, type ExecutorObserver, type PlanRun } from '../executor/executor.js';
+import { runPlan, wakePathRefusal, type ExecutorLimits, type ExecutorObserver, type PlanRun } from '../executor/executor.js';
 import { currentHolder, withClusterLock } from '../store/lock.js';
 import type { LockHolder, Store } from '../store/store.js';
 import { NO_BLOCKS, blocksOf, guardPlan, reconcileUnknown, recordUnknownStep, type Blocks, type ReconcileReport } from './reconcile.js';
@@ -114,6 +114,12 @@ const PLANS_READ = 200;
 
 function tickFreeze(st: FreezeState): TickFreeze {
   return { ...st, sinceMs: st.sinceSec === null ? null : st.sinceSec * 1000, reason: st.frozen ? st.reasons.map((r) => r.reason).join('; ') : null };
+}
+
+/** The policy's `spareHosts` argument (tide's), else 0: empty hosts the executor keeps on. */
+function spareHostsOf(policy: CompiledPolicy): number {
+  const n = (policy.args as { spareHosts?: unknown } | null | undefined)?.spareHosts;
+  return typeof n === 'number' && Number.isInteger(n) && n > 0 ? n : 0;
 }
 
 export class Controller {
@@ -250,6 +256,11 @@ export class Controller {
         onSinceSec: this.onSince.get(h.name),
         ...(offSinceSec !== undefined ? { offSinceSec } : {}),
         ...(powerState === 'unknown' ? { stateReason: h.reason ?? 'the hypervisor does not answer' } : blocked !== undefined ? { stateReason: blocked } : {}),
+        // DPM wake-path rule (H4): a host whose wake path failed is never planned off.
+        ...((): { powerOffRefused?: string } => {
+          const why = wakePathRefusal(this.deps.store, this.deps.power, h.name);
+          return why === undefined ? {} : { powerOffRefused: why };
+        })(),
       };
     });
     const pinned = new Set(this.deps.pinnedVms ?? []);
@@ -432,6 +443,8 @@ export class Controller {
     const go = (sig?: AbortSignal): Promise<PlanRun> => runPlan(plan, {
       hypervisor: this.deps.hypervisor, power: this.deps.power, clock: this.deps.clock, limits: this.deps.limits,
       migrate: this.deps.migrate, bootTimeoutSec: this.deps.bootTimeoutSec, drain: this.deps.drain,
+      // DPM rules (H4): wake paths remembered in the store; the policy's spareHosts kept on.
+      wakePaths: this.deps.store, spareHosts: spareHostsOf(this.deps.policy),
       observer: {
         onStepStart: (r) => {
           if (planId !== null) store?.saveStepRun(planId, r);
