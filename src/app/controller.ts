@@ -17,6 +17,7 @@ import type { PowerDriver } from '../drivers/power.js';
 import { runPlan, wakePathRefusal, type ExecutorLimits, type ExecutorObserver, type PlanRun } from '../executor/executor.js';
 import { currentHolder, withClusterLock } from '../store/lock.js';
 import type { LockHolder, Store } from '../store/store.js';
+import { journalPowerEnd, journalPowerStart, journalRound } from './journal.js';
 import { NO_BLOCKS, blocksOf, guardPlan, reconcileUnknown, recordUnknownStep, type Blocks, type ReconcileReport } from './reconcile.js';
 
 export type Mode = 'recommend' | 'approve' | 'automatic';
@@ -422,6 +423,7 @@ export class Controller {
     const store = this.deps.store;
     const status = plan.steps.length === 0 ? 'done' : this.deps.mode === 'automatic' ? 'running' : 'proposed';
     const planId = store && plan.steps.length > 0 ? store.savePlan(plan, { createdMs: at, mode: this.deps.mode, status }) : null;
+    journalRound(store, { atMs: at, snapshot, plan, planId, mode: this.deps.mode });
     this.deps.observer?.onPlan?.(plan, at, planId);
     let run: PlanRun | null = null;
     if (this.deps.mode === 'automatic' && plan.steps.length > 0) run = await this.execute(plan, planId, signal);
@@ -440,6 +442,8 @@ export class Controller {
    */
   async execute(plan: Plan, planId: number | null, signal?: AbortSignal): Promise<PlanRun> {
     const { store, observer } = this.deps;
+    /** Power steps' journal ids (intent saved before the request, outcome after): src/app/journal.ts. */
+    const powerJournal = new Map<number, number | null>();
     const go = (sig?: AbortSignal): Promise<PlanRun> => runPlan(plan, {
       hypervisor: this.deps.hypervisor, power: this.deps.power, clock: this.deps.clock, limits: this.deps.limits,
       migrate: this.deps.migrate, bootTimeoutSec: this.deps.bootTimeoutSec, drain: this.deps.drain,
@@ -448,6 +452,7 @@ export class Controller {
       observer: {
         onStepStart: (r) => {
           if (planId !== null) store?.saveStepRun(planId, r);
+          powerJournal.set(r.step.id, journalPowerStart(store, planId, r));
           if (r.step.kind === 'migrate') {
             const l = this.started.get(r.step.vm) ?? [];
             l.push(r.startedAt ?? this.deps.clock.now());
@@ -458,6 +463,7 @@ export class Controller {
         onProgress: (r, p) => observer?.onProgress?.(r, p),
         onStepEnd: (r) => {
           if (planId !== null) store?.saveStepRun(planId, r);
+          journalPowerEnd(store, powerJournal.get(r.step.id), r);
           recordUnknownStep(store, planId, r, this.deps.clock.now());
           const s = r.step;
           if (s.kind === 'powerOff' && r.state === 'succeeded') this.offSince.set(s.host, (r.endedAt ?? this.deps.clock.now()) / 1000);

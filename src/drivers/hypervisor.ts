@@ -187,8 +187,11 @@ export interface HypervisorDriver {
    * Finishes a migration that ended with TIDE_MIGRATION_UNKNOWN (libvirt and virsh drivers):
    * the same decision table as the recovery after a failure. `from`/`to` default to the
    * migration this driver reported; `settleMs` (default 0) lets running jobs settle.
+   * `wasState`: the VM's state before the migration, when the caller knows it and the driver
+   * has no record of its own (a new process after a crash: the journal's plan only moves
+   * running VMs); null/absent: unknown, a paused source is resumed only when libvirt paused it.
    */
-  reconcile?(vm: string, o?: { from?: string; to?: string; settleMs?: number }): Promise<ReconcileResult>;
+  reconcile?(vm: string, o?: { from?: string; to?: string; settleMs?: number; wasState?: VmState | null }): Promise<ReconcileResult>;
   close(): Promise<void>;
 }
 

@@ -24,7 +24,7 @@ import { systemClock } from '../../executor/clock.js';
 import { DriverError, type DriverErrorCode } from '../errors.js';
 import type { HostBackend } from './backend.js';
 import type {
-  HostInfo, HostUsage, HypervisorDriver, MigrateOptions, MigrationResult, PreflightCheck, VmInfo, VmUsage,
+  HostInfo, HostUsage, HypervisorDriver, MigrateOptions, MigrationResult, PreflightCheck, VmInfo, VmState, VmUsage,
 } from '../hypervisor.js';
 import { gather } from './gather.js';
 import { Inventory } from './inventory.js';
@@ -136,7 +136,7 @@ export class HostBackendDriver implements HypervisorDriver {
    * the recorded migration; without a record the VM's state before it is unknown, so a paused
    * source is resumed only when libvirt paused it for the migration.
    */
-  async reconcile(vm: string, o: { from?: string; to?: string; settleMs?: number } = {}): Promise<ReconcileResult> {
+  async reconcile(vm: string, o: { from?: string; to?: string; settleMs?: number; wasState?: VmState | null } = {}): Promise<ReconcileResult> {
     const rec = this.pending.get(vm);
     const from = o.from ?? rec?.from;
     const to = o.to ?? rec?.to;
@@ -148,7 +148,7 @@ export class HostBackendDriver implements HypervisorDriver {
     if (!src || !dst) throw new DriverError('TIDE_NO_SUCH_HOST', `no host named '${!src ? from : to}'`, { vm, from, to });
     const same = rec && rec.from === from && rec.to === to;
     const r = await recoverMigration({
-      vm, src, dst, wasState: same ? rec.wasState : null, postCopy: same ? rec.postCopy : false, switchOver: same ? rec.switchOver : false,
+      vm, src, dst, wasState: same ? rec.wasState : o.wasState ?? null, postCopy: same ? rec.postCopy : false, switchOver: same ? rec.switchOver : false,
       clock: this.env.clock, settleMs: o.settleMs ?? 0, pollMs: this.env.recoverPollMs,
     });
     if (r.outcome !== 'unknown' && same) this.pending.delete(vm);

@@ -13,7 +13,7 @@ import { powerAt } from '../../core/model/power.js';
 import type { SimScenario, SimVmSpec } from '../../sim/scenario.js';
 import { DriverError } from '../errors.js';
 import type {
-  HostInfo, HostUsage, HypervisorDriver, MigrateOptions, MigrationResult, PreflightCheck, VmInfo, VmState, VmUsage,
+  HostInfo, HostUsage, HypervisorDriver, MigrateOptions, MigrationResult, PreflightCheck, ReconcileResult, VmInfo, VmState, VmUsage,
 } from '../hypervisor.js';
 import type { HostPower, PowerDriver } from '../power.js';
 
@@ -384,6 +384,38 @@ export class SimDriver implements HypervisorDriver, PowerDriver {
 
   async resume(vm: string): Promise<void> {
     this.setVmState(vm, ['paused'], 'running');
+  }
+
+  /**
+   * Where a VM is after a migration its caller lost track of (the process running it died; the
+   * simulated world went on, as libvirt's peer-to-peer jobs do). The simulator has no unknown
+   * outcomes, only jobs still running: it waits up to `settleMs` (default 0) for the VM's
+   * migration to end, then reports the one host it is on; while the job runs the outcome is
+   * 'unknown' and nothing is done. A copy left paused is resumed only when `wasState` says the
+   * VM ran before (never a second copy: the simulator holds one).
+   */
+  async reconcile(vm: string, o: { from?: string; to?: string; settleMs?: number; wasState?: VmState | null } = {}): Promise<ReconcileResult> {
+    this.check();
+    const v = this.vms[this.vmIndex(vm)]!;
+    const here = (): string => this.scenario.hosts[v.host]!.id;
+    const from = o.from ?? here();
+    const to = o.to ?? (v.migratingTo >= 0 ? this.scenario.hosts[v.migratingTo]!.id : here());
+    const end = this.clock.now() + (o.settleMs ?? 0);
+    while (v.migratingTo >= 0 && this.clock.now() < end) await this.clock.sleep(Math.min(1000, end - this.clock.now()));
+    if (v.migratingTo >= 0) {
+      return { vm, from, to, outcome: 'unknown', actions: [], vmOn: null, reason: `a migration job of ${vm} from ${here()} to ${this.scenario.hosts[v.migratingTo]!.id} still runs` };
+    }
+    const on = here();
+    if (!this.up(v.host)) return { vm, from, to, outcome: 'unknown', actions: [], vmOn: null, reason: `${on} does not answer; where ${vm} runs is unknown` };
+    const actions: string[] = [];
+    if (v.state === 'paused' && o.wasState === 'running') {
+      await this.resume(vm);
+      actions.push(`resumed ${vm} on ${on}`);
+    }
+    const outcome = on === to ? 'target' : on === from ? 'source' : 'none';
+    const active = v.state === 'running' || v.state === 'paused';
+    if (!active) return { vm, from, to, outcome: 'none', actions, vmOn: null, reason: `${vm} is ${v.state} on ${on}, active on neither ${from} nor ${to}` };
+    return { vm, from, to, outcome, actions, vmOn: outcome === 'none' ? null : on, reason: outcome === 'none' ? `${vm} runs on ${on}, neither ${from} nor ${to}` : `${vm} is ${v.state} on ${on}` };
   }
 
   async close(): Promise<void> {
