@@ -80,7 +80,7 @@ export function labBootSec(st: LabPowerState): number {
  */
 const INERT = /^[A-Za-z0-9_./+:=-]+$/;
 
-function hookCommand(agent: string, socket: string): string {
+export function hookCommand(agent: string, socket: string): string {
   const argv = [process.execPath, agent, 'hook', socket];
   for (const a of argv) {
     if (!INERT.test(a)) throw new LabError(`--power: '${a}' holds characters ipmi_sim's hook command line cannot carry (allowed: letters, digits, _ . / + : = -); use another --dir`);
