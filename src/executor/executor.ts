@@ -152,8 +152,13 @@ export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSign
   let migrating = 0;
   /** Hosts whose power-off step is running: no migration or placement touching them starts meanwhile. */
   const poweringOff = new Set<string>();
-  /** Hosts whose power-off step started in this plan (done or not): never counted as spares. */
+  /**
+   * Hosts whose power-off this plan has reserved (passed the spare check; removed again when a
+   * later check refuses it) or done: never counted as spares. Spare checks run one at a time
+   * (spareCheck chain), so two concurrent power-offs cannot each count the other as a spare.
+   */
   const offInPlan = new Set<string>();
+  let spareCheck: Promise<unknown> = Promise.resolve();
   /**
    * Hosts and VMs of a migration that ended with TIDE_MIGRATION_UNKNOWN in this plan (either
    * host may run the VM): no later step touching them starts; each is skipped with the reason.
@@ -338,7 +343,6 @@ export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSign
   const powerOff = async (run: StepRun, s: PowerStep): Promise<void> => {
     if (!deps.power) throw new DriverError('TIDE_UNSUPPORTED', `no power driver configured to power off ${s.host}`);
     if ((perHost.get(s.host) ?? 0) > 0) throw refused(s.host, 'in-flight', 'a migration or placement touching it is in flight in this plan');
-    offInPlan.add(s.host);
     const failedPath = wakePathRefusal(deps.wakePaths, deps.power, s.host);
     if (failedPath !== undefined) throw refused(s.host, 'wake-path', failedPath);
     const asked = await ask(deps.hypervisor, s.host);
@@ -347,9 +351,25 @@ export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSign
     if (blocking.length > 0) throw refused(s.host, 'not-empty', `it still holds ${list(blocking)}`, { vms: blocking.map((d) => d.name) });
     const need = deps.spareHosts ?? 0;
     if (need > 0) {
-      const spares = await countSpares(s.host, need);
-      if (spares < need) throw refused(s.host, 'spare-hosts', `only ${spares} other empty powered-on host(s) would stay on; the policy keeps ${need} spare(s) on`, { spares, spareHosts: need });
+      const check = spareCheck.then(async () => {
+        const spares = await countSpares(s.host, need);
+        if (spares < need) throw refused(s.host, 'spare-hosts', `only ${spares} other empty powered-on host(s) would stay on; the policy keeps ${need} spare(s) on`, { spares, spareHosts: need });
+        offInPlan.add(s.host);
+      });
+      spareCheck = check.catch(() => undefined);
+      await check;
+    } else offInPlan.add(s.host);
+    try {
+      await powerOffChecked(run, s, asked.domains);
+    } catch (e) {
+      offInPlan.delete(s.host);
+      throw e;
     }
+  };
+
+  /** The rest of powerOff, once the host is reserved: (e) power status 'on', (f) the wake path, then the request. */
+  const powerOffChecked = async (run: StepRun, s: PowerStep, domains: readonly VmInfo[]): Promise<void> => {
+    if (!deps.power) throw new DriverError('TIDE_UNSUPPORTED', `no power driver configured to power off ${s.host}`);
     let ps: HostPower;
     try {
       ps = await deps.power.status(s.host);
@@ -359,7 +379,7 @@ export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSign
     if (ps !== 'on') throw refused(s.host, 'power-status', `its power driver reports '${ps}', not 'on'`, { power: ps });
     const wake = await wakePathOk(s.host);
     if (!wake.ok) throw refused(s.host, 'wake-path', `its wake path failed its test (${wake.method}): ${wake.reason}; fix it, then run tide wake-test ${s.host}`, { method: wake.method, testCode: wake.code });
-    const kept = asked.domains.filter((d) => MAY_STAY_WHEN_OFF.has(d.state));
+    const kept = domains.filter((d) => MAY_STAY_WHEN_OFF.has(d.state));
     if (kept.length > 0) run.note = `shut-off definitions stay on ${s.host} (they cannot start until it is back on): ${kept.map((d) => d.name).join(', ')}`;
     await deps.power.powerOff(s.host);
   };
