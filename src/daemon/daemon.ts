@@ -141,14 +141,17 @@ export interface RoundReport {
 }
 
 export interface DaemonExit {
-  /** 'stopped': stop() or the signal; 'until': untilMs reached. */
+  /** 'stopped': stop() or the signal; 'until': untilMs or maxRounds reached. */
   readonly reason: 'stopped' | 'until';
   readonly rounds: number;
 }
 
 export interface Daemon {
-  /** Runs rounds until stop(), `signal` (a graceful stop too) or clock time `untilMs`. Once only. */
-  run(untilMs?: number, signal?: AbortSignal): Promise<DaemonExit>;
+  /**
+   * Runs rounds until stop(), `signal` (a graceful stop too), clock time `untilMs` or
+   * `maxRounds` rounds (`tide daemon --once`: 1). Once only.
+   */
+  run(untilMs?: number, signal?: AbortSignal, opts?: { maxRounds?: number }): Promise<DaemonExit>;
   /** One round now (tests, the demo's own pacing). Not while run() is between rounds' own calls. */
   round(signal?: AbortSignal): Promise<RoundReport>;
   /** Executes the approved plans now (what a wake-up does); returns what ran. */
@@ -453,7 +456,7 @@ export function createDaemon(deps: DaemonDeps): Daemon {
     return false;
   };
 
-  const loop = async (lockSignal: AbortSignal | null, untilMs: number): Promise<DaemonExit> => {
+  const loop = async (lockSignal: AbortSignal | null, untilMs: number, maxRounds: number): Promise<DaemonExit> => {
     const sig = lockSignal ? AbortSignal.any([lockSignal, hardAc.signal]) : hardAc.signal;
     lockSignal?.addEventListener('abort', () => {
       log.error({ event: 'error', ...errorOf(lockSignal.reason) }, `lost the cluster lock: ${errorOf(lockSignal.reason).message}; stopping`);
@@ -471,6 +474,10 @@ export function createDaemon(deps: DaemonDeps): Daemon {
       }
       await round(sig);
       if (stopping) break;
+      if (rounds >= maxRounds) {
+        reason = 'until';
+        break;
+      }
       next += intervalMs();
       const now = clock.now();
       if (now > next) next += Math.ceil((now - next) / intervalMs()) * intervalMs();
@@ -520,7 +527,8 @@ export function createDaemon(deps: DaemonDeps): Daemon {
     }, () => { /* run ended first */ });
   };
 
-  const run = async (untilMs = Infinity, signal?: AbortSignal): Promise<DaemonExit> => {
+  const run = async (untilMs = Infinity, signal?: AbortSignal, opts: { maxRounds?: number } = {}): Promise<DaemonExit> => {
+    const maxRounds = opts.maxRounds ?? Infinity;
     if (running || state !== 'starting') throw new Error('Daemon.run: already started (a daemon runs once)');
     running = true;
     const onAbort = (): void => stop({ reason: 'the caller aborted' });
@@ -529,8 +537,8 @@ export function createDaemon(deps: DaemonDeps): Daemon {
     log.info({ event: 'start', mode: settings.mode, intervalSec: settings.intervalSec, policy: settings.policy.label, holder: describeHolder(holder), host: hostname() },
       `tide daemon starting: mode ${settings.mode}, every ${settings.intervalSec} s, policy ${settings.policy.label}`);
     try {
-      if (deps.holdLock === false) return await loop(null, untilMs);
-      return await withClusterLock(store, holder, (lockSignal) => loop(lockSignal, untilMs), {
+      if (deps.holdLock === false) return await loop(null, untilMs, maxRounds);
+      return await withClusterLock(store, holder, (lockSignal) => loop(lockSignal, untilMs, maxRounds), {
         ttlMs: deps.lockTtlMs,
         onTakeover: (lease) => log.warn({ event: 'lock', previous: lease.tookOver ? describeHolder(lease.tookOver.holder) : null, why: lease.tookOver?.why },
           `took over a stale cluster lock${lease.tookOver ? ` of ${describeHolder(lease.tookOver.holder)} (${lease.tookOver.why})` : ''}`),

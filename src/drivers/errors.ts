@@ -24,7 +24,11 @@ export type DriverErrorCode =
   /** The power-off guard refused: the host may still hold a running guest, or its power state is not 'on'. */
   | 'TIDE_POWER_REFUSED'
   /** A woken host's hypervisor did not answer within bootTimeoutSec, even after one more power-on. */
-  | 'TIDE_WAKE_TIMEOUT';
+  | 'TIDE_WAKE_TIMEOUT'
+  /** `tide plan show|approve|reject ID`: the store has no plan with that id. */
+  | 'TIDE_NO_SUCH_PLAN'
+  /** The plan's status does not allow the action (approve a plan that expired, was superseded, ran…). */
+  | 'TIDE_PLAN_STATE';
 
 export class DriverError extends Error {
   constructor(

@@ -88,7 +88,7 @@ export const daemonCommand: Command = {
     try {
       if (values.once) {
         // One round under the lock: run() stops itself after the first round.
-        await daemon.run(systemClock.now() + 1);
+        await daemon.run(Infinity, undefined, { maxRounds: 1 });
         return daemon.status().lastRound?.result === 'ok' ? 0 : 1;
       }
       await daemon.run();

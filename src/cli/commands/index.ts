@@ -23,6 +23,12 @@ export const commands: Record<string, CommandEntry> = {
   place: { summary: 'start a shut-off VM on the host the planner picks, and say why', load: async () => (await import('./place.js')).placeCommand },
   reconcile: { summary: 'finish migrations whose outcome was unknown (the source left paused); exit 1 while any stays unknown', load: async () => (await import('./reconcile.js')).reconcileCommand },
   config: { summary: 'the configuration file: its JSON Schema, or check one', load: async () => (await import('./config.js')).configCommand },
+  status: { summary: "the daemon's mode, schedule window, freeze, last round, pending plans, lock holder", load: async () => (await import('./status.js')).statusCommand },
+  plans: { summary: 'list the plans the daemon proposed, executed or retired, with their status', load: async () => (await import('./plans.js')).plansCommand },
+  plan: { summary: 'plan show ID: steps with reasons and run states, what was not moved and why', load: async () => (await import('./plan.js')).planCommand },
+  approve: { summary: 'approve a proposed plan: the daemon executes it if the cluster did not change', load: async () => (await import('./approve.js')).approveCommand },
+  reject: { summary: 'reject a proposed plan (it is never executed)', load: async () => (await import('./reject.js')).rejectCommand },
+  host: { summary: 'host maintenance on|off HOST: kept in the store; the daemon evacuates a host in maintenance', load: async () => (await import('./host.js')).hostCommand },
   daemon: { summary: 'run the control loop unattended (collect → plan → approve → execute); signals, logs, status', load: async () => (await import('./daemon.js')).daemonCommand },
   data: { summary: 'reference data: download and verify the PlanetLab traces (`data fetch planetlab`)', load: async () => (await import('./data.js')).dataCommand },
 };
