@@ -174,6 +174,8 @@ export function ipmiSimPid(labDir: string, h: HostLayout): number | null {
  */
 export async function startPower(layout: LabLayout, opts: LabPowerOptions, log: (m: string) => void): Promise<LabPowerState> {
   const t0 = performance.now();
+  const problem = powerPrerequisiteProblem();
+  if (problem) throw new LabError(`--power: ${problem}`);
   const bootDelaySec = opts.bootDelaySec ?? DEFAULT_BOOT_DELAY_MS / 1000;
   if (!(bootDelaySec >= 0 && bootDelaySec <= 3600)) throw new LabError('--boot-delay-sec must be 0…3600');
   const st: LabPowerState = {
@@ -215,6 +217,16 @@ export async function startPower(layout: LabLayout, opts: LabPowerOptions, log: 
   }));
   log(`power: BMCs ${layout.hosts.map((h) => `${h.name} ${bmcIp(h)}:${BMC_PORT}`).join(', ')}, WoL UDP ${WOL_PORT} (${layout.hosts.map((h) => h.mac).join(', ')}), boot delay ${st.bootDelayMs} ms; up in ${Math.round(performance.now() - t0)} ms`);
   return st;
+}
+
+/** The programs --power needs: the BMC, Tide's IPMI client, and the WoL driver's sender (in a netns). */
+export const POWER_BINARIES = ['ipmi_sim', 'ipmitool', 'wakeonlan'] as const;
+
+/** Why `--power` cannot run here (a missing program), or null. */
+export function powerPrerequisiteProblem(): string | null {
+  const path = (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').filter((d) => d !== '');
+  const missing = POWER_BINARIES.filter((b) => !path.some((d) => existsSync(join(d, b))));
+  return missing.length ? `missing: ${missing.join(', ')} (packages openipmi, ipmitool, wakeonlan: see scripts/install-deps.sh)` : null;
 }
 
 function tailFile(file: string, lines = 4): string {

@@ -18,6 +18,9 @@ import { bmcIp, labPowerConfig, type LabHostName } from '../../src/lab/index.js'
 import { qemuPids, reaperPid } from '../../src/lab/host.js';
 import { powerHostPaths } from '../../src/lab/power-layout.js';
 import { cmdline, isLive, listPids } from '../../src/lab/proc.js';
+import { run } from '../../src/lab/exec.js';
+import { POWER_BINARIES } from '../../src/lab/power.js';
+import { bmcGate } from '../helpers/bmc.js';
 import { runCli } from '../helpers/cli.js';
 import { LAB_HOOK_TIMEOUT_MS, describeLab, sharedLab, type TestLab } from '../helpers/lab.js';
 import { runPowerContract } from '../drivers/power-contract.js';
@@ -27,7 +30,15 @@ const BOOT_DELAY_S = 2;
 /** libvirtd's own start on top of the boot delay, allowed (TCG machine, 2 shared cores), ms. */
 const START_MARGIN_MS = 15_000;
 
+// ipmi_sim, ipmitool and wakeonlan on top of the lab's own prerequisites (describeLab):
+// a printed skip without them, a failure under TIDE_REQUIRE_LAB=1.
+const POWER_OK = bmcGate('lab power (tide lab up --power)', POWER_BINARIES);
+
 describeLab('lab power: IPMI BMCs and Wake-on-LAN listeners (tide lab up --power)', () => {
+  if (!POWER_OK) {
+    it.skip('needs ipmi_sim, ipmitool and wakeonlan (the reason is printed above)', () => {});
+    return;
+  }
   let lab: TestLab | undefined;
   let isDown = false;
   let scratch = '';
@@ -204,6 +215,28 @@ describeLab('lab power: IPMI BMCs and Wake-on-LAN listeners (tide lab up --power
     expect(agentLog('lab-b')).toMatch(/WoL: ignored 102 bytes/);
     expect(await ipmi().status('lab-b')).toBe('on');
   }, 60_000);
+
+  it('IPMI chassis power cycle and reset: a fresh libvirtd each time, back after the boot delay', async () => {
+    const l = need();
+    await bothOn();
+    const c = ipmiConfig('lab-b');
+    const ipmitool = (action: string): Promise<{ code: number | null; stderr: string }> => run(
+      ['ip', 'netns', 'exec', c.netns!, 'ipmitool', '-I', 'lanplus', '-C', String(c.cipherSuite), '-N', '1', '-R', '2', '-H', c.address, '-p', String(c.port), '-U', c.user, '-E', 'chassis', 'power', action],
+      { env: { ...process.env, IPMI_PASSWORD: readFileSync(c.passwordFile!, 'utf8').trim() }, timeoutMs: 20_000 },
+    );
+    for (const action of ['cycle', 'reset']) {
+      const before = l.libvirtdPid('lab-b')!;
+      const t0 = performance.now();
+      const r = await ipmitool(action);
+      expect(r.code, r.stderr).toBe(0);
+      // wait for the old daemon to go, then for the new one to answer
+      for (let i = 0; i < 100 && isLive(before); i++) await new Promise((res) => setTimeout(res, 50));
+      expect(isLive(before)).toBe(false);
+      await l.waitHostUp('lab-b', bootTimeoutMs + 2_000);
+      figure(`IPMI ${action} → libvirt answers: ${Math.round(performance.now() - t0)} ms`);
+      expect(l.libvirtdPid('lab-b')).not.toBe(before);
+    }
+  }, 90_000);
 
   runPowerContract('lab IPMI (ipmi_sim + ipmitool, tide lab up --power)', async () => {
     if (!lab) return null;
