@@ -295,16 +295,18 @@ export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSign
   };
 
   /**
-   * The wake-path test before a power-off (the driver's wakeTest, else: its status answered
-   * 'on', which the caller established). A host with a passing record (same power
+   * The wake-path test before a power-off: the driver's wakeTest; a driver without one passes
+   * by its status having answered 'on' just now (`statusOn`, read by the caller). A host with a passing record (same power
    * configuration) is not tested again. The outcome is recorded before anything else happens.
    */
-  const wakePathOk = async (host: string): Promise<WakeTestResult> => {
+  const wakePathOk = async (host: string, statusOn = false): Promise<WakeTestResult> => {
     const rec = currentWakePath(deps.wakePaths, deps.power, host);
     if (rec?.ok) return { ok: true, method: rec.method ?? deps.power!.kind, reason: rec.reason };
     let t: WakeTestResult;
     try {
-      t = deps.power!.wakeTest ? await deps.power!.wakeTest(host) : { ok: true, method: deps.power!.kind, reason: `the ${deps.power!.kind} power driver answered status (on)` };
+      t = deps.power!.wakeTest ? await deps.power!.wakeTest(host)
+        : statusOn ? { ok: true, method: deps.power!.kind, reason: `the ${deps.power!.kind} power driver answered status (on)` }
+          : { ok: false, method: deps.power!.kind, code: 'TIDE_POWER_FAILED', reason: `the ${deps.power!.kind} power driver did not report the host on` };
     } catch (e) {
       t = { ok: false, method: deps.power!.kind, code: isDriverError(e) ? e.code : 'TIDE_INTERNAL', reason: (e as Error)?.message ?? String(e) };
     }
@@ -336,8 +338,8 @@ export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSign
    * Fails closed: powers `s.host` off only if (a) no migration or placement touching it is in
    * flight in this plan, (b) no failed wake-path record stands against it, (c) its hypervisor
    * answered just now (hostDomains) with no domain other than shut-off definitions, (d) at
-   * least spareHosts other empty hosts stay on, (e) the power driver reports it 'on', (f) its
-   * wake path passed a test (once per store; see wakePathOk). Dependencies were checked before
+   * least spareHosts other empty hosts stay on, (e) its wake path passed a test (once per
+   * store; see wakePathOk), (f) the power driver reports it 'on'. Dependencies were checked before
    * the step started. Unreachable is never empty.
    */
   const powerOff = async (run: StepRun, s: PowerStep): Promise<void> => {
@@ -367,9 +369,18 @@ export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSign
     }
   };
 
-  /** The rest of powerOff, once the host is reserved: (e) power status 'on', (f) the wake path, then the request. */
+  /** The rest of powerOff, once the host is reserved: (e) the wake path, (f) power status 'on', then the request. */
   const powerOffChecked = async (run: StepRun, s: PowerStep, domains: readonly VmInfo[]): Promise<void> => {
     if (!deps.power) throw new DriverError('TIDE_UNSUPPORTED', `no power driver configured to power off ${s.host}`);
+    // The wake path first: a BMC refusing the configured credentials fails the test and is
+    // recorded (never powered off until re-tested), rather than being a one-round refusal.
+    const wakeFailed = (w: WakeTestResult): DriverError =>
+      refused(s.host, 'wake-path', `its wake path failed its test (${w.method}): ${w.reason}; fix it, then run tide wake-test ${s.host}`, { method: w.method, testCode: w.code });
+    const ownTest = typeof deps.power.wakeTest === 'function';
+    if (ownTest) {
+      const wake = await wakePathOk(s.host);
+      if (!wake.ok) throw wakeFailed(wake);
+    }
     let ps: HostPower;
     try {
       ps = await deps.power.status(s.host);
@@ -377,8 +388,10 @@ export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSign
       throw refused(s.host, 'power-status', `its power state could not be read (${(e as Error)?.message ?? String(e)})`);
     }
     if (ps !== 'on') throw refused(s.host, 'power-status', `its power driver reports '${ps}', not 'on'`, { power: ps });
-    const wake = await wakePathOk(s.host);
-    if (!wake.ok) throw refused(s.host, 'wake-path', `its wake path failed its test (${wake.method}): ${wake.reason}; fix it, then run tide wake-test ${s.host}`, { method: wake.method, testCode: wake.code });
+    if (!ownTest) {
+      const wake = await wakePathOk(s.host, true);
+      if (!wake.ok) throw wakeFailed(wake);
+    }
     const kept = domains.filter((d) => MAY_STAY_WHEN_OFF.has(d.state));
     if (kept.length > 0) run.note = `shut-off definitions stay on ${s.host} (they cannot start until it is back on): ${kept.map((d) => d.name).join(', ')}`;
     await deps.power.powerOff(s.host);
