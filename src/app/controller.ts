@@ -5,7 +5,7 @@
  * simulator's datacenter.
  */
 import type { Clock } from '../core/clock.js';
-import { detectFreeze, NOT_FROZEN, snapshotFreeze, type FreezeOptions, type FreezeState } from '../core/freeze.js';
+import { detectFreeze, freezeWithoutSnapshot, NOT_FROZEN, snapshotFreeze, type FreezeOptions, type FreezeState } from '../core/freeze.js';
 import { linearPower } from '../core/model/power.js';
 import type { ClusterSnapshot, Host, PowerModel, PowerState, Rule, UsageQuality, Vm } from '../core/model/types.js';
 import { plan as makePlan, type CompiledPolicy } from '../core/policy.js';
@@ -112,6 +112,11 @@ const HOUR_SEC = 3600;
 const MIGRATIONS_READ = 10_000;
 /** Recent plans whose power steps say since when a host is off, after a restart. */
 const PLANS_READ = 200;
+
+/** What makes a freeze "change" for observer.onFreeze: frozen or not, and which causes on which hosts. */
+function freezeKey(st: FreezeState): string {
+  return `${st.frozen}|${st.reasons.map((r) => `${r.code}@${r.host ?? ''}`).join(',')}`;
+}
 
 function tickFreeze(st: FreezeState): TickFreeze {
   return { ...st, sinceMs: st.sinceSec === null ? null : st.sinceSec * 1000, reason: st.frozen ? st.reasons.map((r) => r.reason).join('; ') : null };
@@ -402,10 +407,23 @@ export class Controller {
     };
     const before = this.freeze;
     this.freeze = detectFreeze(collected, health, before, this.deps.freeze);
-    const key = (st: FreezeState): string => `${st.frozen}|${st.reasons.map((r) => `${r.code}@${r.host ?? ''}`).join(',')}`;
-    if (key(before) !== key(this.freeze)) observer?.onFreeze?.(tickFreeze(this.freeze), nowMs);
+    if (freezeKey(before) !== freezeKey(this.freeze)) observer?.onFreeze?.(tickFreeze(this.freeze), nowMs);
     const freeze = snapshotFreeze(this.freeze);
     return freeze ? { ...collected, freeze } : collected;
+  }
+
+  /**
+   * A round in which no host answered (collect threw TIDE_HOST_UNREACHABLE): every host not
+   * last seen off counts one more silent round, and the freeze follows (freezeWithoutSnapshot).
+   */
+  private silentRound(): void {
+    const { clock, observer } = this.deps;
+    for (const [host, st] of this.lastPower) {
+      if (st !== 'off') this.silent.set(host, (this.silent.get(host) ?? 0) + 1);
+    }
+    const before = this.freeze;
+    this.freeze = freezeWithoutSnapshot(Object.fromEntries(this.silent), clock.now() / 1000, this.deps.intervalSec, before, this.deps.freeze);
+    if (freezeKey(before) !== freezeKey(this.freeze)) observer?.onFreeze?.(tickFreeze(this.freeze), clock.now());
   }
 
   private async round(signal?: AbortSignal): Promise<TickResult> {
@@ -416,7 +434,14 @@ export class Controller {
       // the lock is held elsewhere or the store failed: the records stay open and keep blocking
       if (!(e instanceof DriverError && e.code === 'TIDE_LOCKED')) throw e;
     }
-    const snapshot = this.applyFreeze(await this.collect());
+    let collected: ClusterSnapshot;
+    try {
+      collected = await this.collect();
+    } catch (e) {
+      if (e instanceof DriverError && e.code === 'TIDE_HOST_UNREACHABLE') this.silentRound();
+      throw e;
+    }
+    const snapshot = this.applyFreeze(collected);
     const at = this.deps.clock.now();
     const blocks = this.blocks();
     const plan = guardPlan(makePlan(snapshot, this.deps.policy, snapshot.time), blocks, new Map(snapshot.vms.map((v) => [v.id, v.host])));

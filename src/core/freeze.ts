@@ -160,6 +160,19 @@ export function detectFreeze(snapshot: ClusterSnapshot, health: TelemetryHealth,
   };
 }
 
+/**
+ * A round in which no host answered, so there is no snapshot: the hosts' silent counts alone
+ * decide. Such a round never counts towards a thaw (it saw nothing healthy).
+ */
+export function freezeWithoutSnapshot(silentRounds: Readonly<Record<string, number>>, nowSec: number, intervalSec: number, previous: FreezeState = NOT_FROZEN, options: FreezeOptions = {}): FreezeState {
+  const limit = options.silentRounds ?? 3;
+  const reasons: FreezeReason[] = Object.entries(silentRounds)
+    .filter(([, n]) => n >= limit)
+    .map(([host, n]) => ({ code: 'host-silent', host, reason: `${host} has not answered for ${n} rounds (${fmt(n * intervalSec)} s) and is not known to be off (no host answered)` }));
+  if (reasons.length === 0) return previous.frozen ? { ...previous, healthyRounds: 0 } : previous;
+  return { frozen: true, sinceSec: previous.frozen ? previous.sinceSec : nowSec, reasons, healthyRounds: 0 };
+}
+
 /** The freeze as it travels in the snapshot: the pure planner needs only this. */
 export function snapshotFreeze(state: FreezeState): SnapshotFreeze | undefined {
   return state.frozen ? { sinceSec: state.sinceSec ?? 0, reasons: state.reasons } : undefined;

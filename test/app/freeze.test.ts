@@ -79,6 +79,24 @@ describe('controller: telemetry freeze', () => {
     expect(freezes.map((f) => [f.frozen, f.codes.join()])).toEqual([[true, 'host-silent'], [true, 'recovering'], [false, '']]);
   });
 
+  it('no host answering for 3 rounds freezes too; the rounds without data do not count towards the thaw', async () => {
+    const { driver, c, round, freezes } = setup();
+    expect((await round()).freeze.frozen).toBe(false);
+    for (const h of ['srv-1', 'srv-2', 'srv-3', 'srv-4']) driver.setReachable(h, false);
+    for (let i = 1; i <= 3; i++) {
+      await expect(round()).rejects.toMatchObject({ code: 'TIDE_HOST_UNREACHABLE' });
+      expect(c.freezeState.frozen).toBe(i === 3);
+    }
+    expect(c.freezeState.reasons.map((r) => r.host)).toEqual(['srv-1', 'srv-2', 'srv-3', 'srv-4']);
+    expect(c.freezeState.reason).toMatch(/^srv-1 has not answered for 3 rounds \(900 s\)/);
+    for (const h of ['srv-1', 'srv-2', 'srv-3', 'srv-4']) driver.setReachable(h, true);
+    const back = await round();
+    expect(back.freeze).toMatchObject({ frozen: true, healthyRounds: 1, sinceMs: c.freezeState.sinceMs });
+    expect(back.plan.steps).toEqual([]);
+    expect((await round()).freeze.frozen).toBe(false);
+    expect(freezes.map((f) => [f.frozen, f.codes[0] ?? ''])).toEqual([[true, 'host-silent'], [true, 'recovering'], [false, '']]);
+  });
+
   it('automatic mode executes no step while frozen', async () => {
     const { driver, round, started } = setup({ mode: 'automatic', freeze: { silentRounds: 1 } });
     driver.setReachable('srv-4', false);

@@ -5,7 +5,7 @@
  * a maintenance evacuation still runs).
  */
 import { describe, expect, it } from 'vitest';
-import { detectFreeze, freezeCauses, NOT_FROZEN, snapshotFreeze, type FreezeState, type TelemetryHealth } from '../../src/core/freeze.js';
+import { detectFreeze, freezeCauses, freezeWithoutSnapshot, NOT_FROZEN, snapshotFreeze, type FreezeState, type TelemetryHealth } from '../../src/core/freeze.js';
 import type { ClusterSnapshot } from '../../src/core/model/types.js';
 import { compilePolicy, plan } from '../../src/core/policy.js';
 import { migrations } from '../../src/core/plan/types.js';
@@ -97,6 +97,17 @@ describe('detectFreeze: hysteresis', () => {
     expect(detectFreeze(sparse(), healthy, st, { healthyRoundsToThaw: 3 }).frozen).toBe(false);
     expect(detectFreeze(sparse(), healthy)).toBe(NOT_FROZEN);
     expect(detectFreeze(silent, { ...healthy, silentRounds: { h1: 4 } }, NOT_FROZEN, { silentRounds: 5 }).frozen).toBe(false);
+  });
+});
+
+describe('freezeWithoutSnapshot: a round in which no host answered', () => {
+  it('freezes on the silent counts alone, keeps the start, and interrupts a thaw', () => {
+    expect(freezeWithoutSnapshot({ h0: 2, h1: 2 }, T, 300)).toBe(NOT_FROZEN);
+    const f = freezeWithoutSnapshot({ h0: 3, h1: 2 }, T, 300);
+    expect(f).toEqual({ frozen: true, sinceSec: T, healthyRounds: 0, reasons: [{ code: 'host-silent', host: 'h0', reason: 'h0 has not answered for 3 rounds (900 s) and is not known to be off (no host answered)' }] });
+    expect(freezeWithoutSnapshot({ h0: 4, h1: 3 }, T + 300, 300, f).sinceSec).toBe(T);
+    const thawing: FreezeState = { frozen: true, sinceSec: T, healthyRounds: 1, reasons: [{ code: 'recovering', reason: 'x' }] };
+    expect(freezeWithoutSnapshot({ h0: 1 }, T, 300, thawing)).toEqual({ ...thawing, healthyRounds: 0 });
   });
 });
 
