@@ -12,6 +12,7 @@ import { compilePolicy } from '../../src/core/policy.js';
 import { SimDriver } from '../../src/drivers/sim/sim-driver.js';
 import { VirtualClock } from '../../src/executor/clock.js';
 import { officeScenario } from '../../src/sim/office.js';
+import { openSqliteStore } from '../../src/store/store.js';
 
 const INTERVAL = 300;
 
@@ -153,6 +154,26 @@ describe('controller: telemetry freeze', () => {
     expect(r.freeze.frozen).toBe(true);
     expect(r.freeze.reasons).toEqual([expect.objectContaining({ code: 'usage-implausible', reason: expect.stringMatching(/reports \d+ MIPS of CPU in use, more than its/) })]);
     expect(r.plan.steps).toEqual([]);
+  });
+
+  it('a daemon that stopped while frozen restarts in the thaw (2 healthy rounds before any move)', async () => {
+    const store = openSqliteStore(':memory:');
+    try {
+      store.saveDaemonStatus({
+        pid: 1, host: 'ctl', startedMs: 0, state: 'stopped', heartbeatMs: 0, configFile: null, mode: 'recommend', intervalSec: INTERVAL,
+        nextRoundMs: null, lastRound: null, window: null, frozen: { frozen: true, reason: 'srv-4 has not answered for 3 rounds' }, configError: null,
+      });
+      const { round } = setup({ store });
+      const r1 = await round();
+      expect(r1.freeze).toMatchObject({ frozen: true, healthyRounds: 1 });
+      expect(r1.freeze.reason).toMatch(/after: frozen when the previous daemon last reported \(srv-4 has not answered for 3 rounds\)/);
+      expect(r1.plan.steps).toEqual([]);
+      const r2 = await round();
+      expect(r2.freeze.frozen).toBe(false);
+      expect(r2.plan.steps.length).toBeGreaterThan(0);
+    } finally {
+      store.close();
+    }
   });
 
   it('the simulated office day is never frozen by healthy telemetry', async () => {
