@@ -38,7 +38,8 @@ function stable(v: unknown): string {
 }
 
 export class ClusterPowerDriver implements PowerDriver {
-  readonly kind = 'cluster';
+  /** 'config' as ConfiguredPowerDriver: the configured hosts' own methods (methodOf tells one host's). */
+  readonly kind = 'config';
   private readonly routed: ConfiguredPowerDriver;
   private readonly configs = new Map<string, PowerConfig>();
 

@@ -7,6 +7,7 @@ import type { HostConfig, IpmiPowerConfig, SshPowerConfig } from '../../config/s
 import type { Clock } from '../../core/clock.js';
 import { DriverError } from '../errors.js';
 import type { HostPower, PowerDriver } from '../power.js';
+import { ClusterPowerDriver } from './cluster.js';
 import { IpmiPowerDriver, type IpmiDriverOptions } from './ipmi.js';
 import { SshPowerDriver, type SshDriverOptions } from './ssh.js';
 import { WolPowerDriver, type WolPowerConfig } from './wol.js';
@@ -75,7 +76,13 @@ export class ConfiguredPowerDriver implements PowerDriver {
   }
 }
 
-/** The PowerDriver for the configured hosts (see ConfiguredPowerDriver). */
-export function createPowerDriver(hosts: readonly Pick<HostConfig, 'name' | 'power' | 'bootSec'>[], opts: PowerDriverOptions = {}): ConfiguredPowerDriver {
-  return new ConfiguredPowerDriver(hosts, opts);
+/**
+ * The PowerDriver for the configured hosts: the cluster power driver (./cluster.ts), routed as
+ * ConfiguredPowerDriver and adding the DPM wake-path test (wakeTest, wakePathKey) the executor
+ * and `tide wake-test` use — so every caller records and checks wake paths under the same key.
+ */
+export function createPowerDriver(hosts: readonly Pick<HostConfig, 'name' | 'power' | 'bootSec'>[], opts: PowerDriverOptions = {}): ClusterPowerDriver {
+  return new ClusterPowerDriver(hosts, opts);
 }
+
+export { ClusterPowerDriver, clusterPowerDriver } from './cluster.js';
