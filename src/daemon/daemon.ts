@@ -198,6 +198,15 @@ export function freezeOf(snapshot: ClusterSnapshot): { frozen: boolean; reason: 
   return { frozen: true, reason: reasons.join('; ') || 'telemetry frozen' };
 }
 
+type FreezeView = { readonly frozen: boolean; readonly reason: string | null; readonly sinceMs?: number | null };
+
+/** The controller's freeze after a round: TickResult.freeze, else (a failed round) its freezeState, else the snapshot's. */
+function freezeAfter(controller: Controller, tick: TickResult | null): DaemonStatusRecord['frozen'] | null {
+  const f = (tick as { freeze?: FreezeView } | null)?.freeze ?? (controller as unknown as { freezeState?: FreezeView }).freezeState;
+  if (f) return { frozen: f.frozen, reason: f.frozen ? f.reason ?? 'telemetry frozen' : null, sinceMs: f.sinceMs ?? null };
+  return tick ? freezeOf(tick.snapshot) : null;
+}
+
 export function createDaemon(deps: DaemonDeps): Daemon {
   const { clock, store } = deps;
   const log = deps.log ?? quiet;
@@ -249,6 +258,11 @@ export function createDaemon(deps: DaemonDeps): Daemon {
       observer?.onReconcile?.(reports, at);
     },
     onTick: (t) => observer?.onTick?.(t),
+    onFreeze: (f, at) => {
+      if (f.frozen) log.warn({ event: 'freeze', frozen: true, reason: f.reason, sinceMs: f.sinceMs }, `moves frozen: ${f.reason}`);
+      else log.info({ event: 'freeze', frozen: false }, 'telemetry healthy again: moves allowed');
+      observer?.onFreeze?.(f, at);
+    },
   };
 
   // Getters: the Controller reads its deps at each use, so a reload (settings) and the store's
@@ -389,9 +403,9 @@ export function createDaemon(deps: DaemonDeps): Daemon {
         refreshHosts();
         tick = await controller.tick(sig);
         planId = settlePlans(tick, clock.now(), retired);
+        frozen = freezeAfter(controller, tick) ?? frozen;
         const w = tick.snapshot.window;
         window = w ? { kind: w.kind, name: w.name, untilMs: w.untilSec === null ? null : w.untilSec * 1000 } : null;
-        frozen = freezeOf(tick.snapshot);
         if (stopping && tick.run && tick.planId !== null && tick.run.steps.every((r) => r.state === 'cancelled')) {
           store.transitionPlan(tick.planId, ['failed'], 'superseded', 'not started: the daemon was stopping');
         }
@@ -420,6 +434,7 @@ export function createDaemon(deps: DaemonDeps): Daemon {
         observer?.onRoundError?.(err, endedMs);
       } catch { /* likewise */ }
       log.error({ event: 'error', round: rounds, code: err.code, error: err.message }, `round ${rounds} failed: ${err.message} [${err.code}]`);
+      frozen = freezeAfter(controller, null) ?? frozen;
       report = { startedMs: t0, endedMs, result: 'error', tick, planId, executed, retired, error: err };
       lastRound = { startedMs: t0, endedMs, result: 'error', planId, steps: tick?.plan.steps.length ?? 0, summary: err.message, error: err };
     }

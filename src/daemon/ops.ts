@@ -150,7 +150,7 @@ export interface StatusReport {
   readonly intervalSec: number;
   /** The schedule window in force now (computed from the configuration; the daemon's own when it is alive). */
   readonly window: { readonly kind: string; readonly name: string; readonly untilMs: number | null } | null;
-  readonly frozen: { readonly frozen: boolean; readonly reason: string | null };
+  readonly frozen: { readonly frozen: boolean; readonly reason: string | null; readonly sinceMs?: number | null };
   readonly pendingApproval: readonly PlanRow[];
   readonly approved: readonly PlanRow[];
   readonly unknownMigrations: readonly UnknownMigration[];

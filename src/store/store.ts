@@ -72,7 +72,7 @@ export interface DaemonStatusRecord {
   /** The schedule window in force at the last round (untilMs: when it ends, null: never). */
   readonly window: { readonly kind: string; readonly name: string; readonly untilMs: number | null } | null;
   /** Whether the last round froze all moves, and why (null reason: not frozen). */
-  readonly frozen: { readonly frozen: boolean; readonly reason: string | null };
+  readonly frozen: { readonly frozen: boolean; readonly reason: string | null; readonly sinceMs?: number | null };
   /** The last configuration reload that failed (the daemon kept its previous configuration). */
   readonly configError: { readonly atMs: number; readonly message: string } | null;
 }

@@ -236,6 +236,21 @@ describe('logs', () => {
 });
 
 describe('freeze in the status', () => {
+  it('a host silent for 3 rounds freezes moves; the status row and the log say why', async () => {
+    const d = simDaemon('recommend');
+    const host = busiest(d.driver.placement());
+    d.driver.setReachable(host, false);
+    for (let i = 0; i < 4; i++) {
+      await d.round();
+      await d.clock.advance(300_000);
+    }
+    const st = d.store.daemonStatus()!;
+    expect(st.frozen.frozen).toBe(true);
+    expect(st.frozen.reason).toContain(host);
+    expect(st.frozen.reason).toMatch(/not answered/);
+    expect(d.lines.some((l) => /"event":"freeze","frozen":true/.test(l))).toBe(true);
+  });
+
   it('reads ClusterSnapshot.freeze when the controller sets one', () => {
     expect(freezeOf({ time: 0, sampleIntervalSec: 300, hosts: [], vms: [], rules: [] })).toEqual({ frozen: false, reason: null });
     const frozen = { time: 0, sampleIntervalSec: 300, hosts: [], vms: [], rules: [], freeze: { sinceSec: 0, reasons: [{ code: 'host-silent', reason: 'srv-2 silent for 3 rounds' }] } };

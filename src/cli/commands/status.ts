@@ -26,7 +26,7 @@ export function describeStatus(r: StatusReport): string {
       : `daemon:   not running (${d.state === 'stopped' ? 'stopped' : `no heartbeat for ${ago(d.heartbeatAgeMs).replace(' ago', '')}`}; last pid ${d.pid} on ${d.host})`);
   lines.push(`mode:     ${r.mode}, every ${r.intervalSec} s`);
   lines.push(`window:   ${r.window ? `${r.window.kind} (${r.window.name}) until ${r.window.untilMs === null ? 'further notice' : fmtTime(r.window.untilMs)}` : 'no schedule (the policy applies at all hours)'}`);
-  lines.push(`frozen:   ${r.frozen.frozen ? `yes — ${r.frozen.reason}` : 'not frozen'}`);
+  lines.push(`frozen:   ${r.frozen.frozen ? `yes${r.frozen.sinceMs != null ? ` since ${fmtTime(r.frozen.sinceMs)}` : ''} — ${r.frozen.reason}` : 'not frozen'}`);
   const lr = d?.lastRound;
   lines.push(`last round: ${lr ? `${fmtTime(lr.startedMs)} ${lr.result}: ${lr.summary}${lr.error ? ` [${lr.error.code}]` : ''}` : 'none'}`);
   if (d?.alive && d.nextRoundMs !== null) lines.push(`next round: ${fmtTime(d.nextRoundMs)}`);
