@@ -225,15 +225,23 @@ export class Lab {
         await downUnlocked(layout, { log });
       } else if (existing) {
         const lab = new Lab(layout, existing, log);
-        // (dead power agents are restarted below, not a reason to refuse)
-        const problems = await lab.healthProblems({ power: false });
-        if (problems.length > 0) {
-          throw new LabError(`a lab is already set up in ${dir} but is not healthy (${problems.join('; ')}); run \`tide lab down --dir ${dir}\` or \`tide lab up --recreate\``);
-        }
         const t0 = performance.now();
-        if (opts.power || existing.power) {
+        // (dead power agents are restarted here, not a reason to refuse)
+        let problems = await lab.healthProblems({ power: false });
+        if ((opts.power || existing.power) && !problems.some((p) => p.startsWith('namespace '))) {
           existing.power = await startPower(layout, opts.power ?? { method: existing.power!.method, bootDelaySec: existing.power!.bootDelayMs / 1000 }, log);
           writeState(layout, existing);
+          // A host powered off (by its BMC, WoL or a crash) is powered on: `up` means the lab is up.
+          for (const h of layout.hosts) {
+            if (libvirtdPid(h) !== null) continue;
+            log(`powering ${h.name} on (its libvirtd is not running)`);
+            await lab.powerAction(h.name, 'on');
+            await lab.waitHostUp(h.name, existing.power.bootDelayMs + 30_000);
+          }
+          problems = await lab.healthProblems({ power: false });
+        }
+        if (problems.length > 0) {
+          throw new LabError(`a lab is already set up in ${dir} but is not healthy (${problems.join('; ')}); run \`tide lab down --dir ${dir}\` or \`tide lab up --recreate\``);
         }
         const bootMs = await lab.ensureGuests(opts);
         lab.writeConfig();

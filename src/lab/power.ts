@@ -194,7 +194,13 @@ export async function startPower(layout: LabLayout, opts: LabPowerOptions, log: 
     if (r.code !== 0) throw new LabError(`cannot add the BMC address ${bmcIp(h)} to ${h.netns}/br0: ${r.stderr.trim()}`);
     writeFileSync(p.lanConf, lanConf(h, layout.dir, password, hookCommand(agent, p.socket)), { mode: 0o600 });
     writeFileSync(p.emu, BMC_EMU);
-    if (agentPid(layout.dir, h) !== null) continue;
+    const running = agentPid(layout.dir, h);
+    if (running !== null && cmdline(running).at(-1) === String(st.bootDelayMs)) continue;
+    if (running !== null) {
+      // another boot delay: restart the agent (it stops its ipmi_sim first, freeing UDP 623)
+      killChecked(running, isAgentOf(layout.dir, h.name), 'SIGTERM');
+      if ((await waitGone([running], 5_000)).length > 0) throw new LabError(`the power agent of ${h.name} (pid ${running}) did not stop`);
+    }
     // `ip netns exec` execs, so the spawned PID is the agent's
     const pid = spawnDetached(['ip', 'netns', 'exec', h.netns, process.execPath, agent, 'serve', h.name, layout.dir, String(st.bootDelayMs)], p.log);
     writeFileSync(p.agentPidFile, `${pid}\n`);

@@ -14,7 +14,7 @@ import { powerSchema, type IpmiPowerConfig, type PowerConfig } from '../../src/c
 import { createPowerDriver, IpmiPowerDriver, WolPowerDriver } from '../../src/drivers/power/index.js';
 import type { PowerDriver } from '../../src/drivers/power.js';
 import { hostUuid } from '../../src/drivers/common/xml.js';
-import { bmcIp, labPowerConfig, type LabHostName } from '../../src/lab/index.js';
+import { Lab, bmcIp, labPowerConfig, type LabHostName } from '../../src/lab/index.js';
 import { qemuPids, reaperPid } from '../../src/lab/host.js';
 import { powerHostPaths } from '../../src/lab/power-layout.js';
 import { cmdline, isLive, listPids } from '../../src/lab/proc.js';
@@ -269,6 +269,27 @@ describeLab('lab power: IPMI BMCs and Wake-on-LAN listeners (tide lab up --power
       teardown: bothOn,
     };
   });
+
+  it('up on a powered lab with a host off powers it on; a new boot delay restarts the agents', async () => {
+    const l = need();
+    await bothOn();
+    await l.powerAction('lab-b', 'off');
+    expect((await l.powerStatus('lab-b')).state).toBe('off');
+    const oldAgents = l.hostNames.map((h) => powerHostPaths(l.dir, h)).map((p) => readFileSync(p.agentPidFile, 'utf8').trim());
+    const { lab: again, reused } = await Lab.up({ dir: l.dir, vms: 1, placement: 'lab-a', power: { bootDelaySec: 1 } });
+    expect(reused).toBe(true);
+    expect(again.power?.bootDelayMs).toBe(1000);
+    expect((await again.powerStatus('lab-b')).state).toBe('on');
+    expect(await virshFails('lab-b')).toBe(false);
+    const agents = await Promise.all(l.hostNames.map((h) => again.powerStatus(h)));
+    for (const [i, a] of agents.entries()) {
+      expect(a.agentPid).not.toBeNull();
+      expect(String(a.agentPid)).not.toBe(oldAgents[i]);
+      expect(cmdline(a.agentPid!).at(-1)).toBe('1000');
+    }
+    expect(await ipmi().status('lab-b')).toBe('on');
+    expect(l.config().hosts.map((h) => h.bootSec)).toEqual([11, 11]);
+  }, 90_000);
 
   it('lab down stops every BMC and WoL listener and leaves nothing behind', async () => {
     const l = need();
