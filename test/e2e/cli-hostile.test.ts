@@ -129,6 +129,11 @@ const CASES: [string[], number, RegExp][] = [
   [['--config', refused, 'reconcile', 'x', '--settle-ms=-1'], 2, /--settle-ms must be an integer/],
   [['--config', refused, 'reconcile', 'x'], 2, /no unknown migration of x is recorded: name its source and target/],
   [['--config', refusedOwnStore, 'reconcile', 'x', '--from', 'a', '--to', 'b'], 1, /^$/],
+  // wake-test (hosts without a power method fail the test: exit 1)
+  [['--config', refused, 'wake-test'], 2, /name a host/],
+  [['--config', refused, 'wake-test', 'zzz'], 2, /no host named 'zzz'/],
+  [['--config', refused, 'wake-test', '--all', '--list'], 2, /at most one of/],
+  [['--config', refusedOwnStore, 'wake-test', 'a'], 1, /^$/],
   // daemon (refused before it runs; --once: one round, the hosts refuse, the error is in the log on stdout)
   [['--config', refused, 'daemon', '--log-format', 'xml'], 2, /--log-format is auto, json or text/],
   [['--config', refused, 'daemon', '--stop-grace=-1'], 2, /--stop-grace must be a number/],

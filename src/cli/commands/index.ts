@@ -21,6 +21,7 @@ export const commands: Record<string, CommandEntry> = {
   migrate: { summary: 'live-migrate (or move offline / suspended) one VM to another host', load: async () => (await import('./migrate.js')).migrateCommand },
   evacuate: { summary: 'move every VM off a host (maintenance), under the concurrency limits', load: async () => (await import('./evacuate.js')).evacuateCommand },
   place: { summary: 'start a shut-off VM on the host the planner picks, and say why', load: async () => (await import('./place.js')).placeCommand },
+  'wake-test': { summary: 'DPM wake-path test: can a host be woken again? (recorded; a failed host is never powered off)', load: async () => (await import('./wake-test.js')).wakeTestCommand },
   reconcile: { summary: 'finish migrations whose outcome was unknown (the source left paused); exit 1 while any stays unknown', load: async () => (await import('./reconcile.js')).reconcileCommand },
   config: { summary: 'the configuration file: its JSON Schema, or check one', load: async () => (await import('./config.js')).configCommand },
   status: { summary: "the daemon's mode, schedule window, freeze, last round, pending plans, lock holder", load: async () => (await import('./status.js')).statusCommand },
