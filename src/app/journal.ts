@@ -450,3 +450,26 @@ export function describeRecovery(r: RecoverReport): string[] {
   ];
 }
 
+
+/** The structured logger recovery reports to (a pino Logger, the daemon's DaemonLog fit). */
+export interface RecoveryLog {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+
+/**
+ * The daemon's start hook (DaemonDeps.onStart, called under the daemon's cluster lock before
+ * its first round): recoverOnStart, each settled step logged with its code. Steps settled as
+ * unknown (the VM stays blocked until a round's reconcile settles it) log as warnings.
+ */
+export async function recoverAtDaemonStart(ctx: { store: Store; hypervisor: HypervisorDriver; power?: PowerDriver; clock: Clock; log: RecoveryLog }, opts: Partial<RecoverDeps> = {}): Promise<RecoverReport> {
+  const r = await recoverOnStart({ store: ctx.store, hypervisor: ctx.hypervisor, power: ctx.power, clock: ctx.clock, ...opts });
+  if (r.code !== 'clean') ctx.log.info({ event: 'recovery', code: r.code, steps: r.steps.length, plans: r.plans.map((p) => p.planId) }, `crash recovery: ${r.reason}`);
+  for (const s of r.steps) {
+    const line = { event: 'recovery-step', code: s.code, planId: s.planId, stepId: s.stepId, kind: s.kind, vm: s.vm, host: s.host, state: s.state, actions: s.actions };
+    const msg = `plan ${s.planId} step ${s.stepId} ${s.kind} ${s.vm ?? s.host ?? ''}: ${s.code} → ${s.state}: ${s.reason}`;
+    if (s.code === 'migration-unknown' || s.code === 'needs-operator' || s.code === 'left-down' || s.code === 'power-unknown') ctx.log.warn(line, msg);
+    else ctx.log.info(line, msg);
+  }
+  return r;
+}

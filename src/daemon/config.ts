@@ -3,6 +3,7 @@
  * rules, schedule) and its dependencies (hypervisor driver, power driver per host, store) built
  * the way the other commands build them. `tide daemon` is a thin shell over openDaemon.
  */
+import { recoverAtDaemonStart } from '../app/journal.js';
 import { compileSchedule } from '../config/schedule.js';
 import type { TideConfig } from '../config/schema.js';
 import type { Clock } from '../core/clock.js';
@@ -14,7 +15,7 @@ import { createPowerDriver } from '../drivers/power/index.js';
 import { systemClock } from '../executor/clock.js';
 import { storePathFor } from '../store/lock.js';
 import { openSqliteStore, type Store } from '../store/store.js';
-import { createDaemon, type Daemon, type DaemonDeps, type DaemonSettings } from './daemon.js';
+import { createDaemon, type Daemon, type DaemonDeps, type DaemonSettings, type StartContext } from './daemon.js';
 
 /** MigrateOptions from the configuration's `migration` section. */
 export function migrateOptionsOf(config: TideConfig): Omit<MigrateOptions, 'onProgress'> {
@@ -64,7 +65,9 @@ export function openDaemon(config: TideConfig, configFile: string, opts: OpenDae
   const store = opts.store ?? openConfigStore(config, configFile);
   const hypervisor = opts.hypervisor ?? createDriver(config);
   const power = opts.power ?? createPowerDriver(config.hosts, { clock });
-  const daemon = createDaemon({ ...opts, clock, store, hypervisor, power, settings, configFile });
+  // crash recovery before the first round (src/app/journal.ts); opts.onStart replaces it
+  const onStart = async (ctx: StartContext): Promise<void> => { await recoverAtDaemonStart(ctx); };
+  const daemon = createDaemon({ onStart, ...opts, clock, store, hypervisor, power, settings, configFile });
   return {
     daemon,
     store,
