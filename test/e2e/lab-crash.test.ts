@@ -39,9 +39,11 @@ const PLAN: Plan = {
 
 /** Kill points: which step, and how long after its intent was stored. */
 const POINTS = [
-  { step: 1, afterMs: 1500 },
-  { step: 2, afterMs: 1500 },
-  { step: 3, afterMs: 0 },
+  { step: 1, afterMs: 1500, mode: 'live' },
+  { step: 2, afterMs: 1500, mode: 'live' },
+  { step: 3, afterMs: 0, mode: 'live' },
+  // suspend: the source is paused before the move; a kill leaves a paused copy somewhere
+  { step: 2, afterMs: 1500, mode: 'suspend' },
 ];
 
 function runChild(args: string[]): { done: Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string; err: string }>; kill: () => void; pid: number | undefined } {
@@ -97,14 +99,14 @@ describeLab('SIGKILL of a Tide process at each step of a 3-migration plan on the
     rmSync(dir, { recursive: true, force: true });
   }, LAB_HOOK_TIMEOUT_MS);
 
-  it.each(POINTS)('killed $afterMs ms after step $step started: each guest runs exactly once, none paused, the service answers, the journal is true', async ({ step, afterMs }) => {
+  it.each(POINTS)('$mode: killed $afterMs ms after step $step started: each guest runs exactly once, none paused, the service answers, the journal is true', async ({ step, afterMs, mode }) => {
     await allOnFrom();
-    const storeFile = join(dir, `step${step}.sqlite`);
-    const planFile = join(dir, `plan${step}.json`);
+    const storeFile = join(dir, `${mode}-step${step}.sqlite`);
+    const planFile = join(dir, `${mode}-plan${step}.json`);
     writeFileSync(planFile, JSON.stringify(PLAN));
     await L().shapeLinks(SHAPE_MBIT);
     const t0 = Date.now();
-    const child = runChild(['run', L().configFile, storeFile, planFile]);
+    const child = runChild(['run', L().configFile, storeFile, planFile, mode]);
     // watch the journal for the step's intent, then SIGKILL
     let seenMs: number | null = null;
     let exited = false;

@@ -1,9 +1,10 @@
 // A Tide process to be killed (test/e2e/lab-crash.test.ts). Runs on the built code (dist/,
 // `npm run build`): Node 20 cannot run the TypeScript sources directly.
 //
-//   node test/helpers/crash-child.mjs run CONFIG STORE PLAN_JSON
+//   node test/helpers/crash-child.mjs run CONFIG STORE PLAN_JSON [MODE]
 //     saves the plan (status running) and executes it with a Controller in automatic mode, as
-//     the daemon does; prints {"planId", "run"} when (if) it finishes.
+//     the daemon does (MODE: live, suspend or offline instead of the config's migration mode);
+//     prints {"planId", "run"} when (if) it finishes.
 //   node test/helpers/crash-child.mjs recover CONFIG STORE
 //     runs recoverOnStart once, as a daemon does when it starts; prints the report.
 //
@@ -18,7 +19,7 @@ import { systemClock } from '../../dist/executor/clock.js';
 import { currentHolder } from '../../dist/store/lock.js';
 import { openSqliteStore } from '../../dist/store/store.js';
 
-const [cmd, configFile, storeFile, planFile] = process.argv.slice(2);
+const [cmd, configFile, storeFile, planFile, modeArg] = process.argv.slice(2);
 const config = loadConfig(configFile);
 const hypervisor = createDriver(config);
 const store = openSqliteStore(storeFile);
@@ -30,7 +31,7 @@ try {
     const { mode, maxConcurrent, maxPerHost, ...migrate } = config.migration;
     const c = new Controller({
       hypervisor, clock: systemClock, store, policy: compilePolicy('tide'), mode: 'automatic',
-      limits: { maxConcurrent, maxPerHost }, migrate: { ...migrate, mode }, intervalSec: 10,
+      limits: { maxConcurrent, maxPerHost }, migrate: { ...migrate, mode: modeArg ?? mode }, intervalSec: 10,
       lockHolder: currentHolder('tide crash-child run'),
       observer: {
         onStepStart: (r) => say(`step ${r.step.id} ${r.step.kind} ${r.step.vm ?? r.step.host ?? ''} started`),
