@@ -16,6 +16,7 @@ import { labLayout } from '../../src/lab/layout.js';
 import { agentScript, hookCommand, labBootSec, labPowerConfig, type LabPowerState } from '../../src/lab/power.js';
 import { bmcIp } from '../../src/lab/power-layout.js';
 import { classify } from '../../src/lab/proc.js';
+import { runCli } from '../helpers/cli.js';
 
 const layout = labLayout('/tmp/tide-lab');
 const st = (method: 'ipmi' | 'wol'): LabPowerState => ({ method, bootDelayMs: 3000, user: 'admin', passwordFile: '/tmp/tide-lab/power/bmc-password' });
@@ -46,6 +47,17 @@ describe('lab power config', () => {
     for (const bad of ['/tmp/my lab/agent.sock', '/tmp/$(reboot)/agent.sock', "/tmp/it's/agent.sock", '/tmp/a;b/agent.sock', '/tmp/a"b/agent.sock']) {
       expect(() => hookCommand('/tmp/x/power-agent.js', bad)).toThrow(/cannot carry/);
     }
+  });
+
+  it('tide lab up refuses a bad --power method and --boot-delay-sec without --power (usage, before touching anything)', async () => {
+    const bad = await runCli(['lab', 'up', '--power=redfish', '--dir', '/nonexistent/tide-lab-x']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/--power is ipmi \(default\) or wol/);
+    const lone = await runCli(['lab', 'up', '--boot-delay-sec', '2', '--dir', '/nonexistent/tide-lab-x']);
+    expect(lone.code).toBe(2);
+    expect(lone.err).toMatch(/--boot-delay-sec needs --power/);
+    const neg = await runCli(['lab', 'up', '--power', '--boot-delay-sec', '-1', '--dir', '/nonexistent/tide-lab-x']);
+    expect(neg.code).toBe(2);
   });
 
   it('classifies the power agent and ipmi_sim as lab processes (down sweeps them)', () => {
