@@ -17,12 +17,23 @@
  *                       (busybox httpd ignores a CGI "Status:" header: the CGI prints the
  *                       status line itself)
  *
+ *   GET /cgi-bin/load?pct=N   (re)start the load generator: N % of one vCPU kept busy in total
+ *                       (0 stops it, at most LOAD_MAX_PCT), spread over ceil(N/100) workers;
+ *                       answers "load_pct=N workers=W\n", or 400 for a bad N
+ *
+ * The load generator's workers each run a duty cycle of
+ * one second: busy — reading /proc/uptime in a loop, no fork — for their share of it in
+ * centiseconds, then asleep (usleep) for the rest. A worker's share is at most 100 %.
+ *
  * The dirtier fills an N MiB tmpfs file with random data once, then keeps copying that file
  * onto itself, so N MiB of guest RAM is rewritten continuously. Random content defeats QEMU's
  * zero-page detection; a memory copy is much faster than reading /dev/urandom under TCG.
  * httpd and init are exempt from the OOM killer, so a too-greedy dirtier cannot take the
  * service down.
  */
+
+/** Largest total load /cgi-bin/load accepts, % of one vCPU. */
+export const LOAD_MAX_PCT = 400;
 
 /** MiB of available guest memory the dirtier must leave free. */
 export const DIRTY_RESERVE_MIB = 16;
@@ -91,4 +102,27 @@ if [ "$n" -gt 0 ]; then
   echo $! > /run/dirty.pid
 fi
 exec /www/cgi-bin/up
+`;
+
+export const CGI_LOAD = `#!/bin/sh
+n=\${QUERY_STRING#pct=}
+case $n in ''|*[!0-9]*) printf 'HTTP/1.0 400 Bad Request\\r\\nContent-Type: text/plain\\r\\n\\r\\npct=N expected\\n'; exit 0;; esac
+if [ "$n" -gt ${LOAD_MAX_PCT} ]; then printf 'HTTP/1.0 400 Bad Request\\r\\nContent-Type: text/plain\\r\\n\\r\\npct is at most ${LOAD_MAX_PCT}\\n'; exit 0; fi
+# a new generation ends the old workers within a period, even one the kill missed
+g=0; [ -r /run/load.gen ] && read g < /run/load.gen; g=$((g + 1)); echo "$g" > /run/load.gen
+if [ -r /run/load.pids ]; then kill $(cat /run/load.pids) 2>/dev/null; rm -f /run/load.pids; fi
+w=$(( (n + 99) / 100 )); i=0
+while [ $i -lt $w ]; do
+  p=$(( n / w )); [ $i -lt $(( n % w )) ] && p=$((p + 1))
+  setsid sh -c 'b=$1; g0=$2; s=$(( (100 - b) * 10000 ))
+    while read g < /run/load.gen; [ "$g" = "$g0" ]; do
+      read u x < /proc/uptime; e=$(( \${u%.*}\${u#*.} + b ))
+      while read u x < /proc/uptime; [ \${u%.*}\${u#*.} -lt $e ]; do :; done
+      [ $s -gt 0 ] && usleep $s
+    done' load "$p" "$g" </dev/null >/dev/null 2>&1 &
+  echo $! >> /run/load.pids
+  i=$((i + 1))
+done
+echo "$n" > /run/load.pct
+printf 'Content-Type: text/plain\\r\\n\\r\\nload_pct=%s workers=%s\\n' "$n" "$w"
 `;

@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { newcArchive, type CpioEntry } from './cpio.js';
 import { LabError, run, runOk } from './exec.js';
-import { CGI_DIRTY, CGI_UP, GUEST_INIT, GUEST_MODULES } from './guest-init.js';
+import { CGI_DIRTY, CGI_LOAD, CGI_UP, GUEST_INIT, GUEST_MODULES } from './guest-init.js';
 
 /** Path of a linux-image-*.deb to use instead of downloading one (offline machines). */
 export const KERNEL_DEB_ENV = 'TIDE_LAB_KERNEL_DEB';
@@ -207,7 +207,7 @@ function ensureInitrd(cacheDir: string, kver: string): string {
   const modules = GUEST_MODULES.filter((m) => existsSync(join(modDir, `${m}.ko`)));
   const bb = statSync(BUSYBOX);
   const hash = createHash('sha256')
-    .update(JSON.stringify([INITRD_FORMAT, kver, modules, GUEST_INIT, CGI_UP, CGI_DIRTY, bb.size, bb.mtimeMs]))
+    .update(JSON.stringify([INITRD_FORMAT, kver, modules, GUEST_INIT, CGI_UP, CGI_DIRTY, CGI_LOAD, bb.size, bb.mtimeMs]))
     .digest('hex').slice(0, 16);
   const file = join(cacheDir, `initrd-${hash}.img`);
   if (existsSync(file)) return file;
@@ -221,6 +221,7 @@ function ensureInitrd(cacheDir: string, kver: string): string {
     { type: 'file', path: 'init', data: GUEST_INIT, mode: 0o755 },
     { type: 'file', path: 'www/cgi-bin/up', data: CGI_UP, mode: 0o755 },
     { type: 'file', path: 'www/cgi-bin/dirty', data: CGI_DIRTY, mode: 0o755 },
+    { type: 'file', path: 'www/cgi-bin/load', data: CGI_LOAD, mode: 0o755 },
     { type: 'file', path: 'etc/hosts', data: '127.0.0.1 localhost\n' },
     ...modules.map((m): CpioEntry => ({ type: 'file', path: `lib/modules/${m}.ko`, data: readFileSync(join(modDir, `${m}.ko`)) })),
   ];

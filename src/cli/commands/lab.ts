@@ -10,6 +10,7 @@ import {
 } from '../../lab/index.js';
 import { GUEST_IP_FIRST, GUEST_IP_LAST } from '../../lab/layout.js';
 import { BMC_PORT, WOL_BROADCAST, WOL_PORT, bmcIp } from '../../lab/power-layout.js';
+import { clockLabel, runLabDemo } from '../../api/lab-demo.js';
 
 const USAGE = `tide lab up [--vms N] [--placement round-robin|lab-a|lab-b] [--mem-mib M] [--dirty-mib D]
                 [--disk[=shared|local]] [--accel auto|kvm|tcg] [--bzimage] [--recreate] [--keep-on-failure]
@@ -17,6 +18,7 @@ const USAGE = `tide lab up [--vms N] [--placement round-robin|lab-a|lab-b] [--me
        tide lab down [--purge] [--dir DIR] [--json]
        tide lab status [--dir DIR] [--json]
        tide lab virsh HOST ARGS...     (HOST = lab-a | lab-b)
+       tide lab demo [--minutes N] [--vms N] [--dir DIR] [--json]
 
   up      two libvirt hosts in network namespaces + N small guests (default 2, round-robin);
           writes DIR/tide.json (default DIR ${DEFAULT_LAB_DIR}). Reuses a healthy lab that is
@@ -26,7 +28,15 @@ const USAGE = `tide lab up [--vms N] [--placement round-robin|lab-a|lab-b] [--me
           ipmi) and bootSec; powering on takes --boot-delay-sec (default 3) before libvirtd starts.
   down    removes every process, namespace, link and mount of the lab and prints what is left
           (nothing, normally). Keeps the guest image cache unless --purge.
-  status  hosts (with power state under --power), guests and where they run.`;
+  status  hosts (with power state under --power), guests and where they run.
+  demo    Tide's daemon loop on the lab with real guests, live migrations and IPMI power
+          (brings the lab up with --power if needed): an office day compressed so that 24 h
+          take N wall minutes (default 8; the story, Mon 16:00 to Tue 09:00, about 0.7 × N):
+          the guests' load generators run busy office hours, one overload spike, a quiet
+          night; Tide consolidates and powers a host off in the evening (18:00–07:00 window)
+          and wakes it and spreads again in the morning. Every guest is probed throughout.
+          Prints the timeline live, then the figures of \`tide demo\` plus probeFailed,
+          vmsLost, hostsPoweredOff, hostsWoken (--json: one object).`;
 
 function intOpt(v: string | undefined, name: string, min: number, max: number): number | undefined {
   return v === undefined ? undefined : num(v, `--${name}`, 0, { min, max, int: true });
@@ -140,6 +150,34 @@ async function status(argv: string[], io: CliIo): Promise<number> {
   return problems.length ? 1 : 0;
 }
 
+async function demoCmd(argv: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { minutes: { type: 'string' }, vms: { type: 'string' }, dir: { type: 'string' }, json: { type: 'boolean' } },
+  });
+  if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+  const minutes = num(values.minutes, '--minutes', 8, { min: 1, max: 24 * 60 });
+  const s = await runLabDemo({
+    dir: values.dir,
+    minutes,
+    vms: intOpt(values.vms, 'vms', 2, GUEST_IP_LAST - GUEST_IP_FIRST + 1),
+    log: (m) => io.err(`[lab] ${m}\n`),
+    onEvent: values.json ? undefined : (e) => io.out(`${clockLabel(e.atSec)}  ${e.text}\n`),
+  });
+  if (values.json) {
+    io.out(`${JSON.stringify(s)}\n`);
+  } else {
+    io.out(`\n${s.scenario}: ${s.hours} h in ${s.wallSec} s (a day = ${s.minutesPerDay} min), ${s.rounds} rounds\n`);
+    io.out(`migrations ${s.migrations} (failed steps ${s.failedSteps}), power off ${s.powerOffs} / on ${s.powerOns} through ${s.powerMethod} (hosts off ${s.hostsPoweredOff}, woken ${s.hostsWoken})\n`);
+    io.out(`probe: ${s.probeFailed} of ${s.probeSent} requests failed, longest gap ${s.probeMaxGapMs} ms; guests lost ${s.vmsLost}\n`);
+    io.out(`evening consolidation: ${s.consolidatedAtSec === null ? 'did not happen' : clockLabel(s.consolidatedAtSec)}; morning spread: ${s.spreadAtSec === null ? 'did not happen' : clockLabel(s.spreadAtSec)}\n`);
+    io.out(`energy (estimated from the power model): ${s.energyKWh.toFixed(3)} kWh, all hosts on ${s.alwaysOnKWh.toFixed(3)} kWh, lower bound ${s.lowerBoundKWh.toFixed(3)} kWh\n`);
+  }
+  const ok = s.failedSteps === 0 && s.probeFailed === 0 && s.vmsLost === 0;
+  return ok ? 0 : 1;
+}
+
 async function virshCmd(argv: string[], io: CliIo): Promise<number> {
   let dir = DEFAULT_LAB_DIR;
   const rest = [...argv];
@@ -167,7 +205,8 @@ export const labCommand: Command = {
         case 'down': return await down(args, io);
         case 'status': return await status(args, io);
         case 'virsh': return await virshCmd(args, io);
-        default: throw new UsageError(`expected up, down, status or virsh\nusage: ${USAGE}`);
+        case 'demo': return await demoCmd(args, io);
+        default: throw new UsageError(`expected up, down, status, virsh or demo\nusage: ${USAGE}`);
       }
     } catch (e) {
       // parseArgs reports unknown options with a TypeError carrying this code
