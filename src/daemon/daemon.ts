@@ -227,6 +227,8 @@ export function createDaemon(deps: DaemonDeps): Daemon {
   let frozen: DaemonStatusRecord['frozen'] = { frozen: false, reason: null };
   let configError: DaemonStatusRecord['configError'] = null;
   const graceAc = new AbortController();
+  /** Set when executing approved plans between rounds failed: no more polling until the next round (no retry storm). */
+  let pollBlocked = false;
   const intervalMs = (): number => settings.intervalSec * 1000;
   const expireMs = (): number => (settings.expireAfterIntervals ?? DEFAULT_EXPIRE_INTERVALS) * intervalMs();
 
@@ -396,6 +398,7 @@ export function createDaemon(deps: DaemonDeps): Daemon {
     let tick: TickResult | null = null;
     let planId: number | null = null;
     let report: RoundReport;
+    pollBlocked = false;
     try {
       refreshHosts();
       executed = await executeApproved(sig, retired);
@@ -462,7 +465,7 @@ export function createDaemon(deps: DaemonDeps): Daemon {
         wakeAc = new AbortController();
         return true;
       }
-      if (poll > 0 && !stopping && settings.mode !== 'recommend') {
+      if (poll > 0 && !stopping && !pollBlocked && settings.mode !== 'recommend') {
         try {
           if (store.listPlans({ status: 'approved', limit: 1 }).length > 0) return true;
         } catch { /* the next round reports a failing store */ }
@@ -508,7 +511,8 @@ export function createDaemon(deps: DaemonDeps): Daemon {
           await executeApproved(sig, retired);
         } catch (e) {
           const err = errorOf(e);
-          log.error({ event: 'error', code: err.code, error: err.message }, `executing approved plans failed: ${err.message} [${err.code}]`);
+          pollBlocked = true;
+          log.error({ event: 'error', code: err.code, error: err.message }, `executing approved plans failed (retried at the next round): ${err.message} [${err.code}]`);
           try {
             store.recordRoundError({ atMs: clock.now(), ...err });
           } catch { /* ignore */ }

@@ -4,6 +4,7 @@
  * reject), one pending plan at a time, store-kept maintenance, the status row, stop.
  */
 import { describe, expect, it } from 'vitest';
+import { createDaemon } from '../../src/daemon/daemon.js';
 import { describeChange, fingerprintOf } from '../../src/daemon/fingerprint.js';
 import { simDaemon } from './helpers.js';
 
@@ -65,6 +66,31 @@ describe('daemon modes', () => {
     const executed = await d.clock.drive(d.daemon.executeApproved());
     expect(executed.map((e) => e.planId)).toEqual([r1.planId]);
     expect(d.store.getPlan(r1.planId!)!.status).toBe('done');
+  });
+
+  it('approve: while idle the daemon polls the store and executes a plan approved by another process within a poll', async () => {
+    const d = simDaemon('approve');
+    let id = 0;
+    let approvedAt = 0;
+    const polled = createDaemon({
+      clock: d.clock, hypervisor: d.driver, power: d.driver, store: d.store, settings: d.settings, pollMs: 1000,
+      observer: {
+        onRound: (r) => {
+          if (id !== 0) return;
+          id = r.planId!;
+          void d.clock.sleep(5000).then(() => {
+            approvedAt = d.clock.now();
+            d.store.transitionPlan(id, ['proposed'], 'approved', 'by another process');
+          });
+        },
+      },
+    });
+    await d.clock.drive(polled.run(300_001));
+    expect(d.store.getPlan(id)!.status).toBe('done');
+    const started = Math.min(...d.store.stepRuns(id).map((r) => r.startedMs!));
+    expect(approvedAt).toBe(5000);
+    expect(started).toBeGreaterThanOrEqual(5000);
+    expect(started).toBeLessThanOrEqual(6000);
   });
 
   it('approve: a plan whose cluster changed under it expires with the change named, and is not executed', async () => {
