@@ -7,9 +7,10 @@
  * hosts stay on (executor and planner). Every "not powered off" claim counts powerOff calls.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { Controller } from '../../src/app/controller.js';
 import { compilePolicy, plan as makePlan } from '../../src/core/policy.js';
 import type { Plan, Step } from '../../src/core/plan/types.js';
-import { FakeDriver, type FakeVmSpec } from '../../src/drivers/fake/index.js';
+import { FakeDriver, ManualClock, type FakeVmSpec } from '../../src/drivers/fake/index.js';
 import type { HostPower, PowerDriver, WakeTestResult } from '../../src/drivers/power.js';
 import { VirtualClock } from '../../src/executor/clock.js';
 import { runPlan, wakePathRefusal, type ExecutorDeps, type PlanRun, type StepRun } from '../../src/executor/executor.js';
@@ -295,5 +296,49 @@ describe('spareHosts stay on', () => {
         expect(offs, `${empty} empty, spareHosts=${spares}`).toBe(Math.max(0, empty - spares));
       }
     }
+  });
+});
+
+describe('the control loop (Controller, automatic) with the DPM rules', () => {
+  it('a failed wake test refuses once; the next round no longer plans that power-off (Host.powerOffRefused) and counts the host as the spare; spareHosts reaches the executor', async () => {
+    const clock = new ManualClock();
+    // identical hosts: tide keeps the first empty one (c) as its spare
+    const d = new FakeDriver({ clock, hosts: [{ name: 'a' }, { name: 'c' }, { name: 'e' }, { name: 'b' }], vms: [{ name: 'vm1', host: 'a', cpuPct: 50 }] });
+    const power = new CountingPower();
+    power.wake.set('b', { ok: false, method: 'ipmi', reason: 'the BMC does not answer' });
+    const origOff = power.powerOff.bind(power);
+    power.powerOff = async (h) => {
+      await origOff(h);
+      d.setHostUp(h, false);
+    };
+    const store = openSqliteStore(':memory:');
+    stores.push(store);
+    const c = new Controller({
+      hypervisor: d, power, clock, store, policy: compilePolicy('tide:spareHosts=1'), mode: 'automatic', limits: { maxConcurrent: 1, maxPerHost: 1 },
+      migrate: { mode: 'live' }, intervalSec: 300, bootTimeoutSec: 60,
+    });
+    const offPlanned = (t: Awaited<ReturnType<Controller['tick']>>) => t.plan.steps.filter((x) => x.kind === 'powerOff').map((x) => (x as { host: string }).host).sort();
+    // round 1: c stays on as the spare; b and e are planned off; b's wake test fails → refused
+    const t1 = await c.tick();
+    expect(offPlanned(t1)).toEqual(['b', 'e']);
+    const bRun = t1.run!.steps.find((r) => r.step.kind === 'powerOff' && r.step.host === 'b')!;
+    expect(bRun).toMatchObject({ state: 'failed', error: { code: 'TIDE_POWER_REFUSED' } });
+    expect(bRun.error!.message).toMatch(/wake path failed its test \(ipmi\): the BMC does not answer/);
+    expect(power.calls.filter((x) => x.startsWith('powerOff'))).toEqual(['powerOff e']);
+    expect(store.wakePath('b')).toMatchObject({ ok: false });
+    // round 2: the snapshot says b must not go off; tide counts it as the spare and powers c off instead
+    await clock.advance(300_000);
+    const t2 = await c.tick();
+    expect(t2.snapshot.hosts.find((h) => h.id === 'b')!.powerOffRefused).toMatch(/wake path failed .*the BMC does not answer/);
+    expect(offPlanned(t2)).toEqual(['c']);
+    expect(t2.plan.hosts.find((h) => h.host === 'b')).toMatchObject({ class: 'spare' });
+    expect(t2.run!.failed).toBe(0);
+    // round 3: nothing left to do; b was never powered off, and it was tested only once
+    await clock.advance(300_000);
+    const t3 = await c.tick();
+    expect(offPlanned(t3)).toEqual([]);
+    expect(power.calls.filter((x) => x.startsWith('powerOff'))).toEqual(['powerOff e', 'powerOff c']);
+    expect(power.count('wakeTest', 'b')).toBe(1);
+    expect((await d.listHosts()).filter((h) => h.up).map((h) => h.name).sort()).toEqual(['a', 'b']);
   });
 });
