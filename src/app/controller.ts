@@ -10,7 +10,8 @@ import { linearPower } from '../core/model/power.js';
 import type { ClusterSnapshot, Host, PowerModel, PowerState, Rule, UsageQuality, Vm } from '../core/model/types.js';
 import { plan as makePlan, type CompiledPolicy } from '../core/policy.js';
 import type { Plan } from '../core/plan/types.js';
-import { activeWindow, type Schedule } from '../core/schedule.js';
+import { activeWindow, SIM_MONDAY_EPOCH_SEC, type Schedule } from '../core/schedule.js';
+import { DemandRecorder, type RecorderOptions } from '../core/predict/forecast.js';
 import { DriverError } from '../drivers/errors.js';
 import type { HypervisorDriver, MigrateOptions } from '../drivers/hypervisor.js';
 import type { PowerDriver } from '../drivers/power.js';
@@ -63,6 +64,13 @@ export interface ControllerDeps {
   readonly drain?: AbortSignal;
   /** Telemetry-freeze thresholds (src/core/freeze.ts FreezeOptions; defaults: 3 silent rounds, 5 %, 3 intervals, 2 healthy rounds to thaw). */
   readonly freeze?: FreezeOptions;
+  /**
+   * Predictive DPM (src/core/predict): every round's demand is recorded into learned
+   * time-of-week profiles and the forecast of the next hours goes into the snapshot
+   * (`ClusterSnapshot.forecast`). Time of week is read at clock + scheduleOffsetSec (epoch s,
+   * UTC). Default on; false: no forecast.
+   */
+  readonly forecast?: false | RecorderOptions;
 }
 
 export interface ControllerObserver extends ExecutorObserver {
@@ -149,6 +157,8 @@ export class Controller {
   private readonly silent = new Map<string, number>();
   private lastRoundEnd: { clockMs: number; monoMs: number | null } | null = null;
   private freeze: FreezeState = NOT_FROZEN;
+  /** Learned demand profiles (created on first use; null: forecasting off). */
+  private demandRecorder: DemandRecorder | null | undefined;
 
   constructor(private readonly deps: ControllerDeps) {
     for (const [vm, at] of deps.store?.lastMigrations() ?? []) this.lastMigrated.set(vm, at / 1000);
@@ -341,11 +351,27 @@ export class Controller {
     // A VM not listed (its host did not answer, or it is gone) keeps its history for a while,
     // so usage continues from it if its host comes back.
     for (const [name, h] of [...this.history]) if (nowSec - h.seenSec > HISTORY * this.deps.intervalSec) this.history.delete(name);
-    const snapshot: ClusterSnapshot = { time: nowSec, sampleIntervalSec: this.deps.intervalSec, hosts, vms, rules: this.deps.rules ?? [], movesLastHour };
+    const forecast = this.recordDemand(nowSec, vms);
+    const snapshot: ClusterSnapshot = { time: nowSec, sampleIntervalSec: this.deps.intervalSec, hosts, vms, rules: this.deps.rules ?? [], movesLastHour, ...(forecast ? { forecast } : {}) };
     if (!this.deps.schedule) return snapshot;
     const off = this.deps.scheduleOffsetSec ?? 0;
     const w = activeWindow(this.deps.schedule, nowSec + off);
     return { ...snapshot, window: { ...w, untilSec: w.untilSec === null ? null : w.untilSec - off } };
+  }
+
+  /**
+   * Predictive DPM: records this round's measured demand (fresh samples only: a guess is no
+   * history) and returns the forecast of the next hours for the snapshot.
+   */
+  private recordDemand(nowSec: number, vms: readonly Vm[]): ClusterSnapshot['forecast'] {
+    if (this.demandRecorder === undefined) {
+      const opts = this.deps.forecast;
+      this.demandRecorder = opts === false ? null : new DemandRecorder({ stepSec: this.deps.intervalSec, ...opts, offsetSec: (this.deps.scheduleOffsetSec ?? 0) - SIM_MONDAY_EPOCH_SEC });
+    }
+    const r = this.demandRecorder;
+    if (!r) return undefined;
+    r.record(nowSec, vms.filter((v) => v.usage === undefined).map((v) => ({ id: v.id, cpuMips: v.demand.cpuMips, memMiB: v.demand.memMiB })));
+    return r.forecast(nowSec);
   }
 
   /** Power state of a host whose hypervisor did not answer: only the power driver can tell. */

@@ -20,6 +20,7 @@
 import { powerAt } from '../core/model/power.js';
 import type { ClusterSnapshot, Host, PowerState, Vm } from '../core/model/types.js';
 import type { Plan, Step } from '../core/plan/types.js';
+import { DemandRecorder } from '../core/predict/forecast.js';
 import { activeWindow, SIM_MONDAY_EPOCH_SEC } from '../core/schedule.js';
 import { InputError } from '../input/errors.js';
 import type { SimScenario } from './scenario.js';
@@ -42,6 +43,8 @@ export interface EngineOptions {
    * left empty (the always-on reference run: with no planner nothing is ever powered off).
    */
   readonly allHostsOn?: boolean;
+  /** Realistic accounting: learn demand profiles and put `forecast` in each snapshot (default true). */
+  readonly forecast?: boolean;
 }
 
 export type Planner = (snapshot: ClusterSnapshot, now: number) => Plan;
@@ -177,6 +180,8 @@ export class Engine {
   /** When each host was last seen coming on (for DPM hysteresis), and whether it was on. */
   private readonly hOnSince: Float64Array;
   private readonly hWasOn: Uint8Array;
+  /** When each host was last powered off by a plan step (NaN: not since the start), s. */
+  private readonly hOffSince: Float64Array;
   // VMs
   private readonly vReq: Float64Array;
   private readonly vOwner: Int32Array;
@@ -188,6 +193,10 @@ export class Engine {
   private readonly vLastMig: Float64Array;
   /** The plan (gen) that last started a migration of each VM. */
   private readonly vMigGen: Int32Array;
+  /** Start times of each VM's migrations in the last 24 h, s (pruned as snapshots are built). */
+  private readonly vMoveTimes: number[][];
+  /** Start times of all migrations in the last hour, s (pruned as snapshots are built). */
+  private moveTimes: number[] = [];
   private readonly vRec: { t: number; alloc: number; req: number; inMig: boolean }[];
   private readonly vmSize: Float64Array;
   // Accumulators
@@ -225,6 +234,12 @@ export class Engine {
   private readonly vmObjs: (Vm | undefined)[] = [];
   /** Per-VM memory-used series in MiB (from the trace's fractions), when the trace has one. */
   private readonly memSeriesMiB: (Float64Array | undefined)[];
+  /**
+   * Learned demand profiles (realistic accounting only): each round's demand is recorded and the
+   * forecast of the next hours goes into the snapshot, as the controller does. CloudSim
+   * accounting reproduces CloudSim, which has no such thing.
+   */
+  private readonly demand: DemandRecorder | null;
 
   constructor(scenario: SimScenario, opts: EngineOptions) {
     this.sc = scenario;
@@ -241,6 +256,7 @@ export class Engine {
     this.hPrevActive = new Uint8Array(nh).fill(1);
     this.hOnSince = new Float64Array(nh).fill(-Infinity);
     this.hWasOn = new Uint8Array(nh).fill(1);
+    this.hOffSince = new Float64Array(nh).fill(NaN);
     this.hSharedHost = scenario.hosts.map((h) => ({
       id: h.id, cpuCores: h.cpuCores, mipsPerCore: h.mipsPerCore, memMiB: h.memMiB,
       diskBytesPerSec: h.diskBytesPerSec, netBytesPerSec: h.netBytesPerSec, power: h.power,
@@ -255,11 +271,13 @@ export class Engine {
     this.vHistLen = new Int32Array(nv);
     this.vLastMig = new Float64Array(nv).fill(-Infinity);
     this.vMigGen = new Int32Array(nv);
+    this.vMoveTimes = Array.from({ length: nv }, () => []);
     this.vRec = scenario.vms.map(() => ({ t: -1, alloc: 0, req: 0, inMig: false }));
     this.vmSize = Float64Array.from(scenario.vms, (v) => v.vcpus * v.mipsPerVcpu);
     this.memSeriesMiB = scenario.vms.map((v) => (v.mem ? Float64Array.from(v.mem, (f) => f * v.memMiB) : undefined));
     this.hostIdx = new Map(scenario.hosts.map((h, i) => [h.id, i]));
     this.vmIdx = new Map(scenario.vms.map((v, i) => [v.id, i]));
+    this.demand = this.realistic && opts.forecast !== false ? new DemandRecorder({ offsetSec: scenario.startSec, stepSec: scenario.intervalSec }) : null;
   }
 
   /** Trace value of VM v at time t, fraction of its size (CloudSim's interpolation). */
@@ -535,7 +553,12 @@ export class Engine {
       if (on && !this.hWasOn[h]) this.hOnSince[h] = t;
       this.hWasOn[h] = on ? 1 : 0;
       host.onSinceSec = Number.isFinite(this.hOnSince[h]!) ? this.hOnSince[h]! : undefined;
+      // Only a host this run powered off has a known off time (one left off by the initial
+      // placement has none: no DPM hysteresis on it).
+      host.offSinceSec = host.powerState === 'off' && Number.isFinite(this.hOffSince[h]!) ? this.hOffSince[h]! : undefined;
     }
+    // Rolling migration counts for tide's budgets (Vm.movesToday, ClusterSnapshot.movesLastHour).
+    this.moveTimes = this.moveTimes.filter((x) => t - x < 3600);
     const vms: Vm[] = [];
     const si = this.sampleIndex(t);
     for (let h = 0; h < this.nh; h++) {
@@ -561,11 +584,16 @@ export class Engine {
         vm.diskHistoryBytesPerSec = spec.diskBytesPerSec?.subarray(from, si + 1);
         vm.netHistoryBytesPerSec = spec.netBytesPerSec?.subarray(from, si + 1);
         vm.lastMigratedAt = Number.isFinite(this.vLastMig[v]!) ? this.vLastMig[v]! : undefined;
+        const times = this.vMoveTimes[v]!;
+        while (times.length > 0 && t - times[0]! >= 86400) times.shift();
+        vm.movesToday = times.length;
         vm.migratable = spec.migratable !== false && this.vInMig[v] === 0 && this.vTargets[v]!.length === 0;
         vms.push(vm);
       }
     }
-    const snap: ClusterSnapshot = { time: t, sampleIntervalSec: this.sc.intervalSec, hosts, vms, rules: this.sc.rules };
+    if (this.demand) this.demand.record(t, vms.map((vm) => ({ id: vm.id, cpuMips: vm.demand.cpuMips, memMiB: vm.demand.memMiB })));
+    const forecast = this.demand?.forecast(t);
+    const snap: ClusterSnapshot = { time: t, sampleIntervalSec: this.sc.intervalSec, hosts, vms, rules: this.sc.rules, movesLastHour: this.moveTimes.length, ...(forecast ? { forecast } : {}) };
     if (!this.sc.schedule) return snap;
     const off = SIM_MONDAY_EPOCH_SEC + this.sc.startSec;
     const w = activeWindow(this.sc.schedule, t + off);
@@ -590,6 +618,8 @@ export class Engine {
     this.updateHost(target, t);
     if (source >= 0) this.updateHost(source, t);
     this.migrations++;
+    this.vMoveTimes[v]!.push(t);
+    this.moveTimes.push(t);
     if (this.vMigGen[v] === this.gen) this.repeatMigrations++;
     this.vMigGen[v] = this.gen;
     if (this.realistic) this.checkMemory(target);
@@ -682,6 +712,7 @@ export class Engine {
           run.started.add(s.id);
           if (this.hList[h]!.length === 0 && this.hState[h] === 'on') {
             this.setState(h, 'off', t);
+            this.hOffSince[h] = t;
             this.powerOffs++;
             this.timeline.push({ t, kind: 'powerOff', host: s.host, reason: s.reason });
             run.done.add(s.id);

@@ -92,6 +92,16 @@ export const tideArgs = z.object({
    * for consolidation and keep the best (1 = just the watts-per-MiB order).
    */
   orderings: z.number().int().min(1).max(4).default(1),
+  /**
+   * How far ahead the snapshot's learned demand forecast (ClusterSnapshot.forecast) is planned
+   * against, s: no VM is placed, and no host is left, where the forecast puts the host's peak
+   * over the limit within this time; a host whose forecast peak exceeds `overloadUtil` within
+   * its wake lead (boot + migration + margin) is relieved now, waking a host if needed. 0:
+   * ignore the forecast.
+   */
+  lookaheadSec: z.number().min(0).default(7200),
+  /** Safety margin of pre-wakes (ahead of a predicted ramp, or of a consolidate window's end), s. */
+  prewakeMarginSec: z.number().min(0).default(300),
 }).strict();
 
 export type TideArgs = z.output<typeof tideArgs>;
@@ -131,6 +141,61 @@ const MEAN = 0;
 const VAR = 1;
 
 /**
+ * Inverse of the standard normal CDF (Acklam's rational approximation, |error| < 1.2e-9), for
+ * turning a forecast's high quantile into a standard deviation.
+ */
+export function normalQuantile(p: number): number {
+  if (!(p > 0 && p < 1)) return p <= 0 ? -Infinity : Infinity;
+  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
+  const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
+  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
+  const lo = 0.02425;
+  if (p < lo || p > 1 - lo) {
+    const q = Math.sqrt(-2 * Math.log(p < lo ? p : 1 - p));
+    const x = (((((c[0]! * q + c[1]!) * q + c[2]!) * q + c[3]!) * q + c[4]!) * q + c[5]!) / ((((d[0]! * q + d[1]!) * q + d[2]!) * q + d[3]!) * q + 1);
+    return p < lo ? x : -x;
+  }
+  const q = p - 0.5;
+  const r = q * q;
+  return ((((((a[0]! * r + a[1]!) * r + a[2]!) * r + a[3]!) * r + a[4]!) * r + a[5]!) * q) / (((((b[0]! * r + b[1]!) * r + b[2]!) * r + b[3]!) * r + b[4]!) * r + 1);
+}
+
+/**
+ * Per-VM columns of the learned forecast within `lookaheadSec`: for each forecast point k, the
+ * VM's expected CPU and the variance implied by its high quantile ((high − expected) ÷ z_q)².
+ * A VM without a forecast keeps its recent-sample mean and variance at every point.
+ */
+function aheadColumns(snapshot: ClusterSnapshot, args: TideArgs, now: number, mean: Float64Array, variance: Float64Array): { cols: Float64Array[]; at: number[] } {
+  const f = snapshot.forecast;
+  if (!f?.vms || args.lookaheadSec <= 0) return { cols: [], at: [] };
+  const zq = Math.max(0.5, normalQuantile(f.quantile));
+  const cols: Float64Array[] = [];
+  const at: number[] = [];
+  f.points.forEach((pt, k) => {
+    if (!(pt.atSec > now && pt.atSec <= now + args.lookaheadSec)) return;
+    const m = new Float64Array(snapshot.vms.length);
+    const q = new Float64Array(snapshot.vms.length);
+    snapshot.vms.forEach((vm, v) => {
+      const vf = f.vms![vm.id];
+      const e = vf?.cpuMips[k];
+      const hi = vf?.cpuMipsHigh[k];
+      if (e === undefined || hi === undefined || !Number.isFinite(e) || !Number.isFinite(hi)) {
+        m[v] = mean[v]!;
+        q[v] = variance[v]!;
+        return;
+      }
+      m[v] = Math.min(vm.vcpus * vm.mipsPerVcpu, Math.max(0, e));
+      const sd = Math.max(0, hi - e) / zq;
+      q[v] = sd * sd;
+    });
+    cols.push(m, q);
+    at.push(pt.atSec);
+  });
+  return { cols, at };
+}
+
+/**
  * The schedule window in the snapshot overrides the arguments that differ between quiet and
  * busy hours (one code path; pack vs spread is the scorer): balance spreads and neither
  * consolidates nor powers off (relief, rule fixes and wakes still run); consolidate uses the
@@ -158,14 +223,98 @@ function blackoutPlan(snapshot: ClusterSnapshot, window: NonNullable<ClusterSnap
   return { policy: 'tide', time: snapshot.time, steps: [], hosts, notMoved };
 }
 
+/**
+ * Estimated time to live-migrate `memMiB` off `host`, s: memory ÷ half the link (the other half
+ * for dirty-page re-sends and guest traffic), the simulator's own assumption.
+ */
+export function migrationSec(memMiB: number, host: { readonly netBytesPerSec: number }): number {
+  return host.netBytesPerSec > 0 ? (memMiB * 1048576) / (host.netBytesPerSec / 2) : 0;
+}
+
+/** What a pre-wake before a consolidate window's end decided (see prewakeAtEdge). */
+export interface EdgePrewake {
+  /** End of the consolidate window, s. */
+  readonly edgeSec: number;
+  /** boot + migrations + margin, s: hosts are woken from edgeSec − leadSec on. */
+  readonly leadSec: number;
+  readonly bootSec: number;
+  readonly migrateSec: number;
+  /** Sleeping hosts to wake now (snapshot host ids), cheapest first. */
+  readonly wake: readonly string[];
+}
+
+/**
+ * Pre-wake at the end of a consolidate window (issue 7, item 2): the hosts the next window
+ * needs are powered on early enough that boot and the migrations that spread the VMs onto
+ * them finish by the edge. Lead = the slowest boot among the usable hosts + the time to copy
+ * the memory one spread-out host would receive (all VMs' memory ÷ usable hosts, over half the
+ * slowest link, as `migrationSec`) + `prewakeMarginSec`. Null unless a consolidate window ends
+ * within that lead. Which hosts: with a learned forecast reaching past the edge, the cheapest
+ * sleeping hosts until the powered-on capacity holds the forecast's high quantile (at
+ * `targetUtil`) and the VMs' memory over `lookaheadSec` after the edge; without one, every
+ * sleeping usable host (the balance window is for performance). Inside the lead nothing is
+ * consolidated or powered off, so the woken hosts stay on.
+ */
+export function prewakeAtEdge(snapshot: ClusterSnapshot, args: TideArgs, now: number): EdgePrewake | null {
+  const w = snapshot.window;
+  if (w?.kind !== 'consolidate' || w.untilSec === null || now >= w.untilSec) return null;
+  const usable = snapshot.hosts.filter((h) => !h.maintenance && !h.excluded && h.powerState !== 'unknown');
+  if (usable.length === 0) return null;
+  const bootSec = Math.max(...usable.map((h) => h.power.bootSec));
+  let memMiB = 0;
+  for (const vm of snapshot.vms) memMiB += vm.memMiB;
+  const slowest = usable.reduce((a, h) => (h.netBytesPerSec < a.netBytesPerSec ? h : a));
+  const migrateSec = migrationSec(memMiB / usable.length, slowest);
+  const leadSec = bootSec + migrateSec + args.prewakeMarginSec;
+  const edgeSec = w.untilSec;
+  if (edgeSec - leadSec > now) return null;
+  const cap = (h: ClusterSnapshot['hosts'][number]): number => h.cpuCores * h.mipsPerCore;
+  const sleeping = usable
+    .filter((h) => h.powerState === 'off' || h.powerState === 'standby')
+    .sort((a, b) => powerAt(a.power, 0) / cap(a) - powerAt(b.power, 0) / cap(b) || a.id.localeCompare(b.id));
+  const after = (snapshot.forecast?.points ?? []).filter((p) => p.atSec >= edgeSec && p.atSec <= edgeSec + Math.max(args.lookaheadSec, 1));
+  let wake = sleeping;
+  if (after.length > 0) {
+    const needCpu = Math.max(...after.map((p) => p.cpuMipsHigh)) / args.targetUtil;
+    let needMem = 0;
+    for (const vm of snapshot.vms) needMem += vm.memReservedMiB;
+    let haveCpu = 0;
+    let haveMem = 0;
+    for (const h of usable) {
+      if (h.powerState !== 'on' && h.powerState !== 'waking') continue;
+      haveCpu += cap(h);
+      haveMem += h.memMiB;
+    }
+    wake = [];
+    for (const h of sleeping) {
+      if (haveCpu >= needCpu && haveMem >= needMem) break;
+      wake.push(h);
+      haveCpu += cap(h);
+      haveMem += h.memMiB;
+    }
+  }
+  return { edgeSec, leadSec, bootSec, migrateSec, wake: wake.map((h) => h.id) };
+}
+
 export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanContext): Plan {
   if (input.window?.kind === 'blackout') return blackoutPlan(input, input.window);
-  const args = windowArgs(givenArgs, input.window);
+  const edge = prewakeAtEdge(input, givenArgs, ctx.now);
+  // Inside the pre-wake lead of a consolidate window's end: no consolidation, no power-off.
+  const args = edge ? { ...windowArgs(givenArgs, input.window), consolidate: false, powerOff: false } : windowArgs(givenArgs, input.window);
   // Unknown hosts and unmeasured VMs are left alone (see fail-closed.ts).
   const blind = failClosed(input, 'tide');
   const snapshot = blind.snapshot;
   const { mean, variance } = forecast(snapshot, args.windowSamples);
-  const s = new ClusterState(snapshot, { historyWindow: 1, vmColumns: [mean, variance] });
+  // The learned forecast (if any): columns 2k, 2k+1 = expected CPU and variance at point k.
+  const ahead = aheadColumns(snapshot, args, ctx.now, mean, variance);
+  // Where the learned profile knows a VM, its spread over the next minutes replaces the spread
+  // of the last samples: a ramp or a step the profile expected (the working day starting, a
+  // batch job's hour) is a level change, not noise, and must not look like an overload.
+  if (ahead.cols.length > 0) {
+    const f = snapshot.forecast!.vms!;
+    for (let v = 0; v < snapshot.vms.length; v++) if (f[snapshot.vms[v]!.id]) variance[v] = Math.min(variance[v]!, ahead.cols[1]![v]!);
+  }
+  const s = new ClusterState(snapshot, { historyWindow: 1, vmColumns: [mean, variance, ...ahead.cols] });
   const start = s.mark();
   const rules = new RuleIndex(s);
   const nh = s.hosts.length;
@@ -181,6 +330,35 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
     const q = s.columnSum(VAR, h) + (v >= 0 ? variance[v]! : 0);
     return m + z2 * Math.sqrt(Math.max(0, q));
   };
+  const aheadCol = (k: number): Float64Array => ahead.cols[k]!;
+  /**
+   * Learned-forecast peak of host h within `withinSec` from now, MIPS, optionally with VM v
+   * added (sign 1) or removed (sign −1): the worst forecast point; 0 without a forecast.
+   */
+  const aheadPeak = (h: number, v = -1, withinSec = args.lookaheadSec, sign = 1): number => {
+    let worst = 0;
+    for (let k = 0; k < ahead.at.length; k++) {
+      if (ahead.at[k]! > ctx.now + withinSec) break;
+      const m = s.columnSum(2 + 2 * k, h) + (v >= 0 ? sign * aheadCol(2 * k)[v]! : 0);
+      const q = s.columnSum(3 + 2 * k, h) + (v >= 0 ? sign * aheadCol(2 * k + 1)[v]! : 0);
+      worst = Math.max(worst, m + z2 * Math.sqrt(Math.max(0, q)));
+    }
+    return worst;
+  };
+  /** When the worst forecast point of host h within `withinSec` lies, s (NaN: none). */
+  const aheadWhen = (h: number, withinSec: number): number => {
+    let worst = -1;
+    let when = NaN;
+    for (let k = 0; k < ahead.at.length; k++) {
+      if (ahead.at[k]! > ctx.now + withinSec) break;
+      const p = s.columnSum(2 + 2 * k, h) + z2 * Math.sqrt(Math.max(0, s.columnSum(3 + 2 * k, h)));
+      if (p > worst) {
+        worst = p;
+        when = ahead.at[k]!;
+      }
+    }
+    return when;
+  };
 
   // Filters: forecast fit below a utilisation limit; each vCPU's likely peak fits a core.
   // Current demand must fit too: a forecast below the present value must not hide a host
@@ -190,11 +368,14 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
     check: (st, v, h) => {
       const cap = st.capMips[h]!;
       if (st.reqMips[h]! + st.vms[v]!.demand.cpuMips > limit * cap) return 'demand-over-limit';
-      return peak(h, v) > limit * cap ? 'forecast-over-limit' : null;
+      if (peak(h, v) > limit * cap) return 'forecast-over-limit';
+      return ahead.at.length > 0 && aheadPeak(h, v) > limit * cap ? 'predicted-over-limit' : null;
     },
     explain: (st, v, h, code) => code === 'demand-over-limit'
       ? `${st.hosts[h]!.id}: demand now with ${st.vms[v]!.id} ${fmt(st.reqMips[h]! + st.vms[v]!.demand.cpuMips)} MIPS > ${fmt(limit * 100)} % of ${fmt(st.capMips[h]!)}`
-      : `${st.hosts[h]!.id}: forecast peak with ${st.vms[v]!.id} ${fmt(peak(h, v))} MIPS > ${fmt(limit * 100)} % of ${fmt(st.capMips[h]!)}`,
+      : code === 'predicted-over-limit'
+        ? `${st.hosts[h]!.id}: learned forecast within ${fmt(args.lookaheadSec / 60)} min with ${st.vms[v]!.id} peaks at ${fmt(aheadPeak(h, v))} MIPS > ${fmt(limit * 100)} % of ${fmt(st.capMips[h]!)}`
+        : `${st.hosts[h]!.id}: forecast peak with ${st.vms[v]!.id} ${fmt(peak(h, v))} MIPS > ${fmt(limit * 100)} % of ${fmt(st.capMips[h]!)}`,
   });
   // A vCPU can never run faster than one host core: a VM whose vCPUs are faster than this
   // host's cores would be capped as soon as it gets busy, so it only goes where they fit.
@@ -395,6 +576,18 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
   refresh();
   fixRules();
 
+  // Pre-wake lead for a host's predicted overload: the slowest boot among the sleeping hosts
+  // that may have to take its VMs, plus copying its largest VM, plus the margin. A forecast
+  // peak further ahead than that is not acted on yet (waking earlier only burns power).
+  let maxBootSec = 0;
+  for (let h = 0; h < nh; h++) if (s.powerState(h) !== 'on' && s.powerState(h) !== 'unknown') maxBootSec = Math.max(maxBootSec, s.hosts[h]!.power.bootSec);
+  const leadSec = (h: number): number => {
+    let mem = 0;
+    for (const v of s.vmsOn(h)) mem = Math.max(mem, s.vms[v]!.memMiB);
+    return maxBootSec + migrationSec(mem, s.hosts[h]!) + args.prewakeMarginSec;
+  };
+  const leadOf = new Float64Array(nh);
+
   // 1. Overload (and maintenance): relieve each host with the cheapest set of moves.
   const overloaded: number[] = [];
   for (let h = 0; h < nh; h++) {
@@ -411,14 +604,18 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
     const cap = s.capMips[h]!;
     const p = peak(h);
     const now = s.reqMips[h]!;
-    if (p > args.overloadUtil * cap || now > cap) {
+    leadOf[h] = ahead.at.length > 0 ? leadSec(h) : 0;
+    const pa = ahead.at.length > 0 ? aheadPeak(h, -1, leadOf[h]!) : 0;
+    if (p > args.overloadUtil * cap || now > cap || pa > args.overloadUtil * cap) {
       overloaded.push(h);
       excluded[h] = 1;
       verdicts.push({
         host: host.id, class: 'overloaded', by: label,
         reason: now > cap
           ? `saturated now: demand ${fmt(now)} MIPS > capacity ${fmt(cap)}`
-          : `forecast peak ${fmt(p)} MIPS (${fmt((100 * p) / cap)} %) > ${fmt(args.overloadUtil * 100)} % of ${fmt(cap)}`,
+          : p > args.overloadUtil * cap
+            ? `forecast peak ${fmt(p)} MIPS (${fmt((100 * p) / cap)} %) > ${fmt(args.overloadUtil * 100)} % of ${fmt(cap)}`
+            : `predicted ramp: learned forecast peaks at ${fmt(pa)} MIPS (${fmt((100 * pa) / cap)} %) at t=${fmt(aheadWhen(h, leadOf[h]!))}, within the wake lead ${fmt(leadOf[h]!)} s (boot + migration + margin); relieved ahead`,
       });
     }
   }
@@ -432,14 +629,17 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
       // Relief never picks a VM whose usage is a guess; maintenance moves every VM.
       // Per-VM daily cap: a VM that moved often today stays, except off a host in maintenance.
       const movable = s.vmsOn(h).filter((v) => s.vms[v]!.migratable && (host.maintenance || s.vms[v]!.usage !== 'unknown'));
-      const vms = host.maintenance ? movable : movable.filter((v) => !vmCapped(v));
-      const done = host.maintenance ? s.isEmpty(h) : peak(h) <= goal && s.reqMips[h]! <= cap;
+      // A VM in cooldown moves for relief only when the host is saturated now: it has just come
+      // here, and moving it on a forecast alone would undo a move within its cooldown.
+      const saturatedNow = s.reqMips[h]! > cap;
+      const vms = host.maintenance ? movable : movable.filter((v) => !vmCapped(v) && (saturatedNow || !inCooldown(v)));
+      const done = host.maintenance ? s.isEmpty(h) : peak(h) <= goal && s.reqMips[h]! <= cap && aheadPeak(h, -1, leadOf[h]!) <= goal;
       if (done || movable.length === 0) break;
       if (vms.length === 0 || budget < 1) {
         const v = vms[0] ?? movable[0]!;
         stuck.set(h, {
-          vm: s.vms[v]!.id, host: host.id, code: 'budget', by: label,
-          reason: `${host.id} is ${host.maintenance ? 'in maintenance' : 'overloaded'} but no move is left: ${budget < 1 ? budgetReason() : `every movable VM is at its daily cap (${cappedReason(v)})`}`,
+          vm: s.vms[v]!.id, host: host.id, code: budget < 1 || vmCapped(v) ? 'budget' : 'cooldown', by: label,
+          reason: `${host.id} is ${host.maintenance ? 'in maintenance' : 'overloaded'} but no move is left: ${budget < 1 ? budgetReason() : vmCapped(v) ? `every movable VM is at its daily cap (${cappedReason(v)})` : `every movable VM moved less than cooldownSec ${fmt(args.cooldownSec)} s ago and the host is not saturated now`}`,
         });
         break;
       }
@@ -454,33 +654,41 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
             pickCost = s.vms[v]!.memMiB;
           }
         }
-      } else {
+      }
+      // Relief order: the VMs whose removal alone brings the host under its goal, least memory
+      // to copy first; then the others, most forecast load removed per MiB first. The first of
+      // them that a powered-on host can take moves; only when none can is a host woken (for
+      // the first in that order): waking costs a boot and power, another VM may need neither.
+      let onHost = -1;
+      if (!host.maintenance) {
         const m = s.columnSum(MEAN, h);
         const q = s.columnSum(VAR, h);
-        for (const v of vms) {
-          const after = m - mean[v]! + z2 * Math.sqrt(Math.max(0, q - variance[v]!));
+        const worst = Math.max(peak(h), aheadPeak(h, -1, leadOf[h]!));
+        const ranked = vms.map((v) => {
+          const after = Math.max(m - mean[v]! + z2 * Math.sqrt(Math.max(0, q - variance[v]!)), aheadPeak(h, v, leadOf[h]!, -1));
           const nowAfter = s.reqMips[h]! - s.vms[v]!.demand.cpuMips;
           const cost = s.vms[v]!.memMiB + (inCooldown(v) ? 1e6 : 0);
-          if (after <= goal && nowAfter <= cap && cost < pickCost) {
+          const fixes = after <= goal && nowAfter <= cap;
+          return { v, fixes, key: fixes ? cost : -(worst - after) / cost };
+        });
+        // A VM in cooldown (it may just have come here) only when no other VM is left to move.
+        ranked.sort((a, b) => Number(inCooldown(a.v)) - Number(inCooldown(b.v)) || Number(b.fixes) - Number(a.fixes) || a.key - b.key || a.v - b.v);
+        pick = ranked[0]?.v ?? -1;
+        for (const { v } of ranked) {
+          if (inCooldown(v)) continue;
+          s.move(v, -1);
+          const a = findHost(s, reliefOn, v, onSorted, false, bound);
+          s.move(v, h);
+          if (a.host >= 0) {
             pick = v;
-            pickCost = cost;
-          }
-        }
-        if (pick < 0) {
-          let bestRatio = -Infinity;
-          for (const v of vms) {
-            const gain = peak(h) - (m - mean[v]! + z2 * Math.sqrt(Math.max(0, q - variance[v]!)));
-            const ratio = gain / (s.vms[v]!.memMiB + (inCooldown(v) ? 1e6 : 0));
-            if (ratio > bestRatio) {
-              bestRatio = ratio;
-              pick = v;
-            }
+            onHost = a.host;
+            break;
           }
         }
       }
       if (pick < 0) break;
       s.move(pick, -1);
-      const r = place(pick);
+      const r = onHost >= 0 ? { host: onHost, rejections: [] } : place(pick);
       if (r.host < 0) {
         s.move(pick, h);
         stuck.set(h, {
@@ -736,6 +944,14 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
     if (was !== 'on') {
       const early = wokenEarly.has(h) ? ` (off for only ${fmt(ctx.now - (s.hosts[h]!.offSinceSec ?? ctx.now))} s < minOffSec ${fmt(args.minOffSec)} s, but no powered-on or longer-off host can take them)` : '';
       powerOn.push({ host: h, reason: `${s.hosts[h]!.id} is ${was}: needed for the VMs moving to it${early}`, by: label });
+    }
+  }
+  if (edge) {
+    const planned = new Set(powerOn.map((p) => p.host));
+    for (const id of edge.wake) {
+      const h = s.hosts.findIndex((x) => x.id === id);
+      if (h < 0 || planned.has(h)) continue;
+      powerOn.push({ host: h, reason: `pre-wake: window ${input.window!.name} ends at t=${fmt(edge.edgeSec)}; boot ${fmt(edge.bootSec)} s + migrations ${fmt(edge.migrateSec)} s + margin ${fmt(args.prewakeMarginSec)} s must finish by then`, by: 'tide:prewake' });
     }
   }
   const powerOff: IntendedPower[] = [];

@@ -1,0 +1,85 @@
+/**
+ * From recorded demand to `ClusterSnapshot.forecast`: one profile for the cluster's total and
+ * one per VM (src/core/predict/profile.ts), fed every round by the app layer (the simulator
+ * engine, the controller) and asked for the next hours when a snapshot is built. Pure: the
+ * caller passes the times.
+ */
+import type { DemandForecast, ForecastPoint, VmForecast } from '../model/types.js';
+import { ProfileLearner, type ProfileOptions } from './profile.js';
+
+export interface RecorderOptions extends ProfileOptions {
+  /** How far ahead forecasts reach, s (default 4 h). */
+  readonly horizonSec?: number;
+  /** Spacing of forecast points, s (default: the bucket width). */
+  readonly stepSec?: number;
+  /** Per-VM profiles too (default true). */
+  readonly perVm?: boolean;
+  /**
+   * Added to the caller's seconds to get time of week with 0 = Monday 00:00 (default 0: the
+   * simulator's t = 0 is a Monday midnight). Forecast instants come back in the caller's seconds.
+   */
+  readonly offsetSec?: number;
+}
+
+export interface VmDemandSample {
+  readonly id: string;
+  readonly cpuMips: number;
+  readonly memMiB: number;
+}
+
+export class DemandRecorder {
+  private readonly cluster: ProfileLearner;
+  private readonly vms = new Map<string, ProfileLearner>();
+  private readonly opts: RecorderOptions;
+  readonly horizonSec: number;
+  readonly stepSec: number;
+  private readonly offsetSec: number;
+
+  constructor(opts: RecorderOptions = {}) {
+    this.opts = opts;
+    this.cluster = new ProfileLearner(opts);
+    this.horizonSec = opts.horizonSec ?? 4 * 3600;
+    this.stepSec = opts.stepSec ?? this.cluster.bucketSec;
+    this.offsetSec = opts.offsetSec ?? 0;
+  }
+
+  /** Records one round: each VM's demand and (their sum) the cluster's. */
+  record(callerSec: number, vms: readonly VmDemandSample[]): void {
+    const timeSec = callerSec + this.offsetSec;
+    let cpu = 0;
+    let mem = 0;
+    for (const v of vms) {
+      cpu += v.cpuMips;
+      mem += v.memMiB;
+      if (this.opts.perVm === false) continue;
+      let l = this.vms.get(v.id);
+      if (!l) this.vms.set(v.id, (l = new ProfileLearner(this.opts)));
+      l.add({ timeSec, cpuMips: v.cpuMips, memMiB: v.memMiB });
+    }
+    this.cluster.add({ timeSec, cpuMips: cpu, memMiB: mem });
+  }
+
+  /**
+   * The forecast for the snapshot at `nowSec`: cluster points at now + k·stepSec within the
+   * horizon (those the profile has seen), and each VM's CPU at the same points when its own
+   * profile covers all of them. Undefined when nothing ahead is known yet.
+   */
+  forecast(nowSec: number): DemandForecast | undefined {
+    const ahead = this.cluster.ahead(nowSec + this.offsetSec, this.horizonSec, this.stepSec);
+    if (ahead.length === 0) return undefined;
+    const points: ForecastPoint[] = ahead.map(({ atSec, p }) => ({ atSec: atSec - this.offsetSec, cpuMips: p.cpuMips, cpuMipsHigh: p.cpuMipsHigh, memMiB: p.memMiB }));
+    const vms: Record<string, VmForecast> = {};
+    for (const [id, l] of this.vms) {
+      const cpuMips: number[] = [];
+      const cpuMipsHigh: number[] = [];
+      for (const { atSec } of points) {
+        const p = l.predict(atSec + this.offsetSec);
+        if (!p) break;
+        cpuMips.push(p.cpuMips);
+        cpuMipsHigh.push(p.cpuMipsHigh);
+      }
+      if (cpuMips.length === points.length) vms[id] = { cpuMips, cpuMipsHigh };
+    }
+    return { quantile: this.cluster.quantile, points, vms };
+  }
+}
