@@ -141,8 +141,12 @@ export interface RoundReport {
 }
 
 export interface DaemonExit {
-  /** 'stopped': stop() or the signal; 'until': untilMs or maxRounds reached. */
-  readonly reason: 'stopped' | 'until';
+  /**
+   * 'stopped': stop() or the signal; 'until': untilMs or maxRounds reached; 'lock-lost': the
+   * cluster lock was taken over or could not be renewed (another actor may act: the daemon
+   * stopped at once — `tide daemon` exits 1 so that systemd restarts it).
+   */
+  readonly reason: 'stopped' | 'until' | 'lock-lost';
   readonly rounds: number;
 }
 
@@ -229,6 +233,7 @@ export function createDaemon(deps: DaemonDeps): Daemon {
   const graceAc = new AbortController();
   /** Set when executing approved plans between rounds failed: no more polling until the next round (no retry storm). */
   let pollBlocked = false;
+  let lockLost = false;
   const intervalMs = (): number => settings.intervalSec * 1000;
   const expireMs = (): number => (settings.expireAfterIntervals ?? DEFAULT_EXPIRE_INTERVALS) * intervalMs();
 
@@ -477,6 +482,7 @@ export function createDaemon(deps: DaemonDeps): Daemon {
   const loop = async (lockSignal: AbortSignal | null, untilMs: number, maxRounds: number): Promise<DaemonExit> => {
     const sig = lockSignal ? AbortSignal.any([lockSignal, hardAc.signal]) : hardAc.signal;
     lockSignal?.addEventListener('abort', () => {
+      lockLost = true;
       log.error({ event: 'error', ...errorOf(lockSignal.reason) }, `lost the cluster lock: ${errorOf(lockSignal.reason).message}; stopping`);
       stop({ graceMs: 0, reason: 'lost the cluster lock' });
     }, { once: true });
@@ -520,7 +526,7 @@ export function createDaemon(deps: DaemonDeps): Daemon {
         writeStatus();
       }
     }
-    return { reason, rounds };
+    return { reason: lockLost ? 'lock-lost' : reason, rounds };
   };
 
   const stop = (opts: { graceMs?: number; reason?: string } = {}): void => {

@@ -93,22 +93,42 @@ describe('the loop', () => {
 
   it('a second daemon on the same store is refused with TIDE_LOCKED naming the holder', async () => {
     const path = join(tmp, 'two.sqlite');
-    const a = simDaemon('recommend', { store: openSqliteStore(path) });
     const b = simDaemon('recommend', { store: openSqliteStore(path), deps: { lockHolder: { pid: process.pid, host: 'x', command: 'tide daemon #2', startedMs: 0 } } });
     let refused: unknown;
-    const first = a.clock.drive(a.daemon.run(3600_000, undefined, { maxRounds: 50 }));
-    await new Promise((r) => setTimeout(r, 50));
-    try {
-      await b.clock.drive(b.daemon.run(3600_000));
-    } catch (e) {
-      refused = e;
-    }
-    a.daemon.stop();
-    await first;
+    // The second one starts while the first holds the lock (from inside the first one's onStart).
+    const a = simDaemon('recommend', {
+      store: openSqliteStore(path),
+      deps: {
+        onStart: async () => {
+          try {
+            await b.clock.drive(b.daemon.run(3600_000));
+          } catch (e) {
+            refused = e;
+          }
+        },
+      },
+    });
+    await a.clock.drive(a.daemon.run(3600_000, undefined, { maxRounds: 1 }));
     expect(refused).toMatchObject({ code: 'TIDE_LOCKED' });
     expect((refused as Error).message).toMatch(/cluster locked by tide daemon \(pid \d+ on /);
+    expect(b.lines.some((l) => /"event":"round"/.test(l))).toBe(false);
     a.store.close();
     b.store.close();
+  });
+
+  it('a daemon whose lock is taken over stops at once and says so (lock-lost)', async () => {
+    const path = join(tmp, 'takeover.sqlite');
+    const d = simDaemon('recommend', { store: openSqliteStore(path), deps: { lockTtlMs: 300 } });
+    const other = openSqliteStore(path);
+    const running = d.clock.drive(d.daemon.run(30 * 86400_000));
+    await new Promise((r) => setTimeout(r, 100));
+    other.acquireClusterLock({ pid: 1, host: 'elsewhere', command: 'tide evacuate a', startedMs: 0 }, 60_000, { isAlive: () => false });
+    const exit = await running;
+    expect(exit.reason).toBe('lock-lost');
+    expect(other.clusterLock()!.holder.command).toBe('tide evacuate a');
+    expect(d.lines.some((l) => /lost the cluster lock/.test(l))).toBe(true);
+    other.close();
+    d.store.close();
   });
 
   it('onStart runs once, under the lock, before the first round; if it throws, no round runs and the lock is released', async () => {

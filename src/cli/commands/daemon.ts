@@ -19,6 +19,9 @@ const usage = `tide [--config FILE] daemon [--once] [--log-format auto|json|text
   Logs go to stdout: one JSON object per line when stdout is not a terminal, readable lines on a
   terminal. BMC passwords never appear in them.
 
+  Exit status 0 after a stop; 1 when it could not start (the cluster lock is held by another
+  process: TIDE_LOCKED) or lost its lock while running.
+
   Signals: SIGTERM / SIGINT stop it (no new step starts, running migrations finish; after
   --stop-grace they are aborted safely), release the lock, exit 0; a second SIGINT aborts at once.
   SIGHUP reloads and re-validates the configuration (on error the old one stays in force and the
@@ -91,8 +94,8 @@ export const daemonCommand: Command = {
         await daemon.run(Infinity, undefined, { maxRounds: 1 });
         return daemon.status().lastRound?.result === 'ok' ? 0 : 1;
       }
-      await daemon.run();
-      return 0;
+      const exit = await daemon.run();
+      return exit.reason === 'lock-lost' ? 1 : 0;
     } finally {
       process.off('SIGTERM', onTerm);
       process.off('SIGINT', onInt);
