@@ -285,7 +285,8 @@ export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSign
       return;
     }
     const reason = `${first}, nor within ${timeoutSec} s of a second power-on`;
-    recordWakePath(s.host, { ok: false, method: deps.power.kind, reason: `a wake timed out: ${reason}` });
+    const by = deps.power as PowerDriver & { methodOf?: (h: string) => string };
+    recordWakePath(s.host, { ok: false, method: by.methodOf?.(s.host) ?? deps.power.kind, reason: `a wake timed out: ${reason}` });
     throw new DriverError('TIDE_WAKE_TIMEOUT', reason, { host: s.host, timeoutSec, attempts: 2 });
   };
 
