@@ -137,6 +137,38 @@ describe('approve workflow through the CLI', () => {
     expect(fake.vm('vm1')!.host).toBe('a');
   });
 
+  it('daemon --log-format text: readable lines, not JSON', async () => {
+    const cfg = config('recommend');
+    const r = await runCli(['--config', cfg, 'daemon', '--once', '--log-format', 'text']);
+    expect(r.code).toBe(0);
+    const lines = r.out.trim().split('\n');
+    expect(lines.length).toBeGreaterThan(2);
+    for (const l of lines) expect(l).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (INFO|WARN|ERROR|DEBUG) /);
+    expect(r.out).toMatch(/INFO  round 1: /);
+  });
+
+  it('status without a daemon: the configured mode and the schedule window in force now, until when', async () => {
+    const dir = join(tmp, `c${n++}`);
+    mkdirSync(dir, { recursive: true });
+    const cfg = join(dir, 'tide.json');
+    writeFileSync(cfg, JSON.stringify({
+      hosts: [{ name: 'a', uri: 'test:///a' }], mode: 'approve', intervalSec: 120,
+      schedule: { otherwise: 'balance', windows: [{ name: 'night', kind: 'consolidate', days: ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'], from: '18:00', to: '07:00' }] },
+    }));
+    const r = await runCli(['--config', cfg, 'status']);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^daemon: +never ran on this store$/m);
+    expect(r.out).toMatch(/^mode: +approve, every 120 s$/m);
+    const night = new Date().getUTCHours() >= 18 || new Date().getUTCHours() < 7;
+    expect(r.out).toMatch(night ? /^window: +consolidate \(night\) until \d{4}-\d\d-\d\d 07:00:00Z$/m : /^window: +balance \(otherwise\) until \d{4}-\d\d-\d\d 18:00:00Z$/m);
+    expect(r.out).toMatch(/^last round: none$/m);
+    const j = JSON.parse((await runCli(['--config', cfg, 'status', '--json'])).out) as { window: { kind: string; untilMs: number }; daemon: unknown };
+    expect(j.daemon).toBeNull();
+    expect(j.window.kind).toBe(night ? 'consolidate' : 'balance');
+    expect(j.window.untilMs).toBeGreaterThan(Date.now());
+    expect(j.window.untilMs).toBeLessThanOrEqual(Date.now() + 86400_000);
+  });
+
   it('maintenance on --show-plan prints how the VMs would move', async () => {
     const cfg = config('approve');
     const r = await runCli(['--config', cfg, 'host', 'maintenance', 'on', 'a', '--show-plan', '--interval-ms', '0']);

@@ -123,3 +123,19 @@ it('SIGINT stops it the same way', async () => {
   expect(await p.exit).toBe(0);
   expect(p.lines().some((l) => l.event === 'signal' && l.signal === 'SIGINT')).toBe(true);
 }, 60_000);
+
+it('after a SIGKILL the next daemon takes the stale lock over and says whose it was', async () => {
+  const dir = join(tmp, 'c3');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'tide.yaml'), yaml('approve', 1));
+  const first = start(dir);
+  await until('a round', () => first.lines().some((l) => l.round === 1));
+  first.child.kill('SIGKILL');
+  await first.exit;
+  const second = start(dir);
+  await until('a round of the second daemon', () => second.lines().some((l) => l.round === 1));
+  const lock = second.lines().find((l) => l.event === 'lock')!;
+  expect(lock.msg).toMatch(new RegExp(`took over a stale cluster lock of tide daemon \\(pid ${first.child.pid} on .*\\(process ${first.child.pid} no longer runs`));
+  second.child.kill('SIGTERM');
+  expect(await second.exit).toBe(0);
+}, 60_000);
