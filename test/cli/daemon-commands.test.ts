@@ -144,7 +144,7 @@ describe('approve workflow through the CLI', () => {
     const lines = r.out.trim().split('\n');
     expect(lines.length).toBeGreaterThan(2);
     for (const l of lines) expect(l).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (INFO|WARN|ERROR|DEBUG) /);
-    expect(r.out).toMatch(/INFO  round 1: /);
+    expect(r.out).toMatch(/INFO {2}round 1: /);
   });
 
   it('status without a daemon: the configured mode and the schedule window in force now, until when', async () => {
