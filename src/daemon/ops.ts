@@ -143,7 +143,7 @@ export function setMaintenance(store: Store, config: Pick<TideConfig, 'hosts'>, 
 }
 
 export interface StatusReport {
-  /** The daemon as its status row says; alive: it wrote within 3 intervals (or 90 s) and did not stop. */
+  /** The daemon as its status row says; alive: it did not stop, and wrote within 3 intervals (or 90 s) or holds the cluster lock with a fresh heartbeat. */
   readonly daemon: (DaemonStatusRecord & { readonly alive: boolean; readonly heartbeatAgeMs: number }) | null;
   /** The daemon's mode, else the configuration's. */
   readonly mode: string;
@@ -161,13 +161,16 @@ export interface StatusReport {
 export function statusReport(store: Store, config: TideConfig | null, nowMs = Date.now()): StatusReport {
   const row = store.daemonStatus() ?? null;
   const ageMs = row ? nowMs - row.heartbeatMs : Infinity;
-  const alive = row !== null && row.state !== 'stopped' && ageMs <= Math.max(90_000, 3 * row.intervalSec * 1000);
+  const lock = store.clusterLock();
+  // Alive: its status row is recent, or it holds the cluster lock with a fresh heartbeat (a
+  // round executing long migrations writes no status row meanwhile, but renews the lock).
+  const holdsLock = row !== null && lock !== undefined && lock.holder.pid === row.pid && lock.holder.host === row.host && nowMs - lock.heartbeatMs <= lock.ttlMs;
+  const alive = row !== null && row.state !== 'stopped' && (ageMs <= Math.max(90_000, 3 * row.intervalSec * 1000) || holdsLock);
   let window: StatusReport['window'] = alive ? row!.window : null;
   if (!window && config?.schedule) {
     const w = activeWindow(compileSchedule(config.schedule), nowMs / 1000);
     window = { kind: w.kind, name: w.name, untilMs: w.untilSec === null ? null : w.untilSec * 1000 };
   }
-  const lock = store.clusterLock();
   return {
     daemon: row ? { ...row, alive, heartbeatAgeMs: ageMs } : null,
     mode: alive ? row!.mode : config?.mode ?? row?.mode ?? 'recommend',
