@@ -587,6 +587,10 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
     return maxBootSec + migrationSec(mem, s.hosts[h]!) + args.prewakeMarginSec;
   };
   const leadOf = new Float64Array(nh);
+  /** Hosts relieved only because of a predicted ramp (not overloaded on recent samples). */
+  const predictedOnly = new Set<number>();
+  /** Hosts that receive a VM relieved ahead of a predicted ramp. */
+  const aheadTargets = new Set<number>();
 
   // 1. Overload (and maintenance): relieve each host with the cheapest set of moves.
   const overloaded: number[] = [];
@@ -607,6 +611,7 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
     leadOf[h] = ahead.at.length > 0 ? leadSec(h) : 0;
     const pa = ahead.at.length > 0 ? aheadPeak(h, -1, leadOf[h]!) : 0;
     if (p > args.overloadUtil * cap || now > cap || pa > args.overloadUtil * cap) {
+      if (p <= args.overloadUtil * cap && now <= cap) predictedOnly.add(h);
       overloaded.push(h);
       excluded[h] = 1;
       verdicts.push({
@@ -699,13 +704,15 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
         // Leave this host as it is; the others may still be relieved.
         break;
       }
+      const rampAt = predictedOnly.has(h) ? aheadWhen(h, leadOf[h]!) : NaN;
+      if (predictedOnly.has(h)) aheadTargets.add(r.host);
       s.move(pick, r.host);
       budget--;
       raw.push({
         vm: pick, from: h, to: r.host, by: host.maintenance ? 'tide:maintenance' : 'tide:overload',
         reason: host.maintenance
           ? `${host.id} is in maintenance; ${s.hosts[r.host]!.id} has room (forecast ${fmt((100 * peak(r.host)) / s.capMips[r.host]!)} % after)`
-          : `${host.id} overloaded; ${s.vms[pick]!.id} (${fmt(s.vms[pick]!.memMiB)} MiB) is the cheapest fix; ${s.hosts[r.host]!.id} has room (forecast ${fmt((100 * peak(r.host)) / s.capMips[r.host]!)} % after)`,
+          : `${host.id} ${predictedOnly.has(h) ? `will be overloaded (predicted ramp at t=${fmt(rampAt)})` : 'overloaded'}; ${s.vms[pick]!.id} (${fmt(s.vms[pick]!.memMiB)} MiB) is the cheapest fix; ${s.hosts[r.host]!.id} has room (forecast ${fmt((100 * peak(r.host)) / s.capMips[r.host]!)} % after)`,
       });
     }
   };
@@ -943,7 +950,8 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
     const was = snapshot.hosts[h]!.powerState;
     if (was !== 'on') {
       const early = wokenEarly.has(h) ? ` (off for only ${fmt(ctx.now - (s.hosts[h]!.offSinceSec ?? ctx.now))} s < minOffSec ${fmt(args.minOffSec)} s, but no powered-on or longer-off host can take them)` : '';
-      powerOn.push({ host: h, reason: `${s.hosts[h]!.id} is ${was}: needed for the VMs moving to it${early}`, by: label });
+      const ahead = aheadTargets.has(h) ? ', woken ahead of a predicted ramp (boot + migration + margin before it)' : '';
+      powerOn.push({ host: h, reason: `${s.hosts[h]!.id} is ${was}: needed for the VMs moving to it${ahead}${early}`, by: label });
     }
   }
   if (edge) {
