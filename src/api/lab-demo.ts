@@ -44,12 +44,12 @@ export interface LabDemoOptions {
   readonly dir?: string;
   /** Wall minutes a simulated 24 h day lasts (default 8; the story covers 17 h of it). */
   readonly minutes?: number;
-  /** Guests vm1…vmN (default 3). */
+  /** Guests vm1…vmN (default 4; an even number: half on each host by day). */
   readonly vms?: number;
   readonly story?: LoadStory;
   /** Simulated seconds between rounds (default 600). */
   readonly intervalSec?: number;
-  /** Interval of each guest's probe, wall ms (default 100). */
+  /** Interval of each guest's probe, wall ms (default 200). */
   readonly probeIntervalMs?: number;
   readonly onEvent?: (e: LabDemoEvent) => void;
   /** Lab progress (bring-up, power restore), one line each. */
@@ -108,6 +108,8 @@ export interface LabDemoSummary {
   readonly spreadAtSec: number | null;
   /** Load generator requests that got no answer (retried). */
   readonly loadFailures: number;
+  /** CPU one guest at the office load got in the calibration, vCPUs (the thresholds follow it). */
+  readonly busyVcpu: number;
 }
 
 /** The power kinds under which the lab's hosts are powered by IPMI (wol powers off through IPMI too). */
@@ -148,7 +150,7 @@ export async function runLabDemo(opts: LabDemoOptions = {}): Promise<LabDemoSumm
   const log = opts.log ?? (() => {});
   const wall0 = performance.now();
 
-  const { lab } = await Lab.up({ dir: opts.dir, vms: opts.vms ?? 3, power: { method: 'ipmi' }, log });
+  const { lab } = await Lab.up({ dir: opts.dir, vms: opts.vms ?? 4, power: { method: 'ipmi' }, log });
   // Every host on before the story starts (a previous run or test may have left one off).
   for (const h of lab.hostNames) {
     if ((await lab.powerStatus(h)).state !== 'on') {
@@ -262,7 +264,7 @@ export async function runLabDemo(opts: LabDemoOptions = {}): Promise<LabDemoSumm
   const hostCores = (await hypervisor.listHosts()).find((h) => h.up)?.cpuCores ?? 2;
   const newController = (): Controller => new Controller({
     hypervisor, power, clock, store, mode: 'automatic',
-    policy: compilePolicy('tide', labDemoPolicyArgs(hostCores)),
+    policy: compilePolicy('tide', labDemoPolicyArgs(hostCores, busyVcpu, running.length)),
     limits: { maxConcurrent: 1, maxPerHost: 1 },
     migrate: migrateOptions(config),
     intervalSec,
@@ -283,13 +285,24 @@ export async function runLabDemo(opts: LabDemoOptions = {}): Promise<LabDemoSumm
     },
   });
 
+  let busyVcpu = 0;
   let probeFailed = 0;
   let probeSent = 0;
   let probeMaxGapMs = 0;
   try {
-    for (const v of running) probes.push(await lab.probe(v, { intervalMs: opts.probeIntervalMs ?? 100 }));
-    // The afternoon's load first, then one sample so the first round has rates to read.
-    await load.set(nowSec());
+    for (const v of running) probes.push(await lab.probe(v, { intervalMs: opts.probeIntervalMs ?? 200, infoEvery: 50 }));
+    // Calibration: what a guest at the office load gets of this machine now (see labDemoPolicyArgs).
+    await load.setAll(story.officePct);
+    await systemClock.sleep(3000);
+    await hypervisor.sample();
+    await systemClock.sleep(6000);
+    const cal = await hypervisor.sample();
+    const got = running.map((v) => cal.vms.find((u) => u.vm === v)?.cpuPct).filter((x): x is number => typeof x === 'number').sort((a, b) => a - b);
+    busyVcpu = (got[Math.floor(got.length / 2)] ?? 0) / 100;
+    log(`calibration: a guest at ${story.officePct} % load gets ${got.map((x) => x.toFixed(1)).join(', ')} % of a vCPU (busy = ${busyVcpu.toFixed(3)} vCPU)`);
+    if (busyVcpu < 0.03) throw new LabError(`the guests get too little CPU to tell busy from quiet (${(100 * busyVcpu).toFixed(1)} % of a vCPU at ${story.officePct} % load): is the machine overloaded?`);
+    // The afternoon's load, then one sample so the first round has rates to read.
+    await load.set(story.startSec);
     await hypervisor.sample();
     await systemClock.sleep(1000);
     clock = scaledClock(factor, story.startSec * 1000);
@@ -351,7 +364,7 @@ export async function runLabDemo(opts: LabDemoOptions = {}): Promise<LabDemoSumm
     maxMovesPerVmPerDay: figures.maxMovesPerVmPerDay, shortestOffSec: figures.shortestOffSec, timeline,
     probeFailed, probeSent, probeMaxGapMs, vmsLost,
     hostsPoweredOff: offHosts.size, hostsWoken: wokenHosts.size, powerMethod,
-    ...marks, loadFailures: load.failures,
+    ...marks, loadFailures: load.failures, busyVcpu,
   };
 }
 

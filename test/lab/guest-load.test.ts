@@ -85,11 +85,16 @@ describe('the lab demo story', () => {
     expect(() => dayFactor(0)).toThrow(RangeError);
   });
 
-  it('policy thresholds are shares of the host, ordered overload > target > consolidate', () => {
-    const a = labDemoPolicyArgs(2);
-    expect(a.overloadUtil).toBeGreaterThan(a.targetUtil!);
-    expect(a.targetUtil).toBeGreaterThan(a.consolidateUtil!);
-    expect(labDemoPolicyArgs(1).overloadUtil).toBe(1);
+  it('policy thresholds follow the measured busy level: all guests on one host overload it, half of them do not', () => {
+    const busy = 0.25;
+    const a = labDemoPolicyArgs(2, busy, 4);
+    const hostShare = (guests: number): number => (guests * busy) / 2;
+    expect(hostShare(4)).toBeGreaterThan(a.overloadUtil! * 1.25); // the morning after a consolidated night
+    expect(hostShare(2)).toBeLessThan(a.overloadUtil! / 1.25); // the day, spread
+    expect(hostShare(2)).toBeLessThan(a.targetUtil!); // so relief moves two guests back
+    expect(hostShare(3)).toBeGreaterThan(a.targetUtil!);
+    expect(a.consolidateUtil).toBeLessThan(a.targetUtil!);
+    expect(labDemoPolicyArgs(1, 1, 4).overloadUtil).toBe(1);
   });
 
   it('finds the evening consolidation and the morning spread in a timeline, and not when missing', () => {

@@ -18,7 +18,7 @@ const USAGE = `tide lab up [--vms N] [--placement round-robin|lab-a|lab-b] [--me
        tide lab down [--purge] [--dir DIR] [--json]
        tide lab status [--dir DIR] [--json]
        tide lab virsh HOST ARGS...     (HOST = lab-a | lab-b)
-       tide lab demo [--minutes N] [--vms N] [--dir DIR] [--json]
+       tide lab demo [--minutes N] [--vms N (even, default 4)] [--dir DIR] [--json]
 
   up      two libvirt hosts in network namespaces + N small guests (default 2, round-robin);
           writes DIR/tide.json (default DIR ${DEFAULT_LAB_DIR}). Reuses a healthy lab that is
