@@ -343,6 +343,13 @@ export function createDaemon(deps: DaemonDeps): Daemon {
     expireOld(clock.now(), retired);
     let approved = store.listPlans({ status: 'approved', limit: 1000 }).sort((a, b) => a.id - b.id);
     if (approved.length === 0) return executed;
+    // Fail closed: while the controller's telemetry freeze holds, approved plans wait (and expire
+    // by age if it lasts); what they assumed can no longer be checked.
+    const freeze = freezeAfter(controller, null);
+    if (freeze?.frozen) {
+      log.warn({ event: 'plan-wait', plans: approved.map((p) => p.id), reason: freeze.reason }, `approved plan(s) ${approved.map((p) => p.id).join(', ')} wait: moves are frozen (${freeze.reason})`);
+      return executed;
+    }
     refreshHosts();
     let fp = fingerprintOf(await controller.collect());
     for (const p of approved) {

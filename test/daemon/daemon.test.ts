@@ -131,6 +131,26 @@ describe('daemon modes', () => {
     expect(d.driver.placement()).toEqual(before);
   });
 
+  it('approve: while moves are frozen (telemetry) an approved plan waits, unexecuted', async () => {
+    const d = simDaemon('approve');
+    const r1 = await d.round();
+    const id = r1.planId!;
+    d.store.transitionPlan(id, ['proposed'], 'approved');
+    const before = d.driver.placement();
+    const silent = Object.values(before).find((h) => !d.store.getPlan(id)!.plan.steps.some((s) => s.kind === 'migrate' && (s.from === h || s.to === h)))
+      ?? Object.values(before)[0]!;
+    d.driver.setReachable(silent, false);
+    for (let i = 0; i < 4; i++) {
+      await d.clock.advance(60_000);
+      await d.clock.drive(d.daemon.controller.tick());
+    }
+    expect(d.daemon.controller.freezeState.frozen).toBe(true);
+    expect(await d.clock.drive(d.daemon.executeApproved())).toEqual([]);
+    expect(d.store.getPlan(id)!.status).toBe('approved');
+    expect(d.driver.placement()).toEqual(before);
+    expect(d.lines.some((l) => /"event":"plan-wait"/.test(l))).toBe(true);
+  });
+
   it('a rejected plan is never executed and a later round proposes afresh', async () => {
     const d = simDaemon('approve');
     const r1 = await d.round();
