@@ -150,6 +150,24 @@ describe.runIf(RUN)('wake-path test against a real BMC (ipmi_sim + ipmitool)', (
     expect(await dead.wakeTest('dead')).toMatchObject({ ok: false, code: 'TIDE_HOST_UNREACHABLE' });
   });
 
+  it('wol with an IPMI off method: the packet is sent and the state is read through that BMC (right password passes, wrong fails)', async () => {
+    const l = await udpListener();
+    try {
+      const d = new ClusterPowerDriver([
+        h('w1', wol({ port: l.port, off: bmc.config() })),
+        h('w2', wol({ port: l.port, off: bmc.config({ passwordFile: wrongFile, timeoutSec: 10 }) })),
+      ]);
+      const ok = await d.wakeTest('w1');
+      expect(ok).toMatchObject({ ok: true, method: 'wol' });
+      expect(ok.reason).toMatch(/answered chassis power status/);
+      const bad = await d.wakeTest('w2');
+      expect(bad).toMatchObject({ ok: false, method: 'wol', code: 'TIDE_POWER_FAILED' });
+      expect(bad.reason).not.toContain('not-the-password-42');
+    } finally {
+      await l.close();
+    }
+  });
+
   it('through the executor: wrong password → power-off refused and the failed wake path recorded (the BMC never gets a power command); fixed but not re-tested → still refused; re-tested → powered off', async () => {
     bmc.setPower('on');
     const hyper = new FakeDriver({ hosts: [{ name: 'srv1' }, { name: 'srv2' }], vms: [{ name: 'a', host: 'srv1' }] });
