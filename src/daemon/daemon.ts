@@ -234,6 +234,8 @@ export function createDaemon(deps: DaemonDeps): Daemon {
   /** Set when executing approved plans between rounds failed: no more polling until the next round (no retry storm). */
   let pollBlocked = false;
   let lockLost = false;
+  /** The loop began (the lock was taken): only then is the status row this daemon's. */
+  let entered = false;
   const intervalMs = (): number => settings.intervalSec * 1000;
   const expireMs = (): number => (settings.expireAfterIntervals ?? DEFAULT_EXPIRE_INTERVALS) * intervalMs();
 
@@ -487,6 +489,7 @@ export function createDaemon(deps: DaemonDeps): Daemon {
   };
 
   const loop = async (lockSignal: AbortSignal | null, untilMs: number, maxRounds: number): Promise<DaemonExit> => {
+    entered = true;
     const sig = lockSignal ? AbortSignal.any([lockSignal, hardAc.signal]) : hardAc.signal;
     lockSignal?.addEventListener('abort', () => {
       lockLost = true;
@@ -581,8 +584,13 @@ export function createDaemon(deps: DaemonDeps): Daemon {
       graceAc.abort();
       state = 'stopped';
       nextRoundMs = null;
-      writeStatus();
-      log.info({ event: 'stop', rounds }, `tide daemon stopped after ${rounds} round(s); cluster lock released`);
+      // Refused at the lock: the status row is the running daemon's, not ours to overwrite.
+      if (entered) {
+        writeStatus();
+        log.info({ event: 'stop', rounds }, `tide daemon stopped after ${rounds} round(s)${deps.holdLock === false ? '' : '; cluster lock released'}`);
+      } else {
+        log.error({ event: 'stop', rounds: 0 }, 'tide daemon did not start');
+      }
     }
   };
 

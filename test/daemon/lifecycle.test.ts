@@ -95,6 +95,7 @@ describe('the loop', () => {
     const path = join(tmp, 'two.sqlite');
     const b = simDaemon('recommend', { store: openSqliteStore(path), deps: { lockHolder: { pid: process.pid, host: 'x', command: 'tide daemon #2', startedMs: 0 } } });
     let refused: unknown;
+    let rowAfterRefusal: unknown = 'unset';
     // The second one starts while the first holds the lock (from inside the first one's onStart).
     const a = simDaemon('recommend', {
       store: openSqliteStore(path),
@@ -105,6 +106,7 @@ describe('the loop', () => {
           } catch (e) {
             refused = e;
           }
+          rowAfterRefusal = b.store.daemonStatus() ?? null;
         },
       },
     });
@@ -112,6 +114,9 @@ describe('the loop', () => {
     expect(refused).toMatchObject({ code: 'TIDE_LOCKED' });
     expect((refused as Error).message).toMatch(/cluster locked by tide daemon \(pid \d+ on /);
     expect(b.lines.some((l) => /"event":"round"/.test(l))).toBe(false);
+    // The refused one leaves the status row alone (it is the running daemon's).
+    expect(rowAfterRefusal).toBeNull();
+    expect(b.lines.some((l) => /did not start/.test(l))).toBe(true);
     a.store.close();
     b.store.close();
   });
