@@ -109,7 +109,8 @@ describe('tide: DPM hysteresis on powered-off hosts (minOffSec)', () => {
   const longOff = host('h2', { powerState: 'off', offSinceSec: T - 86_400 });
 
   it('wakes a host that has been off long enough rather than one that just went off', () => {
-    expect(powerOns(plan(overloaded([justOff, longOff]), tide(), T))).toEqual(['h1']);
+    expect(powerOns(plan(overloaded([justOff, longOff]), tide('tide:minOffSec=0'), T))).toEqual(['h1']);
+    expect(powerOns(plan(overloaded([justOff, longOff]), tide(), T))).toEqual(['h2']); // default minOffSec 7200
     expect(powerOns(plan(overloaded([justOff, longOff]), tide('tide:minOffSec=3600'), T))).toEqual(['h2']);
   });
 

@@ -46,7 +46,7 @@ export const tideArgs = z.object({
   /** Samples of history the forecast looks at. */
   windowSamples: z.number().int().min(1).max(288).default(12),
   /** A VM migrated less than this long ago is not moved again for consolidation, s. */
-  cooldownSec: z.number().min(0).default(1800),
+  cooldownSec: z.number().min(0).default(3600),
   /** Share of a host's disk/network bandwidth placement may use. */
   ioUtil: z.number().min(0.1).max(1).default(0.8),
   /**
@@ -59,7 +59,7 @@ export const tideArgs = z.object({
    * overload, a maintenance evacuation or a broken hard rule needs room that no powered-on or
    * longer-off host has (DPM hysteresis: a host stays off for at least this long), s.
    */
-  minOffSec: z.number().min(0).default(0),
+  minOffSec: z.number().min(0).default(7200),
   /**
    * Migration budget of the cluster: at most this many migrations start per rolling hour,
    * counting those of the last hour (ClusterSnapshot.movesLastHour). Absent: no budget.
@@ -100,6 +100,11 @@ export const tideArgs = z.object({
    * ignore the forecast.
    */
   lookaheadSec: z.number().min(0).default(7200),
+  /**
+   * Samples whose rising trend is projected two samples ahead in the forecast mean of a VM
+   * the learned forecast does not cover (0: no trend).
+   */
+  trendSamples: z.number().int().min(0).max(288).default(6),
   /** Safety margin of pre-wakes (ahead of a predicted ramp, or of a consolidate window's end), s. */
   prewakeMarginSec: z.number().min(0).default(300),
 }).strict();
@@ -109,7 +114,8 @@ export type TideArgs = z.output<typeof tideArgs>;
 const fmt = (x: number, d = 0): string => x.toFixed(d);
 
 /** Per-VM forecast: mean and variance of the next interval's CPU demand, MIPS and MIPS². */
-function forecast(snapshot: ClusterSnapshot, window: number): { mean: Float64Array; variance: Float64Array } {
+function forecast(snapshot: ClusterSnapshot, window: number, trendSamples = 0): { mean: Float64Array; variance: Float64Array } {
+  const learned = snapshot.forecast?.vms;
   const n = snapshot.vms.length;
   const mean = new Float64Array(n);
   const variance = new Float64Array(n);
@@ -129,6 +135,25 @@ function forecast(snapshot: ClusterSnapshot, window: number): { mean: Float64Arr
     for (let k = hist.length - len; k < hist.length; k++) ss += (hist[k]! - mu) * (hist[k]! - mu);
     const size = vm.vcpus * vm.mipsPerVcpu;
     mean[v] = Math.min(size, 0.5 * cur + 0.5 * mu);
+    // A rising trend the learned profile does not know about (no profile yet: a first day, a
+    // new VM): project the last `trendSamples` samples' least-squares slope two samples ahead
+    // (the next round plus the time to act), so a ramp is relieved before it saturates.
+    const tn = Math.min(trendSamples, hist.length);
+    if (tn >= 3 && !learned?.[vm.id]) {
+      let sx = 0;
+      let sy = 0;
+      let sxy = 0;
+      let sxx = 0;
+      for (let i = 0; i < tn; i++) {
+        const y = hist[hist.length - tn + i]!;
+        sx += i;
+        sy += y;
+        sxy += i * y;
+        sxx += i * i;
+      }
+      const slope = (tn * sxy - sx * sy) / (tn * sxx - sx * sx);
+      if (slope > 0) mean[v] = Math.min(size, Math.max(mean[v]!, cur + 2 * slope));
+    }
     // A short history says little: assume at least the spread a uniform draw over
     // [0, 2·mean] would have, until enough samples are seen.
     const floor = len < window ? (mean[v]! * mean[v]!) / 3 : 0;
@@ -304,7 +329,7 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
   // Unknown hosts and unmeasured VMs are left alone (see fail-closed.ts).
   const blind = failClosed(input, 'tide');
   const snapshot = blind.snapshot;
-  const { mean, variance } = forecast(snapshot, args.windowSamples);
+  const { mean, variance } = forecast(snapshot, args.windowSamples, args.trendSamples);
   // The learned forecast (if any): columns 2k, 2k+1 = expected CPU and variance at point k.
   const ahead = aheadColumns(snapshot, args, ctx.now, mean, variance);
   // Where the learned profile knows a VM, its spread over the next minutes replaces the spread
