@@ -11,7 +11,8 @@
  * build` first; npm test builds). Needs root and the lab: skipped with a printed reason
  * otherwise, a failure under TIDE_REQUIRE_LAB=1.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -25,6 +26,7 @@ import { LAB_HOOK_TIMEOUT_MS, describeLab, migrate, sharedLab, type TestLab } fr
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const CHILD = join(ROOT, 'test/helpers/crash-child.mjs');
+const BIN = join(ROOT, 'bin/tide.js');
 const log = (m: string): void => { process.stderr.write(`[e2e crash] ${m}\n`); };
 const FROM: LabHostName = 'lab-a';
 const TO: LabHostName = 'lab-b';
@@ -46,8 +48,13 @@ const POINTS = [
   { step: 2, afterMs: 1500, mode: 'suspend' },
 ];
 
-function runChild(args: string[]): { done: Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string; err: string }>; kill: () => void; pid: number | undefined } {
-  const child = spawn(process.execPath, [CHILD, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
+/** Children still running: killed when the file ends, so a failed test leaves no Tide acting on the lab. */
+const LIVE = new Set<ChildProcess>();
+
+function runChild(args: string[], script = CHILD): { done: Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string; err: string }>; kill: (sig?: NodeJS.Signals) => void; pid: number | undefined } {
+  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
+  LIVE.add(child);
+  child.on('close', () => LIVE.delete(child));
   let out = '';
   let err = '';
   child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
@@ -55,7 +62,7 @@ function runChild(args: string[]): { done: Promise<{ code: number | null; signal
   const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string; err: string }>((resolve) => {
     child.on('close', (code, signal) => resolve({ code, signal, out, err }));
   });
-  return { done, kill: () => child.kill('SIGKILL'), pid: child.pid };
+  return { done, kill: (sig = 'SIGKILL') => child.kill(sig), pid: child.pid };
 }
 
 describeLab('SIGKILL of a Tide process at each step of a 3-migration plan on the lab, then recovery', () => {
@@ -94,6 +101,7 @@ describeLab('SIGKILL of a Tide process at each step of a 3-migration plan on the
   }, LAB_HOOK_TIMEOUT_MS);
 
   afterAll(async () => {
+    for (const c of LIVE) c.kill('SIGKILL');
     await lab?.unshapeLinks().catch(() => { /* best effort */ });
     await lab?.down();
     rmSync(dir, { recursive: true, force: true });
@@ -178,4 +186,102 @@ describeLab('SIGKILL of a Tide process at each step of a 3-migration plan on the
       s.close();
     }
   }, 300_000);
+
+  it('tide daemon (automatic, lab-a in maintenance) SIGKILLed at each step of its evacuation; each restart recovers, then plans afresh; the evacuation completes', async () => {
+    await allOnFrom();
+    await L().shapeLinks(SHAPE_MBIT);
+    // the lab's configuration as a daemon's: automatic, short interval, its own store, no power
+    // section (powering lab hosts off is another test's business)
+    const storeFile = join(dir, 'daemon.sqlite');
+    const base = JSON.parse(readFileSync(L().configFile, 'utf8')) as { hosts: Record<string, unknown>[] };
+    const cfg = join(dir, 'daemon.json');
+    writeFileSync(cfg, JSON.stringify({ ...base, hosts: base.hosts.map(({ power: _p, ...h }) => h), mode: 'automatic', intervalSec: 3, store: { path: storeFile } }, null, 2));
+    {
+      const s = openSqliteStore(storeFile);
+      s.setHostMaintenance(FROM, true, { atMs: Date.now(), by: 'lab-crash test', reason: 'crash test' });
+      s.close();
+    }
+    const daemon = (): ReturnType<typeof runChild> => runChild(['--config', cfg, 'daemon', '--poll-ms', '200', '--log-format', 'json'], BIN);
+    const seen = new Set<string>();
+    const kills: string[] = [];
+    for (let round = 0; round < 4; round++) {
+      // a migration the killed daemon started may still be finishing: wait until each guest has one active copy
+      const settled = Date.now() + 120_000;
+      let all = await Promise.all(GUESTS.map((vm) => copies(vm)));
+      while (all.some((c) => c.length !== 1) && Date.now() < settled) {
+        await new Promise((r) => setTimeout(r, 500));
+        all = await Promise.all(GUESTS.map((vm) => copies(vm)));
+      }
+      if (all.every((c) => c.length === 1 && c[0]!.host === TO)) break;
+      const d = daemon();
+      let exited = false;
+      void d.done.then(() => { exited = true; });
+      // a step this daemon started (not one recovery settled): its intent is in the store
+      let step: string | null = null;
+      const t0 = Date.now();
+      while (step === null && !exited && Date.now() - t0 < 120_000) {
+        await new Promise((r) => setTimeout(r, 25));
+        if (!existsSync(storeFile)) continue;
+        const s = openSqliteStore(storeFile);
+        try {
+          const r = s.runningStepRuns().find((x) => !seen.has(`${x.planId}/${x.stepId}`));
+          if (r) step = `${r.planId}/${r.stepId} ${r.kind} ${r.vm ?? ''}`;
+          if (r) seen.add(`${r.planId}/${r.stepId}`);
+        } finally {
+          s.close();
+        }
+      }
+      expect(step, `daemon ${round} started no step (exited: ${exited})`).not.toBeNull();
+      await new Promise((r) => setTimeout(r, 1500));
+      d.kill();
+      const k = await d.done;
+      expect(k.signal).toBe('SIGKILL');
+      kills.push(step!);
+      const recov = k.out.split('\n').filter((l) => l.includes('"recovery')).map((l) => (JSON.parse(l) as { msg: string }).msg);
+      log(`daemon ${round}: killed 1.5 s into step ${step}; its recovery at start: ${recov.join(' | ') || '(nothing to recover)'}`);
+      if (round > 0) expect(recov.length, 'the restarted daemon recovered the killed one\'s step').toBeGreaterThan(0);
+      for (const vm of GUESTS) {
+        const c = await copies(vm);
+        log(`  ${vm}: ${JSON.stringify(c)}`);
+      }
+    }
+    await L().unshapeLinks();
+    // a last daemon recovers the last kill and finishes the evacuation; SIGTERM stops it
+    const d = daemon();
+    const t0 = Date.now();
+    let done = false;
+    while (!done && Date.now() - t0 < 180_000) {
+      await new Promise((r) => setTimeout(r, 1000));
+      const c = await Promise.all(GUESTS.map((vm) => copies(vm)));
+      done = c.every((x) => x.length === 1 && x[0]!.host === TO && x[0]!.state === 'running');
+    }
+    d.kill('SIGTERM');
+    const end = await d.done;
+    const lastRecov = end.out.split('\n').filter((l) => l.includes('"recovery')).map((l) => (JSON.parse(l) as { msg: string }).msg);
+    log(`last daemon: exit ${end.code}; its recovery at start: ${lastRecov.join(' | ')}; kills: ${kills.join('; ')}`);
+    expect(lastRecov.length, 'the last daemon recovered the last kill').toBeGreaterThan(0);
+    expect(done, 'every guest ends on lab-b, running').toBe(true);
+    expect(end.code).toBe(0);
+    expect(kills.length).toBeGreaterThanOrEqual(2);
+    for (const vm of GUESTS) {
+      const c = await copies(vm);
+      expect(c, `${vm}: ${JSON.stringify(c)}`).toEqual([{ host: TO, state: 'running' }]);
+      expect((await L().httpGet(L().vm(vm).probe, 10)).length, `${vm}'s service answers`).toBeGreaterThan(0);
+    }
+    const s = openSqliteStore(storeFile);
+    try {
+      expect(s.runningStepRuns()).toEqual([]);
+      expect(s.unknownMigrations()).toEqual([]);
+      const plans = s.listPlans({ limit: 100 });
+      for (const p of plans) expect(['done', 'superseded', 'failed', 'expired', 'proposed']).toContain(p.status);
+      expect(plans.filter((p) => p.status === 'superseded').length).toBe(kills.length);
+      // every migrate step's stored state agrees with the history of where it ended: a
+      // succeeded step's VM reached lab-b (and no step moves a VM back to lab-a)
+      for (const p of plans) {
+        for (const r of s.stepRuns(p.id)) if (r.kind === 'migrate') expect(r.to).toBe(TO);
+      }
+    } finally {
+      s.close();
+    }
+  }, 900_000);
 });
