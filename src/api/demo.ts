@@ -1,12 +1,13 @@
 /**
- * The embedded demo: Tide's control loop (collect → plan → execute) running in automatic mode
- * against the simulated office datacenter on virtual time, next to the same datacenter left
+ * The embedded demo: the Tide daemon (src/daemon: collect → plan → execute, in automatic mode
+ * by default) running against the simulated office datacenter on virtual time, next to the same datacenter left
  * alone, so the energy saved and the price paid (migrations, saturation) are both visible.
  */
 import { compilePolicy } from '../core/policy.js';
 import type { Plan } from '../core/plan/types.js';
 import { SIM_MONDAY_EPOCH_SEC, type Schedule } from '../core/schedule.js';
-import { Controller, type Mode, type TickResult } from '../app/controller.js';
+import type { Mode, TickResult } from '../app/controller.js';
+import { createDaemon } from '../daemon/daemon.js';
 import { SimDriver } from '../drivers/sim/sim-driver.js';
 import { VirtualClock } from '../executor/clock.js';
 import type { StepRun } from '../executor/executor.js';
@@ -33,7 +34,7 @@ export interface DemoOptions {
   readonly speed?: number;
   /** Wall clock the pacing reads (default: the real one; tests inject a fake). */
   readonly wall?: WallClock;
-  /** Each round of the control loop, as the loop's observer saw it. */
+  /** Each round of the daemon, as its observer saw it (observer.onTick). */
   readonly onRound?: (r: TickResult) => void;
 }
 
@@ -61,7 +62,7 @@ export interface DemoSummary {
   readonly saturatedIntervals: number;
   readonly baselineSaturatedIntervals: number;
   readonly meanHostsOn: number;
-  /** Rounds the control loop ran (Controller.run, one every intervalSec). */
+  /** Rounds the daemon ran (one every intervalSec). */
   readonly rounds: number;
   readonly hosts: number;
   /** Energy lower bound: each round's demand on the fewest hosts, packed perfectly, kWh. */
@@ -146,15 +147,20 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoSummary> {
     }
     opts.onRound?.(res);
   };
-  const controller = new Controller({
-    hypervisor: driver, power: driver, clock, store, policy, mode,
-    limits: { maxConcurrent: 2, maxPerHost: 1 },
-    migrate: { mode: 'live', autoConverge: true, timeoutSec: 600 },
-    intervalSec: scenario.intervalSec,
-    hosts: Object.fromEntries(scenario.hosts.map((h) => [h.id, { power: h.power }])),
-    rules: scenario.rules,
-    ...(opts.schedule ? { schedule: opts.schedule, scheduleOffsetSec: SIM_MONDAY_EPOCH_SEC } : {}),
-    bootTimeoutSec: 900,
+  // The daemon (src/daemon): its own rounds, on the virtual clock. The store is this run's own
+  // (in memory unless --store), so no cluster lock is needed; nothing to poll in automatic mode.
+  const daemon = createDaemon({
+    clock, store, hypervisor: driver, power: driver, holdLock: false, pollMs: 0,
+    settings: {
+      policy, mode,
+      limits: { maxConcurrent: 2, maxPerHost: 1 },
+      migrate: { mode: 'live', autoConverge: true, timeoutSec: 600 },
+      intervalSec: scenario.intervalSec,
+      hosts: Object.fromEntries(scenario.hosts.map((h) => [h.id, { power: h.power }])),
+      rules: scenario.rules,
+      ...(opts.schedule ? { schedule: opts.schedule, scheduleOffsetSec: SIM_MONDAY_EPOCH_SEC } : {}),
+      bootTimeoutSec: 900,
+    },
     observer: {
       onStepEnd,
       onTick,
@@ -164,8 +170,8 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoSummary> {
       },
     },
   });
-  // The loop itself: Controller.run on the virtual clock, paced against wall time when asked.
-  await drivePaced(clock, controller.run(untilMs), opts.speed ?? Infinity, opts.wall);
+  // The loop itself: the daemon's run on the virtual clock, paced against wall time when asked.
+  await drivePaced(clock, daemon.run(untilMs), opts.speed ?? Infinity, opts.wall);
   lowerWs += (prev.watts * (untilMs - prev.atMs)) / 1000;
   // Migrations and boots the last round started finish on virtual time.
   await clock.runUntil(untilMs);

@@ -1,8 +1,8 @@
 /**
  * `tide lab demo`: the story of `tide demo` on the real two-host lab (root) — real guests, real
  * live migrations, real IPMI power (`tide lab up --power`: ipmi_sim BMCs driven with ipmitool) —
- * with a day compressed into minutes. The control loop is the daemon's own (Controller.run) on a
- * scaled clock: simulated time runs `dayFactor(minutes)` times faster than the wall, and the
+ * with a day compressed into minutes. The control loop is the daemon's (src/daemon) on a scaled
+ * clock: simulated time runs `dayFactor(minutes)` times faster than the wall, and the
  * schedule (consolidate 18:00–07:00, balance otherwise), the round interval, cooldowns and
  * hysteresis are read on it. What happens in real time stays in real time: each migration's
  * timeout (the hypervisor driver's own clock) and the IPMI soft-off grace (the power driver runs
@@ -17,7 +17,8 @@
  * model) at each round's measured demand, held until the next round: the lab draws no real watts
  * worth measuring.
  */
-import { Controller, type TickResult } from '../app/controller.js';
+import type { TickResult } from '../app/controller.js';
+import { createDaemon, type Daemon } from '../daemon/daemon.js';
 import { loadConfig } from '../config/load.js';
 import { compileSchedule } from '../config/schedule.js';
 import type { TideConfig } from '../config/schema.js';
@@ -59,7 +60,7 @@ export interface LabDemoOptions {
 export interface LabDemoEvent {
   /** Simulated time, s since Monday 00:00. */
   readonly atSec: number;
-  readonly kind: 'migrate' | 'powerOn' | 'powerOff' | 'failed' | 'load' | 'window' | 'status' | 'error';
+  readonly kind: 'migrate' | 'powerOn' | 'powerOff' | 'failed' | 'load' | 'window' | 'status' | 'freeze' | 'error';
   readonly text: string;
 }
 
@@ -85,6 +86,8 @@ export interface LabDemoSummary {
   readonly rounds: number;
   /** Rounds that failed (no host answered, …); the loop went on. */
   readonly roundErrors: number;
+  /** Times the controller froze moves (stale or implausible telemetry, clock jump). */
+  readonly freezes: number;
   readonly saturatedIntervals: number;
   readonly saturatedHostIntervals: number;
   readonly meanHostsOn: number;
@@ -187,6 +190,7 @@ export async function runLabDemo(opts: LabDemoOptions = {}): Promise<LabDemoSumm
   let plans = 0;
   let rounds = 0;
   let roundErrors = 0;
+  let freezes = 0;
   let saturated = 0;
   let hostsOnSum = 0;
   let energyWs = 0;
@@ -249,7 +253,7 @@ export async function runLabDemo(opts: LabDemoOptions = {}): Promise<LabDemoSumm
     const hour = Math.floor(res.snapshot.time / 3600);
     if (hour !== lastStatusHour) {
       lastStatusHour = hour;
-      emit('status', `hosts ${hosts.map((h) => (h.powerState === 'on' ? `${h.id} ${Math.round((100 * demandOf(h)) / cap(h))} %` : `${h.id} ${h.powerState}`)).join(', ')} (demand, % of the host's CPU); guests ${snapVms.map((v) => `${v.id}@${v.host} ${Math.round((100 * v.demand.cpuMips) / (v.vcpus * v.mipsPerVcpu))} %`).join(', ')}`);
+      emit('status', `hosts ${hosts.map((h) => (h.powerState === 'on' ? `${h.id} ${Math.round((100 * demandOf(h)) / cap(h))} %` : `${h.id} ${h.powerState}`)).join(', ')} (demand, % of the host's CPU); guests ${snapVms.map((v) => `${v.id}@${v.host} ${Math.round((100 * v.demand.cpuMips) / (v.vcpus * v.mipsPerVcpu))} %`).join(', ')}; ${res.plan.hosts.map((h) => `${h.host} ${h.class}: ${h.reason}`).join('; ')}`);
     }
     const w = res.snapshot.window;
     const label = w ? `${w.kind}${w.name ? ` (${w.name})` : ''}` : '';
@@ -262,25 +266,33 @@ export async function runLabDemo(opts: LabDemoOptions = {}): Promise<LabDemoSumm
   const untilMs = story.endSec * 1000;
   const maxBootSec = Math.max(...config.hosts.map((h) => h.bootSec));
   const hostCores = (await hypervisor.listHosts()).find((h) => h.up)?.cpuCores ?? 2;
-  const newController = (): Controller => new Controller({
-    hypervisor, power, clock, store, mode: 'automatic',
-    policy: compilePolicy('tide', labDemoPolicyArgs(hostCores, busyVcpu, running.length)),
-    limits: { maxConcurrent: 1, maxPerHost: 1 },
-    migrate: migrateOptions(config),
-    intervalSec,
-    hosts: Object.fromEntries(config.hosts.map((h) => [h.name, { tags: h.tags }])),
-    pinnedVms: vms.filter((v) => !running.includes(v)),
-    rules: [],
-    schedule: compileSchedule(LAB_DEMO_SCHEDULE),
-    scheduleOffsetSec: SIM_MONDAY_EPOCH_SEC,
-    // the executor waits for a woken host on the scaled clock: give it the real boot time, twice
-    bootTimeoutSec: Math.ceil((2 * maxBootSec + 30) * factor),
+  // The daemon (src/daemon) over this run's own store (in memory: no cluster lock needed, and the
+  // wake path of each host is tested before its first power-off, as on a fresh installation).
+  const newDaemon = (): Daemon => createDaemon({
+    hypervisor, power, clock, store, holdLock: false, pollMs: 0,
+    settings: {
+      mode: 'automatic',
+      policy: compilePolicy('tide', labDemoPolicyArgs(hostCores, busyVcpu, running.length)),
+      limits: { maxConcurrent: 1, maxPerHost: 1 },
+      migrate: migrateOptions(config),
+      intervalSec,
+      hosts: Object.fromEntries(config.hosts.map((h) => [h.name, { tags: h.tags }])),
+      rules: [],
+      schedule: compileSchedule(LAB_DEMO_SCHEDULE),
+      scheduleOffsetSec: SIM_MONDAY_EPOCH_SEC,
+      // the executor waits for a woken host on the scaled clock: give it the real boot time, twice
+      bootTimeoutSec: Math.ceil((2 * maxBootSec + 30) * factor),
+    },
     observer: {
       onStepEnd,
       onTick,
       onRoundError: (e) => {
         roundErrors++;
         emit('error', `round failed: ${e.code}: ${e.message}`);
+      },
+      onFreeze: (f) => {
+        freezes += f.frozen ? 1 : 0;
+        emit('freeze', f.frozen ? `moves frozen: ${f.reason}` : 'telemetry healthy again: moves allowed');
       },
     },
   });
@@ -306,7 +318,7 @@ export async function runLabDemo(opts: LabDemoOptions = {}): Promise<LabDemoSumm
     await hypervisor.sample();
     await systemClock.sleep(1000);
     clock = scaledClock(factor, story.startSec * 1000);
-    const controller = newController();
+    const daemon = newDaemon();
     loadLoop = (async () => {
       let last = '';
       while (!stopLoad) {
@@ -317,7 +329,7 @@ export async function runLabDemo(opts: LabDemoOptions = {}): Promise<LabDemoSumm
         await systemClock.sleep(250);
       }
     })();
-    await controller.run(untilMs);
+    await daemon.run(untilMs);
     hold(Math.max(nowSec(), story.endSec));
   } finally {
     stopLoad = true;
@@ -359,7 +371,7 @@ export async function runLabDemo(opts: LabDemoOptions = {}): Promise<LabDemoSumm
     hours: (story.endSec - story.startSec) / 3600, minutesPerDay: minutes, wallSec: Math.round((performance.now() - wall0) / 1000),
     energyKWh, baselineEnergyKWh: alwaysOnKWh, savedPct: alwaysOnKWh > 0 ? (100 * (alwaysOnKWh - energyKWh)) / alwaysOnKWh : 0,
     lowerBoundKWh: lowerWs / 3.6e6, alwaysOnKWh,
-    migrations, failedSteps: failed, powerOns, powerOffs, plans, rounds, roundErrors,
+    migrations, failedSteps: failed, powerOns, powerOffs, plans, rounds, roundErrors, freezes,
     saturatedIntervals: saturated, saturatedHostIntervals: saturated, meanHostsOn: hostsOnSum / Math.max(1, rounds), hosts: lab.hostNames.length,
     maxMovesPerVmPerDay: figures.maxMovesPerVmPerDay, shortestOffSec: figures.shortestOffSec, timeline,
     probeFailed, probeSent, probeMaxGapMs, vmsLost,

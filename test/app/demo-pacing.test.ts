@@ -1,5 +1,5 @@
 /**
- * `tide demo` runs the control loop's own Controller.run on virtual time, paced against a wall
+ * `tide demo` runs the daemon (src/daemon, over the Controller) on virtual time, paced against a wall
  * clock for a watcher. The wall clock here is a fake that only counts (its sleep returns at
  * once), so these tests take no wall time.
  */
@@ -66,8 +66,8 @@ describe('pacing math', () => {
   });
 });
 
-describe('the demo runs the control loop (Controller.run), paced or not', () => {
-  it('its observer sees every round, one per interval; pacing changes nothing but the wall time', async () => {
+describe('the demo runs the daemon, paced or not', () => {
+  it('the daemon observer sees every round, one per interval; pacing changes nothing but the wall time', async () => {
     const rounds: TickResult[] = [];
     const fast = await runDemo({ hours: 6, onRound: (r) => rounds.push(r) });
     expect(fast.rounds).toBe((6 * 3600) / 300);

@@ -7,7 +7,7 @@ import { UsageError, type Command } from '../io.js';
 const usage = `tide demo [--hours H] [--hosts N] [--policy P] [--mode automatic|approve|recommend] [--seed S] [--store FILE]
           [--speed X] [--json] [--quiet]
 
-  Runs Tide's control loop (collect → plan → execute, the daemon's own loop) on the embedded
+  Runs the Tide daemon (collect → plan → execute, as \`tide daemon\` does) on the embedded
   simulated datacenter: a small company's mail, FTP, web, database and file VMs on N hosts
   (2-6, default 4), with a working-day load curve, over H hours (default 48) of virtual time.
   Prints a live timeline — every migration and power action with its reason, stamped with the
