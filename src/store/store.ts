@@ -228,8 +228,9 @@ export interface MetricSample {
 }
 
 /**
- * A stored history point: `raw` (one round, kept for MetricsRetention.rawKeepMs) or `hour` (the
- * mean of the raw samples of that hour, `atMs` the hour's start, kept for hourKeepMs).
+ * A stored history point: `raw` (one round, kept for MetricsRetention.rawKeepMs, up to two hours
+ * longer: whole hours are merged at once) or `hour` (the mean of the raw samples of that hour,
+ * `atMs` the hour's start, kept for hourKeepMs).
  */
 export interface MetricPoint extends MetricSample {
   readonly atMs: number;
@@ -642,8 +643,14 @@ export function openSqliteStore(path: string): Store {
     VALUES (@at_ms, @kind, @name, @host, @cpu_pct, @cpu_n, @mem_mib, @mem_n, @samples, @res)`);
   const HOUR_MS = 3_600_000;
   /** Merges raw points older than `cutMs` into their hours' means (weighted by the samples each mean holds). */
+  const selOldRaw = db.prepare("SELECT * FROM metrics WHERE res = 'raw' AND at_ms < ? ORDER BY at_ms");
+  const selHour = db.prepare("SELECT * FROM metrics WHERE res = 'hour' AND kind = ? AND name = ? AND at_ms = ?");
+  const delHour = db.prepare("DELETE FROM metrics WHERE res = 'hour' AND kind = ? AND name = ? AND at_ms = ?");
+  const delOldRaw = db.prepare("DELETE FROM metrics WHERE res = 'raw' AND at_ms < ?");
+  const delOldHour = db.prepare("DELETE FROM metrics WHERE res = 'hour' AND at_ms < ?");
+  const selOldestRaw = db.prepare("SELECT MIN(at_ms) AS at FROM metrics WHERE res = 'raw'");
   const downsample = (cutMs: number): void => {
-    const old = db.prepare("SELECT * FROM metrics WHERE res = 'raw' AND at_ms < ? ORDER BY at_ms").all(cutMs) as MetricRow[];
+    const old = selOldRaw.all(cutMs) as MetricRow[];
     if (old.length === 0) return;
     const acc = new Map<string, MetricRow>();
     for (const r of old) {
@@ -651,7 +658,7 @@ export function openSqliteStore(path: string): Store {
       const key = `${r.kind}\u0000${r.name}\u0000${hour}`;
       let a = acc.get(key);
       if (!a) {
-        a = (db.prepare("SELECT * FROM metrics WHERE res = 'hour' AND kind = ? AND name = ? AND at_ms = ?").get(r.kind, r.name, hour) as MetricRow | undefined)
+        a = (selHour.get(r.kind, r.name, hour) as MetricRow | undefined)
           ?? { at_ms: hour, kind: r.kind, name: r.name, host: null, cpu_pct: null, cpu_n: 0, mem_mib: null, mem_n: 0, samples: 0, res: 'hour' };
         acc.set(key, a);
       }
@@ -660,12 +667,11 @@ export function openSqliteStore(path: string): Store {
       a.samples++;
       a.host = r.host ?? a.host; // the VM's latest host in that hour
     }
-    const del = db.prepare("DELETE FROM metrics WHERE res = 'hour' AND kind = ? AND name = ? AND at_ms = ?");
     for (const a of acc.values()) {
-      del.run(a.kind, a.name, a.at_ms);
+      delHour.run(a.kind, a.name, a.at_ms);
       insMetric.run(a);
     }
-    db.prepare("DELETE FROM metrics WHERE res = 'raw' AND at_ms < ?").run(cutMs);
+    delOldRaw.run(cutMs);
   };
   const recordMetricsTx = db.transaction((atMs: number, samples: readonly MetricSample[], rawKeepMs: number, hourKeepMs: number) => {
     const at = Math.round(atMs);
@@ -675,8 +681,18 @@ export function openSqliteStore(path: string): Store {
         mem_mib: m.memMiB, mem_n: m.memMiB === null ? 0 : 1, samples: 1, res: 'raw',
       });
     }
-    downsample(at - rawKeepMs);
-    db.prepare("DELETE FROM metrics WHERE res = 'hour' AND at_ms < ?").run(at - hourKeepMs);
+    // whole hours only: once the oldest raw point is more than an hour past the cut, every raw
+    // hour before the cut is merged (each hour's mean written once, not remerged every round)
+    const oldest = selOldestRaw.get() as { at: number | null } | undefined;
+    const cutMs = at - rawKeepMs;
+    if (oldest?.at != null && oldest.at < cutMs - HOUR_MS) downsample(Math.floor(cutMs / HOUR_MS) * HOUR_MS);
+    delOldHour.run(at - hourKeepMs);
+  });
+  const insDecision = db.prepare('INSERT INTO decisions (at_ms, plan_id, mode, policy, window, summary, steps, not_moved_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+  const delOldDecisions = db.prepare('DELETE FROM decisions WHERE at_ms < ?');
+  const recordDecisionTx = db.transaction((d: DecisionRecord, notMoved: DecisionRecord['notMoved'], keepMs: number) => {
+    insDecision.run(Math.round(d.atMs), d.planId, d.mode, d.policy, d.window, cut(d.summary, 500), d.steps, JSON.stringify(notMoved));
+    delOldDecisions.run(Math.round(d.atMs - keepMs));
   });
   const cut = (x: string, n: number): string => (x.length > n ? `${x.slice(0, n - 1)}…` : x);
   const toMig = (r: MigrationRow): MigrationRecord => ({
@@ -783,11 +799,7 @@ export function openSqliteStore(path: string): Store {
     },
     recordDecision(d, keepMs = 30 * 86_400_000) {
       const notMoved = d.notMoved.slice(0, 100).map((n) => ({ vm: n.vm, code: n.code, reason: cut(n.reason, 240) }));
-      db.transaction(() => {
-        db.prepare('INSERT INTO decisions (at_ms, plan_id, mode, policy, window, summary, steps, not_moved_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-          .run(Math.round(d.atMs), d.planId, d.mode, d.policy, d.window, cut(d.summary, 500), d.steps, JSON.stringify(notMoved));
-        db.prepare('DELETE FROM decisions WHERE at_ms < ?').run(Math.round(d.atMs - keepMs));
-      })();
+      recordDecisionTx(d, notMoved, keepMs);
     },
     decisions({ limit = 50, planId } = {}) {
       const rows = (planId === undefined

@@ -61,17 +61,19 @@ describe('store journal tables', () => {
     const all = s.metricsHistory({ kind: 'host', name: 'h1' });
     const raw = all.filter((p) => p.res === 'raw');
     const hour = all.filter((p) => p.res === 'hour');
-    expect(raw.every((p) => p.atMs >= 18 * HOUR)).toBe(true);
-    expect(raw.length).toBe(9); // 18:00 … 20:00 every 15 min
-    // hourly means from 15:00 (20 h − 5 h) up to the last full hour before the raw window
-    expect(hour.map((p) => p.atMs / HOUR)).toEqual([15, 16, 17]);
-    expect(hour.map((p) => p.cpuPct)).toEqual([30, 10, 30]);
+    // whole hours are merged once the oldest raw point is an hour past the cut (20 h − 2 h):
+    // the last merge (at 19:15, cut 17:15) took everything before 17:00
+    expect(raw[0]!.atMs).toBe(17 * HOUR);
+    expect(raw.length).toBe(13); // 17:00 … 20:00 every 15 min
+    // hourly means from 15:00 (20 h − 5 h) up to the raw points
+    expect(hour.map((p) => p.atMs / HOUR)).toEqual([15, 16]);
+    expect(hour.map((p) => p.cpuPct)).toEqual([30, 10]);
     expect(hour.every((p) => p.samples === 4)).toBe(true);
     const vmHours = s.metricsHistory({ kind: 'vm', name: 'vm1', res: 'hour' });
     // hour 16: rounds 64..67 → mean 65.5; memory only from the even rounds (512)
     expect(vmHours.find((p) => p.atMs === 16 * HOUR)).toMatchObject({ cpuPct: 65.5, memMiB: 512, samples: 4, host: 'h2' });
-    // bounded: 2 entities × (9 raw + 3..6 hourly) at most
-    expect(max).toBeLessThanOrEqual(2 * (9 + 6));
+    // bounded: 2 entities × (raw for at most rawKeep + 2 h, 4 a hour, + hourly means for hourKeep) at most
+    expect(max).toBeLessThanOrEqual(2 * (4 * 4 + 1 + 6));
     s.close();
   });
 
