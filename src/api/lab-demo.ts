@@ -50,7 +50,7 @@ export interface LabDemoOptions {
   readonly story?: LoadStory;
   /** Simulated seconds between rounds (default 600). */
   readonly intervalSec?: number;
-  /** Interval of each guest's probe, wall ms (default 200). */
+  /** Interval of each guest's probe, wall ms (default 500). */
   readonly probeIntervalMs?: number;
   readonly onEvent?: (e: LabDemoEvent) => void;
   /** Lab progress (bring-up, power restore), one line each. */
@@ -111,8 +111,9 @@ export interface LabDemoSummary {
   readonly spreadAtSec: number | null;
   /** Load generator requests that got no answer (retried). */
   readonly loadFailures: number;
-  /** CPU one guest at the office load got in the calibration, vCPUs (the thresholds follow it). */
+  /** CPU one guest got in the calibration at the office and at the quiet load, vCPUs (the thresholds follow them). */
   readonly busyVcpu: number;
+  readonly quietVcpu: number;
 }
 
 /** The power kinds under which the lab's hosts are powered by IPMI (wol powers off through IPMI too). */
@@ -272,7 +273,7 @@ export async function runLabDemo(opts: LabDemoOptions = {}): Promise<LabDemoSumm
     hypervisor, power, clock, store, holdLock: false, pollMs: 0,
     settings: {
       mode: 'automatic',
-      policy: compilePolicy('tide', labDemoPolicyArgs(hostCores, busyVcpu, running.length)),
+      policy: compilePolicy('tide', labDemoPolicyArgs(hostCores, busyVcpu, running.length, quietVcpu)),
       limits: { maxConcurrent: 1, maxPerHost: 1 },
       migrate: migrateOptions(config),
       intervalSec,
@@ -298,21 +299,31 @@ export async function runLabDemo(opts: LabDemoOptions = {}): Promise<LabDemoSumm
   });
 
   let busyVcpu = 0;
+  let quietVcpu = 0;
   let probeFailed = 0;
   let probeSent = 0;
   let probeMaxGapMs = 0;
   try {
-    for (const v of running) probes.push(await lab.probe(v, { intervalMs: opts.probeIntervalMs ?? 200, infoEvery: 50 }));
-    // Calibration: what a guest at the office load gets of this machine now (see labDemoPolicyArgs).
-    await load.setAll(story.officePct);
-    await systemClock.sleep(3000);
-    await hypervisor.sample();
-    await systemClock.sleep(6000);
-    const cal = await hypervisor.sample();
-    const got = running.map((v) => cal.vms.find((u) => u.vm === v)?.cpuPct).filter((x): x is number => typeof x === 'number').sort((a, b) => a - b);
-    busyVcpu = (got[Math.floor(got.length / 2)] ?? 0) / 100;
-    log(`calibration: a guest at ${story.officePct} % load gets ${got.map((x) => x.toFixed(1)).join(', ')} % of a vCPU (busy = ${busyVcpu.toFixed(3)} vCPU)`);
-    if (busyVcpu < 0.03) throw new LabError(`the guests get too little CPU to tell busy from quiet (${(100 * busyVcpu).toFixed(1)} % of a vCPU at ${story.officePct} % load): is the machine overloaded?`);
+    for (const v of running) probes.push(await lab.probe(v, { intervalMs: opts.probeIntervalMs ?? 500, infoEvery: 20 }));
+    // Calibration: what a guest at the quiet and at the office load gets of this machine now,
+    // probes running (see labDemoPolicyArgs).
+    const measure = async (pct: number): Promise<number[]> => {
+      await load.setAll(pct);
+      await systemClock.sleep(3000);
+      await hypervisor.sample();
+      await systemClock.sleep(6000);
+      const u = await hypervisor.sample();
+      return running.map((v) => u.vms.find((x) => x.vm === v)?.cpuPct).filter((x): x is number => typeof x === 'number').sort((a, b) => a - b);
+    };
+    const median = (xs: number[]): number => (xs[Math.floor(xs.length / 2)] ?? 0) / 100;
+    const quietGot = await measure(story.quietPct);
+    const busyGot = await measure(story.officePct);
+    quietVcpu = median(quietGot);
+    busyVcpu = median(busyGot);
+    log(`calibration: a guest gets ${quietGot.map((x) => x.toFixed(1)).join(', ')} % of a vCPU at ${story.quietPct} % load, ${busyGot.map((x) => x.toFixed(1)).join(', ')} % at ${story.officePct} %`);
+    if (busyVcpu < 0.03 || busyVcpu < 1.8 * quietVcpu) {
+      throw new LabError(`the guests get too little CPU to tell busy from quiet (${(100 * quietVcpu).toFixed(1)} % of a vCPU at ${story.quietPct} % load, ${(100 * busyVcpu).toFixed(1)} % at ${story.officePct} %): is the machine overloaded?`);
+    }
     // The afternoon's load, then one sample so the first round has rates to read.
     await load.set(story.startSec);
     await hypervisor.sample();
@@ -376,7 +387,7 @@ export async function runLabDemo(opts: LabDemoOptions = {}): Promise<LabDemoSumm
     maxMovesPerVmPerDay: figures.maxMovesPerVmPerDay, shortestOffSec: figures.shortestOffSec, timeline,
     probeFailed, probeSent, probeMaxGapMs, vmsLost,
     hostsPoweredOff: offHosts.size, hostsWoken: wokenHosts.size, powerMethod,
-    ...marks, loadFailures: load.failures, busyVcpu,
+    ...marks, loadFailures: load.failures, busyVcpu, quietVcpu,
   };
 }
 

@@ -51,20 +51,23 @@ export const DEFAULT_STORY: LoadStory = {
 
 /**
  * Tide's arguments for the lab. The lab's hosts report the whole machine's cores, and what a
- * busy guest really gets depends on what else the machine runs (TCG guests share its cores with
- * everything), so the thresholds are set from a measurement: `busyVcpu`, the CPU one guest
- * running the office load got just before the story (median over the guests). With `guests`
- * guests (an even number, half on each host by day): a host is overloaded above
- * 0.75 × guests × busy (all guests on one host, the morning after a consolidated night, is; half
- * of them is not, with a margin of about ±25 % for the machine's load changing), relief fills a
- * receiver up to 0.65 × guests × busy (so the morning spread moves half of them back), and the
- * evening packs onto a receiver up to 0.4 × guests × busy (the quiet night is far below).
+ * guest really gets depends on what else the machine runs (TCG guests share its cores with
+ * everything), so the thresholds are set from a measurement just before the story, in vCPUs
+ * (median over the guests): `busyVcpu` at the office load, `quietVcpu` at the quiet load (with
+ * the probes running: serving them is most of a quiet TCG guest's CPU). With `guests` guests
+ * (an even number, half on each host by day): a host is overloaded above 0.75 × guests × busy
+ * (all guests on one host — the morning after a consolidated night — are; half of them are not,
+ * with a margin of about ±25 % for the machine's load changing), relief fills a receiver up to
+ * 0.65 × guests × busy (so the morning spread moves half of them back), and the evening packs
+ * onto a receiver while its forecast stays below guests × (quiet + 0.35 × (busy − quiet)): the
+ * quiet night fits, with room for noise.
  */
-export function labDemoPolicyArgs(hostCores: number, busyVcpu: number, guests: number): Record<string, number> {
+export function labDemoPolicyArgs(hostCores: number, busyVcpu: number, guests: number, quietVcpu = 0): Record<string, number> {
   const share = (vcpus: number): number => Math.min(1, vcpus / Math.max(1, hostCores));
   const all = guests * busyVcpu;
+  const quiet = Math.min(quietVcpu, busyVcpu);
   return {
-    overloadUtil: share(0.75 * all), targetUtil: share(0.65 * all), consolidateUtil: share(0.4 * all),
+    overloadUtil: share(0.75 * all), targetUtil: share(0.65 * all), consolidateUtil: share(guests * (quiet + 0.35 * (busyVcpu - quiet))),
     // the forecast looks at about an hour of 10-minute samples
     windowSamples: 6, z: 1, cooldownSec: 3600, minOffSec: 2 * H,
   };
