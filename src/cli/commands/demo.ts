@@ -35,6 +35,7 @@ export const demoCommand: Command = {
     const speed = num(speedArg, '--speed', WEEK_PER_MINUTE, { min: 1, max: 1e9 });
     // Paced only for someone watching: never with --json; off a terminal only when asked.
     const paced = !values.json && (speedArg !== undefined || io.outIsTty === true);
+    if (paced && !values.quiet) io.out(`${hours} simulated hours at ${Math.round(speed)}× (about ${((hours * 3600) / speed).toFixed(0)} s; --speed to change)\n`);
     const summary = await runDemo({
       hours,
       hosts,
