@@ -69,6 +69,26 @@ describe('issue 7 targets: tide simulate --scenario office --days 14', () => {
   }, SLOW);
 });
 
+describe('pre-wake at the end of a consolidate window, end to end (simulator)', () => {
+  it('hosts powered off for the night are on again, booted, when the window ends at 07:00', () => {
+    const schedule = { windows: [{ name: 'night', kind: 'consolidate' as const, days: ['mon', 'tue', 'wed', 'thu', 'fri'] as const, from: '18:00', to: '07:00', timeZone: 'UTC' }], otherwise: 'balance' as const };
+    // Without the learned forecast every sleeping host is woken for the balance window.
+    const r = simulate({ scenario: { ...officeScenario({ days: 2 }), schedule }, policy: 'tide:lookaheadSec=0', accounting: 'realistic' });
+    const edge = DAY + 7 * 3600;
+    const off = r.timeline.filter((e) => e.kind === 'powerOff' && e.t < edge).map((e) => e.host);
+    expect(off.length).toBeGreaterThan(0);
+    const wakes = r.timeline.filter((e) => e.kind === 'powerOn' && e.t < edge + 3600);
+    expect(wakes.map((e) => e.host).sort()).toEqual([...off].sort());
+    for (const w of wakes) {
+      expect(w.reason).toMatch(/^pre-wake: window night ends/);
+      // Planned within one round of edge − lead (lead ≈ 9 min here) and booted (180 s) before the edge.
+      expect(w.t).toBeGreaterThan(edge - 900);
+      expect(w.t + 180).toBeLessThanOrEqual(edge);
+    }
+    expect(r.stepsFailed).toBe(0);
+  }, SLOW);
+});
+
 describe('issue 7 targets: tide demo (48 h, the controller on the simulated office)', () => {
   it('no failed step; on the second day no VM moves more than twice and a host is woken only ahead of a predicted ramp', async () => {
     const d = await runDemo({ hours: 48 });

@@ -297,7 +297,7 @@ export function prewakeAtEdge(snapshot: ClusterSnapshot, args: TideArgs, now: nu
   const sleeping = usable
     .filter((h) => h.powerState === 'off' || h.powerState === 'standby')
     .sort((a, b) => powerAt(a.power, 0) / cap(a) - powerAt(b.power, 0) / cap(b) || a.id.localeCompare(b.id));
-  const after = (snapshot.forecast?.points ?? []).filter((p) => p.atSec >= edgeSec && p.atSec <= edgeSec + Math.max(args.lookaheadSec, 1));
+  const after = args.lookaheadSec > 0 ? (snapshot.forecast?.points ?? []).filter((p) => p.atSec >= edgeSec && p.atSec <= edgeSec + args.lookaheadSec) : [];
   let wake = sleeping;
   if (after.length > 0) {
     const needCpu = Math.max(...after.map((p) => p.cpuMipsHigh)) / args.targetUtil;
