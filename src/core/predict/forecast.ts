@@ -15,6 +15,13 @@ export interface RecorderOptions extends ProfileOptions {
   /** Per-VM profiles too (default true). */
   readonly perVm?: boolean;
   /**
+   * Samples kept per bucket of a VM's profile (defaults 6 per time-of-week bucket = 2 weeks of
+   * 5-min samples in 15-min buckets, 12 per time-of-day bucket): a VM profile costs at most
+   * about (672 × 6 + 288 × 12) × 2 numbers, the cluster's uses the ProfileOptions defaults.
+   */
+  readonly vmKeepWeekly?: number;
+  readonly vmKeepDaily?: number;
+  /**
    * Added to the caller's seconds to get time of week with 0 = Monday 00:00 (default 0: the
    * simulator's t = 0 is a Monday midnight). Forecast instants come back in the caller's seconds.
    */
@@ -53,7 +60,7 @@ export class DemandRecorder {
       mem += v.memMiB;
       if (this.opts.perVm === false) continue;
       let l = this.vms.get(v.id);
-      if (!l) this.vms.set(v.id, (l = new ProfileLearner(this.opts)));
+      if (!l) this.vms.set(v.id, (l = new ProfileLearner({ ...this.opts, keepWeekly: this.opts.vmKeepWeekly ?? 6, keepDaily: this.opts.vmKeepDaily ?? 12 })));
       l.add({ timeSec, cpuMips: v.cpuMips, memMiB: v.memMiB });
     }
     this.cluster.add({ timeSec, cpuMips: cpu, memMiB: mem });
