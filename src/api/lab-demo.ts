@@ -303,74 +303,78 @@ export async function runLabDemo(opts: LabDemoOptions = {}): Promise<LabDemoSumm
   let probeFailed = 0;
   let probeSent = 0;
   let probeMaxGapMs = 0;
-  try {
-    for (const v of running) probes.push(await lab.probe(v, { intervalMs: opts.probeIntervalMs ?? 500, infoEvery: 20 }));
-    // Calibration: what a guest at the quiet and at the office load gets of this machine now,
-    // probes running (see labDemoPolicyArgs).
-    const measure = async (pct: number): Promise<number[]> => {
-      await load.setAll(pct);
-      await systemClock.sleep(3000);
-      await hypervisor.sample();
-      await systemClock.sleep(6000);
-      const u = await hypervisor.sample();
-      return running.map((v) => u.vms.find((x) => x.vm === v)?.cpuPct).filter((x): x is number => typeof x === 'number').sort((a, b) => a - b);
-    };
-    const median = (xs: number[]): number => (xs[Math.floor(xs.length / 2)] ?? 0) / 100;
-    const quietGot = await measure(story.quietPct);
-    const busyGot = await measure(story.officePct);
-    quietVcpu = median(quietGot);
-    busyVcpu = median(busyGot);
-    log(`calibration: a guest gets ${quietGot.map((x) => x.toFixed(1)).join(', ')} % of a vCPU at ${story.quietPct} % load, ${busyGot.map((x) => x.toFixed(1)).join(', ')} % at ${story.officePct} %`);
-    if (busyVcpu < 0.03 || busyVcpu < 1.8 * quietVcpu) {
-      throw new LabError(`the guests get too little CPU to tell busy from quiet (${(100 * quietVcpu).toFixed(1)} % of a vCPU at ${story.quietPct} % load, ${(100 * busyVcpu).toFixed(1)} % at ${story.officePct} %): is the machine overloaded?`);
-    }
-    // The afternoon's load, then one sample so the first round has rates to read.
-    await load.set(story.startSec);
-    await hypervisor.sample();
-    await systemClock.sleep(1000);
-    clock = scaledClock(factor, story.startSec * 1000);
-    const daemon = newDaemon();
-    loadLoop = (async () => {
-      let last = '';
-      while (!stopLoad) {
-        await load.set(nowSec());
-        const d = describeLoad(story, running, nowSec());
-        if (d !== last) emit('load', d);
-        last = d;
-        await systemClock.sleep(250);
-      }
-    })();
-    await daemon.run(untilMs);
-    hold(Math.max(nowSec(), story.endSec));
-  } finally {
-    stopLoad = true;
-    await loadLoop.catch(() => {});
-    await load.stop().catch(() => {});
-    for (const p of probes) {
-      const rep = await p.stop();
-      probeFailed += rep.failed;
-      probeSent += rep.sent;
-      probeMaxGapMs = Math.max(probeMaxGapMs, rep.maxGapMs);
-    }
-    store.close();
-    await hypervisor.close();
-  }
-  // Lost: not running on exactly one host (checked with virsh on each host, not through Tide).
   let vmsLost = 0;
-  for (const v of running) {
-    let active = 0;
-    for (const h of lab.hostNames) {
-      const r = await lab.virsh(h, ['list', '--name']);
-      if (r.code === 0 && r.stdout.split('\n').map((s) => s.trim()).includes(v)) active++;
+  try {
+    try {
+      for (const v of running) probes.push(await lab.probe(v, { intervalMs: opts.probeIntervalMs ?? 500, infoEvery: 20 }));
+      // Calibration: what a guest at the quiet and at the office load gets of this machine now,
+      // probes running (see labDemoPolicyArgs).
+      const measure = async (pct: number): Promise<number[]> => {
+        await load.setAll(pct);
+        await systemClock.sleep(3000);
+        await hypervisor.sample();
+        await systemClock.sleep(6000);
+        const u = await hypervisor.sample();
+        return running.map((v) => u.vms.find((x) => x.vm === v)?.cpuPct).filter((x): x is number => typeof x === 'number').sort((a, b) => a - b);
+      };
+      const median = (xs: number[]): number => (xs[Math.floor(xs.length / 2)] ?? 0) / 100;
+      const quietGot = await measure(story.quietPct);
+      const busyGot = await measure(story.officePct);
+      quietVcpu = median(quietGot);
+      busyVcpu = median(busyGot);
+      log(`calibration: a guest gets ${quietGot.map((x) => x.toFixed(1)).join(', ')} % of a vCPU at ${story.quietPct} % load, ${busyGot.map((x) => x.toFixed(1)).join(', ')} % at ${story.officePct} %`);
+      if (busyVcpu < 0.03 || busyVcpu < 1.8 * quietVcpu) {
+        throw new LabError(`the guests get too little CPU to tell busy from quiet (${(100 * quietVcpu).toFixed(1)} % of a vCPU at ${story.quietPct} % load, ${(100 * busyVcpu).toFixed(1)} % at ${story.officePct} %): is the machine overloaded?`);
+      }
+      // The afternoon's load, then one sample so the first round has rates to read.
+      await load.set(story.startSec);
+      await hypervisor.sample();
+      await systemClock.sleep(1000);
+      clock = scaledClock(factor, story.startSec * 1000);
+      const daemon = newDaemon();
+      loadLoop = (async () => {
+        let last = '';
+        while (!stopLoad) {
+          await load.set(nowSec());
+          const d = describeLoad(story, running, nowSec());
+          if (d !== last) emit('load', d);
+          last = d;
+          await systemClock.sleep(250);
+        }
+      })();
+      await daemon.run(untilMs);
+      hold(Math.max(nowSec(), story.endSec));
+    } finally {
+      stopLoad = true;
+      await loadLoop.catch(() => {});
+      await load.stop().catch(() => {});
+      for (const p of probes) {
+        const rep = await p.stop();
+        probeFailed += rep.failed;
+        probeSent += rep.sent;
+        probeMaxGapMs = Math.max(probeMaxGapMs, rep.maxGapMs);
+      }
+      store.close();
+      await hypervisor.close();
     }
-    if (active !== 1) vmsLost++;
-  }
-  // Leave the lab whole: hosts Tide powered off come back on (not part of the figures).
-  for (const h of lab.hostNames) {
-    if ((await lab.powerStatus(h)).state === 'off') {
-      log(`powering ${h} back on after the demo`);
-      await lab.powerAction(h, 'on');
-      await lab.waitHostUp(h, 120_000);
+    // Lost: not running on exactly one host (checked with virsh on each host, not through Tide),
+    // before any host is powered back on.
+    for (const v of running) {
+      let active = 0;
+      for (const h of lab.hostNames) {
+        const r = await lab.virsh(h, ['list', '--name']);
+        if (r.code === 0 && r.stdout.split('\n').map((s) => s.trim()).includes(v)) active++;
+      }
+      if (active !== 1) vmsLost++;
+    }
+  } finally {
+    // Leave the lab whole: hosts Tide powered off come back on (not part of the figures).
+    for (const h of lab.hostNames) {
+      if ((await lab.powerStatus(h)).state === 'off') {
+        log(`powering ${h} back on after the demo`);
+        await lab.powerAction(h, 'on');
+        await lab.waitHostUp(h, 120_000);
+      }
     }
   }
   const figures = timelineFigures(timeline);
