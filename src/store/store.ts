@@ -354,9 +354,11 @@ export interface Store {
 /**
  * Schema version this code reads and writes; 2 added the cluster lock (a Tide that ignores it
  * must not open the store); 3 the unknown migrations (a Tide that ignores them would move a VM
- * that may run twice, or power off a host that may hold it).
+ * that may run twice, or power off a host that may hold it); 4 the daemon's and the journal's
+ * state (maintenance kept in the store, plan fingerprints, failed wake paths: a Tide that
+ * ignores them would evacuate nothing, run an expired plan, or power off a host it cannot wake).
  */
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
 
 function pidAlive(pid: number): boolean {
   try {
@@ -551,8 +553,8 @@ export function openSqliteStore(path: string): Store {
       if (version && version.version > SCHEMA_VERSION) throw new Error(`${path}: store schema version ${version.version}, this Tide understands up to ${SCHEMA_VERSION}`);
       if (version && version.version < 1) throw new Error(`${path}: store schema version ${version.version} is unknown`);
       db.exec(SCHEMA);
-      // Daemon (issue 7): a plan's fingerprint, status reason and re-confirmation time. Guarded,
-      // so both a new store and one written before them get the columns (schema bump pending).
+      // 3 → 4 (the daemon): a plan's fingerprint, status reason and re-confirmation time. Guarded,
+      // so both a new store and one written before them get the columns.
       const planCols = new Set((db.prepare('PRAGMA table_info(plans)').all() as { name: string }[]).map((c) => c.name));
       for (const [col, type] of [['fingerprint', 'TEXT'], ['status_reason', 'TEXT'], ['confirmed_ms', 'INTEGER']] as const) {
         if (!planCols.has(col)) db.exec(`ALTER TABLE plans ADD COLUMN ${col} ${type}`);
@@ -561,6 +563,8 @@ export function openSqliteStore(path: string): Store {
       else if (version.version < SCHEMA_VERSION) {
         // 1 → 2: step notes; the cluster lock and round errors are new tables (created above).
         // 2 → 3: unknown migrations, a new table (created above).
+        // 3 → 4: the daemon's and the journal's tables (host_state, daemon_status, wake_path,
+        // power_actions, decisions, metrics: created above) and the plan columns (added above).
         const cols = db.prepare('PRAGMA table_info(step_runs)').all() as { name: string }[];
         if (!cols.some((c) => c.name === 'note')) db.exec('ALTER TABLE step_runs ADD COLUMN note TEXT');
         db.prepare('UPDATE schema_version SET version = ?').run(SCHEMA_VERSION);

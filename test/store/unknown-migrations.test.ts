@@ -65,9 +65,31 @@ describe('unknown migrations in the store', () => {
     expect(up.recordUnknownMigration({ vm: 'v', from: 'a', to: 'b', planId: null, sinceMs: 0, reason: 'r' })).toBeGreaterThan(0);
     up.close();
     const v = new Database(path);
-    expect((v.prepare('SELECT version FROM schema_version').all() as { version: number }[])).toEqual([{ version: 3 }]);
-    v.exec('UPDATE schema_version SET version = 4');
+    expect((v.prepare('SELECT version FROM schema_version').all() as { version: number }[])).toEqual([{ version: 4 }]);
+    v.exec('UPDATE schema_version SET version = 5');
     v.close();
-    expect(() => openSqliteStore(path)).toThrow(/schema version 4, this Tide understands up to 3/);
+    expect(() => openSqliteStore(path)).toThrow(/schema version 5, this Tide understands up to 4/);
+  });
+
+  it('upgrades a version-3 store to 4 in place: plans kept, the daemon and journal tables and plan columns added', () => {
+    const path = tempPath();
+    const s = openSqliteStore(path);
+    const id = s.savePlan({ policy: 'p', time: 0, steps: [], hosts: [], notMoved: [] }, { createdMs: 0, mode: 'approve', status: 'proposed' });
+    s.close();
+    const db = new Database(path);
+    db.exec(`DROP TABLE host_state; DROP TABLE daemon_status; DROP TABLE wake_path; DROP TABLE power_actions; DROP TABLE decisions; DROP TABLE metrics;
+      ALTER TABLE plans DROP COLUMN fingerprint; ALTER TABLE plans DROP COLUMN status_reason; ALTER TABLE plans DROP COLUMN confirmed_ms;
+      UPDATE schema_version SET version = 3`);
+    db.close();
+    const up = openSqliteStore(path);
+    expect(up.getPlan(id)?.status).toBe('proposed');
+    up.setPlanMeta(id, { fingerprint: 'f', confirmedMs: 5 });
+    expect(up.setHostMaintenance('h1', true, { atMs: 1, by: 'test' }).maintenance).toBe(true);
+    expect(up.hostStates().map((h) => h.host)).toEqual(['h1']);
+    expect(up.wakePaths()).toEqual([]);
+    up.close();
+    const v = new Database(path);
+    expect((v.prepare('SELECT version FROM schema_version').all() as { version: number }[])).toEqual([{ version: 4 }]);
+    v.close();
   });
 });
