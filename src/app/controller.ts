@@ -74,7 +74,8 @@ export interface ControllerDeps {
 }
 
 export interface ControllerObserver extends ExecutorObserver {
-  onPlan?(plan: Plan, at: number, planId: number | null): void;
+  /** planMs: wall time of the planner call (plan + guard), ms, from performance.now (the metrics' planner latency). */
+  onPlan?(plan: Plan, at: number, planId: number | null, planMs?: number): void;
   onRunEnd?(run: PlanRun, at: number): void;
   /** A round threw (Controller.run recorded it and goes on at the next interval). */
   onRoundError?(error: { code: string; message: string }, at: number): void;
@@ -478,12 +479,14 @@ export class Controller {
     const snapshot = this.applyFreeze(collected);
     const at = this.deps.clock.now();
     const blocks = this.blocks();
+    const planT0 = performance.now();
     const plan = guardPlan(makePlan(snapshot, this.deps.policy, snapshot.time), blocks, new Map(snapshot.vms.map((v) => [v.id, v.host])));
+    const planMs = performance.now() - planT0;
     const store = this.deps.store;
     const status = plan.steps.length === 0 ? 'done' : this.deps.mode === 'automatic' ? 'running' : 'proposed';
     const planId = store && plan.steps.length > 0 ? store.savePlan(plan, { createdMs: at, mode: this.deps.mode, status }) : null;
     journalRound(store, { atMs: at, snapshot, plan, planId, mode: this.deps.mode });
-    this.deps.observer?.onPlan?.(plan, at, planId);
+    this.deps.observer?.onPlan?.(plan, at, planId, planMs);
     let run: PlanRun | null = null;
     if (this.deps.mode === 'automatic' && plan.steps.length > 0) run = await this.execute(plan, planId, signal);
     const result: TickResult = { at, snapshot, plan, planId, run, reconciled, freeze: tickFreeze(this.freeze) };

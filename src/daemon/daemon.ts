@@ -259,7 +259,7 @@ export function createDaemon(deps: DaemonDeps): Daemon {
       observer?.onStepEnd?.(r);
     },
     onProgress: (r, p) => observer?.onProgress?.(r, p),
-    onPlan: (p, at, id) => observer?.onPlan?.(p, at, id),
+    onPlan: (p, at, id, ms) => observer?.onPlan?.(p, at, id, ms),
     onRunEnd: (run, at) => observer?.onRunEnd?.(run, at),
     onRoundError: (e, at) => observer?.onRoundError?.(e, at),
     onReconcile: (reports, at) => {
