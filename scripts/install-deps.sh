@@ -18,6 +18,7 @@ pkgs=(
   openssh-client openssh-server                                 # qemu+ssh:// transport tests (loopback sshd)
   openssl netcat-openbsd                                        # libvirt RPC tests: TLS certificates, ssh proxy=netcat (nc -U)
   python3 make g++                                              # better-sqlite3 native build
+  chromium                                                      # dashboard e2e (playwright-core drives /usr/bin/chromium)
 )
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done

@@ -1,0 +1,359 @@
+/** Tide's dashboard: login with a token, then the cluster, the plan, the schedule and history, live. */
+import { render } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+import { ApiError, client, type Host, type Plan, type Role, type Vm } from './api';
+import { HistoryCharts } from './charts';
+import { useCluster, whoami, type ClusterState } from './state';
+import './styles.css';
+
+const TOKEN_KEY = 'tide.token';
+type Page = 'cluster' | 'plan' | 'schedule' | 'history';
+const PAGES: { id: Page; label: string }[] = [
+  { id: 'cluster', label: 'Cluster' }, { id: 'plan', label: 'Plan' }, { id: 'schedule', label: 'Schedule' }, { id: 'history', label: 'History' },
+];
+
+const canAct = (role: Role): boolean => role === 'operator' || role === 'admin';
+
+function pageFromHash(): Page {
+  const h = location.hash.replace(/^#\/?/, '');
+  return (PAGES.find((p) => p.id === h)?.id ?? 'cluster');
+}
+
+function fmtClock(ms: number | null): string {
+  if (ms === null) return '—';
+  const d = new Date(ms);
+  const days = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+  return `${days[d.getUTCDay()]} ${String(d.getUTCHours()).padStart(2, '0')}:${String(d.getUTCMinutes()).padStart(2, '0')}`;
+}
+
+/** CPU % → colour: calm teal through amber to red. */
+function cpuColour(pct: number | null): string {
+  if (pct === null) return 'var(--idle)';
+  const p = Math.max(0, Math.min(100, pct));
+  const hue = 172 - (p / 100) * 166;
+  return `hsl(${hue} 62% ${46 - p * 0.06}%)`;
+}
+
+function Login({ onToken }: { onToken: (t: string, role: Role) => void }) {
+  const [token, setToken] = useState('');
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const submit = async (e: Event): Promise<void> => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      const me = await whoami(token.trim());
+      onToken(token.trim(), me.role);
+    } catch (err) {
+      setError(err instanceof ApiError && (err.status === 401 || err.status === 403) ? 'That token was not accepted.' : `Cannot reach Tide: ${(err as Error).message}`);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <div class="login">
+      <form class="card login-card" onSubmit={submit}>
+        <div class="brand big"><Logo /> Tide</div>
+        <p class="muted">DRS and power management for libvirt. Sign in with an API token (<code>tide token create --role viewer</code>).</p>
+        <label class="field">
+          <span>API token</span>
+          <input name="token" type="password" autocomplete="off" value={token} onInput={(e) => setToken((e.target as HTMLInputElement).value)} placeholder="tide_…" required />
+        </label>
+        {error && <div class="alert" role="alert">{error}</div>}
+        <button class="btn primary" type="submit" disabled={busy || token.trim() === ''}>{busy ? 'Checking…' : 'Sign in'}</button>
+      </form>
+    </div>
+  );
+}
+
+function Logo() {
+  return (
+    <svg class="logo" viewBox="0 0 32 32" aria-hidden="true">
+      <rect width="32" height="32" rx="8" fill="currentColor" />
+      <path d="M5 19c4-5 7-5 11 0s7 5 11 0" stroke="white" stroke-width="3" fill="none" stroke-linecap="round" />
+    </svg>
+  );
+}
+
+const POWER_LABEL: Record<string, string> = {
+  on: 'On', off: 'Off', booting: 'Booting', waking: 'Waking', shuttingDown: 'Shutting down', poweringOff: 'Powering off', unknown: 'Unknown',
+};
+
+function Bar({ label, pct, detail }: { label: string; pct: number | null; detail: string }) {
+  const p = pct === null ? 0 : Math.max(0, Math.min(100, pct));
+  return (
+    <div class="bar">
+      <div class="bar-head"><span>{label}</span><span class="num">{detail}</span></div>
+      <div class="bar-track"><div class={`bar-fill ${p > 85 ? 'hot' : ''}`} style={{ width: `${p}%` }} /></div>
+    </div>
+  );
+}
+
+function HostColumn({ host, vms, role, onMaintenance, moving }: { host: Host; vms: Vm[]; role: Role; onMaintenance: (h: Host) => void; moving: Set<string> }) {
+  const memTotal = host.memMiB ?? Math.max(1024, vms.reduce((a, v) => a + v.memMiB, 0));
+  const used = host.memUsedMiB ?? vms.reduce((a, v) => a + v.memMiB, 0);
+  const state = host.power in POWER_LABEL ? host.power : 'unknown';
+  return (
+    <section class={`host power-${state}`} data-host={host.id} data-power={host.power}>
+      <header class="host-head">
+        <div class="host-name">{host.id}</div>
+        <span class={`pill ${state}`} data-testid="power">{POWER_LABEL[state] ?? host.power}</span>
+      </header>
+      <div class="host-badges">
+        {host.maintenance && <span class="badge warn">Maintenance</span>}
+        <span class="muted small">{vms.length} VM{vms.length === 1 ? '' : 's'}</span>
+      </div>
+      <Bar label="CPU" pct={host.power === 'on' ? host.cpuPct : 0} detail={host.cpuPct === null || host.power !== 'on' ? '—' : `${host.cpuPct.toFixed(0)} %`} />
+      <Bar label="Memory" pct={host.power === 'on' ? (100 * used) / memTotal : 0} detail={host.power === 'on' ? `${(used / 1024).toFixed(1)} / ${(memTotal / 1024).toFixed(0)} GiB` : '—'} />
+      <div class="vm-stack" style={{ '--host-mem': memTotal } as Record<string, number>}>
+        {vms.map((v) => (
+          <div
+            key={v.id}
+            class={`vm ${moving.has(v.id) ? 'moving' : ''}`}
+            data-vm={v.id}
+            title={`${v.id} — ${v.memMiB} MiB, CPU ${v.cpuPct === null ? '?' : v.cpuPct.toFixed(0)} %`}
+            style={{ flexGrow: v.memMiB, minHeight: `${Math.max(22, (v.memMiB / memTotal) * 260)}px`, background: cpuColour(v.cpuPct) }}
+          >
+            <span class="vm-name">{v.id}</span>
+            <span class="vm-meta">{v.memMiB >= 1024 ? `${(v.memMiB / 1024).toFixed(v.memMiB % 1024 ? 1 : 0)} GiB` : `${v.memMiB} MiB`}</span>
+          </div>
+        ))}
+        {vms.length === 0 && <div class="vm-empty">{host.power === 'on' ? 'idle' : 'powered off'}</div>}
+      </div>
+      <footer class="host-foot">
+        {canAct(role) ? (
+          <button class="btn small ghost" data-action="maintenance" onClick={() => onMaintenance(host)}>
+            {host.maintenance ? 'End maintenance' : 'Enter maintenance'}
+          </button>
+        ) : <span class="muted small">read-only</span>}
+      </footer>
+    </section>
+  );
+}
+
+function Kpis({ s }: { s: ClusterState }) {
+  const on = s.hosts.filter((h) => h.power === 'on').length;
+  const saved = s.demo?.energyKWh != null && s.demo.alwaysOnKWh ? 100 * (1 - s.demo.energyKWh / s.demo.alwaysOnKWh) : null;
+  const pending = s.plans.find((p) => p.status === 'proposed' && p.steps.length > 0);
+  return (
+    <div class="kpis">
+      <div class="kpi"><span class="kpi-label">Hosts on</span><span class="kpi-value" data-testid="hosts-on">{on}<small> / {s.hosts.length}</small></span></div>
+      <div class="kpi"><span class="kpi-label">VMs</span><span class="kpi-value">{s.vms.length}</span></div>
+      <div class="kpi"><span class="kpi-label">Live migrations</span><span class="kpi-value">{s.migrations.length}</span></div>
+      <div class="kpi"><span class="kpi-label">Energy saved</span><span class="kpi-value">{saved === null ? '—' : `${saved.toFixed(1)} %`}</span>
+        {s.demo?.energyKWh != null && <span class="kpi-sub">{s.demo.energyKWh.toFixed(2)} kWh vs {s.demo.alwaysOnKWh?.toFixed(2)} always-on</span>}</div>
+      <div class="kpi"><span class="kpi-label">Plan</span><span class="kpi-value small">{pending ? <a href="#/plan">{pending.steps.length} steps awaiting approval</a> : 'Nothing pending'}</span></div>
+    </div>
+  );
+}
+
+function Migrations({ s }: { s: ClusterState }) {
+  if (s.migrations.length === 0) return null;
+  return (
+    <div class="card migrations">
+      <h3>Live migrations</h3>
+      {s.migrations.map((m) => (
+        <div class="migration" key={m.key} data-migration={m.vm}>
+          <span class="mono">{m.vm}</span><span class="muted">{m.from} → {m.to}</span>
+          <div class="bar-track"><div class="bar-fill accent" style={{ width: `${m.progressPct ?? 50}%` }} /></div>
+          <span class="num small">{m.progressPct === null ? '…' : `${m.progressPct.toFixed(0)} %`}</span>
+        </div>
+      ))}
+    </div>
+  );
+}
+
+function ClusterPage({ s, role, token, refresh, notify }: PageProps) {
+  const moving = new Set(s.migrations.map((m) => m.vm));
+  const toggle = async (h: Host): Promise<void> => {
+    try {
+      await client(token).post(`/hosts/${encodeURIComponent(h.id)}/maintenance`, { on: !h.maintenance });
+      notify(`${h.id}: maintenance ${h.maintenance ? 'ended' : 'started'}`);
+      refresh();
+    } catch (e) {
+      notify((e as Error).message, true);
+    }
+  };
+  return (
+    <>
+      <Kpis s={s} />
+      <Migrations s={s} />
+      <div class="hosts">
+        {s.hosts.map((h) => <HostColumn key={h.id} host={h} vms={s.vms.filter((v) => v.host === h.id)} role={role} onMaintenance={toggle} moving={moving} />)}
+      </div>
+      <Legend />
+    </>
+  );
+}
+
+function Legend() {
+  return (
+    <div class="legend muted small">
+      <span>VM blocks: height ∝ memory, colour = CPU</span>
+      <span class="scale"><i style={{ background: cpuColour(0) }} />0 %<i style={{ background: cpuColour(50) }} />50 %<i style={{ background: cpuColour(100) }} />100 %</span>
+    </div>
+  );
+}
+
+function stepText(st: Plan['steps'][number]): string {
+  if (st.kind === 'migrate') return `Move ${st.vm} from ${st.from} to ${st.to}`;
+  if (st.kind === 'place') return `Place ${st.vm} on ${st.to}`;
+  if (st.kind === 'powerOff') return `Power off ${st.host}`;
+  if (st.kind === 'powerOn') return `Power on ${st.host}`;
+  return `${st.kind} ${st.vm ?? st.host ?? ''}`;
+}
+
+function PlanPage({ s, role, token, refresh, notify }: PageProps) {
+  const plan = s.plans.find((p) => ['proposed', 'approved', 'running'].includes(p.status) && p.steps.length > 0) ?? s.plans[0];
+  const [busy, setBusy] = useState(false);
+  const act = async (verb: 'approve' | 'reject'): Promise<void> => {
+    if (!plan) return;
+    setBusy(true);
+    try {
+      await client(token).post(`/plans/${plan.id}/${verb}`, {});
+      notify(`Plan #${plan.id} ${verb === 'approve' ? 'approved' : 'rejected'}`);
+      refresh();
+    } catch (e) {
+      notify((e as Error).message, true);
+    } finally {
+      setBusy(false);
+    }
+  };
+  if (!plan) return <div class="card empty">No plan yet: the daemon has not proposed anything.</div>;
+  const pending = plan.status === 'proposed';
+  return (
+    <div class="plan-layout">
+      <div class="card plan" data-plan={plan.id} data-status={plan.status}>
+        <div class="plan-head">
+          <div>
+            <h2>Plan #{plan.id}</h2>
+            <div class="muted small">{plan.mode ? `mode ${plan.mode} · ` : ''}{plan.createdMs ? `proposed ${fmtClock(plan.createdMs)}` : ''}</div>
+          </div>
+          <span class={`pill status-${plan.status}`} data-testid="plan-status">{plan.status}</span>
+        </div>
+        {plan.reason && <p class="muted">{plan.reason}</p>}
+        <ol class="steps">
+          {plan.steps.map((st) => (
+            <li key={st.id} class={`step kind-${st.kind}`}>
+              <div class="step-title">{stepText(st)}{st.state && <span class={`pill tiny status-${st.state}`}>{st.state}</span>}</div>
+              <div class="step-reason">{st.reason}</div>
+            </li>
+          ))}
+          {plan.steps.length === 0 && <li class="muted">No steps: the cluster is where the policy wants it.</li>}
+        </ol>
+        {pending && plan.steps.length > 0 && (
+          <div class="plan-actions">
+            {canAct(role) ? (
+              <>
+                <button class="btn primary" data-action="approve" disabled={busy} onClick={() => void act('approve')}>Approve and run</button>
+                <button class="btn ghost" data-action="reject" disabled={busy} onClick={() => void act('reject')}>Reject</button>
+              </>
+            ) : <span class="muted small" data-testid="viewer-note">Viewers cannot approve plans. Ask an operator.</span>}
+          </div>
+        )}
+      </div>
+      <div class="card">
+        <h3>Why these VMs stay</h3>
+        {plan.notMoved.length === 0 ? <p class="muted small">No VM was held back.</p> : (
+          <ul class="why-not">{plan.notMoved.map((n) => <li key={n.vm}><span class="mono">{n.vm}</span> {n.reason}</li>)}</ul>
+        )}
+        <h3>Earlier plans</h3>
+        <ul class="plan-list">
+          {s.plans.filter((p) => p !== plan).slice(0, 8).map((p) => (
+            <li key={p.id}><span class="mono">#{p.id}</span> <span class={`pill tiny status-${p.status}`}>{p.status}</span> <span class="muted small">{p.steps.length} steps</span></li>
+          ))}
+        </ul>
+      </div>
+    </div>
+  );
+}
+
+function SchedulePage({ s }: PageProps) {
+  const sch = s.schedule;
+  const now = sch?.nowMs ?? s.demo?.simMs ?? null;
+  if (!sch || now === null) return <div class="card empty">No schedule is configured: Tide consolidates whenever the policy allows.</div>;
+  const dayStart = Math.floor(now / 86_400_000) * 86_400_000;
+  const span = 2 * 86_400_000;
+  const x = (ms: number): string => `${Math.max(0, Math.min(100, ((ms - dayStart) / span) * 100))}%`;
+  const w = (a: number, b: number): string => `${Math.max(0, Math.min(100, ((Math.min(b, dayStart + span) - Math.max(a, dayStart)) / span) * 100))}%`;
+  return (
+    <div class="card">
+      <h2>Schedule</h2>
+      <div class="sched-facts">
+        <div><span class="kpi-label">Now</span><b>{fmtClock(now)}</b>{sch.current && <span class={`pill kind-${sch.current.kind}`}>{sch.current.label ?? sch.current.kind}</span>}</div>
+        <div><span class="kpi-label">Next consolidation</span><b>{fmtClock(sch.nextConsolidationMs)}</b></div>
+        <div><span class="kpi-label">Predicted pre-wake</span><b>{fmtClock(sch.preWakeMs)}</b></div>
+      </div>
+      <div class="timeline" data-testid="timeline">
+        {sch.windows.filter((win) => win.endMs > dayStart && win.startMs < dayStart + span).map((win, i) => (
+          <div key={i} class={`tl-window kind-${win.kind}`} style={{ left: x(win.startMs), width: w(win.startMs, win.endMs) }} title={win.label ?? win.kind}>{win.label ?? win.kind}</div>
+        ))}
+        {sch.preWakeMs !== null && <div class="tl-mark prewake" style={{ left: x(sch.preWakeMs) }} title="predicted pre-wake" />}
+        <div class="tl-mark now" style={{ left: x(now) }} />
+      </div>
+      <div class="tl-axis">{Array.from({ length: 9 }, (_, i) => <span key={i}>{fmtClock(dayStart + i * 6 * 3_600_000)}</span>)}</div>
+    </div>
+  );
+}
+
+interface PageProps { s: ClusterState; role: Role; token: string; refresh: () => void; notify: (m: string, err?: boolean) => void }
+
+function Dashboard({ token, role, onLogout }: { token: string; role: Role; onLogout: () => void }) {
+  const [page, setPage] = useState<Page>(pageFromHash());
+  const [s, refresh] = useCluster(token, onLogout);
+  const [toast, setToast] = useState<{ m: string; err: boolean } | null>(null);
+  useEffect(() => {
+    const on = (): void => setPage(pageFromHash());
+    addEventListener('hashchange', on);
+    return () => removeEventListener('hashchange', on);
+  }, []);
+  useEffect(() => {
+    if (!toast) return;
+    const t = setTimeout(() => setToast(null), 4000);
+    return () => clearTimeout(t);
+  }, [toast]);
+  const notify = (m: string, err = false): void => setToast({ m, err });
+  const props: PageProps = { s, role, token, refresh, notify };
+  return (
+    <div class="shell">
+      <header class="top">
+        <div class="brand"><Logo /> Tide</div>
+        <nav>{PAGES.map((p) => <a key={p.id} href={`#/${p.id}`} class={page === p.id ? 'active' : ''} data-page={p.id}>{p.label}</a>)}</nav>
+        <div class="top-right">
+          {s.demo?.simMs != null && <span class="clock" title="simulated time">{fmtClock(s.demo.simMs)}{s.demo.speed ? <small> ×{Math.round(s.demo.speed)}</small> : null}</span>}
+          <span class={`live ${s.live ? 'on' : ''}`} data-testid="live">{s.live ? 'Live' : 'Reconnecting'}</span>
+          <span class="badge role" data-testid="role">{role}</span>
+          <button class="btn small ghost" onClick={onLogout}>Sign out</button>
+        </div>
+      </header>
+      <main class="content">
+        {s.error && <div class="alert">{s.error}</div>}
+        {!s.loaded ? <div class="card empty">Loading…</div>
+          : page === 'cluster' ? <ClusterPage {...props} />
+            : page === 'plan' ? <PlanPage {...props} />
+              : page === 'schedule' ? <SchedulePage {...props} />
+                : <HistoryCharts points={s.history} />}
+      </main>
+      {toast && <div class={`toast ${toast.err ? 'err' : ''}`} role="status">{toast.m}</div>}
+    </div>
+  );
+}
+
+function App() {
+  const [auth, setAuth] = useState<{ token: string; role: Role } | null>(null);
+  const [checked, setChecked] = useState(false);
+  useEffect(() => {
+    const t = sessionStorage.getItem(TOKEN_KEY);
+    if (!t) {
+      setChecked(true);
+      return;
+    }
+    whoami(t).then((me) => setAuth({ token: t, role: me.role }), () => sessionStorage.removeItem(TOKEN_KEY)).finally(() => setChecked(true));
+  }, []);
+  if (!checked) return null;
+  if (!auth) return <Login onToken={(token, role) => { sessionStorage.setItem(TOKEN_KEY, token); setAuth({ token, role }); }} />;
+  return <Dashboard token={auth.token} role={auth.role} onLogout={() => { sessionStorage.removeItem(TOKEN_KEY); setAuth(null); }} />;
+}
+
+render(<App />, document.getElementById('app')!);

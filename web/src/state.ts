@@ -1,0 +1,143 @@
+/**
+ * The dashboard's live state: one fetch of every read route, refreshed when the event stream
+ * says something changed (debounced) and, as a fallback, every few seconds.
+ */
+import { useEffect, useRef, useState } from 'preact/hooks';
+import {
+  ApiError, client, listOf, normHistory, normHost, normMigration, normPlan, normSchedule, normVm, streamEvents,
+  type Client, type HistoryPoint, type Host, type Migration, type Plan, type Role, type ScheduleView, type Vm,
+} from './api';
+
+export interface DemoStatus {
+  simMs: number | null;
+  speed: number | null;
+  energyKWh: number | null;
+  alwaysOnKWh: number | null;
+  migrations: number | null;
+  mode: string | null;
+}
+
+export interface ClusterState {
+  loaded: boolean;
+  hosts: Host[];
+  vms: Vm[];
+  migrations: Migration[];
+  plans: Plan[];
+  schedule: ScheduleView | null;
+  history: HistoryPoint[];
+  demo: DemoStatus | null;
+  live: boolean;
+  error: string | null;
+  updatedMs: number;
+}
+
+const EMPTY: ClusterState = {
+  loaded: false, hosts: [], vms: [], migrations: [], plans: [], schedule: null, history: [], demo: null, live: false, error: null, updatedMs: 0,
+};
+
+/** GET that yields null for a route this server does not offer (404/405/501). */
+async function optional<T>(api: Client, path: string): Promise<T | null> {
+  try {
+    return await api.get<T>(path);
+  } catch (e) {
+    if (e instanceof ApiError && [404, 405, 501].includes(e.status)) return null;
+    throw e;
+  }
+}
+
+export async function whoami(token: string): Promise<{ role: Role; name: string }> {
+  const r = await client(token).get<{ role?: string; name?: string; token?: { role?: string; name?: string } }>('/whoami');
+  const role = (r.role ?? r.token?.role ?? 'viewer') as Role;
+  return { role: ['viewer', 'operator', 'admin'].includes(role) ? role : 'viewer', name: r.name ?? r.token?.name ?? '' };
+}
+
+function demoOf(x: unknown): DemoStatus | null {
+  if (typeof x !== 'object' || x === null) return null;
+  const o = x as Record<string, unknown>;
+  const n = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+  return {
+    simMs: n(o.simMs), speed: n(o.speed), energyKWh: n(o.energyKWh), alwaysOnKWh: n(o.alwaysOnKWh), migrations: n(o.migrations),
+    mode: typeof o.mode === 'string' ? o.mode : null,
+  };
+}
+
+export function useCluster(token: string, onUnauthorized: () => void): [ClusterState, () => void] {
+  const [state, setState] = useState<ClusterState>(EMPTY);
+  const timer = useRef<number | undefined>(undefined);
+  const inflight = useRef(false);
+  const again = useRef(false);
+
+  const load = async (): Promise<void> => {
+    if (inflight.current) {
+      again.current = true;
+      return;
+    }
+    inflight.current = true;
+    const api = client(token);
+    try {
+      const [hosts, vms, migrations, plans, schedule, demo] = await Promise.all([
+        api.get('/hosts'), api.get('/vms'), optional(api, '/migrations?active=true'), optional(api, '/plans?limit=10'),
+        optional(api, '/schedule'), optional(api, '/demo'),
+      ]);
+      const d = demoOf(demo);
+      const history = demo && typeof demo === 'object' ? normHistory((demo as { history?: unknown }).history) : [];
+      setState((s) => ({
+        ...s,
+        loaded: true,
+        hosts: listOf(hosts, 'hosts').map(normHost),
+        vms: listOf(vms, 'vms').map(normVm),
+        migrations: listOf(migrations, 'migrations').map(normMigration).filter((m) => ['running', 'active', 'started'].includes(m.state)),
+        plans: listOf(plans, 'plans').map(normPlan),
+        schedule: schedule ? normSchedule(schedule) : null,
+        demo: d,
+        history,
+        error: null,
+        updatedMs: Date.now(),
+      }));
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 401) onUnauthorized();
+      setState((s) => ({ ...s, error: e instanceof Error ? e.message : String(e) }));
+    } finally {
+      inflight.current = false;
+      if (again.current) {
+        again.current = false;
+        void load();
+      }
+    }
+  };
+  const refresh = (): void => {
+    window.clearTimeout(timer.current);
+    timer.current = window.setTimeout(() => void load(), 150);
+  };
+
+  useEffect(() => {
+    void load();
+    const ctl = new AbortController();
+    let stopped = false;
+    // Live: the event stream triggers a refresh; on loss, reconnect with a short back-off.
+    const connect = async (): Promise<void> => {
+      while (!stopped) {
+        try {
+          await streamEvents(token, () => refresh(), ctl.signal, () => setState((s) => ({ ...s, live: true })));
+        } catch (e) {
+          if (e instanceof ApiError && e.status === 401) {
+            onUnauthorized();
+            return;
+          }
+        }
+        setState((s) => ({ ...s, live: false }));
+        if (!stopped) await new Promise((r) => setTimeout(r, 2000));
+      }
+    };
+    void connect();
+    const poll = window.setInterval(() => void load(), 5000);
+    return () => {
+      stopped = true;
+      ctl.abort();
+      window.clearInterval(poll);
+      window.clearTimeout(timer.current);
+    };
+  }, [token]);
+
+  return [state, refresh];
+}
