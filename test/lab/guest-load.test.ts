@@ -14,6 +14,7 @@ import { storyMarks } from '../../src/api/lab-demo.js';
 import { CGI_LOAD, LOAD_MAX_PCT } from '../../src/lab/guest-init.js';
 import { DEFAULT_STORY, dayFactor, labDemoPolicyArgs, loadAt } from '../../src/lab/demo.js';
 import type { TimelineEntry } from '../../src/sim/timeline.js';
+import { runCli } from '../helpers/cli.js';
 
 const BUSYBOX = '/bin/busybox';
 const haveBusybox = existsSync(BUSYBOX);
@@ -109,5 +110,12 @@ describe('the lab demo story', () => {
     expect(storyMarks(t.slice(0, 4))).toEqual({ consolidatedAtSec: 18.6 * H, spreadAtSec: null });
     // a power-off in the afternoon is not the evening consolidation
     expect(storyMarks([{ ...t[1]!, t: 17 * H }, { ...t[2]!, t: 17.1 * H }]).consolidatedAtSec).toBeNull();
+  });
+
+  it('tide lab demo checks its arguments before touching the lab', async () => {
+    for (const args of [['--minutes', '0'], ['--minutes', 'x'], ['--vms', '1'], ['extra']]) {
+      const r = await runCli(['lab', 'demo', ...args]);
+      expect(r.code, args.join(' ')).toBe(2);
+    }
   });
 });
