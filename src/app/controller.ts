@@ -12,6 +12,8 @@ import { plan as makePlan, type CompiledPolicy } from '../core/policy.js';
 import type { Plan } from '../core/plan/types.js';
 import { activeWindow, SIM_MONDAY_EPOCH_SEC, type Schedule } from '../core/schedule.js';
 import { DemandRecorder, type RecorderOptions } from '../core/predict/forecast.js';
+import { seedRecorderFromStore } from './forecast-seed.js';
+import { wakeRefusal } from './wake-refused.js';
 import { DriverError } from '../drivers/errors.js';
 import type { HypervisorDriver, MigrateOptions } from '../drivers/hypervisor.js';
 import type { PowerDriver } from '../drivers/power.js';
@@ -71,6 +73,12 @@ export interface ControllerDeps {
    * UTC). Default on; false: no forecast.
    */
   readonly forecast?: false | RecorderOptions;
+  /**
+   * After a failed wake (TIDE_WAKE_TIMEOUT or a failed wake-path test, recorded in the store),
+   * an off host is not proposed for power-on for this long, s, unless `tide wake-test HOST`
+   * passes first (Host.wakeRefused; src/app/wake-refused.ts; default 6 h).
+   */
+  readonly wakeRetrySec?: number;
 }
 
 export interface ControllerObserver extends ExecutorObserver {
@@ -286,6 +294,11 @@ export class Controller {
           const why = wakePathRefusal(this.deps.store, this.deps.power, h.name);
           return why === undefined ? {} : { powerOffRefused: why };
         })(),
+        // A host whose wake failed recently is not woken every round (src/app/wake-refused.ts).
+        ...((): { wakeRefused?: string } => {
+          const why = wakeRefusal(this.deps.store, this.deps.power, h.name, powerState, now, this.deps.wakeRetrySec);
+          return why === undefined ? {} : { wakeRefused: why };
+        })(),
       };
     });
     const pinned = new Set(this.deps.pinnedVms ?? []);
@@ -368,6 +381,8 @@ export class Controller {
     if (this.demandRecorder === undefined) {
       const opts = this.deps.forecast;
       this.demandRecorder = opts === false ? null : new DemandRecorder({ stepSec: this.deps.intervalSec, ...opts, offsetSec: (this.deps.scheduleOffsetSec ?? 0) - SIM_MONDAY_EPOCH_SEC });
+      // After a restart the learned profiles continue from the store's metrics history (src/app/forecast-seed.ts).
+      if (this.demandRecorder && this.deps.store) seedRecorderFromStore(this.demandRecorder, this.deps.store, vms, nowSec);
     }
     const r = this.demandRecorder;
     if (!r) return undefined;
