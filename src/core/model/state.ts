@@ -189,7 +189,8 @@ export class ClusterState {
     const classKey = new Map<number, number>();
     for (let h = 0; h < nh; h++) {
       const host = this.hosts[h]!;
-      if (this.lists[h]!.length > 0 || this.uNow[h] !== 0 || pinned.has(host.id)) {
+      // A host that must not be woken is not interchangeable with its class (Host.wakeRefused).
+      if (this.lists[h]!.length > 0 || this.uNow[h] !== 0 || pinned.has(host.id) || host.wakeRefused !== undefined) {
         this.track(h);
         continue;
       }

@@ -65,6 +65,14 @@ export interface Host {
    * powering it off; it stays on (and may serve as a spare). Filled by the controller.
    */
   readonly powerOffRefused?: string;
+  /**
+   * Set when the host is off and must not be woken, with why: a wake of it failed (or its
+   * wake-path test did) recently, and retrying would cost boot timeouts every round. The
+   * planner never proposes to power it on (no placement filter takes it) and says so in its
+   * host verdict and in the why-not of a VM that needed it. Filled by the controller until a
+   * passing `tide wake-test` or the retry window ends (docs/drivers.md, DPM safety rules).
+   */
+  readonly wakeRefused?: string;
 }
 
 /**

@@ -7,7 +7,8 @@ const fmt = (x: number, digits = 0): string => x.toFixed(digits);
 
 /**
  * Maintenance, excluded and (unless waking is allowed) powered-off hosts take no VMs; a host
- * whose state is unknown (it did not answer) never does, waking or not.
+ * whose state is unknown (it did not answer) never does, waking or not, nor does an off host
+ * that must not be woken (Host.wakeRefused: its wake failed recently).
  */
 export function hostUsable(opts: { allowWake: boolean }): HostFilter {
   return {
@@ -19,13 +20,16 @@ export function hostUsable(opts: { allowWake: boolean }): HostFilter {
       if (host.maintenance) return 'host-maintenance';
       if (host.excluded) return 'host-excluded';
       if (!opts.allowWake && p !== 'on') return 'host-off';
+      // An off host whose wake failed recently is never woken (Host.wakeRefused).
+      if (p !== 'on' && host.wakeRefused !== undefined) return 'host-wake-refused';
       return null;
     },
     explain: (s, _v, h, code) =>
       code === 'host-unknown' ? `${s.hosts[h]!.id} did not answer (state unknown${s.hosts[h]!.stateReason ? `: ${s.hosts[h]!.stateReason}` : ''}), so it takes no VMs`
         : code === 'host-maintenance' ? `${s.hosts[h]!.id} is in maintenance`
           : code === 'host-excluded' ? `${s.hosts[h]!.id} is excluded from balancing`
-            : `${s.hosts[h]!.id} is ${s.powerState(h)} and this policy does not wake hosts here`,
+            : code === 'host-wake-refused' ? `${s.hosts[h]!.id} is ${s.powerState(h)} and is not woken: ${s.hosts[h]!.wakeRefused}`
+              : `${s.hosts[h]!.id} is ${s.powerState(h)} and this policy does not wake hosts here`,
   };
 }
 

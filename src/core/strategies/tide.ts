@@ -295,7 +295,7 @@ export function prewakeAtEdge(snapshot: ClusterSnapshot, args: TideArgs, now: nu
   if (edgeSec - leadSec > now) return null;
   const cap = (h: ClusterSnapshot['hosts'][number]): number => h.cpuCores * h.mipsPerCore;
   const sleeping = usable
-    .filter((h) => h.powerState === 'off' || h.powerState === 'standby')
+    .filter((h) => (h.powerState === 'off' || h.powerState === 'standby') && h.wakeRefused === undefined)
     .sort((a, b) => powerAt(a.power, 0) / cap(a) - powerAt(b.power, 0) / cap(b) || a.id.localeCompare(b.id));
   const after = args.lookaheadSec > 0 ? (snapshot.forecast?.points ?? []).filter((p) => p.atSec >= edgeSec && p.atSec <= edgeSec + args.lookaheadSec) : [];
   let wake = sleeping;
@@ -346,6 +346,10 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
   const z2 = args.z;
   const label = 'tide';
   const verdicts: HostVerdict[] = [...blind.verdicts];
+  // Off hosts whose wake failed recently are never woken (the placement filter refuses them): say so.
+  for (const h of snapshot.hosts) {
+    if (h.wakeRefused !== undefined && h.powerState !== 'on' && h.powerState !== 'unknown') verdicts.push({ host: h.id, class: 'off', reason: `${h.powerState}, not woken: ${h.wakeRefused}`, by: label });
+  }
   const notMoved: NotMoved[] = [];
   const raw: { vm: number; from: number; to: number; reason: string; by: string }[] = [];
 
