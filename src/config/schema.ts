@@ -152,6 +152,34 @@ export const scheduleConfigSchema = z.object({
   }).strict()).default([]),
 }).strict();
 
+/** Events a webhook can subscribe to (src/webhooks/webhooks.ts; docs/webhooks.md). */
+export const WEBHOOK_EVENTS = [
+  'plan.created', 'plan.approved', 'plan.started', 'plan.finished', 'plan.failed', 'migration.failed',
+  'host.powered_off', 'host.powered_on', 'freeze.frozen', 'freeze.thawed',
+] as const;
+
+/**
+ * A webhook: JSON POSTs signed with HMAC-SHA256 of the body (X-Tide-Signature). The secret comes
+ * from secretFile or secretEnv, never inline (refused like an inline BMC password).
+ */
+export const webhookConfigSchema = z.object({
+  /** http:// or https:// URL the events are POSTed to. */
+  url: z.string().regex(/^https?:\/\/[^\s]+$/, 'an http:// or https:// URL'),
+  secret: z.never({ error: 'an inline webhook secret is refused: put it in a file (secretFile) or an environment variable (secretEnv)' }).optional(),
+  /** File holding the signing secret (first line; mode 0600 recommended). */
+  secretFile: z.string().min(1).optional(),
+  /** Name of the environment variable holding the signing secret. */
+  secretEnv: z.string().min(1).optional(),
+  /** Events sent to this URL (default: all). */
+  events: z.array(z.enum(WEBHOOK_EVENTS)).min(1).optional(),
+  /** Bound on one delivery attempt, seconds. */
+  timeoutSec: z.number().positive().max(300).default(10),
+  /** Attempts per delivery (1 = no retry); retries back off exponentially. */
+  maxAttempts: z.number().int().min(1).max(10).default(3),
+}).strict().refine((w) => (w.secretFile === undefined) !== (w.secretEnv === undefined), {
+  error: 'give exactly one of secretFile or secretEnv', path: ['secretFile'],
+});
+
 export const tideConfigSchema = z.object({
   hosts: z.array(hostConfigSchema).min(1, 'at least one host'),
   vms: z.record(z.string(), vmConfigSchema).default({}),
@@ -164,6 +192,8 @@ export const tideConfigSchema = z.object({
   driver: z.enum(['libvirt', 'virsh']).default('libvirt'),
   /** Consolidate / balance / blackout windows; absent: the policy's arguments apply at all hours. */
   schedule: scheduleConfigSchema.optional(),
+  /** Signed JSON POSTs on plan, migration, power and freeze events (docs/webhooks.md). */
+  webhooks: z.array(webhookConfigSchema).default([]),
 }).strict();
 
 export type TideConfigInput = z.input<typeof tideConfigSchema>;
@@ -173,3 +203,5 @@ export type PowerConfig = z.output<typeof powerSchema>;
 export type IpmiPowerConfig = z.output<typeof ipmiPowerSchema>;
 export type SshPowerConfig = z.output<typeof sshPowerSchema>;
 export type ScheduleConfig = z.output<typeof scheduleConfigSchema>;
+export type WebhookConfig = z.output<typeof webhookConfigSchema>;
+export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
