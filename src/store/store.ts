@@ -262,6 +262,22 @@ export interface WakePathRecord {
   readonly key: string | null;
 }
 
+/** HTTP API roles (src/http): viewer reads; operator also approves/rejects plans, migrates, sets maintenance; admin everything. */
+export type ApiRole = 'viewer' | 'operator' | 'admin';
+
+/** An API token as stored: only the hash of the secret is kept. */
+export interface ApiTokenRecord {
+  readonly id: number;
+  readonly name: string;
+  readonly role: ApiRole;
+  /** sha-256 of the token, hex. */
+  readonly hash: string;
+  readonly createdMs: number;
+  readonly createdBy: string;
+  readonly lastUsedMs: number | null;
+  readonly revokedMs: number | null;
+}
+
 export interface Store {
   /** The host's last wake-path test, if any. */
   wakePath(host: string): WakePathRecord | undefined;
@@ -348,6 +364,16 @@ export interface Store {
   saveDaemonStatus(s: DaemonStatusRecord): void;
   /** The daemon's status row, or undefined when no daemon ever ran on this store. */
   daemonStatus(): DaemonStatusRecord | undefined;
+  /** Stores an API token's record (its sha-256 hash only, hex; never the token). Returns its id. */
+  createApiToken(t: { name: string; role: ApiRole; hash: string; createdMs: number; createdBy: string }): number;
+  /** Every token record, revoked ones too, by id. */
+  apiTokens(): ApiTokenRecord[];
+  /** The record with this hash (revoked ones too: the caller refuses them). */
+  apiTokenByHash(hash: string): ApiTokenRecord | undefined;
+  /** Revokes a token (false: no such token, or already revoked). */
+  revokeApiToken(id: number, atMs: number): boolean;
+  /** Records a token's last successful use. */
+  touchApiToken(id: number, atMs: number): void;
   close(): void;
 }
 
@@ -518,6 +544,16 @@ CREATE TABLE IF NOT EXISTS daemon_status (
   id INTEGER PRIMARY KEY CHECK (id = 1),
   updated_ms INTEGER NOT NULL,
   status_json TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_tokens (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL,
+  role TEXT NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+  hash TEXT NOT NULL UNIQUE,
+  created_ms INTEGER NOT NULL,
+  created_by TEXT NOT NULL,
+  last_used_ms INTEGER,
+  revoked_ms INTEGER
 );
 `;
 
@@ -892,8 +928,30 @@ export function openSqliteStore(path: string): Store {
       const sql = `SELECT * FROM unknown_migrations ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT @limit`;
       return (db.prepare(sql).all(vm === undefined ? { limit } : { vm, limit }) as UnknownRow[]).map(toUnknown);
     },
+    createApiToken({ name, role, hash, createdMs, createdBy }) {
+      return Number(db.prepare('INSERT INTO api_tokens (name, role, hash, created_ms, created_by) VALUES (?, ?, ?, ?, ?)')
+        .run(name, role, hash, Math.round(createdMs), createdBy).lastInsertRowid);
+    },
+    apiTokens() {
+      return (db.prepare('SELECT * FROM api_tokens ORDER BY id').all() as ApiTokenRow[]).map(toToken);
+    },
+    apiTokenByHash(hash) {
+      const r = db.prepare('SELECT * FROM api_tokens WHERE hash = ?').get(hash) as ApiTokenRow | undefined;
+      return r && toToken(r);
+    },
+    revokeApiToken(id, atMs) {
+      return db.prepare('UPDATE api_tokens SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL').run(Math.round(atMs), id).changes > 0;
+    },
+    touchApiToken(id, atMs) {
+      db.prepare('UPDATE api_tokens SET last_used_ms = ? WHERE id = ?').run(Math.round(atMs), id);
+    },
     close() {
       db.close();
     },
   };
+}
+
+type ApiTokenRow = { id: number; name: string; role: ApiRole; hash: string; created_ms: number; created_by: string; last_used_ms: number | null; revoked_ms: number | null };
+function toToken(r: ApiTokenRow): ApiTokenRecord {
+  return { id: r.id, name: r.name, role: r.role, hash: r.hash, createdMs: r.created_ms, createdBy: r.created_by, lastUsedMs: r.last_used_ms, revokedMs: r.revoked_ms };
 }

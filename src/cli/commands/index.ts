@@ -31,5 +31,6 @@ export const commands: Record<string, CommandEntry> = {
   reject: { summary: 'reject a proposed plan (it is never executed)', load: async () => (await import('./reject.js')).rejectCommand },
   host: { summary: 'host maintenance on|off HOST: kept in the store; the daemon evacuates a host in maintenance', load: async () => (await import('./host.js')).hostCommand },
   daemon: { summary: 'run the control loop unattended (collect → plan → approve → execute); signals, logs, status', load: async () => (await import('./daemon.js')).daemonCommand },
+  token: { summary: 'HTTP API tokens: create --role viewer|operator|admin (printed once, stored hashed), list, revoke ID', load: async () => (await import('./token.js')).tokenCommand },
   data: { summary: 'reference data: download and verify the PlanetLab traces (`data fetch planetlab`)', load: async () => (await import('./data.js')).dataCommand },
 };

@@ -1,0 +1,427 @@
+/**
+ * The HTTP API (/api/v1), a Hono app value built over the programmatic API (src/daemon/ops.ts,
+ * the store) — tested in-process with `app.request(...)`, served by src/http/serve.ts.
+ *
+ * Request pipeline, in this order (each refusal changes nothing):
+ *   1. rate limit: a client address with `maxAuthFailures` failed authentications in the last
+ *      minute gets 429 TIDE_RATE_LIMITED for everything until the minute is over;
+ *   2. authentication: `Authorization: Bearer <token>` (GET /events also takes `?access_token=`,
+ *      EventSource cannot send headers) → 401 TIDE_UNAUTHENTICATED; the OpenAPI document is public;
+ *   3. body: POST bodies must be JSON (415) of at most `maxBodyBytes` (413);
+ *   4. role: viewer < operator < admin (src/http/tokens.ts) → 403 TIDE_FORBIDDEN;
+ *   5. validation: the route's zod schemas (strict: unknown keys refused) → 400 TIDE_BAD_REQUEST
+ *      with the path of the offending field.
+ * Errors are `{ error: { code, message } }`, mapped from the Tide code in one place
+ * (src/http/errors.ts); never a stack trace. The OpenAPI 3.1 document at /api/v1/openapi.json
+ * is generated from the same schemas.
+ *
+ * Extension: `extraRoutes(app, { requireRole })` adds routes (metrics, webhooks admin), and
+ * `staticDir` serves the dashboard's files under / (index.html for unknown non-API paths).
+ */
+import { OpenAPIHono, createRoute, z, type RouteConfig } from '@hono/zod-openapi';
+import { serveStatic } from '@hono/node-server/serve-static';
+import type { Context, MiddlewareHandler } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import { secureHeaders } from 'hono/secure-headers';
+import { streamSSE } from 'hono/streaming';
+import { compileSchedule } from '../config/schedule.js';
+import type { TideConfig } from '../config/schema.js';
+import { compilePolicy } from '../core/policy.js';
+import { activeWindow } from '../core/schedule.js';
+import { approvePlan, listPlanRows, planDetail, planRow, rejectPlan, setMaintenance, statusReport } from '../daemon/ops.js';
+import type { ApiRole, ApiTokenRecord, PlanStatus, Store } from '../store/store.js';
+import { HttpError, httpErrorOf } from './errors.js';
+import { EventBus, type TideEvent } from './events.js';
+import { hostsNow, vmsNow } from './views.js';
+import { roleAllows, verifyToken } from './tokens.js';
+
+export interface HttpAppDeps {
+  readonly store: Store;
+  /** The configuration in force (hosts, rules, policy, schedule); a getter so a reload shows. */
+  readonly config: TideConfig | (() => TideConfig);
+  /** Fed by the daemon's observer (EventBus.observer); absent: a private one (no live events). */
+  readonly bus?: EventBus;
+  /** Called after an approval or a maintenance change so the daemon acts at once (daemon.wake). */
+  readonly onChange?: (what: 'approve' | 'reject' | 'maintenance') => void;
+  /** Wall clock, ms. */
+  readonly nowMs?: () => number;
+  /** POST body limit, bytes (default 64 KiB). */
+  readonly maxBodyBytes?: number;
+  /** Failed authentications per client address per minute before 429 (default 10). */
+  readonly maxAuthFailures?: number;
+  /** Dashboard files served under / (index.html for unknown non-API paths). */
+  readonly staticDir?: string;
+  /** More routes (I2: /metrics, webhooks); they run after authentication only if under /api/. */
+  readonly extraRoutes?: (app: OpenAPIHono<ApiEnv>, helpers: { requireRole: typeof requireRole; bus: EventBus }) => void;
+  /** Where internal errors go (the daemon's logger); default: nowhere. */
+  readonly logError?: (e: unknown, where: string) => void;
+  /** SSE keep-alive comment interval, ms (default 15000). */
+  readonly sseKeepAliveMs?: number;
+}
+
+export interface ApiEnv {
+  Variables: { token: ApiTokenRecord | null };
+}
+
+export const API_PREFIX = '/api/v1';
+const PUBLIC_PATHS = new Set([`${API_PREFIX}/openapi.json`]);
+const WINDOW_MS = 60_000;
+
+/** Route middleware: the authenticated token's role must allow `need` (else 403). */
+export function requireRole(need: ApiRole): MiddlewareHandler<ApiEnv> {
+  return async (c, next) => {
+    const t = c.get('token');
+    if (!t) throw new HttpError('TIDE_UNAUTHENTICATED', 'a valid API token is required (Authorization: Bearer <token>; tide token create)');
+    if (!roleAllows(t.role, need)) throw new HttpError('TIDE_FORBIDDEN', `this needs the ${need} role; token '${t.name}' (#${t.id}) has ${t.role}`);
+    await next();
+  };
+}
+
+/** The peer address of a request served by @hono/node-server; 'local' in-process. */
+function clientAddress(c: Context): string {
+  const env = c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined;
+  return env?.incoming?.socket?.remoteAddress ?? 'local';
+}
+
+/** zod issues → one line naming each offending path: "body.on: expected boolean, received string". */
+function zodMessage(where: string, error: z.ZodError): string {
+  return error.issues.slice(0, 5).map((i) => {
+    const path = [where, ...i.path.map(String)].join('.');
+    const keys = i.code === 'unrecognized_keys' ? ` (${(i as { keys?: string[] }).keys?.join(', ')})` : '';
+    return `${path}: ${i.message}${keys}`;
+  }).join('; ');
+}
+
+const ErrorSchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) }).openapi('Error');
+const errors = (...codes: number[]): RouteConfig['responses'] => Object.fromEntries(codes.map((s) => [s, { description: {
+  400: 'invalid request (TIDE_BAD_REQUEST)', 401: 'no valid token (TIDE_UNAUTHENTICATED)', 403: 'role too low (TIDE_FORBIDDEN)', 404: 'no such object',
+  409: 'state does not allow it (TIDE_PLAN_STATE)', 413: 'body too large', 415: 'body is not JSON', 429: 'too many failed authentications',
+}[s] ?? 'error', content: { 'application/json': { schema: ErrorSchema } } }]));
+const READ_ERRORS = [401, 403, 429];
+const WRITE_ERRORS = [400, 401, 403, 404, 409, 413, 415, 429];
+const anyJson = (description: string): RouteConfig['responses'][string] => ({ description, content: { 'application/json': { schema: z.any() } } });
+
+const PlanId = z.string().regex(/^[1-9]\d{0,9}$/, 'a plan id (a positive integer)').openapi({ param: { name: 'id', in: 'path' }, example: '12' });
+const HostParam = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/, 'a host name').openapi({ param: { name: 'host', in: 'path' }, example: 'srv-1' });
+const Limit = z.string().regex(/^[1-9]\d{0,3}$/, 'a count 1..9999').optional();
+const PLAN_STATUSES = ['proposed', 'approved', 'running', 'done', 'failed', 'rejected', 'superseded', 'expired'] as const;
+
+const ApproveBody = z.object({}).strict().openapi('ApproveRequest');
+const RejectBody = z.object({ reason: z.string().max(500).optional() }).strict().openapi('RejectRequest');
+const MaintenanceBody = z.object({ on: z.boolean(), reason: z.string().max(500).optional() }).strict().openapi('MaintenanceRequest');
+const PolicyBody = z.object({ name: z.string().min(1).max(200), args: z.record(z.string(), z.unknown()).optional() }).strict().openapi('PolicySpec');
+
+/** Builds the API app. Pure value: no socket, no timer until an SSE client connects. */
+export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<ApiEnv> {
+  const { store } = deps;
+  const nowMs = deps.nowMs ?? Date.now;
+  const cfg = (): TideConfig => (typeof deps.config === 'function' ? deps.config() : deps.config);
+  const bus = deps.bus ?? new EventBus(nowMs);
+  const maxBody = deps.maxBodyBytes ?? 64 * 1024;
+  const maxFailures = deps.maxAuthFailures ?? 10;
+  const failures = new Map<string, { startMs: number; count: number }>();
+
+  const app = new OpenAPIHono<ApiEnv>({
+    defaultHook: (result) => {
+      if (!result.success) throw new HttpError('TIDE_BAD_REQUEST', zodMessage(result.target === 'json' ? 'body' : result.target, result.error));
+    },
+  });
+
+  app.onError((e, c) => {
+    if (e instanceof HTTPException) {
+      const code = e.status === 413 ? 'TIDE_BODY_TOO_LARGE' : e.status === 415 ? 'TIDE_UNSUPPORTED_MEDIA_TYPE' : e.status === 404 ? 'TIDE_NOT_FOUND' : e.status < 500 ? 'TIDE_BAD_REQUEST' : 'TIDE_INTERNAL';
+      const message = e.status < 500 ? (e.message || 'bad request') : 'internal error';
+      return c.json({ error: { code, message } }, e.status < 500 ? e.status : 500);
+    }
+    const { status, body } = httpErrorOf(e);
+    if (status >= 500) deps.logError?.(e, `${c.req.method} ${c.req.path}`);
+    return c.json(body, status as 400);
+  });
+  app.notFound((c) => c.json({ error: { code: 'TIDE_NOT_FOUND', message: `no route ${c.req.method} ${c.req.path}` } }, 404));
+
+  app.use('*', secureHeaders());
+
+  // 1–3: rate limit, authentication, body checks — for the whole API.
+  app.use(`${API_PREFIX}/*`, async (c, next) => {
+    c.set('token', null);
+    if (PUBLIC_PATHS.has(c.req.path)) return next();
+    const addr = clientAddress(c);
+    const now = nowMs();
+    const f = failures.get(addr);
+    if (f && now - f.startMs >= WINDOW_MS) failures.delete(addr);
+    const cur = failures.get(addr);
+    if (cur && cur.count >= maxFailures) {
+      c.header('Retry-After', String(Math.max(1, Math.ceil((cur.startMs + WINDOW_MS - now) / 1000))));
+      throw new HttpError('TIDE_RATE_LIMITED', `too many failed authentications from ${addr}; try again in a minute`);
+    }
+    const auth = c.req.header('authorization');
+    let presented: string | undefined;
+    if (auth !== undefined) {
+      const m = /^Bearer ([A-Za-z0-9._~+/=-]{1,256})$/.exec(auth);
+      presented = m?.[1] ?? '';
+    } else if (c.req.path === `${API_PREFIX}/events` && c.req.method === 'GET') {
+      presented = c.req.query('access_token');
+    }
+    const token = presented === undefined ? null : verifyToken(store, presented);
+    if (!token) {
+      // Only presented-and-wrong tokens count as failed logins (a bare request is not a guess).
+      if (presented !== undefined) {
+        const g = failures.get(addr) ?? { startMs: now, count: 0 };
+        g.count++;
+        failures.set(addr, g);
+        if (failures.size > 10_000) failures.delete(failures.keys().next().value!);
+      }
+      throw new HttpError('TIDE_UNAUTHENTICATED', presented === undefined
+        ? 'a valid API token is required (Authorization: Bearer <token>; tide token create)'
+        : 'the API token is not valid (unknown or revoked)');
+    }
+    c.set('token', token);
+    store.touchApiToken(token.id, now);
+    if (c.req.method !== 'GET' && c.req.method !== 'HEAD') {
+      const len = c.req.header('content-length');
+      if (len !== undefined && !(Number(len) <= maxBody)) throw new HttpError('TIDE_BODY_TOO_LARGE', `request body over ${maxBody} bytes`);
+      const text = await readLimited(c.req.raw, maxBody);
+      if (text.length > 0 && !/^application\/json\s*(;|$)/i.test(c.req.header('content-type') ?? '')) {
+        throw new HttpError('TIDE_UNSUPPORTED_MEDIA_TYPE', 'a request body must be JSON (Content-Type: application/json)');
+      }
+      if (text.length > 0) {
+        try {
+          JSON.parse(text);
+        } catch {
+          throw new HttpError('TIDE_BAD_REQUEST', 'the request body is not valid JSON');
+        }
+      }
+    }
+    return next();
+  });
+
+  const who = (c: Context<ApiEnv>): string => {
+    const t = c.get('token')!;
+    return `api:${t.name}#${t.id}`;
+  };
+
+  // ---- read routes (viewer) ----
+  app.openapi(createRoute({
+    method: 'get', path: `${API_PREFIX}/status`, summary: "The daemon's mode, window, freeze, last round, pending plans, lock, maintenance",
+    middleware: [requireRole('viewer')] as const, responses: { 200: anyJson('status report'), ...errors(...READ_ERRORS) },
+  }), (c) => c.json(statusReport(store, cfg(), nowMs()), 200));
+
+  app.openapi(createRoute({
+    method: 'get', path: `${API_PREFIX}/clusters`, summary: 'The clusters this daemon manages (one)',
+    middleware: [requireRole('viewer')] as const, responses: { 200: anyJson('clusters'), ...errors(...READ_ERRORS) },
+  }), (c) => {
+    const config = cfg();
+    const st = statusReport(store, config, nowMs());
+    const tick = bus.lastTick();
+    return c.json({ clusters: [{
+      name: 'default', hosts: config.hosts.length, vms: tick?.snapshot.vms.length ?? null, mode: st.mode, policy: config.policy.name,
+      daemonAlive: st.daemon?.alive ?? false, frozen: st.frozen.frozen, window: st.window,
+    }] }, 200);
+  });
+
+  app.openapi(createRoute({
+    method: 'get', path: `${API_PREFIX}/hosts`, summary: 'Hosts: state, power, maintenance, utilisation now (the last round, else the stored metrics)',
+    middleware: [requireRole('viewer')] as const, responses: { 200: anyJson('hosts'), ...errors(...READ_ERRORS) },
+  }), (c) => c.json({ hosts: hostsNow(store, cfg(), bus.lastTick(), nowMs()) }, 200));
+
+  app.openapi(createRoute({
+    method: 'get', path: `${API_PREFIX}/hosts/{host}`, summary: "One host now, with its recent utilisation (stored metrics, default the last 24 h)",
+    middleware: [requireRole('viewer')] as const,
+    request: { params: z.object({ host: HostParam }), query: z.object({ hours: z.string().regex(/^[1-9]\d{0,3}$/, 'hours 1..9999').optional() }).strict() },
+    responses: { 200: anyJson('host'), ...errors(...READ_ERRORS, 400, 404) },
+  }), (c) => {
+    const { host } = c.req.valid('param');
+    const h = hostsNow(store, cfg(), bus.lastTick(), nowMs()).find((x) => x.name === host);
+    if (!h) throw new HttpError('TIDE_NOT_FOUND', `no host named '${host}' in the configuration`);
+    const hours = Number(c.req.valid('query').hours ?? 24);
+    const recent = store.metricsHistory({ kind: 'host', name: host, sinceMs: nowMs() - hours * 3_600_000 })
+      .map((p) => ({ atMs: p.atMs, cpuPct: p.cpuPct, memMiB: p.memMiB, res: p.res }));
+    return c.json({ host: h, recent }, 200);
+  });
+
+  app.openapi(createRoute({
+    method: 'get', path: `${API_PREFIX}/vms`, summary: "VMs as the daemon's last round saw them: host, size, CPU now",
+    middleware: [requireRole('viewer')] as const, responses: { 200: anyJson('vms'), ...errors(...READ_ERRORS) },
+  }), (c) => c.json({ vms: vmsNow(cfg(), bus.lastTick()), roundAtMs: bus.lastTick()?.at ?? null }, 200));
+
+  app.openapi(createRoute({
+    method: 'get', path: `${API_PREFIX}/plans`, summary: 'Plans, newest first',
+    middleware: [requireRole('viewer')] as const,
+    request: { query: z.object({ status: z.enum(PLAN_STATUSES).optional(), limit: Limit }).strict() },
+    responses: { 200: anyJson('plans'), ...errors(...READ_ERRORS, 400) },
+  }), (c) => {
+    const q = c.req.valid('query');
+    return c.json({ plans: listPlanRows(store, { ...(q.status ? { status: q.status as PlanStatus } : {}), limit: Number(q.limit ?? 100) }) }, 200);
+  });
+
+  app.openapi(createRoute({
+    method: 'get', path: `${API_PREFIX}/plans/{id}`, summary: 'One plan: steps with reasons and run states, what was not moved and why, host verdicts',
+    middleware: [requireRole('viewer')] as const, request: { params: z.object({ id: PlanId }) },
+    responses: { 200: anyJson('plan detail'), ...errors(...READ_ERRORS, 400, 404) },
+  }), (c) => c.json(planDetail(store, Number(c.req.valid('param').id)), 200));
+
+  app.openapi(createRoute({
+    method: 'get', path: `${API_PREFIX}/migrations`, summary: 'Migration history with timings and downtime, newest first',
+    middleware: [requireRole('viewer')] as const,
+    request: { query: z.object({ vm: z.string().min(1).max(256).optional(), limit: Limit }).strict() },
+    responses: { 200: anyJson('migrations'), ...errors(...READ_ERRORS, 400) },
+  }), (c) => {
+    const q = c.req.valid('query');
+    return c.json({ migrations: store.migrations({ ...(q.vm ? { vm: q.vm } : {}), limit: Number(q.limit ?? 100) }) }, 200);
+  });
+
+  app.openapi(createRoute({
+    method: 'get', path: `${API_PREFIX}/schedule`, summary: 'The schedule windows and the one in force now',
+    middleware: [requireRole('viewer')] as const, responses: { 200: anyJson('schedule'), ...errors(...READ_ERRORS) },
+  }), (c) => {
+    const config = cfg();
+    const now = nowMs();
+    let current: { kind: string; name: string; untilMs: number | null } | null = null;
+    if (config.schedule) {
+      const w = activeWindow(compileSchedule(config.schedule), now / 1000);
+      current = { kind: w.kind, name: w.name, untilMs: w.untilSec === null ? null : w.untilSec * 1000 };
+    }
+    return c.json({ schedule: config.schedule ?? null, current, nowMs: now }, 200);
+  });
+
+  app.openapi(createRoute({
+    method: 'get', path: `${API_PREFIX}/freeze`, summary: 'Whether moves are frozen (telemetry freeze) and why',
+    middleware: [requireRole('viewer')] as const, responses: { 200: anyJson('freeze'), ...errors(...READ_ERRORS) },
+  }), (c) => {
+    const t = bus.lastTick();
+    const f = t ? { frozen: t.freeze.frozen, reason: t.freeze.reason, sinceMs: t.freeze.sinceMs } : statusReport(store, cfg(), nowMs()).frozen;
+    return c.json(f, 200);
+  });
+
+  app.openapi(createRoute({
+    method: 'get', path: `${API_PREFIX}/rules`, summary: 'Placement rules (affinity, anti-affinity, pin) of the configuration',
+    middleware: [requireRole('viewer')] as const, responses: { 200: anyJson('rules'), ...errors(...READ_ERRORS) },
+  }), (c) => c.json({ rules: cfg().rules }, 200));
+
+  app.openapi(createRoute({
+    method: 'get', path: `${API_PREFIX}/policy`, summary: 'The policy in force: name, arguments as configured, and with defaults applied',
+    middleware: [requireRole('viewer')] as const, responses: { 200: anyJson('policy'), ...errors(...READ_ERRORS) },
+  }), (c) => {
+    const p = cfg().policy;
+    const compiled = compilePolicy(p.name, p.args);
+    return c.json({ name: p.name, args: p.args, label: compiled.label, effectiveArgs: compiled.args }, 200);
+  });
+
+  app.openapi(createRoute({
+    method: 'post', path: `${API_PREFIX}/policy/validate`, summary: 'Check a policy spec (changes nothing): valid, or the path-named error',
+    middleware: [requireRole('viewer')] as const, request: { body: { required: true, content: { 'application/json': { schema: PolicyBody } } } },
+    responses: { 200: anyJson('{ valid: true, label, effectiveArgs }'), ...errors(...WRITE_ERRORS) },
+  }), (c) => {
+    const b = c.req.valid('json');
+    const compiled = compilePolicy(b.name, b.args ?? {});
+    return c.json({ valid: true, label: compiled.label, effectiveArgs: compiled.args }, 200);
+  });
+
+  app.openapi(createRoute({
+    method: 'get', path: `${API_PREFIX}/events`, summary: 'Live daemon events (Server-Sent Events): round, plan, plan-status, step-start, step-end, progress, freeze, round-error, maintenance',
+    middleware: [requireRole('viewer')] as const, responses: { 200: { description: 'text/event-stream', content: { 'text/event-stream': { schema: z.string() } } }, ...errors(...READ_ERRORS) },
+  }), (c) => streamSSE(c, async (stream) => {
+    const queue: TideEvent[] = [];
+    let wakeUp: (() => void) | null = null;
+    const unsubscribe = bus.subscribe((e) => {
+      if (queue.length < 1000) queue.push(e);
+      wakeUp?.();
+    });
+    let open = true;
+    stream.onAbort(() => {
+      open = false;
+      wakeUp?.();
+    });
+    try {
+      await stream.writeSSE({ event: 'hello', data: JSON.stringify({ atMs: nowMs() }) });
+      const keepAliveMs = deps.sseKeepAliveMs ?? 15_000;
+      while (open) {
+        while (queue.length) {
+          const e = queue.shift()!;
+          await stream.writeSSE({ event: e.type, id: String(e.id), data: JSON.stringify({ atMs: e.atMs, ...e.data }) });
+        }
+        await new Promise<void>((resolve) => {
+          wakeUp = resolve;
+          const t = setTimeout(resolve, keepAliveMs);
+          t.unref?.();
+        });
+        wakeUp = null;
+        if (open && queue.length === 0) await stream.write(': keep-alive\n\n');
+      }
+    } finally {
+      unsubscribe();
+    }
+  }));
+
+  // ---- operator routes ----
+  app.openapi(createRoute({
+    method: 'post', path: `${API_PREFIX}/plans/{id}/approve`, summary: 'Approve a proposed plan; the daemon executes it if the cluster still matches',
+    middleware: [requireRole('operator')] as const, request: { params: z.object({ id: PlanId }), body: { required: false, content: { 'application/json': { schema: ApproveBody } } } },
+    responses: { 200: anyJson('the plan row after approval'), ...errors(...WRITE_ERRORS) },
+  }), (c) => {
+    c.req.valid('json');
+    const p = approvePlan(store, Number(c.req.valid('param').id), who(c));
+    bus.emit('plan-status', { planId: p.id, status: p.status, reason: p.statusReason ?? null });
+    deps.onChange?.('approve');
+    return c.json(planRow(p), 200);
+  });
+
+  app.openapi(createRoute({
+    method: 'post', path: `${API_PREFIX}/plans/{id}/reject`, summary: 'Reject a proposed or approved plan (never executed)',
+    middleware: [requireRole('operator')] as const, request: { params: z.object({ id: PlanId }), body: { required: false, content: { 'application/json': { schema: RejectBody } } } },
+    responses: { 200: anyJson('the plan row after rejection'), ...errors(...WRITE_ERRORS) },
+  }), (c) => {
+    const b = c.req.valid('json');
+    const p = rejectPlan(store, Number(c.req.valid('param').id), who(c), b.reason);
+    bus.emit('plan-status', { planId: p.id, status: p.status, reason: p.statusReason ?? null });
+    deps.onChange?.('reject');
+    return c.json(planRow(p), 200);
+  });
+
+  app.openapi(createRoute({
+    method: 'post', path: `${API_PREFIX}/hosts/{host}/maintenance`, summary: 'Put a host in or out of maintenance (the daemon evacuates a host in maintenance)',
+    middleware: [requireRole('operator')] as const, request: { params: z.object({ host: HostParam }), body: { required: true, content: { 'application/json': { schema: MaintenanceBody } } } },
+    responses: { 200: anyJson('the host state'), ...errors(...WRITE_ERRORS) },
+  }), (c) => {
+    const b = c.req.valid('json');
+    const st = setMaintenance(store, cfg(), c.req.valid('param').host, b.on, who(c), b.reason, nowMs());
+    bus.emit('maintenance', { host: st.host, maintenance: st.maintenance, by: st.by, reason: st.reason });
+    deps.onChange?.('maintenance');
+    return c.json(st, 200);
+  });
+
+  app.doc31(`${API_PREFIX}/openapi.json`, {
+    openapi: '3.1.0',
+    info: { title: 'Tide API', version: '1', description: 'Tide daemon HTTP API. Authorization: Bearer <token> (tide token create --role viewer|operator|admin).' },
+  });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
+
+  deps.extraRoutes?.(app, { requireRole, bus });
+
+  if (deps.staticDir) {
+    const root = deps.staticDir;
+    app.use('/*', async (c, next) => (c.req.path.startsWith('/api/') ? next() : serveStatic({ root })(c, next)));
+    app.get('/*', async (c, next) => (c.req.path.startsWith('/api/') ? next() : serveStatic({ root, path: 'index.html' })(c, next)));
+  }
+  return app;
+}
+
+/** Reads a request body as text, refusing (413) past `max` bytes even without Content-Length. */
+async function readLimited(req: Request, max: number): Promise<string> {
+  if (!req.body) return '';
+  // Read a clone so the validators can read the body again.
+  const reader = req.clone().body!.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > max) {
+      await reader.cancel();
+      throw new HttpError('TIDE_BODY_TOO_LARGE', `request body over ${max} bytes`);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
