@@ -48,6 +48,9 @@ export interface PlanStep {
 
 export interface Plan {
   id: number;
+  /** Steps in the plan (a list row carries the count only; `steps` needs the plan's detail). */
+  stepCount: number;
+  summary: string | null;
   status: string;
   mode: string | null;
   createdMs: number | null;
@@ -169,7 +172,7 @@ export function normMigration(m: Obj, i: number): Migration {
 
 export function normPlan(p: Obj): Plan {
   const inner = isObj(p.plan) ? p.plan : p;
-  const steps = listOf(inner.steps).map((s, i): PlanStep => ({
+  const steps = listOf(inner.stepDetails ?? inner.steps).map((s, i): PlanStep => ({
     id: num(s.id) ?? i,
     kind: str(s.kind) ?? '?',
     vm: str(s.vm) ?? undefined,
@@ -181,6 +184,8 @@ export function normPlan(p: Obj): Plan {
   }));
   const notMovedRaw = listOf(inner.notMoved ?? inner.whyNot ?? inner.unmoved ?? p.notMoved ?? p.whyNot);
   return {
+    stepCount: num(p.steps) ?? steps.length,
+    summary: str(p.summary),
     id: num(p.id, inner.id) ?? 0,
     status: str(p.status, inner.status) ?? 'proposed',
     mode: str(p.mode, inner.mode),
@@ -191,8 +196,52 @@ export function normPlan(p: Obj): Plan {
   };
 }
 
+const DAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
+const hhmm = (x: unknown): number => {
+  const m = typeof x === 'string' ? /^(\d\d):(\d\d)$/.exec(x) : null;
+  return m ? (Number(m[1]) * 60 + Number(m[2])) * 60_000 : 0;
+};
+
+/**
+ * The configured windows laid out over [fromMs, fromMs + spanMs) (UTC days; a window whose
+ * `to` ≤ `from` runs into the next day), the next consolidate start after `nowMs`, and the
+ * end of the consolidation in force (when hosts switched off are woken again).
+ */
+export function scheduleFromConfig(cfg: Obj, nowMs: number): Pick<ScheduleView, 'windows' | 'nextConsolidationMs' | 'preWakeMs'> {
+  const windows: ScheduleView['windows'] = [];
+  const day0 = Math.floor(nowMs / 86_400_000) * 86_400_000;
+  for (let d = -1; d < 9; d++) {
+    const dayMs = day0 + d * 86_400_000;
+    const wd = DAYS[new Date(dayMs).getUTCDay()];
+    for (const w of listOf(cfg.windows)) {
+      if (!Array.isArray(w.days) || !w.days.includes(wd)) continue;
+      const from = hhmm(w.from);
+      let to = hhmm(w.to);
+      if (to <= from) to += 86_400_000;
+      windows.push({ kind: str(w.kind) ?? 'window', startMs: dayMs + from, endMs: dayMs + to, label: str(w.name) ?? undefined });
+    }
+  }
+  windows.sort((a, b) => a.startMs - b.startMs);
+  // Adjacent windows of one kind read as one span (a weekend after Friday night).
+  const merged: ScheduleView['windows'] = [];
+  for (const w of windows) {
+    const last = merged[merged.length - 1];
+    if (last && last.kind === w.kind && w.startMs <= last.endMs) last.endMs = Math.max(last.endMs, w.endMs);
+    else merged.push({ ...w });
+  }
+  const cons = merged.filter((w) => w.kind === 'consolidate');
+  const next = cons.find((w) => w.startMs > nowMs);
+  const current = cons.find((w) => w.startMs <= nowMs && nowMs < w.endMs);
+  return { windows: merged, nextConsolidationMs: next?.startMs ?? null, preWakeMs: current?.endMs ?? next?.endMs ?? null };
+}
+
 export function normSchedule(s: unknown): ScheduleView {
   const o = isObj(s) ? s : {};
+  const nowMs = num(o.nowMs);
+  if (isObj(o.schedule) && nowMs !== null) {
+    const cur = isObj(o.current) ? o.current : null;
+    return { nowMs, current: cur ? { kind: str(cur.kind) ?? 'window', label: str(cur.name) ?? undefined } : null, ...scheduleFromConfig(o.schedule, nowMs) };
+  }
   return {
     nowMs: num(o.nowMs),
     windows: listOf(o.windows).map((w) => ({

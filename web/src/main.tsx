@@ -135,7 +135,7 @@ function HostColumn({ host, vms, role, onMaintenance, moving }: { host: Host; vm
 function Kpis({ s }: { s: ClusterState }) {
   const on = s.hosts.filter((h) => h.power === 'on').length;
   const saved = s.demo?.energyKWh != null && s.demo.alwaysOnKWh ? 100 * (1 - s.demo.energyKWh / s.demo.alwaysOnKWh) : null;
-  const pending = s.plans.find((p) => p.status === 'proposed' && p.steps.length > 0);
+  const pending = s.plans.find((p) => p.status === 'proposed' && p.stepCount > 0);
   return (
     <div class="kpis">
       <div class="kpi"><span class="kpi-label">Hosts on</span><span class="kpi-value" data-testid="hosts-on">{on}<small> / {s.hosts.length}</small></span></div>
@@ -143,7 +143,7 @@ function Kpis({ s }: { s: ClusterState }) {
       <div class="kpi"><span class="kpi-label">Live migrations</span><span class="kpi-value">{s.migrations.length}</span></div>
       <div class="kpi"><span class="kpi-label">Energy saved</span><span class="kpi-value">{saved === null ? '—' : `${saved.toFixed(1)} %`}</span>
         {s.demo?.energyKWh != null && <span class="kpi-sub">{s.demo.energyKWh.toFixed(2)} kWh vs {s.demo.alwaysOnKWh?.toFixed(2)} always-on</span>}</div>
-      <div class="kpi"><span class="kpi-label">Plan</span><span class="kpi-value small">{pending ? <a href="#/plan">{pending.steps.length} steps awaiting approval</a> : 'Nothing pending'}</span></div>
+      <div class="kpi"><span class="kpi-label">Plan</span><span class="kpi-value small">{pending ? <a href="#/plan">{pending.stepCount} steps awaiting approval</a> : 'Nothing pending'}</span></div>
     </div>
   );
 }
@@ -205,7 +205,7 @@ function stepText(st: Plan['steps'][number]): string {
 }
 
 function PlanPage({ s, role, token, refresh, notify }: PageProps) {
-  const plan = s.plans.find((p) => ['proposed', 'approved', 'running'].includes(p.status) && p.steps.length > 0) ?? s.plans[0];
+  const plan = s.plans.find((p) => ['proposed', 'approved', 'running'].includes(p.status) && p.stepCount > 0) ?? s.plans[0];
   const [busy, setBusy] = useState(false);
   const act = async (verb: 'approve' | 'reject'): Promise<void> => {
     if (!plan) return;
@@ -228,7 +228,7 @@ function PlanPage({ s, role, token, refresh, notify }: PageProps) {
         <div class="plan-head">
           <div>
             <h2>Plan #{plan.id}</h2>
-            <div class="muted small">{plan.mode ? `mode ${plan.mode} · ` : ''}{plan.createdMs ? `proposed ${fmtClock(plan.createdMs)}` : ''}</div>
+            <div class="muted small">{plan.mode ? `mode ${plan.mode} · ` : ''}{plan.createdMs !== null ? `proposed ${fmtClock(plan.createdMs + (s.demo?.epochMs ?? 0))}` : ''}</div>
           </div>
           <span class={`pill status-${plan.status}`} data-testid="plan-status">{plan.status}</span>
         </div>
@@ -242,7 +242,7 @@ function PlanPage({ s, role, token, refresh, notify }: PageProps) {
           ))}
           {plan.steps.length === 0 && <li class="muted">No steps: the cluster is where the policy wants it.</li>}
         </ol>
-        {pending && plan.steps.length > 0 && (
+        {pending && plan.stepCount > 0 && (
           <div class="plan-actions">
             {canAct(role) ? (
               <>
@@ -261,7 +261,7 @@ function PlanPage({ s, role, token, refresh, notify }: PageProps) {
         <h3>Earlier plans</h3>
         <ul class="plan-list">
           {s.plans.filter((p) => p !== plan).slice(0, 8).map((p) => (
-            <li key={p.id}><span class="mono">#{p.id}</span> <span class={`pill tiny status-${p.status}`}>{p.status}</span> <span class="muted small">{p.steps.length} steps</span></li>
+            <li key={p.id}><span class="mono">#{p.id}</span> <span class={`pill tiny status-${p.status}`}>{p.status}</span> <span class="muted small">{p.summary ?? `${p.stepCount} steps`}</span></li>
           ))}
         </ul>
       </div>
@@ -283,13 +283,13 @@ function SchedulePage({ s }: PageProps) {
       <div class="sched-facts">
         <div><span class="kpi-label">Now</span><b>{fmtClock(now)}</b>{sch.current && <span class={`pill kind-${sch.current.kind}`}>{sch.current.label ?? sch.current.kind}</span>}</div>
         <div><span class="kpi-label">Next consolidation</span><b>{fmtClock(sch.nextConsolidationMs)}</b></div>
-        <div><span class="kpi-label">Predicted pre-wake</span><b>{fmtClock(sch.preWakeMs)}</b></div>
+        <div><span class="kpi-label">Hosts woken by</span><b>{fmtClock(sch.preWakeMs)}</b></div>
       </div>
       <div class="timeline" data-testid="timeline">
         {sch.windows.filter((win) => win.endMs > dayStart && win.startMs < dayStart + span).map((win, i) => (
           <div key={i} class={`tl-window kind-${win.kind}`} style={{ left: x(win.startMs), width: w(win.startMs, win.endMs) }} title={win.label ?? win.kind}>{win.label ?? win.kind}</div>
         ))}
-        {sch.preWakeMs !== null && <div class="tl-mark prewake" style={{ left: x(sch.preWakeMs) }} title="predicted pre-wake" />}
+        {sch.preWakeMs !== null && <div class="tl-mark prewake" style={{ left: x(sch.preWakeMs) }} title="hosts woken by" />}
         <div class="tl-mark now" style={{ left: x(now) }} />
       </div>
       <div class="tl-axis">{Array.from({ length: 9 }, (_, i) => <span key={i}>{fmtClock(dayStart + i * 6 * 3_600_000)}</span>)}</div>

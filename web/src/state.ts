@@ -10,6 +10,8 @@ import {
 
 export interface DemoStatus {
   simMs: number | null;
+  /** Added to the daemon's clock (plan times) to read it as a date. */
+  epochMs: number;
   speed: number | null;
   energyKWh: number | null;
   alwaysOnKWh: number | null;
@@ -56,7 +58,7 @@ function demoOf(x: unknown): DemoStatus | null {
   const o = x as Record<string, unknown>;
   const n = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
   return {
-    simMs: n(o.simMs), speed: n(o.speed), energyKWh: n(o.energyKWh), alwaysOnKWh: n(o.alwaysOnKWh), migrations: n(o.migrations),
+    simMs: n(o.simMs), epochMs: n(o.epochMs) ?? 0, speed: n(o.speed), energyKWh: n(o.energyKWh), alwaysOnKWh: n(o.alwaysOnKWh), migrations: n(o.migrations),
     mode: typeof o.mode === 'string' ? o.mode : null,
   };
 }
@@ -75,10 +77,13 @@ export function useCluster(token: string, onUnauthorized: () => void): [ClusterS
     inflight.current = true;
     const api = client(token);
     try {
-      const [hosts, vms, migrations, plans, schedule, demo] = await Promise.all([
-        api.get('/hosts'), api.get('/vms'), optional(api, '/migrations?active=true'), optional(api, '/plans?limit=10'),
-        optional(api, '/schedule'), optional(api, '/demo'),
+      const [hosts, vms, plans, schedule, demo] = await Promise.all([
+        api.get('/hosts'), api.get('/vms'), optional(api, '/plans?limit=10'), optional(api, '/schedule'), optional(api, '/demo'),
       ]);
+      const rows = listOf(plans, 'plans').map(normPlan);
+      // The plan in focus (pending or executing, else the newest) with its steps and why-nots.
+      const focus = rows.find((p) => ['proposed', 'approved', 'running'].includes(p.status) && p.stepCount > 0) ?? rows[0];
+      const detail = focus ? normPlan(await api.get<Record<string, unknown>>(`/plans/${focus.id}`)) : null;
       const d = demoOf(demo);
       const history = demo && typeof demo === 'object' ? normHistory((demo as { history?: unknown }).history) : [];
       setState((s) => ({
@@ -86,8 +91,7 @@ export function useCluster(token: string, onUnauthorized: () => void): [ClusterS
         loaded: true,
         hosts: listOf(hosts, 'hosts').map(normHost),
         vms: listOf(vms, 'vms').map(normVm),
-        migrations: listOf(migrations, 'migrations').map(normMigration).filter((m) => ['running', 'active', 'started'].includes(m.state)),
-        plans: listOf(plans, 'plans').map(normPlan),
+        plans: rows.map((p) => (detail && p.id === detail.id ? detail : p)),
         schedule: schedule ? normSchedule(schedule) : null,
         demo: d,
         history,
@@ -105,6 +109,32 @@ export function useCluster(token: string, onUnauthorized: () => void): [ClusterS
       }
     }
   };
+  // Live migrations from the event stream: step-start adds, progress updates, step-end removes.
+  const running = useRef(new Map<number, Migration>());
+  const publish = (): void => setState((s) => ({ ...s, migrations: [...running.current.values()] }));
+  const onMigrationEvent = (type: string, data: string): void => {
+    let e: Record<string, unknown>;
+    try {
+      e = JSON.parse(data) as Record<string, unknown>;
+    } catch {
+      return;
+    }
+    const step = typeof e.step === 'number' ? e.step : null;
+    if (step === null) return;
+    if (type === 'step-start' && e.kind === 'migrate') {
+      running.current.set(step, { ...normMigration(e, step), key: `${e.vm}-${step}`, progressPct: 0 });
+      publish();
+    } else if (type === 'progress' && running.current.has(step)) {
+      const m = normMigration(e, step);
+      running.current.set(step, { ...running.current.get(step)!, progressPct: m.progressPct });
+      publish();
+    } else if (type === 'step-end' && running.current.delete(step)) {
+      publish();
+    } else if (type === 'round' && running.current.size > 20) {
+      running.current.clear();
+      publish();
+    }
+  };
   const refresh = (): void => {
     window.clearTimeout(timer.current);
     timer.current = window.setTimeout(() => void load(), 150);
@@ -118,7 +148,10 @@ export function useCluster(token: string, onUnauthorized: () => void): [ClusterS
     const connect = async (): Promise<void> => {
       while (!stopped) {
         try {
-          await streamEvents(token, () => refresh(), ctl.signal, () => setState((s) => ({ ...s, live: true })));
+          await streamEvents(token, (type, data) => {
+            onMigrationEvent(type, data);
+            if (type !== 'progress') refresh();
+          }, ctl.signal, () => setState((s) => ({ ...s, live: true })));
         } catch (e) {
           if (e instanceof ApiError && e.status === 401) {
             onUnauthorized();

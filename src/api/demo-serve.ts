@@ -1,0 +1,216 @@
+/**
+ * `tide demo --serve`: the demo daemon (src/daemon) on the simulated office, paced at a
+ * watchable speed (default: a day in 10 minutes), with the HTTP API (src/http/app.ts) and the
+ * dashboard (dist/web) served on 127.0.0.1. An admin token is created in the run's store and
+ * handed back once (printed, or written to a file by the CLI).
+ *
+ * Time: the daemon runs on a VirtualClock from t = 0 (Monday 00:00 of the simulated week); the
+ * API's clock is that time on the schedule's epoch (SIM_MONDAY_EPOCH_SEC), so the schedule
+ * route and the dashboard read "Mon 19:00", not wall time. The demo adds two viewer routes:
+ * GET /api/v1/whoami (the caller's token name and role) and GET /api/v1/demo (simulated time,
+ * speed, energy with Tide vs the same datacenter left always on, and the per-round history).
+ */
+import { existsSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { serve, type ServerType } from '@hono/node-server';
+import type { Mode, TickResult } from '../app/controller.js';
+import { parseConfig } from '../config/load.js';
+import { compileSchedule } from '../config/schedule.js';
+import type { TideConfig } from '../config/schema.js';
+import { compilePolicy } from '../core/policy.js';
+import { SIM_MONDAY_EPOCH_SEC } from '../core/schedule.js';
+import { createDaemon, type Daemon } from '../daemon/daemon.js';
+import { SimDriver } from '../drivers/sim/sim-driver.js';
+import { VirtualClock } from '../executor/clock.js';
+import { createHttpApp, requireRole } from '../http/app.js';
+import { EventBus } from '../http/events.js';
+import { createToken } from '../http/tokens.js';
+import { officeScenario } from '../sim/office.js';
+import { openSqliteStore, type ApiRole, type Store } from '../store/store.js';
+import { drivePaced, type WallClock } from './pacing.js';
+
+/** Virtual seconds per wall second that show a day in about ten minutes. */
+export const DAY_PER_TEN_MINUTES = 86_400 / 600;
+
+/** The office's schedule in the demo: consolidate every night and all weekend, balance by day. */
+export const DEMO_SCHEDULE = {
+  timeZone: 'UTC',
+  otherwise: 'balance' as const,
+  windows: [
+    { name: 'nights', kind: 'consolidate' as const, days: ['sun', 'mon', 'tue', 'wed', 'thu', 'fri'] as ('sun' | 'mon' | 'tue' | 'wed' | 'thu' | 'fri')[], from: '19:00', to: '07:00' },
+    { name: 'weekend', kind: 'consolidate' as const, days: ['sat'] as 'sat'[], from: '00:00', to: '00:00' },
+  ],
+};
+
+export interface DemoServeOptions {
+  /** TCP port on 127.0.0.1 (0: any free one; the real one is in the result's url). */
+  readonly port?: number;
+  /** Virtual seconds per wall second (default DAY_PER_TEN_MINUTES). */
+  readonly speed?: number;
+  /** Simulated hours to run (default 168, a week); the API keeps serving after the run ends. */
+  readonly hours?: number;
+  readonly hosts?: number;
+  readonly mode?: Mode;
+  readonly policy?: string;
+  readonly seed?: number;
+  /** SQLite file for the run (default: in memory). */
+  readonly storePath?: string;
+  /** The dashboard's built files (default: dist/web next to this module's package). */
+  readonly staticDir?: string;
+  readonly wall?: WallClock;
+}
+
+export interface HistoryPoint {
+  readonly tMs: number;
+  readonly hostsOn: number;
+  readonly energyKWh: number;
+  readonly alwaysOnKWh: number;
+  readonly migrations: number;
+}
+
+export interface DemoServer {
+  /** http://127.0.0.1:PORT/ */
+  readonly url: string;
+  readonly port: number;
+  /** The admin token created for this run (the only copy). */
+  readonly adminToken: string;
+  readonly store: Store;
+  readonly daemon: Daemon;
+  /** A further token of `role` in this run's store (tests: a viewer). */
+  createToken(role: ApiRole): string;
+  /** Settles when the simulated run is over (the server keeps serving). */
+  readonly done: Promise<void>;
+  /** Stops the daemon and the server, closes the store. */
+  close(): Promise<void>;
+}
+
+/** dist/web of this package, from src/api or dist/api alike. */
+export function defaultStaticDir(): string {
+  return join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'web');
+}
+
+/** The demo's configuration, as a config file would give it (the API reads hosts, rules, schedule from it). */
+function demoConfig(scenario: ReturnType<typeof officeScenario>, mode: Mode, policy: string, intervalSec: number): TideConfig {
+  return parseConfig({
+    hosts: scenario.hosts.map((h) => ({ name: h.id, uri: `sim:///${h.id}` })),
+    rules: scenario.rules.map((r) => ({ ...r })),
+    policy: { name: policy, args: {} },
+    mode, intervalSec,
+    schedule: DEMO_SCHEDULE,
+  }, '<demo>');
+}
+
+export async function serveDemo(opts: DemoServeOptions = {}): Promise<DemoServer> {
+  const hours = opts.hours ?? 168;
+  const speed = opts.speed ?? DAY_PER_TEN_MINUTES;
+  if (!(speed > 0)) throw new RangeError(`speed must be > 0 (got ${speed})`);
+  const mode = opts.mode ?? 'automatic';
+  const policyName = opts.policy ?? 'tide';
+  const scenario = officeScenario({ hosts: opts.hosts ?? 4, days: Math.max(1, Math.ceil(hours / 24)), seed: opts.seed });
+  const config = demoConfig(scenario, mode, policyName, scenario.intervalSec);
+  const policy = compilePolicy(policyName, config.policy.args);
+  const clock = new VirtualClock(0);
+  const driver = new SimDriver(scenario, clock);
+  const baselineClock = new VirtualClock(0);
+  const baseline = new SimDriver(scenario, baselineClock);
+  const store = openSqliteStore(opts.storePath ?? ':memory:');
+  const epochMs = SIM_MONDAY_EPOCH_SEC * 1000;
+  const nowMs = (): number => epochMs + clock.now();
+  const bus = new EventBus(nowMs);
+
+  // Per-round history: hosts on, energy with Tide and left alone (the baseline driver is
+  // advanced to the same instant, in order, off the daemon's path).
+  const history: HistoryPoint[] = [];
+  let migrations = 0;
+  let baseChain: Promise<void> = Promise.resolve();
+  let lastAlwaysOn = 0;
+  const onTick = (t: TickResult): void => {
+    const atMs = t.snapshot.time * 1000;
+    const hostsOn = t.snapshot.hosts.filter((h) => h.powerState === 'on').length;
+    const energyKWh = driver.energyKWh();
+    const m = migrations;
+    baseChain = baseChain.then(async () => {
+      await baselineClock.runUntil(atMs);
+      lastAlwaysOn = baseline.energyKWh();
+      if (history.length >= 20_000) history.splice(0, history.length - 19_999);
+      history.push({ tMs: epochMs + atMs, hostsOn, energyKWh, alwaysOnKWh: lastAlwaysOn, migrations: m });
+    });
+  };
+
+  const daemon = createDaemon({
+    clock, store, hypervisor: driver, power: driver, holdLock: false,
+    // Approved plans are picked up within a simulated minute (and at once via wake()).
+    pollMs: 60_000,
+    settings: {
+      policy, mode,
+      limits: { maxConcurrent: 2, maxPerHost: 1 },
+      migrate: { mode: 'live', autoConverge: true, timeoutSec: 600 },
+      intervalSec: scenario.intervalSec,
+      hosts: Object.fromEntries(scenario.hosts.map((h) => [h.id, { power: h.power }])),
+      rules: scenario.rules,
+      schedule: compileSchedule(config.schedule!),
+      scheduleOffsetSec: SIM_MONDAY_EPOCH_SEC,
+      bootTimeoutSec: 900,
+    },
+    observer: bus.observer({
+      onTick,
+      onStepEnd: (r) => {
+        if (r.step.kind === 'migrate' && r.state === 'succeeded') migrations++;
+      },
+    }),
+  });
+
+  const staticDir = opts.staticDir ?? defaultStaticDir();
+  const app = createHttpApp({
+    store, config, bus, nowMs,
+    staticDir: existsSync(join(staticDir, 'index.html')) ? staticDir : undefined,
+    onChange: () => daemon.wake(),
+    extraRoutes: (api) => {
+      api.get('/api/v1/whoami', requireRole('viewer'), (c) => {
+        const t = c.get('token')!;
+        return c.json({ id: t.id, name: t.name, role: t.role }, 200);
+      });
+      api.get('/api/v1/demo', requireRole('viewer'), (c) => c.json({
+        simMs: nowMs(), epochMs, speed, mode, hours, scenario: scenario.name,
+        energyKWh: driver.energyKWh(), alwaysOnKWh: lastAlwaysOn, migrations, history,
+      }, 200));
+    },
+  });
+
+  const server: ServerType = await new Promise((resolve, reject) => {
+    const s = serve({ fetch: app.fetch, port: opts.port ?? 0, hostname: '127.0.0.1' }, () => resolve(s));
+    s.once('error', reject);
+  });
+  const port = (server.address() as AddressInfo).port;
+  const admin = createToken(store, { role: 'admin', name: 'demo admin', by: 'tide demo --serve' });
+
+  let stopped = false;
+  const done = drivePaced(clock, daemon.run(hours * 3_600_000), speed, opts.wall).then(async () => {
+    await baseChain;
+  }, (e: unknown) => {
+    if (!stopped) throw e;
+  });
+  // The run's failure surfaces through `done`; never as an unhandled rejection.
+  done.catch(() => {});
+
+  return {
+    url: `http://127.0.0.1:${port}/`,
+    port,
+    adminToken: admin.token,
+    store,
+    daemon,
+    done,
+    createToken: (role) => createToken(store, { role, name: `demo ${role}`, by: 'tide demo --serve' }).token,
+    async close() {
+      stopped = true;
+      daemon.stop({ graceMs: 0, reason: 'demo closed' });
+      await Promise.race([done, new Promise((r) => setTimeout(r, 2000))]);
+      // SSE streams stay open: drop every connection, then close.
+      (server as { closeAllConnections?: () => void }).closeAllConnections?.();
+      await new Promise<void>((r) => server.close(() => r()));
+      store.close();
+    },
+  };
+}

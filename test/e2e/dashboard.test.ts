@@ -1,0 +1,156 @@
+/**
+ * The dashboard in real headless Chromium (Debian's `chromium`, driven by playwright-core; no
+ * browser download) against `tide demo --serve` in-process (serveDemo: the daemon on the
+ * simulated office, the HTTP API, the built dashboard in dist/web).
+ *
+ *  - every host and every VM of the demo is on the page;
+ *  - a consolidation visibly moves VMs and powers a host off, live (no reload);
+ *  - in approve mode, a plan approved from the UI executes;
+ *  - a viewer token sees no approve button, and the API refuses the approval (403).
+ *
+ * Screenshots of the main pages go to docs/screenshots/ (linked from the README).
+ * Chromium missing: a printed skip, a failure under CI (CI=1).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { serveDemo, type DemoServer } from '../../src/api/demo-serve.js';
+
+const CHROMIUM = process.env.TIDE_CHROMIUM ?? '/usr/bin/chromium';
+const REQUIRED = process.env.CI === '1' || process.env.CI === 'true';
+const haveChromium = existsSync(CHROMIUM);
+const SHOTS = join(process.cwd(), 'docs', 'screenshots');
+const WEB = join(process.cwd(), 'dist', 'web');
+
+if (!haveChromium) {
+  if (REQUIRED) throw new Error(`dashboard e2e: ${CHROMIUM} is missing (apt-get install chromium; scripts/install-deps.sh) and CI requires it`);
+  console.warn(`SKIP dashboard e2e: ${CHROMIUM} is missing (apt-get install chromium, or set TIDE_CHROMIUM)`);
+}
+
+/** One hour of simulated time per wall second: Monday's evening consolidation (19:00) ~19 s in. */
+const FAST = 3600;
+
+describe.skipIf(!haveChromium)('dashboard in headless Chromium against tide demo --serve', () => {
+  let browser: Browser;
+
+  beforeAll(async () => {
+    // The dashboard is served from dist/web: build it (Vite, well under a second).
+    execFileSync('npx', ['vite', 'build', '--config', 'web/vite.config.ts'], { stdio: 'pipe' });
+    expect(existsSync(join(WEB, 'index.html'))).toBe(true);
+    mkdirSync(SHOTS, { recursive: true });
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  async function login(demo: DemoServer, token: string): Promise<Page> {
+    const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+    await page.goto(demo.url);
+    await page.fill('input[name=token]', token);
+    await page.click('button[type=submit]');
+    await page.waitForSelector('[data-host]');
+    return page;
+  }
+
+  /** VM → host as the page shows it. */
+  const placement = (page: Page): Promise<Record<string, string>> => page.$$eval('[data-vm]', (els) =>
+    Object.fromEntries(els.map((e) => [e.getAttribute('data-vm')!, e.closest('[data-host]')!.getAttribute('data-host')!])));
+  const powers = (page: Page): Promise<Record<string, string>> => page.$$eval('[data-host]', (els) =>
+    Object.fromEntries(els.map((e) => [e.getAttribute('data-host')!, e.getAttribute('data-power')!])));
+
+  it('shows every host and VM; a consolidation moves VMs and powers a host off, live', async () => {
+    const demo = await serveDemo({ port: 0, speed: FAST, hours: 30, staticDir: WEB });
+    try {
+      const page = await login(demo, demo.adminToken);
+      // The first round has run when VMs show; every host of the office and every VM.
+      await page.waitForSelector('[data-vm]');
+      const hosts = Object.keys(await powers(page)).sort();
+      expect(hosts).toEqual(['srv-1', 'srv-2', 'srv-3', 'srv-4']);
+      const vms = (await demo.daemon.controller.collect()).vms.map((v) => v.id).sort();
+      expect(vms.length).toBeGreaterThanOrEqual(10);
+      expect(Object.keys(await placement(page)).sort()).toEqual(vms);
+      await page.waitForSelector('[data-testid=live]:text("Live")');
+
+      // Wait, without reloading, for the day's spread (07:00 on) and then the evening
+      // consolidation (19:00 on): some VM changes host and a host that was on goes off.
+      const before = await placement(page);
+      let seenOn = new Set(Object.entries(await powers(page)).filter(([, p]) => p === 'on').map(([h]) => h));
+      let moved = false;
+      let poweredOff: string | null = null;
+      await page.screenshot({ path: join(SHOTS, 'cluster-day.png') });
+      const deadline = Date.now() + 60_000;
+      while (Date.now() < deadline && !(moved && poweredOff)) {
+        await page.waitForTimeout(250);
+        const now = await placement(page);
+        if (Object.keys(now).some((vm) => before[vm] !== undefined && now[vm] !== before[vm])) moved = true;
+        const p = await powers(page);
+        for (const [h, state] of Object.entries(p)) {
+          if (state === 'on') seenOn.add(h);
+          else if (state === 'off' && seenOn.has(h) && moved) poweredOff = h;
+        }
+        seenOn = new Set([...seenOn]);
+      }
+      expect(moved).toBe(true);
+      expect(poweredOff).not.toBeNull();
+      await page.waitForTimeout(500);
+      await page.screenshot({ path: join(SHOTS, 'cluster.png') });
+      // The powered-off host holds no VM on the page.
+      expect(await page.$$(`[data-host="${poweredOff}"] [data-vm]`)).toHaveLength(0);
+
+      for (const p of ['schedule', 'history', 'plan'] as const) {
+        await page.click(`[data-page=${p}]`);
+        await page.waitForTimeout(400);
+        if (p === 'history') await page.waitForSelector('[data-testid=chart-energy] canvas');
+        if (p === 'schedule') await page.waitForSelector('[data-testid=timeline] .tl-window');
+        await page.screenshot({ path: join(SHOTS, `${p}.png`) });
+      }
+      await page.close();
+    } finally {
+      await demo.close();
+    }
+  }, 120_000);
+
+  it('approve mode: a plan approved from the UI executes; a viewer cannot approve', async () => {
+    // Slow enough that the proposal waits for us (a round every 5 simulated minutes = 1 s).
+    const demo = await serveDemo({ port: 0, speed: 300, hours: 24, mode: 'approve', staticDir: WEB });
+    try {
+      const viewerToken = demo.createToken('viewer');
+      const viewer = await login(demo, viewerToken);
+      await viewer.click('[data-page=plan]');
+      await viewer.waitForSelector('[data-plan][data-status=proposed]', { timeout: 30_000 });
+      expect(await viewer.$$('[data-action=approve]')).toHaveLength(0);
+      await viewer.waitForSelector('[data-testid=viewer-note]');
+      expect(await viewer.$$('[data-action=maintenance]')).toHaveLength(0);
+      await viewer.screenshot({ path: join(SHOTS, 'plan-viewer.png') });
+      const planId = Number(await viewer.getAttribute('[data-plan]', 'data-plan'));
+      // The API refuses the viewer too, and nothing changes.
+      const res = await fetch(`${demo.url}api/v1/plans/${planId}/approve`, {
+        method: 'POST', headers: { authorization: `Bearer ${viewerToken}`, 'content-type': 'application/json' }, body: '{}',
+      });
+      expect(res.status).toBe(403);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('TIDE_FORBIDDEN');
+      expect(demo.store.getPlan(planId)!.status).toBe('proposed');
+      await viewer.close();
+
+      const admin = await login(demo, demo.adminToken);
+      await admin.click('[data-page=plan]');
+      await admin.waitForSelector('[data-plan][data-status=proposed] [data-action=approve]', { timeout: 30_000 });
+      const id = Number(await admin.getAttribute('[data-plan]', 'data-plan'));
+      await admin.screenshot({ path: join(SHOTS, 'plan-approve.png') });
+      await admin.click('[data-action=approve]');
+      // The daemon executes it: the stored plan ends done, and the page shows it without a reload.
+      await expect.poll(() => demo.store.getPlan(id)!.status, { timeout: 30_000 }).toBe('done');
+      expect(demo.store.getPlan(id)!.statusReason ?? '').not.toMatch(/fail/i);
+      const runs = demo.store.stepRuns(id);
+      expect(runs.length).toBeGreaterThan(0);
+      expect(runs.every((r) => r.state === 'succeeded')).toBe(true);
+      await admin.waitForSelector(`[data-plan="${id}"][data-status=done]`, { timeout: 15_000 });
+      await admin.close();
+    } finally {
+      await demo.close();
+    }
+  }, 120_000);
+});
