@@ -180,6 +180,20 @@ export const webhookConfigSchema = z.object({
   error: 'give exactly one of secretFile or secretEnv', path: ['secretFile'],
 });
 
+/**
+ * The HTTP API (src/http, docs/api.md): loopback by default; TLS when both files are given
+ * (paths relative to the configuration file).
+ */
+export const httpConfigSchema = z.object({
+  /** Address to bind; 127.0.0.1 unless you mean to expose the API (then use TLS). */
+  listen: z.string().min(1).default('127.0.0.1'),
+  port: z.number().int().min(0).max(65535).default(8640),
+  tlsCertFile: z.string().min(1).optional(),
+  tlsKeyFile: z.string().min(1).optional(),
+}).strict().refine((h) => (h.tlsCertFile === undefined) === (h.tlsKeyFile === undefined), {
+  error: 'give both tlsCertFile and tlsKeyFile (or neither)', path: ['tlsCertFile'],
+});
+
 export const tideConfigSchema = z.object({
   hosts: z.array(hostConfigSchema).min(1, 'at least one host'),
   vms: z.record(z.string(), vmConfigSchema).default({}),
@@ -194,6 +208,8 @@ export const tideConfigSchema = z.object({
   schedule: scheduleConfigSchema.optional(),
   /** Signed JSON POSTs on plan, migration, power and freeze events (docs/webhooks.md). */
   webhooks: z.array(webhookConfigSchema).default([]),
+  /** The daemon's HTTP API and dashboard (docs/api.md); absent: not served. */
+  http: httpConfigSchema.optional(),
 }).strict();
 
 export type TideConfigInput = z.input<typeof tideConfigSchema>;
