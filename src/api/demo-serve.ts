@@ -10,7 +10,7 @@
  * GET /api/v1/whoami (the caller's token name and role) and GET /api/v1/demo (simulated time,
  * speed, energy with Tide vs the same datacenter left always on, and the per-round history).
  */
-import { existsSync } from 'node:fs';
+import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -213,4 +213,49 @@ export async function serveDemo(opts: DemoServeOptions = {}): Promise<DemoServer
       store.close();
     },
   };
+}
+
+/** How `tide demo --serve` talks to its terminal (src/cli/io.ts CliIo fits). */
+export interface ServeIo {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+/**
+ * `tide demo --serve`: starts serveDemo, prints the URL, hands the admin token over (written to
+ * `tokenFile` with mode 0600, or printed once), and serves until SIGINT/SIGTERM (or `signal`).
+ * Resolves with the exit status (0; 1 when the simulated run failed).
+ */
+export async function runDemoServe(io: ServeIo, opts: DemoServeOptions & { tokenFile?: string; signal?: AbortSignal }): Promise<number> {
+  const demo = await serveDemo(opts);
+  let failed = false;
+  try {
+    if (opts.tokenFile) {
+      writeFileSync(opts.tokenFile, `${demo.adminToken}\n`, { mode: 0o600 });
+      chmodSync(opts.tokenFile, 0o600);
+    }
+    const speed = opts.speed ?? DAY_PER_TEN_MINUTES;
+    io.out(`Tide demo: ${opts.hours ?? 168} simulated hours at ${Math.round(speed)}× (a day in ${(86_400 / speed / 60).toFixed(1)} min), mode ${opts.mode ?? 'automatic'}\n`);
+    io.out(`dashboard and API: ${demo.url}\n`);
+    io.out(opts.tokenFile ? `admin token written to ${opts.tokenFile}\n` : `admin token (shown once): ${demo.adminToken}\n`);
+    io.out('Ctrl-C to stop.\n');
+    demo.done.then(() => io.out('the simulated run is over; still serving (Ctrl-C to stop)\n'), (e: unknown) => {
+      failed = true;
+      io.err(`tide demo: the simulated run failed: ${e instanceof Error ? e.message : String(e)}\n`);
+    });
+    await new Promise<void>((resolve) => {
+      const stop = (): void => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        resolve();
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+      if (opts.signal?.aborted) stop();
+      opts.signal?.addEventListener('abort', stop, { once: true });
+    });
+  } finally {
+    await demo.close();
+  }
+  return failed ? 1 : 0;
 }

@@ -12,11 +12,14 @@
  * Chromium missing: a printed skip, a failure under CI (CI=1).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveDemo, type DemoServer } from '../../src/api/demo-serve.js';
+import type { CliIo } from '../../src/cli/io.js';
+import { main } from '../../src/cli/main.js';
 
 const CHROMIUM = process.env.TIDE_CHROMIUM ?? '/usr/bin/chromium';
 const REQUIRED = process.env.CI === '1' || process.env.CI === 'true';
@@ -153,4 +156,46 @@ describe.skipIf(!haveChromium)('dashboard in headless Chromium against tide demo
       await demo.close();
     }
   }, 120_000);
+});
+
+describe('tide demo --serve (the CLI, in-process)', () => {
+  it('prints the URL, writes the admin token (0600), serves the API (401 without a token) and the dashboard, stops on SIGTERM', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tide-demo-serve-'));
+    const tokenFile = join(dir, 'admin.token');
+    let out = '';
+    const io: CliIo = { out: (t) => void (out += t), err: (t) => void (out += t), isTty: false, env: process.env, cwd: process.cwd() };
+    // Only our handlers see the SIGTERM we emit below (the test runner's are set aside meanwhile).
+    const saved = process.listeners('SIGTERM');
+    process.removeAllListeners('SIGTERM');
+    try {
+      const run = main(['demo', '--serve', '--port', '0', '--token-file', tokenFile, '--speed', '3600', '--hours', '24'], io);
+      await expect.poll(() => /http:\/\/127\.0\.0\.1:(\d+)\//.exec(out)?.[0] ?? null, { timeout: 15_000 }).not.toBeNull();
+      const url = /http:\/\/127\.0\.0\.1:\d+\//.exec(out)![0];
+      expect(Number(new URL(url).port)).toBeGreaterThan(0);
+      expect(statSync(tokenFile).mode & 0o777).toBe(0o600);
+      const token = readFileSync(tokenFile, 'utf8').trim();
+      expect(out).not.toContain(token);
+      expect((await fetch(`${url}api/v1/hosts`)).status).toBe(401);
+      await expect.poll(async () => {
+        const r = await fetch(`${url}api/v1/hosts`, { headers: { authorization: `Bearer ${token}` } });
+        return ((await r.json()) as { hosts: { powerState: string }[] }).hosts.filter((h) => h.powerState !== 'unknown').length;
+      }, { timeout: 15_000 }).toBe(4);
+      const who = await (await fetch(`${url}api/v1/whoami`, { headers: { authorization: `Bearer ${token}` } })).json();
+      expect(who).toMatchObject({ role: 'admin' });
+      if (existsSync(join(WEB, 'index.html'))) expect(await (await fetch(url)).text()).toContain('<div id="app">');
+      process.emit('SIGTERM');
+      expect(await run).toBe(0);
+      await expect(fetch(`${url}api/v1/hosts`)).rejects.toThrow();
+    } finally {
+      for (const l of saved) process.on('SIGTERM', l as () => void);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it('refuses --port without --serve (usage, exit 2)', async () => {
+    let err = '';
+    const io: CliIo = { out: () => {}, err: (t) => void (err += t), isTty: false, env: process.env, cwd: process.cwd() };
+    expect(await main(['demo', '--port', '8080'], io)).toBe(2);
+    expect(err).toMatch(/--serve/);
+  });
 });

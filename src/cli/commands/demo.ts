@@ -1,4 +1,5 @@
 import { clockLabel, runDemo } from '../../api/demo.js';
+import { DAY_PER_TEN_MINUTES, runDemoServe } from '../../api/demo-serve.js';
 import { WEEK_PER_MINUTE } from '../../api/pacing.js';
 import { checkStorePath, LIMITS } from '../../input/schema.js';
 import { num, parse, table } from '../args.js';
@@ -6,6 +7,7 @@ import { UsageError, type Command } from '../io.js';
 
 const usage = `tide demo [--hours H] [--hosts N] [--policy P] [--mode automatic|approve|recommend] [--seed S] [--store FILE]
           [--speed X] [--json] [--quiet]
+tide demo --serve [--port P] [--token-file F] [--speed X] [--hours H] [--hosts N] [--mode M] [--store FILE]
 
   Runs the Tide daemon (collect → plan → execute, as \`tide daemon\` does) on the embedded
   simulated datacenter: a small company's mail, FTP, web, database and file VMs on N hosts
@@ -15,7 +17,12 @@ const usage = `tide demo [--hours H] [--hosts N] [--policy P] [--mode automatic|
 
   On a terminal the run is paced for watching: X simulated seconds per wall second (default
   ${Math.round(WEEK_PER_MINUTE)}: a week in about a minute, the default 48 h in about 17 s). With --json, or when
-  stdout is not a terminal, it runs as fast as it can unless --speed is given.`;
+  stdout is not a terminal, it runs as fast as it can unless --speed is given.
+
+  --serve runs the same daemon at a watchable ${Math.round(DAY_PER_TEN_MINUTES)}× (a day in about 10 minutes; --speed)
+  over H hours (default 168) and serves the HTTP API and the dashboard on 127.0.0.1:P (default
+  0: a free port; the URL is printed) until Ctrl-C. An admin token is written to F (mode 0600)
+  or, without --token-file, printed once.`;
 
 export const demoCommand: Command = {
   summary: "run Tide's DRS+DPM loop on the embedded simulated office datacenter",
@@ -24,6 +31,7 @@ export const demoCommand: Command = {
     const { values } = parse(argv, {
       hours: { type: 'string' }, hosts: { type: 'string' }, policy: { type: 'string' }, mode: { type: 'string' },
       seed: { type: 'string' }, store: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' }, speed: { type: 'string' },
+      serve: { type: 'boolean' }, port: { type: 'string' }, 'token-file': { type: 'string' },
     });
     const mode = (values.mode as string | undefined) ?? 'automatic';
     if (!['automatic', 'approve', 'recommend'].includes(mode)) throw new UsageError(`--mode must be automatic, approve or recommend (got '${mode}')`);
@@ -32,6 +40,17 @@ export const demoCommand: Command = {
     const seed = num(values.seed as string | undefined, '--seed', 7, { int: true, min: 0, max: 2 ** 32 - 1 });
     if (values.store !== undefined) checkStorePath(values.store as string, '--store');
     const speedArg = values.speed as string | undefined;
+    if (values.serve) {
+      if (values.json) throw new UsageError('--serve and --json do not go together');
+      const port = num(values.port as string | undefined, '--port', 0, { int: true, min: 0, max: 65535 });
+      return runDemoServe(io, {
+        port, hosts, mode: mode as 'automatic', seed, policy: values.policy as string | undefined,
+        hours: values.hours === undefined ? 168 : hours, storePath: values.store as string | undefined,
+        speed: num(speedArg, '--speed', DAY_PER_TEN_MINUTES, { min: 1, max: 1e9 }),
+        tokenFile: values['token-file'] as string | undefined,
+      });
+    }
+    if (values.port !== undefined || values['token-file'] !== undefined) throw new UsageError('--port and --token-file need --serve');
     const speed = num(speedArg, '--speed', WEEK_PER_MINUTE, { min: 1, max: 1e9 });
     // Paced only for someone watching: never with --json; off a terminal only when asked.
     const paced = !values.json && (speedArg !== undefined || io.outIsTty === true);
