@@ -42,7 +42,7 @@ const PLANS_READ = 100_000;
 
 export interface MetricsOptions {
   /** The daemon's store: plans by status are counted from it at each scrape. Absent: no tide_plans gauge values. */
-  readonly store?: Store;
+  readonly store?: Store | (() => Store | undefined);
   /** The migration mode a failed migration (which has no result) is counted under (default 'live'). */
   readonly migrationMode?: () => string;
   /** Metric name prefix (default 'tide_'). */
@@ -142,10 +142,11 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   const roundErrors = new Counter({ name: `${p}round_errors_total`, help: 'Failed rounds, by Tide error code', labelNames: ['code'], registers: reg });
   const frozen = new Gauge({ name: `${p}frozen`, help: 'Telemetry freeze: 1 while moves are frozen, with the reason codes (sorted, comma-separated); 0 with reason ""', labelNames: ['reason'], registers: reg });
   frozen.set({ reason: '' }, 0);
-  const store = opts.store;
+  const storeOf = (): Store | undefined => (typeof opts.store === 'function' ? opts.store() : opts.store);
   new Gauge({
     name: `${p}plans`, help: 'Plans in the store by status', labelNames: ['status'], registers: reg,
     collect() {
+      const store = storeOf();
       if (!store) return;
       for (const s of PLAN_STATUSES) {
         try {

@@ -58,7 +58,7 @@ export interface WebhooksOptions {
   readonly clock: Clock;
   readonly log?: DaemonLog;
   /** The daemon's store: tells a plan executed at once (automatic) and finds plans approved by another process. */
-  readonly store?: Store;
+  readonly store?: Store | (() => Store | undefined);
   /** First retry delay, ms (default 1000); doubles per attempt. */
   readonly baseDelayMs?: number;
   /** Longest retry delay, ms (default 60 000). */
@@ -159,6 +159,7 @@ export function createWebhooks(targets: readonly WebhookTarget[], opts: Webhooks
   const baseDelay = opts.baseDelayMs ?? 1000;
   const maxDelay = opts.maxDelayMs ?? 60_000;
   const queueSize = Math.max(1, opts.queueSize ?? 1000);
+  const storeOf = (): Store | undefined => (typeof opts.store === 'function' ? opts.store() : opts.store);
   const closeAc = new AbortController();
   let closed = false;
   const idleWaiters: (() => void)[] = [];
@@ -273,7 +274,7 @@ export function createWebhooks(targets: readonly WebhookTarget[], opts: Webhooks
   /** Approved plans in the store not announced yet (approved by `tide approve` in another process). */
   const sweepApproved = (): void => {
     try {
-      for (const p of opts.store?.listPlans({ status: 'approved', limit: 100 }) ?? []) announce(p.id, p.statusReason ?? null);
+      for (const p of storeOf()?.listPlans({ status: 'approved', limit: 100 }) ?? []) announce(p.id, p.statusReason ?? null);
     } catch { /* a failing store: the next round tries again */ }
   };
   /** The plan executing now (onRunEnd does not name it). */
@@ -289,7 +290,7 @@ export function createWebhooks(targets: readonly WebhookTarget[], opts: Webhooks
       });
       let status: string | undefined;
       try {
-        status = opts.store?.getPlan(planId)?.status;
+        status = storeOf()?.getPlan(planId)?.status;
       } catch { /* unknown */ }
       if (status === 'running') {
         current = planId;
