@@ -94,7 +94,7 @@ const CASES: [string[], number, RegExp][] = [
   [['bench', 'migrate', '--vm', 'x', '--runs', '1e9'], 2, /--runs must be an integer in 1\.\.1000/],
   [['bench', 'migrate', '--vm', 'x', '--timeout', '1e12'], 2, /--timeout must be a number in 0\.001\.\.2147483/],
   // lab (validation happens before anything needs root)
-  [['lab'], 2, /expected up, down, status or virsh/],
+  [['lab'], 2, /expected up, down, status, virsh or demo/],
   [['lab', 'up', '--vms', '1000'], 2, /--vms must be an integer in 0\.\.89/],
   [['lab', 'up', '--mem-mib', '1e9'], 2, /--mem-mib must be an integer in 64\.\.65536/],
   [['lab', 'up', '--accel', 'warp'], 2, /accel/],
