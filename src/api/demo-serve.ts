@@ -25,6 +25,7 @@ import { createDaemon, type Daemon } from '../daemon/daemon.js';
 import { SimDriver } from '../drivers/sim/sim-driver.js';
 import { VirtualClock } from '../executor/clock.js';
 import { createHttpApp, requireRole } from '../http/app.js';
+import { chainObservers, createMetrics, metricsHandler } from '../metrics/prometheus.js';
 import { EventBus } from '../http/events.js';
 import { createToken } from '../http/tokens.js';
 import { officeScenario } from '../sim/office.js';
@@ -119,6 +120,8 @@ export async function serveDemo(opts: DemoServeOptions = {}): Promise<DemoServer
   const epochMs = SIM_MONDAY_EPOCH_SEC * 1000;
   const nowMs = (): number => epochMs + clock.now();
   const bus = new EventBus(nowMs);
+  // Prometheus metrics (src/metrics/prometheus.ts) at GET /metrics, no token (127.0.0.1 only).
+  const metrics = createMetrics({ store, migrationMode: () => 'live' });
 
   // Per-round history: hosts on, energy with Tide and left alone (the baseline driver is
   // advanced to the same instant, in order, off the daemon's path).
@@ -154,12 +157,12 @@ export async function serveDemo(opts: DemoServeOptions = {}): Promise<DemoServer
       scheduleOffsetSec: SIM_MONDAY_EPOCH_SEC,
       bootTimeoutSec: 900,
     },
-    observer: bus.observer({
+    observer: bus.observer(chainObservers(metrics.observer, {
       onTick,
       onStepEnd: (r) => {
         if (r.step.kind === 'migrate' && r.state === 'succeeded') migrations++;
       },
-    }),
+    })),
   });
 
   const staticDir = opts.staticDir ?? defaultStaticDir();
@@ -168,6 +171,7 @@ export async function serveDemo(opts: DemoServeOptions = {}): Promise<DemoServer
     staticDir: existsSync(join(staticDir, 'index.html')) ? staticDir : undefined,
     onChange: () => daemon.wake(),
     extraRoutes: (api) => {
+      api.get('/metrics', metricsHandler(metrics));
       api.get('/api/v1/whoami', requireRole('viewer'), (c) => {
         const t = c.get('token')!;
         return c.json({ id: t.id, name: t.name, role: t.role }, 200);
