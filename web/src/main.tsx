@@ -77,7 +77,7 @@ function Logo() {
 }
 
 const POWER_LABEL: Record<string, string> = {
-  on: 'On', off: 'Off', booting: 'Booting', waking: 'Waking', shuttingDown: 'Shutting down', poweringOff: 'Powering off', unknown: 'Unknown',
+  on: 'On', off: 'Off', standby: 'Standby', booting: 'Booting', waking: 'Waking', shuttingDown: 'Shutting down', poweringOff: 'Powering off', unknown: 'Unknown',
 };
 
 function Bar({ label, pct, detail }: { label: string; pct: number | null; detail: string }) {
@@ -259,6 +259,7 @@ function PlanPage({ s, role, token, refresh, notify }: PageProps) {
           <ul class="why-not">{plan.notMoved.map((n) => <li key={n.vm}><span class="mono">{n.vm}</span> {n.reason}</li>)}</ul>
         )}
         <h3>Earlier plans</h3>
+        {s.plans.length < 2 && <p class="muted small">None yet.</p>}
         <ul class="plan-list">
           {s.plans.filter((p) => p !== plan).slice(0, 8).map((p) => (
             <li key={p.id}><span class="mono">#{p.id}</span> <span class={`pill tiny status-${p.status}`}>{p.status}</span> <span class="muted small">{p.summary ?? `${p.stepCount} steps`}</span></li>
