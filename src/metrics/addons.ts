@@ -40,7 +40,8 @@ export interface DaemonAddons {
   readonly observer: DaemonObserver;
   /** Adds GET /metrics (outside /api/v1: no token; the server binds to 127.0.0.1 by default). */
   routes<E extends Env>(app: Hono<E>): void;
-  close(): Promise<void>;
+  /** Gives queued webhooks up to flushMs (wall ms, default 5000) to go out, then drops the rest. */
+  close(flushMs?: number): Promise<void>;
 }
 
 /** Throws ConfigError when a webhook's secret cannot be read. */
@@ -58,8 +59,8 @@ export function daemonAddons(opts: DaemonAddonsOptions): DaemonAddons {
     routes: (app) => {
       app.get('/metrics', handler);
     },
-    close: async () => {
-      await webhooks?.close();
+    close: async (flushMs = 5000) => {
+      await webhooks?.close(flushMs);
     },
   };
 }

@@ -80,8 +80,11 @@ export interface Webhooks {
   readonly observer: DaemonObserver;
   /** Resolves when every queue is empty and no delivery is in flight. */
   idle(): Promise<void>;
-  /** Stops: in-flight attempts are aborted, queued deliveries dropped. */
-  close(): Promise<void>;
+  /**
+   * Stops: waits up to `flushMs` (wall ms, default 0) for the queues to empty, then aborts
+   * in-flight attempts and drops what is still queued (reported as 'dropped').
+   */
+  close(flushMs?: number): Promise<void>;
 }
 
 /** `sha256=<hex>`: the X-Tide-Signature of a body. */
@@ -343,7 +346,18 @@ export function createWebhooks(targets: readonly WebhookTarget[], opts: Webhooks
       idleWaiters.push(res);
       checkIdle();
     }),
-    async close() {
+    async close(flushMs = 0) {
+      if (flushMs > 0 && !closed) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([
+          new Promise<void>((res) => {
+            idleWaiters.push(res);
+            checkIdle();
+          }),
+          new Promise<void>((res) => { timer = setTimeout(res, flushMs); }),
+        ]);
+        clearTimeout(timer);
+      }
       closed = true;
       closeAc.abort();
       for (const q of queues) {

@@ -177,6 +177,26 @@ describe('webhook deliveries to a real receiver on 127.0.0.1', () => {
   });
 });
 
+describe('webhooks close', () => {
+  it('close(flushMs) lets queued deliveries go out first; close() drops them', async () => {
+    const a = await setup([200], { hold: true });
+    a.hooks.emit('plan.created', { n: 1 });
+    a.hooks.emit('plan.created', { n: 2 });
+    while (a.rx.got.length < 1) await new Promise((r) => setTimeout(r, 5));
+    const closing = a.hooks.close(10_000);
+    a.rx.release();
+    await closing;
+    expect(a.deliveries.map((d) => d.outcome)).toEqual(['delivered', 'delivered']);
+
+    const b = await setup([200], { hold: true });
+    b.hooks.emit('plan.created', { n: 1 });
+    b.hooks.emit('plan.created', { n: 2 });
+    while (b.rx.got.length < 1) await new Promise((r) => setTimeout(r, 5));
+    await b.hooks.close();
+    expect(b.deliveries.map((d) => d.outcome).sort()).toEqual(['dropped', 'failed']);
+  });
+});
+
 describe('webhooks fed by the daemon on the simulator', () => {
   it('automatic consolidation: plan.created, plan.started, host.powered_off, plan.finished — each once, signed', async () => {
     const rx = await receiver([200]);
