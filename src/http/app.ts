@@ -181,6 +181,8 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<ApiEnv> {
       const len = c.req.header('content-length');
       if (len !== undefined && !(Number(len) <= maxBody)) throw new HttpError('TIDE_BODY_TOO_LARGE', `request body over ${maxBody} bytes`);
       const text = await readLimited(c.req.raw, maxBody);
+      // The validators read the body through Hono's cache (the stream is consumed now).
+      (c.req.bodyCache as { text?: Promise<string> }).text = Promise.resolve(text);
       if (text.length > 0 && !/^application\/json\s*(;|$)/i.test(c.req.header('content-type') ?? '')) {
         throw new HttpError('TIDE_UNSUPPORTED_MEDIA_TYPE', 'a request body must be JSON (Content-Type: application/json)');
       }
@@ -340,6 +342,7 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<ApiEnv> {
           const e = queue.shift()!;
           await stream.writeSSE({ event: e.type, id: String(e.id), data: JSON.stringify({ atMs: e.atMs, ...e.data }) });
         }
+        if (!open) break;
         await new Promise<void>((resolve) => {
           wakeUp = resolve;
           const t = setTimeout(resolve, keepAliveMs);
@@ -409,8 +412,7 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<ApiEnv> {
 /** Reads a request body as text, refusing (413) past `max` bytes even without Content-Length. */
 async function readLimited(req: Request, max: number): Promise<string> {
   if (!req.body) return '';
-  // Read a clone so the validators can read the body again.
-  const reader = req.clone().body!.getReader();
+  const reader = req.body.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {
@@ -418,7 +420,7 @@ async function readLimited(req: Request, max: number): Promise<string> {
     if (done) break;
     total += value.byteLength;
     if (total > max) {
-      await reader.cancel();
+      void reader.cancel().catch(() => {});
       throw new HttpError('TIDE_BODY_TOO_LARGE', `request body over ${max} bytes`);
     }
     chunks.push(value);

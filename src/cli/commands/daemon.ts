@@ -1,8 +1,12 @@
+import { dirname, resolve } from 'node:path';
 import { loadConfig } from '../../config/load.js';
 import type { TideConfig } from '../../config/schema.js';
 import { openDaemon, settingsFromConfig } from '../../daemon/config.js';
 import { configSecrets, createLogger } from '../../daemon/log.js';
 import { systemClock } from '../../executor/clock.js';
+import { createHttpApp } from '../../http/app.js';
+import { EventBus } from '../../http/events.js';
+import { serveHttp, type HttpServer } from '../../http/serve.js';
 import { num, parse } from '../args.js';
 import { clusterConfig } from '../cluster.js';
 import { processIo, UsageError, type Command } from '../io.js';
@@ -15,6 +19,8 @@ const usage = `tide [--config FILE] daemon [--once] [--log-format auto|json|text
   approve (approve: tide plans, tide plan show ID, tide approve ID), or executes it (automatic).
   Hosts put in maintenance with \`tide host maintenance on HOST\` are evacuated by a round's plan.
   Holds the cluster lock while it runs; \`tide status\` shows what it does.
+  With an \`http\` section in the configuration it also serves the HTTP API on 127.0.0.1 (unless
+  http.listen says otherwise; tokens: tide token create; see docs/api.md).
 
   Logs go to stdout: one JSON object per line when stdout is not a terminal, readable lines on a
   terminal. BMC passwords never appear in them.
@@ -54,9 +60,27 @@ export const daemonCommand: Command = {
     // auto: text on a terminal (the process's stdout; in-process callers say with io.isTty).
     const tty = format === 'text' || (format === 'auto' && (io === processIo ? Boolean(process.stdout.isTTY) : io.isTty));
     const log = createLogger({ write: (l) => io.out(l), tty, level, clock: systemClock, secrets: configSecrets(config, file, io.env) });
-    const opened = openDaemon(config, file, { log, stopGraceMs: graceMs, pollMs });
+    // The HTTP API (config section http): its event bus is fed by the daemon's observer.
+    const bus = config.http ? new EventBus() : undefined;
+    const opened = openDaemon(config, file, { log, stopGraceMs: graceMs, pollMs, ...(bus ? { observer: bus.observer() } : {}) });
     const { daemon } = opened;
     let current: TideConfig = config;
+    let http: HttpServer | undefined;
+    if (config.http && bus && !values.once) {
+      const h = config.http;
+      const rel = (f: string): string => resolve(dirname(file), f);
+      const app = createHttpApp({
+        store: opened.store, config: () => current, bus, onChange: () => daemon.wake(),
+        logError: (e, where) => log.error({ event: 'http-error', where, message: e instanceof Error ? e.message : String(e) }, `HTTP ${where}: internal error`),
+      });
+      try {
+        http = await serveHttp(app, { host: h.listen, port: h.port, ...(h.tlsCertFile && h.tlsKeyFile ? { tls: { certFile: rel(h.tlsCertFile), keyFile: rel(h.tlsKeyFile) } } : {}) });
+      } catch (e) {
+        await opened.close();
+        throw e;
+      }
+      log.info({ event: 'http', url: http.url }, `HTTP API on ${http.url}/api/v1 (tokens: tide token create --role viewer|operator|admin)`);
+    }
     const onStop = (sig: string) => (): void => {
       log.info({ event: 'signal', signal: sig }, `${sig}: stopping`);
       daemon.stop({ reason: sig });
@@ -101,6 +125,7 @@ export const daemonCommand: Command = {
       process.off('SIGINT', onInt);
       process.off('SIGHUP', onHup);
       process.off('SIGUSR1', onUsr1);
+      await http?.close();
       await opened.close();
     }
   },

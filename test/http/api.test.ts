@@ -1,0 +1,273 @@
+/**
+ * The HTTP API in-process (app.request): every route × {no token, viewer, operator, admin} →
+ * the expected status, and nothing changes on a refusal; approve through the API and the
+ * daemon executes the plan; SSE delivers the daemon's events; the OpenAPI document lists every
+ * route; body limit, strict validation, rate limit on failed logins; tokens revoked; the
+ * server binds 127.0.0.1 by default; `tide token create|list|revoke`.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createHttpApp } from '../../src/http/app.js';
+import { serveHttp } from '../../src/http/serve.js';
+import { hashToken } from '../../src/http/tokens.js';
+import { openSqliteStore, type ApiRole } from '../../src/store/store.js';
+import { runCli } from '../helpers/cli.js';
+import { apiFixture, storeDigest, type ApiFixture, type Who } from './helpers.js';
+
+interface RouteCase {
+  readonly method: 'GET' | 'POST';
+  /** With {id} (the proposed plan) and {host} (the first host). */
+  readonly path: string;
+  readonly body?: unknown;
+  readonly role: ApiRole;
+}
+
+/** Every route of the API (the OpenAPI test checks this list is complete). */
+export const ROUTES: readonly RouteCase[] = [
+  { method: 'GET', path: '/api/v1/status', role: 'viewer' },
+  { method: 'GET', path: '/api/v1/clusters', role: 'viewer' },
+  { method: 'GET', path: '/api/v1/hosts', role: 'viewer' },
+  { method: 'GET', path: '/api/v1/hosts/{host}', role: 'viewer' },
+  { method: 'GET', path: '/api/v1/vms', role: 'viewer' },
+  { method: 'GET', path: '/api/v1/plans', role: 'viewer' },
+  { method: 'GET', path: '/api/v1/plans/{id}', role: 'viewer' },
+  { method: 'GET', path: '/api/v1/migrations', role: 'viewer' },
+  { method: 'GET', path: '/api/v1/schedule', role: 'viewer' },
+  { method: 'GET', path: '/api/v1/freeze', role: 'viewer' },
+  { method: 'GET', path: '/api/v1/rules', role: 'viewer' },
+  { method: 'GET', path: '/api/v1/policy', role: 'viewer' },
+  { method: 'POST', path: '/api/v1/policy/validate', body: { name: 'tide', args: { targetUtil: 0.7 } }, role: 'viewer' },
+  { method: 'GET', path: '/api/v1/events', role: 'viewer' },
+  { method: 'POST', path: '/api/v1/plans/{id}/approve', role: 'operator' },
+  { method: 'POST', path: '/api/v1/plans/{id}/reject', body: { reason: 'not now' }, role: 'operator' },
+  { method: 'POST', path: '/api/v1/hosts/{host}/maintenance', body: { on: true, reason: 'disk swap' }, role: 'operator' },
+];
+
+const RANK: Record<Who, number> = { none: -1, viewer: 0, operator: 1, admin: 2 };
+
+const fill = (f: ApiFixture, p: string): string => p.replace('{id}', String(f.planId)).replace('{host}', f.config.hosts[0]!.name);
+
+describe('every route × every role', () => {
+  for (const r of ROUTES) {
+    it(`${r.method} ${r.path}: none → 401, below ${r.role} → 403 (nothing changes), ${r.role} and above → 200`, async () => {
+      const f = await apiFixture();
+      for (const who of ['none', 'viewer', 'operator', 'admin'] as const) {
+        const before = storeDigest(f.d.store);
+        const res = await f.req(who, r.method, fill(f, r.path), r.body);
+        const allowed = RANK[who] >= RANK[r.role];
+        const want = who === 'none' ? 401 : allowed ? 200 : 403;
+        if (res.headers.get('content-type')?.startsWith('text/event-stream')) await res.body?.cancel();
+        else {
+          const body = await res.json() as { error?: { code: string; message: string } };
+          if (want !== 200) {
+            expect(body.error?.code).toBe(want === 401 ? 'TIDE_UNAUTHENTICATED' : 'TIDE_FORBIDDEN');
+            expect(body.error?.message).toMatch(/token|role/);
+          }
+        }
+        expect({ who, status: res.status }).toEqual({ who, status: want });
+        if (!allowed || r.method === 'GET' || r.path.endsWith('validate')) expect(storeDigest(f.d.store)).toBe(before);
+      }
+    });
+  }
+});
+
+describe('reads show the daemon', () => {
+  it('hosts: power, maintenance and utilisation from the last round; vms with their host; plan detail with reasons and why-not', async () => {
+    const f = await apiFixture();
+    const hosts = (await (await f.req('viewer', 'GET', '/api/v1/hosts')).json()) as { hosts: { name: string; powerState: string; cpuPct: number; vms: number; source: string }[] };
+    expect(hosts.hosts.map((h) => h.name)).toEqual(f.tick.snapshot.hosts.map((h) => h.id));
+    expect(hosts.hosts.every((h) => h.source === 'round' && h.powerState === 'on' && h.cpuPct >= 0)).toBe(true);
+    expect(hosts.hosts.reduce((s, h) => s + h.vms, 0)).toBe(f.tick.snapshot.vms.length);
+    const vms = (await (await f.req('viewer', 'GET', '/api/v1/vms')).json()) as { vms: { name: string; host: string }[] };
+    expect(vms.vms).toHaveLength(f.tick.snapshot.vms.length);
+    const plan = (await (await f.req('viewer', 'GET', `/api/v1/plans/${f.planId}`)).json()) as { status: string; stepDetails: { reason: string; state: string }[]; notMoved: unknown[] };
+    expect(plan.status).toBe('proposed');
+    expect(plan.stepDetails.length).toBeGreaterThan(0);
+    expect(plan.stepDetails.every((s) => s.reason.length > 0 && s.state === 'pending')).toBe(true);
+    expect(Array.isArray(plan.notMoved)).toBe(true);
+    const list = (await (await f.req('viewer', 'GET', '/api/v1/plans?status=proposed')).json()) as { plans: { id: number }[] };
+    expect(list.plans.map((p) => p.id)).toEqual([f.planId]);
+    const missing = await f.req('viewer', 'GET', '/api/v1/plans/999999');
+    expect(missing.status).toBe(404);
+    expect(((await missing.json()) as { error: { code: string } }).error.code).toBe('TIDE_NO_SUCH_PLAN');
+  });
+});
+
+describe('writes', () => {
+  it('approve through the API: the plan is approved by the token, and the daemon executes it', async () => {
+    const f = await apiFixture();
+    const res = await f.req('operator', 'POST', `/api/v1/plans/${f.planId}/approve`);
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { status: string }).status).toBe('approved');
+    expect(f.d.store.getPlan(f.planId)!.statusReason).toMatch(/approved by api:o#2/);
+    await f.d.clock.drive(f.d.daemon.executeApproved());
+    expect(f.d.store.getPlan(f.planId)!.status).toBe('done');
+    const again = await f.req('operator', 'POST', `/api/v1/plans/${f.planId}/reject`);
+    expect(again.status).toBe(409);
+    expect(((await again.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: 'TIDE_PLAN_STATE' });
+  });
+
+  it('maintenance on/off through the API is kept in the store; an unknown host is 404 and changes nothing', async () => {
+    const f = await apiFixture();
+    const host = f.config.hosts[1]!.name;
+    expect((await f.req('operator', 'POST', `/api/v1/hosts/${host}/maintenance`, { on: true })).status).toBe(200);
+    expect(f.d.store.hostStates().find((h) => h.host === host)).toMatchObject({ maintenance: true, by: 'api:o#2' });
+    const before = storeDigest(f.d.store);
+    const res = await f.req('operator', 'POST', '/api/v1/hosts/nope/maintenance', { on: true });
+    expect(res.status).toBe(404);
+    expect(storeDigest(f.d.store)).toBe(before);
+    expect((await f.req('admin', 'POST', `/api/v1/hosts/${host}/maintenance`, { on: false })).status).toBe(200);
+    expect(f.d.store.hostStates().find((h) => h.host === host)!.maintenance).toBe(false);
+  });
+
+  it('strict validation: unknown keys, wrong types, malformed JSON, non-JSON bodies, bodies over the limit — 4xx with a path-named message, nothing changed', async () => {
+    const f = await apiFixture({ maxBodyBytes: 1024 });
+    const m = `/api/v1/hosts/${f.config.hosts[0]!.name}/maintenance`;
+    const before = storeDigest(f.d.store);
+    const cases: [string, unknown, Record<string, string>, number, string, RegExp][] = [
+      [m, { on: true, force: 1 }, {}, 400, 'TIDE_BAD_REQUEST', /body.*force/],
+      [m, { on: 'yes' }, {}, 400, 'TIDE_BAD_REQUEST', /body\.on/],
+      [m, {}, {}, 400, 'TIDE_BAD_REQUEST', /body\.on/],
+      [m, '{"on": tru', {}, 400, 'TIDE_BAD_REQUEST', /JSON/],
+      [m, 'on=true', { 'content-type': 'application/x-www-form-urlencoded' }, 415, 'TIDE_UNSUPPORTED_MEDIA_TYPE', /JSON/],
+      [m, { on: true, reason: 'x'.repeat(2000) }, {}, 413, 'TIDE_BODY_TOO_LARGE', /1024 bytes/],
+      [`/api/v1/plans/${f.planId}/approve`, { now: true }, {}, 400, 'TIDE_BAD_REQUEST', /now/],
+      [`/api/v1/plans/0/approve`, undefined, {}, 400, 'TIDE_BAD_REQUEST', /param\.id/],
+      [`/api/v1/plans/${f.planId}/reject`, { reason: 5 }, {}, 400, 'TIDE_BAD_REQUEST', /body\.reason/],
+      ['/api/v1/policy/validate', { name: 'tide', args: { targetUtil: 'high' } }, {}, 400, 'TIDE_POLICY', /targetUtil/],
+      ['/api/v1/policy/validate', { name: 'no-such-policy' }, {}, 400, 'TIDE_POLICY', /no-such-policy/],
+    ];
+    for (const [path, body, headers, status, code, msg] of cases) {
+      const res = await f.req('admin', 'POST', path, body, headers);
+      const b = (await res.json()) as { error: { code: string; message: string } };
+      expect({ path, status: res.status, code: b.error.code }).toEqual({ path, status, code });
+      expect(b.error.message).toMatch(msg);
+      expect(b.error.message).not.toMatch(/\n\s+at /);
+    }
+    expect(storeDigest(f.d.store)).toBe(before);
+    const q = await f.req('viewer', 'GET', '/api/v1/plans?limit=0&extra=1');
+    expect(q.status).toBe(400);
+  });
+
+  it('a revoked token is refused (401); an unknown route is 404 JSON', async () => {
+    const f = await apiFixture();
+    const id = f.d.store.apiTokenByHash(hashToken(f.tok.viewer))!.id;
+    expect((await f.req('viewer', 'GET', '/api/v1/status')).status).toBe(200);
+    f.d.store.revokeApiToken(id, 1);
+    expect((await f.req('viewer', 'GET', '/api/v1/status')).status).toBe(401);
+    const nf = await f.req('admin', 'GET', '/api/v1/nothing');
+    expect(nf.status).toBe(404);
+    expect(((await nf.json()) as { error: { code: string } }).error.code).toBe('TIDE_NOT_FOUND');
+  });
+
+  it('rate limit: after 10 failed logins from one address in a minute every request from it is 429 (even with a good token) until the minute is over', async () => {
+    let now = 1_000_000;
+    const f = await apiFixture({ nowMs: () => now });
+    for (let i = 0; i < 10; i++) expect((await f.req('none', 'GET', '/api/v1/status', undefined, { authorization: `Bearer wrong${i}` })).status).toBe(401);
+    const limited = await f.req('admin', 'POST', `/api/v1/plans/${f.planId}/approve`);
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(f.d.store.getPlan(f.planId)!.status).toBe('proposed');
+    now += 60_000;
+    expect((await f.req('viewer', 'GET', '/api/v1/status')).status).toBe(200);
+  });
+});
+
+describe('events (SSE)', () => {
+  it("streams the daemon's events: an approval through the API and a daemon round", async () => {
+    const f = await apiFixture();
+    const res = await f.req('viewer', 'GET', '/api/v1/events');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/text\/event-stream/);
+    const reader = res.body!.getReader();
+    let text = '';
+    const readUntil = async (re: RegExp): Promise<void> => {
+      while (!re.test(text)) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`stream ended before ${re}`);
+        text += new TextDecoder().decode(value);
+      }
+    };
+    await readUntil(/event: hello/);
+    expect((await f.req('operator', 'POST', `/api/v1/plans/${f.planId}/approve`)).status).toBe(200);
+    await readUntil(/event: plan-status\ndata: .*"status":"approved"/);
+    await f.d.round();
+    await readUntil(/event: step-end\n/);
+    await readUntil(/event: round\n/);
+    await reader.cancel();
+    // the subscription ends with the stream
+    await new Promise((r) => setTimeout(r, 10));
+    expect(f.bus.listenerCount).toBe(0);
+  });
+
+  it('EventSource style: ?access_token= works for /events only', async () => {
+    const f = await apiFixture();
+    const res = await f.req('none', 'GET', `/api/v1/events?access_token=${f.tok.viewer}`);
+    expect(res.status).toBe(200);
+    await res.body!.cancel();
+    expect((await f.req('none', 'GET', `/api/v1/status?access_token=${f.tok.viewer}`)).status).toBe(401);
+  });
+});
+
+describe('OpenAPI', () => {
+  it('the document (public) lists every route with its method, and the request schemas are the validating ones', async () => {
+    const f = await apiFixture();
+    const res = await f.req('none', 'GET', '/api/v1/openapi.json');
+    expect(res.status).toBe(200);
+    const doc = (await res.json()) as { openapi: string; paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: unknown }> } }>> };
+    expect(doc.openapi).toBe('3.1.0');
+    const listed = Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`)).sort();
+    expect(listed).toEqual(ROUTES.map((r) => `${r.method} ${r.path}`).sort());
+    const maint = doc.paths['/api/v1/hosts/{host}/maintenance']!.post!.requestBody!.content['application/json']!.schema;
+    const schemas = (doc as unknown as { components: { schemas: Record<string, { additionalProperties?: unknown; required?: string[] }> } }).components.schemas;
+    expect(schemas.MaintenanceRequest).toMatchObject({ additionalProperties: false, required: ['on'] });
+    expect(maint).toEqual({ $ref: '#/components/schemas/MaintenanceRequest' });
+  });
+});
+
+describe('serving', () => {
+  const closers: (() => Promise<void>)[] = [];
+  afterAll(async () => {
+    for (const c of closers) await c();
+  });
+
+  it('binds 127.0.0.1 by default (a real listen on port 0); /hosts without a token is 401', async () => {
+    const store = openSqliteStore(':memory:');
+    const app = createHttpApp({ store, config: { hosts: [{ name: 'a' }], rules: [], vms: {}, policy: { name: 'tide', args: {} } } as never });
+    const srv = await serveHttp(app, { port: 0 });
+    closers.push(() => srv.close());
+    expect(srv.host).toBe('127.0.0.1');
+    expect(srv.url).toBe(`http://127.0.0.1:${srv.port}`);
+    const res = await fetch(`${srv.url}/api/v1/hosts`);
+    expect(res.status).toBe(401);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('TIDE_UNAUTHENTICATED');
+  });
+});
+
+describe('tide token', () => {
+  it('create prints the token once (only its hash is stored), list shows it without secret, revoke ends it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tide-token-'));
+    const cfg = join(dir, 'tide.yaml');
+    writeFileSync(cfg, 'hosts:\n  - name: a\n    uri: test:///default\n');
+    const c = await runCli(['--config', cfg, 'token', 'create', '--role', 'operator', '--name', 'ci']);
+    expect(c.code).toBe(0);
+    const token = c.out.trim();
+    expect(token).toMatch(/^tide_[A-Za-z0-9_-]{43}$/);
+    expect(c.err).toMatch(/shown only now/);
+    const l = await runCli(['--config', cfg, 'token', 'list', '--json']);
+    const rows = JSON.parse(l.out) as { id: number; name: string; role: string; hash?: string }[];
+    expect(rows).toMatchObject([{ id: 1, name: 'ci', role: 'operator' }]);
+    expect(l.out).not.toContain(token);
+    expect(rows[0]!.hash).toBeUndefined();
+    const store = openSqliteStore(join(dir, '.tide/tide.sqlite'));
+    expect(store.apiTokens()[0]!.hash).toBe(hashToken(token));
+    store.close();
+    expect((await runCli(['--config', cfg, 'token', 'revoke', '1'])).out).toMatch(/revoked/);
+    const s2 = openSqliteStore(join(dir, '.tide/tide.sqlite'));
+    expect(s2.apiTokens()[0]!.revokedMs).not.toBeNull();
+    s2.close();
+    expect((await runCli(['--config', cfg, 'token', 'create', '--role', 'root'])).code).toBe(2);
+  });
+});
