@@ -44,7 +44,13 @@ function start(dir: string): Proc {
   child.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
   child.stderr!.on('data', (b: Buffer) => { out += b.toString(); });
   const exit = new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
-  return { child, raw: () => out, lines: () => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>), exit };
+  return { child, raw: () => out, lines: () => out.split('\n').filter(Boolean).map((l) => {
+    try {
+      return JSON.parse(l) as Record<string, unknown>;
+    } catch {
+      throw new Error(`not a JSON log line: ${l}\nwhole output:\n${out}`);
+    }
+  }), exit };
 }
 
 async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {

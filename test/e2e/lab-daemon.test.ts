@@ -73,7 +73,13 @@ describeLab('tide daemon on the lab: approve → live migration; SIGTERM lets it
     child.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
     child.stderr!.on('data', (b: Buffer) => { out += b.toString(); });
     const exit = new Promise<number | null>((resolve) => child!.on('close', (c) => resolve(c)));
-    const lines = (): Record<string, unknown>[] => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = (): Record<string, unknown>[] => out.split('\n').filter(Boolean).map((l) => {
+      try {
+        return JSON.parse(l) as Record<string, unknown>;
+      } catch {
+        throw new Error(`not a JSON log line: ${l}\nwhole output:\n${out}`);
+      }
+    });
     const until = async (what: string, cond: () => boolean, ms: number): Promise<void> => {
       const end = Date.now() + ms;
       while (!cond()) {
