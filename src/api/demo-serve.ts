@@ -11,10 +11,8 @@
  * speed, energy with Tide vs the same datacenter left always on, and the per-round history).
  */
 import { chmodSync, existsSync, writeFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { serve, type ServerType } from '@hono/node-server';
 import type { Mode, TickResult } from '../app/controller.js';
 import { parseConfig } from '../config/load.js';
 import { compileSchedule } from '../config/schedule.js';
@@ -27,6 +25,7 @@ import { VirtualClock } from '../executor/clock.js';
 import { createHttpApp, requireRole } from '../http/app.js';
 import { chainObservers, createMetrics, metricsHandler } from '../metrics/prometheus.js';
 import { EventBus } from '../http/events.js';
+import { serveHttp } from '../http/serve.js';
 import { createToken } from '../http/tokens.js';
 import { officeScenario } from '../sim/office.js';
 import { openSqliteStore, type ApiRole, type Store } from '../store/store.js';
@@ -183,11 +182,8 @@ export async function serveDemo(opts: DemoServeOptions = {}): Promise<DemoServer
     },
   });
 
-  const server: ServerType = await new Promise((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, port: opts.port ?? 0, hostname: '127.0.0.1' }, () => resolve(s));
-    s.once('error', reject);
-  });
-  const port = (server.address() as AddressInfo).port;
+  const server = await serveHttp(app, { host: '127.0.0.1', port: opts.port ?? 0 });
+  const port = server.port;
   const admin = createToken(store, { role: 'admin', name: 'demo admin', by: 'tide demo --serve' });
 
   let stopped = false;
@@ -211,9 +207,7 @@ export async function serveDemo(opts: DemoServeOptions = {}): Promise<DemoServer
       stopped = true;
       daemon.stop({ graceMs: 0, reason: 'demo closed' });
       await Promise.race([done, new Promise((r) => setTimeout(r, 2000))]);
-      // SSE streams stay open: drop every connection, then close.
-      (server as { closeAllConnections?: () => void }).closeAllConnections?.();
-      await new Promise<void>((r) => server.close(() => r()));
+      await server.close();
       store.close();
     },
   };
