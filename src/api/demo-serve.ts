@@ -21,6 +21,7 @@ import { compilePolicy } from '../core/policy.js';
 import { SIM_MONDAY_EPOCH_SEC } from '../core/schedule.js';
 import { createDaemon, type Daemon } from '../daemon/daemon.js';
 import { SimDriver } from '../drivers/sim/sim-driver.js';
+import { DriverError } from '../drivers/errors.js';
 import { VirtualClock } from '../executor/clock.js';
 import { createHttpApp, requireRole } from '../http/app.js';
 import { chainObservers, createMetrics, metricsHandler } from '../metrics/prometheus.js';
@@ -182,7 +183,17 @@ export async function serveDemo(opts: DemoServeOptions = {}): Promise<DemoServer
     },
   });
 
-  const server = await serveHttp(app, { host: '127.0.0.1', port: opts.port ?? 0 });
+  let server: Awaited<ReturnType<typeof serveHttp>>;
+  try {
+    server = await serveHttp(app, { host: '127.0.0.1', port: opts.port ?? 0 });
+  } catch (e) {
+    store.close();
+    const code = (e as { code?: string }).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES') {
+      throw new DriverError('TIDE_INVALID_ARGUMENT', `cannot listen on 127.0.0.1:${opts.port}: ${code === 'EADDRINUSE' ? 'the port is in use' : 'not allowed'} (--port 0 picks a free one)`);
+    }
+    throw e;
+  }
   const port = server.port;
   const admin = createToken(store, { role: 'admin', name: 'demo admin', by: 'tide demo --serve' });
 

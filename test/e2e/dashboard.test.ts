@@ -196,6 +196,18 @@ describe('tide demo --serve (the CLI, in-process)', () => {
     }
   }, 60_000);
 
+  it('a port in use: exit 2 with the reason, nothing left listening', async () => {
+    const demo = await serveDemo({ port: 0, speed: 3600, hours: 1 });
+    try {
+      let err = '';
+      const io: CliIo = { out: () => {}, err: (t) => void (err += t), isTty: false, env: process.env, cwd: process.cwd() };
+      expect(await main(['demo', '--serve', '--port', String(demo.port)], io)).toBe(2);
+      expect(err).toMatch(/port is in use/);
+    } finally {
+      await demo.close();
+    }
+  });
+
   it('refuses --port without --serve (usage, exit 2)', async () => {
     let err = '';
     const io: CliIo = { out: () => {}, err: (t) => void (err += t), isTty: false, env: process.env, cwd: process.cwd() };
