@@ -69,12 +69,16 @@ export interface HistoryPoint {
   readonly energyKWh: number;
   readonly alwaysOnKWh: number;
   readonly migrations: number;
+  /** Per host: CPU busy, % of capacity (0 when off). */
+  readonly hostCpuPct: Readonly<Record<string, number>>;
 }
 
 export interface DemoServer {
   /** http://127.0.0.1:PORT/ */
   readonly url: string;
   readonly port: number;
+  /** Whether the dashboard's files were found (else the API alone is served). */
+  readonly dashboard: boolean;
   /** The admin token created for this run (the only copy). */
   readonly adminToken: string;
   readonly store: Store;
@@ -134,11 +138,17 @@ export async function serveDemo(opts: DemoServeOptions = {}): Promise<DemoServer
     const hostsOn = t.snapshot.hosts.filter((h) => h.powerState === 'on').length;
     const energyKWh = driver.energyKWh();
     const m = migrations;
+    const hostCpuPct: Record<string, number> = {};
+    for (const h of t.snapshot.hosts) {
+      const capMips = h.cpuCores * h.mipsPerCore;
+      const used = t.snapshot.vms.filter((v) => v.host === h.id).reduce((a, v) => a + v.demand.cpuMips, 0);
+      hostCpuPct[h.id] = h.powerState === 'on' && capMips > 0 ? Math.round((1000 * Math.min(used, capMips)) / capMips) / 10 : 0;
+    }
     baseChain = baseChain.then(async () => {
       await baselineClock.runUntil(atMs);
       lastAlwaysOn = baseline.energyKWh();
       if (history.length >= 20_000) history.splice(0, history.length - 19_999);
-      history.push({ tMs: epochMs + atMs, hostsOn, energyKWh, alwaysOnKWh: lastAlwaysOn, migrations: m });
+      history.push({ tMs: epochMs + atMs, hostsOn, energyKWh, alwaysOnKWh: lastAlwaysOn, migrations: m, hostCpuPct });
     });
   };
 
@@ -166,9 +176,10 @@ export async function serveDemo(opts: DemoServeOptions = {}): Promise<DemoServer
   });
 
   const staticDir = opts.staticDir ?? defaultStaticDir();
+  const haveDashboard = existsSync(join(staticDir, 'index.html'));
   const app = createHttpApp({
     store, config, bus, nowMs,
-    staticDir: existsSync(join(staticDir, 'index.html')) ? staticDir : undefined,
+    staticDir: haveDashboard ? staticDir : undefined,
     onChange: () => daemon.wake(),
     extraRoutes: (api) => {
       api.get('/metrics', metricsHandler(metrics));
@@ -209,6 +220,7 @@ export async function serveDemo(opts: DemoServeOptions = {}): Promise<DemoServer
   return {
     url: `http://127.0.0.1:${port}/`,
     port,
+    dashboard: haveDashboard,
     adminToken: admin.token,
     store,
     daemon,
@@ -246,6 +258,7 @@ export async function runDemoServe(io: ServeIo, opts: DemoServeOptions & { token
     const speed = opts.speed ?? DAY_PER_TEN_MINUTES;
     io.out(`Tide demo: ${opts.hours ?? 168} simulated hours at ${Math.round(speed)}× (a day in ${(86_400 / speed / 60).toFixed(1)} min), mode ${opts.mode ?? 'automatic'}\n`);
     io.out(`dashboard and API: ${demo.url}\n`);
+    if (!demo.dashboard) io.err('tide demo: the dashboard is not built (npm run build:web); serving the API only\n');
     io.out(opts.tokenFile ? `admin token written to ${opts.tokenFile}\n` : `admin token (shown once): ${demo.adminToken}\n`);
     io.out('Ctrl-C to stop.\n');
     demo.done.then(() => io.out('the simulated run is over; still serving (Ctrl-C to stop)\n'), (e: unknown) => {

@@ -49,9 +49,11 @@ describe.skipIf(!haveChromium)('dashboard in headless Chromium against tide demo
     await browser?.close();
   });
 
-  async function login(demo: DemoServer, token: string): Promise<Page> {
+  async function login(demo: DemoServer, token: string, shot?: string): Promise<Page> {
     const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
     await page.goto(demo.url);
+    await page.waitForSelector('input[name=token]');
+    if (shot) await page.screenshot({ path: join(SHOTS, shot) });
     await page.fill('input[name=token]', token);
     await page.click('button[type=submit]');
     await page.waitForSelector('[data-host]');
@@ -67,7 +69,14 @@ describe.skipIf(!haveChromium)('dashboard in headless Chromium against tide demo
   it('shows every host and VM; a consolidation moves VMs and powers a host off, live', async () => {
     const demo = await serveDemo({ port: 0, speed: FAST, hours: 30, staticDir: WEB });
     try {
-      const page = await login(demo, demo.adminToken);
+      // A wrong token is refused on the login page.
+      const probe = await browser.newPage();
+      await probe.goto(demo.url);
+      await probe.fill('input[name=token]', 'tide_not-a-token');
+      await probe.click('button[type=submit]');
+      await probe.waitForSelector('.alert:text("not accepted")');
+      await probe.close();
+      const page = await login(demo, demo.adminToken, 'login.png');
       // The first round has run when VMs show; every host of the office and every VM.
       await page.waitForSelector('[data-vm]');
       const hosts = Object.keys(await powers(page)).sort();
@@ -105,7 +114,7 @@ describe.skipIf(!haveChromium)('dashboard in headless Chromium against tide demo
       for (const p of ['schedule', 'history', 'plan'] as const) {
         await page.click(`[data-page=${p}]`);
         await page.waitForTimeout(400);
-        if (p === 'history') await page.waitForSelector('[data-testid=chart-energy] canvas');
+        if (p === 'history') for (const c of ['hosts', 'energy', 'host-cpu', 'migrations']) await page.waitForSelector(`[data-testid=chart-${c}] canvas`);
         if (p === 'schedule') await page.waitForSelector('[data-testid=timeline] .tl-window');
         await page.screenshot({ path: join(SHOTS, `${p}.png`) });
       }

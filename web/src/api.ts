@@ -73,6 +73,8 @@ export interface HistoryPoint {
   energyKWh: number | null;
   alwaysOnKWh: number | null;
   migrations: number | null;
+  /** Per host: CPU busy, % (0 when off). */
+  hostCpuPct: Record<string, number>;
 }
 
 export class ApiError extends Error {
@@ -263,6 +265,7 @@ export function normHistory(h: unknown): HistoryPoint[] {
     energyKWh: num(p.energyKWh),
     alwaysOnKWh: num(p.alwaysOnKWh, p.baselineKWh),
     migrations: num(p.migrations),
+    hostCpuPct: isObj(p.hostCpuPct) ? Object.fromEntries(Object.entries(p.hostCpuPct).filter(([, v]) => typeof v === 'number')) as Record<string, number> : {},
   }));
 }
 
