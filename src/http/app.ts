@@ -33,7 +33,7 @@ import type { ApiRole, ApiTokenRecord, PlanStatus, Store } from '../store/store.
 import { HttpError, httpErrorOf } from './errors.js';
 import { EventBus, type TideEvent } from './events.js';
 import { hostsNow, vmsNow } from './views.js';
-import { roleAllows, verifyToken } from './tokens.js';
+import { createToken, roleAllows, verifyToken } from './tokens.js';
 
 export interface HttpAppDeps {
   readonly store: Store;
@@ -109,6 +109,7 @@ const PLAN_STATUSES = ['proposed', 'approved', 'running', 'done', 'failed', 'rej
 const ApproveBody = z.object({}).strict().openapi('ApproveRequest');
 const RejectBody = z.object({ reason: z.string().max(500).optional() }).strict().openapi('RejectRequest');
 const MaintenanceBody = z.object({ on: z.boolean(), reason: z.string().max(500).optional() }).strict().openapi('MaintenanceRequest');
+const TokenBody = z.object({ role: z.enum(['viewer', 'operator', 'admin']), name: z.string().min(1).max(100).optional() }).strict().openapi('TokenRequest');
 const PolicyBody = z.object({ name: z.string().min(1).max(200), args: z.record(z.string(), z.unknown()).optional() }).strict().openapi('PolicySpec');
 
 /** Builds the API app. Pure value: no socket, no timer until an SSE client connects. */
@@ -391,6 +392,35 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<ApiEnv> {
     bus.emit('maintenance', { host: st.host, maintenance: st.maintenance, by: st.by, reason: st.reason });
     deps.onChange?.('maintenance');
     return c.json(st, 200);
+  });
+
+  // ---- admin routes ----
+  app.openapi(createRoute({
+    method: 'get', path: `${API_PREFIX}/tokens`, summary: 'API tokens (never their secret nor hash)',
+    middleware: [requireRole('admin')] as const, responses: { 200: anyJson('tokens'), ...errors(...READ_ERRORS) },
+  }), (c) => c.json({ tokens: store.apiTokens().map(({ hash: _hash, ...t }) => t) }, 200));
+
+  app.openapi(createRoute({
+    method: 'post', path: `${API_PREFIX}/tokens`, summary: 'Create a token; the answer holds the secret, shown only this once',
+    middleware: [requireRole('admin')] as const, request: { body: { required: true, content: { 'application/json': { schema: TokenBody } } } },
+    responses: { 201: anyJson('{ id, name, role, token }'), ...errors(...WRITE_ERRORS) },
+  }), (c) => {
+    const b = c.req.valid('json');
+    const { id, token, record } = createToken(store, { role: b.role, ...(b.name ? { name: b.name } : {}), by: who(c), nowMs: nowMs() });
+    return c.json({ id, name: record.name, role: record.role, token }, 201);
+  });
+
+  app.openapi(createRoute({
+    method: 'post', path: `${API_PREFIX}/tokens/{id}/revoke`, summary: 'Revoke a token (refused from the next request on)',
+    middleware: [requireRole('admin')] as const, request: { params: z.object({ id: PlanId.openapi({ param: { name: 'id', in: 'path' }, example: '3' }) }), body: { required: false, content: { 'application/json': { schema: ApproveBody } } } },
+    responses: { 200: anyJson('{ id, revoked }'), ...errors(...WRITE_ERRORS) },
+  }), (c) => {
+    c.req.valid('json');
+    const id = Number(c.req.valid('param').id);
+    const rec = store.apiTokens().find((t) => t.id === id);
+    if (!rec) throw new HttpError('TIDE_NOT_FOUND', `no API token with id ${id}`);
+    const revoked = store.revokeApiToken(id, nowMs());
+    return c.json({ id, revoked, alreadyRevoked: !revoked }, 200);
   });
 
   app.doc31(`${API_PREFIX}/openapi.json`, {

@@ -22,6 +22,8 @@ interface RouteCase {
   readonly path: string;
   readonly body?: unknown;
   readonly role: ApiRole;
+  /** Status when allowed (default 200). */
+  readonly ok?: number;
 }
 
 /** Every route of the API (the OpenAPI test checks this list is complete). */
@@ -43,25 +45,29 @@ export const ROUTES: readonly RouteCase[] = [
   { method: 'POST', path: '/api/v1/plans/{id}/approve', role: 'operator' },
   { method: 'POST', path: '/api/v1/plans/{id}/reject', body: { reason: 'not now' }, role: 'operator' },
   { method: 'POST', path: '/api/v1/hosts/{host}/maintenance', body: { on: true, reason: 'disk swap' }, role: 'operator' },
+  { method: 'GET', path: '/api/v1/tokens', role: 'admin' },
+  { method: 'POST', path: '/api/v1/tokens', body: { role: 'viewer', name: 'grafana' }, role: 'admin', ok: 201 },
+  { method: 'POST', path: '/api/v1/tokens/{token}/revoke', role: 'admin' },
 ];
 
 const RANK: Record<Who, number> = { none: -1, viewer: 0, operator: 1, admin: 2 };
 
-const fill = (f: ApiFixture, p: string): string => p.replace('{id}', String(f.planId)).replace('{host}', f.config.hosts[0]!.name);
+const fill = (f: ApiFixture, p: string): string => p.replace('{id}', String(f.planId)).replace('{host}', f.config.hosts[0]!.name)
+  .replace('{token}', String(f.d.store.apiTokenByHash(hashToken(f.tok.viewer))!.id));
 
 describe('every route × every role', () => {
   for (const r of ROUTES) {
-    it(`${r.method} ${r.path}: none → 401, below ${r.role} → 403 (nothing changes), ${r.role} and above → 200`, async () => {
+    it(`${r.method} ${r.path}: none → 401, below ${r.role} → 403 (nothing changes), ${r.role} and above → ${r.ok ?? 200}`, async () => {
       const f = await apiFixture();
       for (const who of ['none', 'viewer', 'operator', 'admin'] as const) {
         const before = storeDigest(f.d.store);
         const res = await f.req(who, r.method, fill(f, r.path), r.body);
         const allowed = RANK[who] >= RANK[r.role];
-        const want = who === 'none' ? 401 : allowed ? 200 : 403;
+        const want = who === 'none' ? 401 : allowed ? r.ok ?? 200 : 403;
         if (res.headers.get('content-type')?.startsWith('text/event-stream')) await res.body?.cancel();
         else {
           const body = await res.json() as { error?: { code: string; message: string } };
-          if (want !== 200) {
+          if (!allowed) {
             expect(body.error?.code).toBe(want === 401 ? 'TIDE_UNAUTHENTICATED' : 'TIDE_FORBIDDEN');
             expect(body.error?.message).toMatch(/token|role/);
           }
@@ -175,6 +181,25 @@ describe('writes', () => {
   });
 });
 
+describe('tokens through the API (admin)', () => {
+  it('create returns the secret once and it works; the list never shows secrets or hashes; revoke ends it', async () => {
+    const f = await apiFixture();
+    const res = await f.req('admin', 'POST', '/api/v1/tokens', { role: 'operator', name: 'bot' });
+    expect(res.status).toBe(201);
+    const t = (await res.json()) as { id: number; token: string; role: string };
+    expect(t.role).toBe('operator');
+    const h = { authorization: `Bearer ${t.token}` };
+    expect((await f.app.request('/api/v1/status', { headers: h })).status).toBe(200);
+    const list = await (await f.req('admin', 'GET', '/api/v1/tokens')).text();
+    expect(list).not.toContain(t.token);
+    expect(list).not.toContain(hashToken(t.token));
+    expect((await f.req('admin', 'POST', `/api/v1/tokens/${t.id}/revoke`)).status).toBe(200);
+    expect((await f.app.request('/api/v1/status', { headers: h })).status).toBe(401);
+    expect((await f.req('admin', 'POST', '/api/v1/tokens', { role: 'root' })).status).toBe(400);
+    expect((await f.req('admin', 'POST', '/api/v1/tokens/999/revoke')).status).toBe(404);
+  });
+});
+
 describe('events (SSE)', () => {
   it("streams the daemon's events: an approval through the API and a daemon round", async () => {
     const f = await apiFixture();
@@ -219,7 +244,7 @@ describe('OpenAPI', () => {
     const doc = (await res.json()) as { openapi: string; paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: unknown }> } }>> };
     expect(doc.openapi).toBe('3.1.0');
     const listed = Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`)).sort();
-    expect(listed).toEqual(ROUTES.map((r) => `${r.method} ${r.path}`).sort());
+    expect(listed).toEqual(ROUTES.map((r) => `${r.method} ${r.path.replace('{token}', '{id}')}`).sort());
     const maint = doc.paths['/api/v1/hosts/{host}/maintenance']!.post!.requestBody!.content['application/json']!.schema;
     const schemas = (doc as unknown as { components: { schemas: Record<string, { additionalProperties?: unknown; required?: string[] }> } }).components.schemas;
     expect(schemas.MaintenanceRequest).toMatchObject({ additionalProperties: false, required: ['on'] });
