@@ -8,7 +8,8 @@
  * API's clock is that time on the schedule's epoch (SIM_MONDAY_EPOCH_SEC), so the schedule
  * route and the dashboard read "Mon 19:00", not wall time. The demo adds two viewer routes:
  * GET /api/v1/whoami (the caller's token name and role) and GET /api/v1/demo (simulated time,
- * speed, energy with Tide vs the same datacenter left always on, and the per-round history).
+ * speed, energy with Tide vs the same datacenter left always on; with ?history=1 the per-round
+ * history: hosts on, energy, migrations, CPU per host).
  */
 import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -189,7 +190,9 @@ export async function serveDemo(opts: DemoServeOptions = {}): Promise<DemoServer
       });
       api.get('/api/v1/demo', requireRole('viewer'), (c) => c.json({
         simMs: nowMs(), epochMs, speed, mode, hours, scenario: scenario.name,
-        energyKWh: driver.energyKWh(), alwaysOnKWh: lastAlwaysOn, migrations, history,
+        energyKWh: driver.energyKWh(), alwaysOnKWh: lastAlwaysOn, migrations,
+        // The per-round history (up to a week of 5-minute rounds) only when asked: ?history=1.
+        ...(c.req.query('history') === '1' ? { history } : {}),
       }, 200));
     },
   });

@@ -302,7 +302,11 @@ interface PageProps { s: ClusterState; role: Role; token: string; refresh: () =>
 
 function Dashboard({ token, role, onLogout }: { token: string; role: Role; onLogout: () => void }) {
   const [page, setPage] = useState<Page>(pageFromHash());
-  const [s, refresh] = useCluster(token, onLogout);
+  const [s, refresh] = useCluster(token, onLogout, page === 'history');
+  // Entering History loads its data at once.
+  useEffect(() => {
+    if (page === 'history') refresh();
+  }, [page]);
   const [toast, setToast] = useState<{ m: string; err: boolean } | null>(null);
   useEffect(() => {
     const on = (): void => setPage(pageFromHash());

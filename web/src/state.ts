@@ -63,7 +63,10 @@ function demoOf(x: unknown): DemoStatus | null {
   };
 }
 
-export function useCluster(token: string, onUnauthorized: () => void): [ClusterState, () => void] {
+export function useCluster(token: string, onUnauthorized: () => void, withHistory: boolean): [ClusterState, () => void] {
+  // Read by load() through a ref: the History page alone pulls the (long) per-round history.
+  const historyWanted = useRef(withHistory);
+  historyWanted.current = withHistory;
   const [state, setState] = useState<ClusterState>(EMPTY);
   const timer = useRef<number | undefined>(undefined);
   const inflight = useRef(false);
@@ -78,14 +81,14 @@ export function useCluster(token: string, onUnauthorized: () => void): [ClusterS
     const api = client(token);
     try {
       const [hosts, vms, plans, schedule, demo] = await Promise.all([
-        api.get('/hosts'), api.get('/vms'), optional(api, '/plans?limit=10'), optional(api, '/schedule'), optional(api, '/demo'),
+        api.get('/hosts'), api.get('/vms'), optional(api, '/plans?limit=10'), optional(api, '/schedule'), optional(api, historyWanted.current ? '/demo?history=1' : '/demo'),
       ]);
       const rows = listOf(plans, 'plans').map(normPlan);
       // The plan in focus (pending or executing, else the newest) with its steps and why-nots.
       const focus = rows.find((p) => ['proposed', 'approved', 'running'].includes(p.status) && p.stepCount > 0) ?? rows[0];
       const detail = focus ? normPlan(await api.get<Record<string, unknown>>(`/plans/${focus.id}`)) : null;
       const d = demoOf(demo);
-      const history = demo && typeof demo === 'object' ? normHistory((demo as { history?: unknown }).history) : [];
+      const rawHistory = demo && typeof demo === 'object' ? (demo as { history?: unknown }).history : undefined;
       setState((s) => ({
         ...s,
         loaded: true,
@@ -94,7 +97,7 @@ export function useCluster(token: string, onUnauthorized: () => void): [ClusterS
         plans: rows.map((p) => (detail && p.id === detail.id ? detail : p)),
         schedule: schedule ? normSchedule(schedule) : null,
         demo: d,
-        history,
+        history: rawHistory === undefined ? s.history : normHistory(rawHistory),
         error: null,
         updatedMs: Date.now(),
       }));
