@@ -27,7 +27,7 @@ export interface HttpServer {
   close(): Promise<void>;
 }
 
-export function serveHttp(app: { fetch: (req: Request, env: never) => Response | Promise<Response> }, opts: ServeOptions): Promise<HttpServer> {
+export async function serveHttp(app: { fetch: (req: Request, env: never) => Response | Promise<Response> }, opts: ServeOptions): Promise<HttpServer> {
   const host = opts.host ?? '127.0.0.1';
   let tls: { cert: Buffer; key: Buffer } | undefined;
   if (opts.tls) {
