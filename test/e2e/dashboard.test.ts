@@ -193,6 +193,9 @@ describe('tide demo --serve (the CLI, in-process)', () => {
         const r = await fetch(`${url}api/v1/hosts`, { headers: { authorization: `Bearer ${token}` } });
         return ((await r.json()) as { hosts: { powerState: string }[] }).hosts.filter((h) => h.powerState !== 'unknown').length;
       }, { timeout: 15_000 }).toBe(4);
+      // Prometheus metrics without a token (the API itself still wants one).
+      const metrics = await (await fetch(`${url}metrics`)).text();
+      for (const m of ['tide_host_power_state', 'tide_migrations_total', 'tide_energy_kwh_total']) expect(metrics).toContain(m);
       const who = await (await fetch(`${url}api/v1/whoami`, { headers: { authorization: `Bearer ${token}` } })).json();
       expect(who).toMatchObject({ role: 'admin' });
       if (existsSync(join(WEB, 'index.html'))) expect(await (await fetch(url)).text()).toContain('<div id="app">');
