@@ -210,6 +210,14 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<ApiEnv> {
   }), (c) => c.json(statusReport(store, cfg(), nowMs()), 200));
 
   app.openapi(createRoute({
+    method: 'get', path: `${API_PREFIX}/whoami`, summary: "The presented token: id, name, role (the dashboard's login)",
+    middleware: [requireRole('viewer')] as const, responses: { 200: anyJson('{ id, name, role }'), ...errors(...READ_ERRORS) },
+  }), (c) => {
+    const t = c.get('token')!;
+    return c.json({ id: t.id, name: t.name, role: t.role }, 200);
+  });
+
+  app.openapi(createRoute({
     method: 'get', path: `${API_PREFIX}/clusters`, summary: 'The clusters this daemon manages (one)',
     middleware: [requireRole('viewer')] as const, responses: { 200: anyJson('clusters'), ...errors(...READ_ERRORS) },
   }), (c) => {

@@ -29,6 +29,7 @@ interface RouteCase {
 /** Every route of the API (the OpenAPI test checks this list is complete). */
 export const ROUTES: readonly RouteCase[] = [
   { method: 'GET', path: '/api/v1/status', role: 'viewer' },
+  { method: 'GET', path: '/api/v1/whoami', role: 'viewer' },
   { method: 'GET', path: '/api/v1/clusters', role: 'viewer' },
   { method: 'GET', path: '/api/v1/hosts', role: 'viewer' },
   { method: 'GET', path: '/api/v1/hosts/{host}', role: 'viewer' },
