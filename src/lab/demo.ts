@@ -21,8 +21,8 @@ export interface LoadStory {
   readonly officePct: number;
   /** Quiet hours (the rest): every guest runs `quietPct`. */
   readonly quietPct: number;
-  /** One overload spike: `spikeVm` (index into the guests) runs `spikePct` in [spikeFromSec, spikeToSec). */
-  readonly spikeVm: number;
+  /** One overload spike: the guests `spikeVms` (indexes) run `spikePct` in [spikeFromSec, spikeToSec). */
+  readonly spikeVms: readonly number[];
   readonly spikePct: number;
   readonly spikeFromSec: number;
   readonly spikeToSec: number;
@@ -31,9 +31,11 @@ export interface LoadStory {
 const H = 3600;
 
 /**
- * Monday 16:00 → Tuesday 09:00: an office afternoon with one overload spike, the quiet evening
- * and night (the consolidate window, 18:00–07:00), and the morning rush (balance from 07:00).
- * The percentages are of one vCPU (what a guest gets of them depends on the machine: see
+ * Monday 16:00 → Tuesday 09:00: an office afternoon, the quiet evening and night (the consolidate
+ * window, 18:00–07:00) with one overload spike — three guests busy at full load for an hour from
+ * 01:00 (a nightly batch job), more than the one host left on can carry, so a host is woken
+ * inside the quiet window and packed away again after — and the morning rush (balance from
+ * 07:00). The percentages are of one vCPU (what a guest gets of them depends on the machine: see
  * labDemoPolicyArgs for how the thresholds follow it).
  */
 export const DEFAULT_STORY: LoadStory = {
@@ -43,10 +45,10 @@ export const DEFAULT_STORY: LoadStory = {
   officeToHour: 18,
   officePct: 50,
   quietPct: 2,
-  spikeVm: 0,
+  spikeVms: [0, 1, 2],
   spikePct: 100,
-  spikeFromSec: 16 * H + 20 * 60,
-  spikeToSec: 17 * H + 20 * 60,
+  spikeFromSec: 24 * H + 1 * H,
+  spikeToSec: 24 * H + 2 * H,
 };
 
 /**
@@ -82,7 +84,7 @@ export const LAB_DEMO_SCHEDULE: ScheduleConfig = {
 
 /** Load of guest number `i` (0-based) at day second `t`, % of one vCPU. */
 export function loadAt(story: LoadStory, i: number, t: number): number {
-  if (i === story.spikeVm && t >= story.spikeFromSec && t < story.spikeToSec) return story.spikePct;
+  if (story.spikeVms.includes(i) && t >= story.spikeFromSec && t < story.spikeToSec) return story.spikePct;
   const hour = (t % 86_400) / H;
   return hour >= story.officeFromHour && hour < story.officeToHour ? story.officePct : story.quietPct;
 }

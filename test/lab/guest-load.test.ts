@@ -68,12 +68,14 @@ describe.skipIf(!haveBusybox)('the guest load generator CGI under busybox', () =
 
 describe('the lab demo story', () => {
   const H = 3600;
-  it('office hours busy, nights quiet, one spike on one guest', () => {
+  it('office hours busy, nights quiet, one spike of three guests in the night', () => {
     const s = DEFAULT_STORY;
     expect(loadAt(s, 1, 16 * H)).toBe(s.officePct);
     expect(loadAt(s, 0, s.spikeFromSec)).toBe(s.spikePct);
-    expect(loadAt(s, 1, s.spikeFromSec)).toBe(s.officePct);
-    expect(loadAt(s, 0, s.spikeToSec)).toBe(s.officePct);
+    expect(loadAt(s, 2, s.spikeFromSec)).toBe(s.spikePct);
+    expect(loadAt(s, 3, s.spikeFromSec)).toBe(s.quietPct);
+    expect(loadAt(s, 0, s.spikeToSec)).toBe(s.quietPct);
+    expect(loadAt(s, 0, s.spikeFromSec - 1)).toBe(s.quietPct);
     expect(loadAt(s, 2, 18 * H)).toBe(s.quietPct);
     expect(loadAt(s, 2, 24 * H + 6.99 * H)).toBe(s.quietPct);
     expect(loadAt(s, 2, 24 * H + 7 * H)).toBe(s.officePct);
