@@ -6,10 +6,10 @@
  *
  * Time: the daemon runs on a VirtualClock from t = 0 (Monday 00:00 of the simulated week); the
  * API's clock is that time on the schedule's epoch (SIM_MONDAY_EPOCH_SEC), so the schedule
- * route and the dashboard read "Mon 19:00", not wall time. The demo adds two viewer routes:
- * GET /api/v1/whoami (the caller's token name and role) and GET /api/v1/demo (simulated time,
+ * route and the dashboard read "Mon 19:00", not wall time. Besides the API, the demo serves
+ * GET /metrics (Prometheus, no token) and one viewer route, GET /api/v1/demo: simulated time,
  * speed, energy with Tide vs the same datacenter left always on; with ?history=1 the per-round
- * history: hosts on, energy, migrations, CPU per host).
+ * history (hosts on, energy, migrations, CPU per host).
  */
 import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -184,10 +184,6 @@ export async function serveDemo(opts: DemoServeOptions = {}): Promise<DemoServer
     onChange: () => daemon.wake(),
     extraRoutes: (api) => {
       api.get('/metrics', metricsHandler(metrics));
-      api.get('/api/v1/whoami', requireRole('viewer'), (c) => {
-        const t = c.get('token')!;
-        return c.json({ id: t.id, name: t.name, role: t.role }, 200);
-      });
       api.get('/api/v1/demo', requireRole('viewer'), (c) => c.json({
         simMs: nowMs(), epochMs, speed, mode, hours, scenario: scenario.name,
         energyKWh: driver.energyKWh(), alwaysOnKWh: lastAlwaysOn, migrations,
