@@ -7,6 +7,7 @@ import { systemClock } from '../../executor/clock.js';
 import { createHttpApp } from '../../http/app.js';
 import { EventBus } from '../../http/events.js';
 import { serveHttp, type HttpServer } from '../../http/serve.js';
+import { daemonAddons, webhookSecrets } from '../../metrics/addons.js';
 import { num, parse } from '../args.js';
 import { clusterConfig } from '../cluster.js';
 import { processIo, UsageError, type Command } from '../io.js';
@@ -59,10 +60,13 @@ export const daemonCommand: Command = {
     const { config, file } = clusterConfig(values, io);
     // auto: text on a terminal (the process's stdout; in-process callers say with io.isTty).
     const tty = format === 'text' || (format === 'auto' && (io === processIo ? Boolean(process.stdout.isTTY) : io.isTty));
-    const log = createLogger({ write: (l) => io.out(l), tty, level, clock: systemClock, secrets: configSecrets(config, file, io.env) });
+    const log = createLogger({ write: (l) => io.out(l), tty, level, clock: systemClock, secrets: [...configSecrets(config, file, io.env), ...webhookSecrets(config, file, io.env)] });
     // The HTTP API (config section http): its event bus is fed by the daemon's observer.
     const bus = config.http ? new EventBus() : undefined;
-    const opened = openDaemon(config, file, { log, stopGraceMs: graceMs, pollMs, ...(bus ? { observer: bus.observer() } : {}) });
+    // Prometheus metrics (GET /metrics on the HTTP server) and webhooks (config section webhooks): src/metrics/addons.ts.
+    // (the getters are read only once the daemon runs: opened and current exist by then)
+    const addons = daemonAddons({ config, configFile: file, env: io.env, log, store: () => opened.store, migrationMode: () => current.migration.mode });
+    const opened = openDaemon(config, file, { log, stopGraceMs: graceMs, pollMs, observer: bus ? bus.observer(addons.observer) : addons.observer });
     const { daemon } = opened;
     let current: TideConfig = config;
     let http: HttpServer | undefined;
@@ -70,12 +74,13 @@ export const daemonCommand: Command = {
       const h = config.http;
       const rel = (f: string): string => resolve(dirname(file), f);
       const app = createHttpApp({
-        store: opened.store, config: () => current, bus, onChange: () => daemon.wake(),
+        store: opened.store, config: () => current, bus, onChange: () => daemon.wake(), extraRoutes: (a) => addons.routes(a),
         logError: (e, where) => log.error({ event: 'http-error', where, message: e instanceof Error ? e.message : String(e) }, `HTTP ${where}: internal error`),
       });
       try {
         http = await serveHttp(app, { host: h.listen, port: h.port, ...(h.tlsCertFile && h.tlsKeyFile ? { tls: { certFile: rel(h.tlsCertFile), keyFile: rel(h.tlsKeyFile) } } : {}) });
       } catch (e) {
+        await addons.close(0);
         await opened.close();
         throw e;
       }
@@ -126,6 +131,7 @@ export const daemonCommand: Command = {
       process.off('SIGHUP', onHup);
       process.off('SIGUSR1', onUsr1);
       await http?.close();
+      await addons.close();
       await opened.close();
     }
   },
