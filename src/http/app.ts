@@ -30,7 +30,9 @@ import { compilePolicy } from '../core/policy.js';
 import { activeWindow } from '../core/schedule.js';
 import { approvePlan, listPlanRows, planDetail, planRow, rejectPlan, setMaintenance, statusReport } from '../daemon/ops.js';
 import type { ApiRole, ApiTokenRecord, PlanStatus, Store } from '../store/store.js';
+import { DriverError } from '../drivers/errors.js';
 import { HttpError, httpErrorOf } from './errors.js';
+import { requestMigration } from './migrate.js';
 import { EventBus, type TideEvent } from './events.js';
 import { hostsNow, vmsNow } from './views.js';
 import { createToken, roleAllows, verifyToken } from './tokens.js';
@@ -42,7 +44,7 @@ export interface HttpAppDeps {
   /** Fed by the daemon's observer (EventBus.observer); absent: a private one (no live events). */
   readonly bus?: EventBus;
   /** Called after an approval or a maintenance change so the daemon acts at once (daemon.wake). */
-  readonly onChange?: (what: 'approve' | 'reject' | 'maintenance') => void;
+  readonly onChange?: (what: 'approve' | 'reject' | 'maintenance' | 'migrate', detail?: { readonly planId?: number; readonly by?: string }) => void;
   /** Wall clock, ms. */
   readonly nowMs?: () => number;
   /** POST body limit, bytes (default 64 KiB). */
@@ -109,6 +111,10 @@ const PLAN_STATUSES = ['proposed', 'approved', 'running', 'done', 'failed', 'rej
 const ApproveBody = z.object({}).strict().openapi('ApproveRequest');
 const RejectBody = z.object({ reason: z.string().max(500).optional() }).strict().openapi('RejectRequest');
 const MaintenanceBody = z.object({ on: z.boolean(), reason: z.string().max(500).optional() }).strict().openapi('MaintenanceRequest');
+const MigrateBody = z.object({
+  vm: z.string().min(1).max(256),
+  to: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/, "a host name, or 'best'"),
+}).strict().openapi('MigrateRequest');
 const TokenBody = z.object({ role: z.enum(['viewer', 'operator', 'admin']), name: z.string().min(1).max(100).optional() }).strict().openapi('TokenRequest');
 const PolicyBody = z.object({ name: z.string().min(1).max(200), args: z.record(z.string(), z.unknown()).optional() }).strict().openapi('PolicySpec');
 
@@ -374,7 +380,7 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<ApiEnv> {
     c.req.valid('json');
     const p = approvePlan(store, Number(c.req.valid('param').id), who(c));
     bus.emit('plan-status', { planId: p.id, status: p.status, reason: p.statusReason ?? null });
-    deps.onChange?.('approve');
+    deps.onChange?.('approve', { planId: p.id, by: who(c) });
     return c.json(planRow(p), 200);
   });
 
@@ -400,6 +406,22 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<ApiEnv> {
     bus.emit('maintenance', { host: st.host, maintenance: st.maintenance, by: st.by, reason: st.reason });
     deps.onChange?.('maintenance');
     return c.json(st, 200);
+  });
+
+  app.openapi(createRoute({
+    method: 'post', path: `${API_PREFIX}/migrations`,
+    summary: "Migrate a VM to a host or the best one: a one-step plan, approved, that the daemon executes at once if the cluster still matches its last round",
+    middleware: [requireRole('operator')] as const, request: { body: { required: true, content: { 'application/json': { schema: MigrateBody } } } },
+    responses: { 202: anyJson('{ planId, vm, from, to, reason, assessments }: follow it at /plans/{planId} or /events'), ...errors(...WRITE_ERRORS) },
+  }), (c) => {
+    const b = c.req.valid('json');
+    if (cfg().mode === 'recommend') throw new DriverError('TIDE_PLAN_STATE', 'the daemon runs in recommend mode, which never executes; set mode: approve (or automatic) in the configuration');
+    const tick = bus.lastTick();
+    if (!tick) throw new DriverError('TIDE_STALE_PLAN', 'the daemon has not finished a round yet: nothing to plan the move from; try again after its first round');
+    const m = requestMigration(store, tick.snapshot, { vm: b.vm, to: b.to, by: who(c), nowMs: nowMs() });
+    bus.emit('plan-status', { planId: m.planId, status: 'approved', reason: m.reason });
+    deps.onChange?.('migrate', { planId: m.planId, by: who(c) });
+    return c.json(m, 202);
   });
 
   // ---- admin routes ----

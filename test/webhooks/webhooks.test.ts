@@ -17,6 +17,7 @@ import { systemClock } from '../../src/executor/clock.js';
 import { openSqliteStore } from '../../src/store/store.js';
 import { createWebhooks, safeUrl, signBody, verifySignature, webhookTargetsFromConfig, type WebhookDelivery, type Webhooks } from '../../src/webhooks/webhooks.js';
 import { simDaemon } from '../daemon/helpers.js';
+import { apiFixture } from '../http/helpers.js';
 
 const SECRET = 'test-webhook-secret-9f2c1a';
 
@@ -242,6 +243,18 @@ describe('webhooks fed by the daemon on the simulator', () => {
     expect(events).toContain('plan.finished');
     const approved = JSON.parse(rx.got.find((x) => x.headers['x-tide-event'] === 'plan.approved')!.body) as { data: { planId: number; by: string } };
     expect(approved.data).toEqual({ planId: r1.planId, by: 'alice@test' });
+  });
+
+  it('an approval through the HTTP API is announced at once, by the token, once', async () => {
+    const rx = await receiver([200]);
+    const hooks = createWebhooks([{ url: rx.url, secret: SECRET }], { clock: systemClock, baseDelayMs: 20 });
+    cleanup.push(() => rx.close(), () => hooks.close());
+    const f = await apiFixture({ onChange: (what, d) => { if (what === 'approve' && d?.planId !== undefined) hooks.planApproved(d.planId, d.by ?? 'api'); } });
+    expect((await f.req('operator', 'POST', `/api/v1/plans/${f.planId}/approve`)).status).toBe(200);
+    expect((await f.req('operator', 'POST', `/api/v1/plans/${f.planId}/approve`)).status).toBe(200); // a no-op: not announced again
+    await hooks.idle();
+    expect(rx.got.map((x) => x.headers['x-tide-event'])).toEqual(['plan.approved']);
+    expect((JSON.parse(rx.got[0]!.body) as { data: unknown }).data).toEqual({ planId: f.planId, by: expect.stringMatching(/^api:o#\d+$/) });
   });
 
   it('freeze and thaw become freeze.frozen / freeze.thawed', async () => {

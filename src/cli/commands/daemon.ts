@@ -74,7 +74,12 @@ export const daemonCommand: Command = {
       const h = config.http;
       const rel = (f: string): string => resolve(dirname(file), f);
       const app = createHttpApp({
-        store: opened.store, config: () => current, bus, onChange: () => daemon.wake(), extraRoutes: (a) => addons.routes(a),
+        store: opened.store, config: () => current, bus, extraRoutes: (a) => addons.routes(a),
+        onChange: (what, d) => {
+          // webhooks: an approval through the API is announced at once (plan.approved, by the token)
+          if (what === 'approve' && d?.planId !== undefined) addons.webhooks?.planApproved(d.planId, d.by ?? 'api');
+          daemon.wake();
+        },
         logError: (e, where) => log.error({ event: 'http-error', where, message: e instanceof Error ? e.message : String(e) }, `HTTP ${where}: internal error`),
       });
       try {
