@@ -106,6 +106,25 @@ describe('prometheus metrics over a daemon on the simulator', () => {
     expect(sum(of(p, 'tide_plans'))).toBe(d.store.listPlans({ limit: 100_000 }).length);
   });
 
+  it('a host silent for 3 rounds: tide_frozen 1 with its reason code, that host unknown (idle draw), the others on', async () => {
+    const metrics = createMetrics();
+    const d = simDaemon('recommend', { deps: { observer: metrics.observer } });
+    const host = Object.values(d.driver.placement())[0]!;
+    d.driver.setReachable(host, false);
+    for (let i = 0; i < 4; i++) {
+      await d.round();
+      await d.clock.advance(300_000);
+    }
+    expect(d.store.daemonStatus()!.frozen.frozen).toBe(true);
+    const s = parse(await metrics.render());
+    const f = of(s, 'tide_frozen');
+    expect(f).toHaveLength(1);
+    expect(f[0]!.value).toBe(1);
+    expect(f[0]!.labels.reason).toMatch(/^[a-z-]+(,[a-z-]+)*$/);
+    expect(of(s, 'tide_host_power_state', { host, state: 'unknown' })[0]!.value).toBe(1);
+    expect(sum(of(s, 'tide_host_power_state', { state: 'on' }))).toBe(3);
+  });
+
   it('frozen gauge carries the reason codes; two registries do not collide', async () => {
     const a = createMetrics();
     const b = createMetrics();
