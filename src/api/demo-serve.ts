@@ -31,7 +31,7 @@ import { serveHttp } from '../http/serve.js';
 import { createToken } from '../http/tokens.js';
 import { officeScenario } from '../sim/office.js';
 import { openSqliteStore, type ApiRole, type Store } from '../store/store.js';
-import { drivePaced, type WallClock } from './pacing.js';
+import { drivePaced, realWall, type WallClock } from './pacing.js';
 
 /** Virtual seconds per wall second that show a day in about ten minutes. */
 export const DAY_PER_TEN_MINUTES = 86_400 / 600;
@@ -208,7 +208,23 @@ export async function serveDemo(opts: DemoServeOptions = {}): Promise<DemoServer
   const admin = createToken(store, { role: 'admin', name: 'demo admin', by: 'tide demo --serve' });
 
   let stopped = false;
-  const done = drivePaced(clock, daemon.run(hours * 3_600_000), speed, opts.wall).then(async () => {
+  // The real wall clock, except that close() cuts a pending pacing sleep short (a round at
+  // 144× is 2 s of wall time) and later ones are not waited for: the run ends at once.
+  const sleepers = new Set<() => void>();
+  const wall: WallClock = opts.wall ?? {
+    now: realWall.now,
+    sleep: (ms) => new Promise<void>((resolve) => {
+      if (stopped) return resolve();
+      const wake = (): void => {
+        clearTimeout(t);
+        sleepers.delete(wake);
+        resolve();
+      };
+      const t = setTimeout(wake, Math.max(0, ms));
+      sleepers.add(wake);
+    }),
+  };
+  const done = drivePaced(clock, daemon.run(hours * 3_600_000), speed, wall).then(async () => {
     await baseChain;
   }, (e: unknown) => {
     if (!stopped) throw e;
@@ -228,7 +244,10 @@ export async function serveDemo(opts: DemoServeOptions = {}): Promise<DemoServer
     async close() {
       stopped = true;
       daemon.stop({ graceMs: 0, reason: 'demo closed' });
-      await Promise.race([done, new Promise((r) => setTimeout(r, 2000))]);
+      for (const wake of [...sleepers]) wake();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([done, new Promise((r) => (timer = setTimeout(r, 2000)))]);
+      clearTimeout(timer);
       await server.close();
       store.close();
     },
@@ -260,12 +279,16 @@ export async function runDemoServe(io: ServeIo, opts: DemoServeOptions & { token
     if (!demo.dashboard) io.err('tide demo: the dashboard is not built (npm run build:web); serving the API only\n');
     io.out(opts.tokenFile ? `admin token written to ${opts.tokenFile}\n` : `admin token (shown once): ${demo.adminToken}\n`);
     io.out('Ctrl-C to stop.\n');
-    demo.done.then(() => io.out('the simulated run is over; still serving (Ctrl-C to stop)\n'), (e: unknown) => {
+    let stopping = false;
+    demo.done.then(() => {
+      if (!stopping) io.out('the simulated run is over; still serving (Ctrl-C to stop)\n');
+    }, (e: unknown) => {
       failed = true;
       io.err(`tide demo: the simulated run failed: ${e instanceof Error ? e.message : String(e)}\n`);
     });
     await new Promise<void>((resolve) => {
       const stop = (): void => {
+        stopping = true;
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
         resolve();
