@@ -46,6 +46,7 @@ export const ROUTES: readonly RouteCase[] = [
   { method: 'POST', path: '/api/v1/plans/{id}/approve', role: 'operator' },
   { method: 'POST', path: '/api/v1/plans/{id}/reject', body: { reason: 'not now' }, role: 'operator' },
   { method: 'POST', path: '/api/v1/hosts/{host}/maintenance', body: { on: true, reason: 'disk swap' }, role: 'operator' },
+  { method: 'POST', path: '/api/v1/migrations', body: { vm: '{vm}', to: 'best' }, role: 'operator', ok: 202 },
   { method: 'GET', path: '/api/v1/tokens', role: 'admin' },
   { method: 'POST', path: '/api/v1/tokens', body: { role: 'viewer', name: 'grafana' }, role: 'admin', ok: 201 },
   { method: 'POST', path: '/api/v1/tokens/{token}/revoke', role: 'admin' },
@@ -54,7 +55,7 @@ export const ROUTES: readonly RouteCase[] = [
 const RANK: Record<Who, number> = { none: -1, viewer: 0, operator: 1, admin: 2 };
 
 const fill = (f: ApiFixture, p: string): string => p.replace('{id}', String(f.planId)).replace('{host}', f.config.hosts[0]!.name)
-  .replace('{token}', String(f.d.store.apiTokenByHash(hashToken(f.tok.viewer))!.id));
+  .replace('{token}', String(f.d.store.apiTokenByHash(hashToken(f.tok.viewer))!.id)).replace('{vm}', f.tick.snapshot.vms[0]!.id);
 
 describe('every route × every role', () => {
   for (const r of ROUTES) {
@@ -62,7 +63,7 @@ describe('every route × every role', () => {
       const f = await apiFixture();
       for (const who of ['none', 'viewer', 'operator', 'admin'] as const) {
         const before = storeDigest(f.d.store);
-        const res = await f.req(who, r.method, fill(f, r.path), r.body);
+        const res = await f.req(who, r.method, fill(f, r.path), r.body === undefined ? undefined : JSON.parse(fill(f, JSON.stringify(r.body))));
         const allowed = RANK[who] >= RANK[r.role];
         const want = who === 'none' ? 401 : allowed ? r.ok ?? 200 : 403;
         if (res.headers.get('content-type')?.startsWith('text/event-stream')) await res.body?.cancel();
@@ -179,6 +180,70 @@ describe('writes', () => {
     expect(f.d.store.getPlan(f.planId)!.status).toBe('proposed');
     now += 60_000;
     expect((await f.req('viewer', 'GET', '/api/v1/status')).status).toBe(200);
+  });
+});
+
+describe('migrations through the API', () => {
+  it('to the best host: a one-step plan, approved, with every host\'s verdict; the daemon executes it and the VM moves', async () => {
+    const f = await apiFixture();
+    const vm = f.tick.snapshot.vms.find((v) => v.host !== null && v.migratable)!;
+    const res = await f.req('operator', 'POST', '/api/v1/migrations', { vm: vm.id, to: 'best' });
+    expect(res.status).toBe(202);
+    const m = (await res.json()) as { planId: number; from: string; to: string; reason: string; assessments: { host: string; fits: boolean }[] };
+    expect(m.from).toBe(vm.host);
+    expect(m.to).not.toBe(vm.host);
+    expect(m.reason).toMatch(/requested by api:o#2/);
+    expect(m.assessments.map((a) => a.host).sort()).toEqual(f.tick.snapshot.hosts.map((h) => h.id).sort());
+    const p = f.d.store.getPlan(m.planId)!;
+    expect(p.status).toBe('approved');
+    expect(p.plan.steps).toMatchObject([{ kind: 'migrate', vm: vm.id, from: vm.host, to: m.to, by: 'operator' }]);
+    await f.d.clock.drive(f.d.daemon.executeApproved());
+    expect(f.d.store.getPlan(m.planId)!.status).toBe('done');
+    expect(f.d.driver.placement()[vm.id]).toBe(m.to);
+    const hist = (await (await f.req('viewer', 'GET', `/api/v1/migrations?vm=${vm.id}`)).json()) as { migrations: { vm: string; to: string; ok: boolean; totalMs: number }[] };
+    expect(hist.migrations[0]).toMatchObject({ vm: vm.id, to: m.to, ok: true });
+  });
+
+  it('to a chosen host; refusals change nothing: unknown VM 404, unknown host 404, its own host 400, a host it does not fit 409 with the reason, recommend mode 409', async () => {
+    const f = await apiFixture();
+    const vm = f.tick.snapshot.vms.find((v) => v.host !== null && v.migratable)!;
+    const other = f.tick.snapshot.hosts.find((h) => h.id !== vm.host)!.id;
+    const before = storeDigest(f.d.store);
+    const cases: [unknown, number, string][] = [
+      [{ vm: 'no-such-vm', to: 'best' }, 404, 'TIDE_NO_SUCH_VM'],
+      [{ vm: vm.id, to: 'no-such-host' }, 404, 'TIDE_NO_SUCH_HOST'],
+      [{ vm: vm.id, to: vm.host }, 400, 'TIDE_INVALID_ARGUMENT'],
+      [{ vm: vm.id }, 400, 'TIDE_BAD_REQUEST'],
+      [{ vm: vm.id, to: other, now: true }, 400, 'TIDE_BAD_REQUEST'],
+    ];
+    for (const [body, status, code] of cases) {
+      const res = await f.req('operator', 'POST', '/api/v1/migrations', body);
+      expect({ body, status: res.status, code: ((await res.json()) as { error: { code: string } }).error.code }).toEqual({ body, status, code });
+    }
+    expect(storeDigest(f.d.store)).toBe(before);
+    const ok = await f.req('operator', 'POST', '/api/v1/migrations', { vm: vm.id, to: other });
+    expect(ok.status).toBe(202);
+    expect(((await ok.json()) as { to: string }).to).toBe(other);
+    const rec = await apiFixture({ config: { ...f.config, mode: 'recommend' } });
+    const r = await rec.req('operator', 'POST', '/api/v1/migrations', { vm: vm.id, to: 'best' });
+    expect(r.status).toBe(409);
+    expect(((await r.json()) as { error: { message: string } }).error.message).toMatch(/recommend mode/);
+  });
+
+  it('a host the VM does not fit on: 409 TIDE_NO_HOST_FITS with the filter\'s reason, nothing stored', async () => {
+    const f = await apiFixture();
+    const snap = f.tick.snapshot;
+    const vm = snap.vms.find((v) => v.host !== null && v.migratable)!;
+    const tiny = snap.hosts.find((h) => h.id !== vm.host)!;
+    // The last round saw a target too small for the VM.
+    f.bus.setLastTick({ ...f.tick, snapshot: { ...snap, hosts: snap.hosts.map((h) => (h.id === tiny.id ? { ...h, memMiB: 1 } : h)) } });
+    const before = storeDigest(f.d.store);
+    const res = await f.req('operator', 'POST', '/api/v1/migrations', { vm: vm.id, to: tiny.id });
+    expect(res.status).toBe(409);
+    const e = ((await res.json()) as { error: { code: string; message: string } }).error;
+    expect(e.code).toBe('TIDE_NO_HOST_FITS');
+    expect(e.message).toMatch(new RegExp(`^no host can take ${vm.id} on ${tiny.id} — ${tiny.id}: -?\\d+ MiB free, ${vm.id} holds \\d+ MiB$`));
+    expect(storeDigest(f.d.store)).toBe(before);
   });
 });
 

@@ -1,9 +1,9 @@
 /**
- * Fuzzing the mutating routes (approve, reject, maintenance) with fast-check: 10,000 random
+ * Fuzzing the mutating routes (approve, reject, maintenance, migrations) with fast-check: 10,000 random
  * methods, paths, headers and bodies. Every answer is a 4xx with a JSON `{error:{code,message}}`
  * (a TIDE_ code, a non-empty message, no stack trace), never a 5xx, and the store is unchanged
  * (digest before/after). The fixture's plan is `done` and the generators never form a valid
- * maintenance request for a configured host, so no request here may legitimately change state.
+ * maintenance request for a configured host nor a migration of an existing VM, so no request here may legitimately change state.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -16,6 +16,7 @@ describe('fuzzing the mutating routes', () => {
     const f = await apiFixture({ maxAuthFailures: Number.POSITIVE_INFINITY, maxBodyBytes: 64 * 1024 });
     f.d.store.setPlanStatus(f.planId, 'done', 'fuzz fixture');
     const hosts = f.config.hosts.map((h) => h.name);
+    const vms = f.tick.snapshot.vms.map((v) => v.id);
     const digest = storeDigest(f.d.store);
     const statuses = new Map<number, number>();
 
@@ -26,6 +27,7 @@ describe('fuzzing the mutating routes', () => {
       planSeg.map((id) => `/api/v1/plans/${encodeURIComponent(id)}/reject`),
       hostSeg.map((h) => `/api/v1/hosts/${encodeURIComponent(h)}/maintenance`),
       printable(30).map((p) => `/api/v1/plans/${p.replace(/[?#]/g, '')}`),
+      fc.constant('/api/v1/migrations'),
     );
     const body = fc.oneof(
       fc.constant(undefined),
@@ -34,6 +36,7 @@ describe('fuzzing the mutating routes', () => {
       fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 2 })).map((v) => JSON.stringify(v)),
       fc.string({ maxLength: 200 }),
       fc.nat({ max: 3 }).map((n) => `{"reason":"${'x'.repeat(70_000 + n)}"}`),
+      fc.record({ vm: fc.oneof(fc.string(), fc.constantFrom('', 'x'.repeat(300)), fc.nat()), to: fc.oneof(fc.constantFrom('best', '-x', '..', ''), fc.string()) }, { requiredKeys: [] }).map((v) => JSON.stringify(v)),
     );
     // Mostly tokens that pass authentication, so that most bodies reach the role check and validation.
     const auth = fc.oneof(
@@ -63,6 +66,8 @@ describe('fuzzing the mutating routes', () => {
         }
         fc.pre(!(v !== null && typeof v === 'object' && typeof (v as { on?: unknown }).on === 'boolean'));
       }
+      // Nor a valid migration request (an existing VM): the generators use random names only.
+      if (p === '/api/v1/migrations' && b !== undefined) fc.pre(!vms.some((v) => b.includes(`"${v}"`)));
       const headers: Record<string, string> = {};
       if (a !== undefined) headers.authorization = a;
       if (ct !== undefined) headers['content-type'] = ct;
