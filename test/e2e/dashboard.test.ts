@@ -159,8 +159,18 @@ describe.skipIf(!haveChromium)('dashboard in headless Chromium against tide demo
       expect(runs.length).toBeGreaterThan(0);
       expect(runs.every((r) => r.state === 'succeeded')).toBe(true);
       await admin.waitForSelector(`[data-plan="${id}"][data-status=done]`, { timeout: 15_000 });
-      // Maintenance from the UI: the badge shows and the store has it (who: the admin token).
+      // Migrate a VM from the UI to a chosen host: a one-step plan, approved, that the daemon runs.
       await admin.click('[data-page=cluster]');
+      const where = await placement(admin);
+      const on = Object.entries(await powers(admin)).filter(([, p]) => p === 'on').map(([h]) => h);
+      const dest = on.find((h) => h !== where.dns)!;
+      expect(dest).toBeDefined();
+      await admin.click('[data-vm=dns]');
+      await admin.selectOption('[data-testid=migrate-bar] select', dest);
+      await admin.click('[data-action=migrate]');
+      await admin.waitForSelector(`[data-host="${dest}"] [data-vm=dns]`, { timeout: 20_000 });
+      expect(demo.store.migrations({ vm: 'dns' })[0]).toMatchObject({ to: dest });
+      // Maintenance from the UI: the badge shows and the store has it (who: the admin token).
       await admin.click('[data-host=srv-2] [data-action=maintenance]');
       await admin.waitForSelector('[data-host=srv-2] .badge.warn');
       expect(demo.store.hostStates().find((h) => h.host === 'srv-2')).toMatchObject({ maintenance: true });

@@ -90,7 +90,9 @@ function Bar({ label, pct, detail }: { label: string; pct: number | null; detail
   );
 }
 
-function HostColumn({ host, vms, role, onMaintenance, moving }: { host: Host; vms: Vm[]; role: Role; onMaintenance: (h: Host) => void; moving: Set<string> }) {
+function HostColumn({ host, vms, role, onMaintenance, moving, onPick, picked }: {
+  host: Host; vms: Vm[]; role: Role; onMaintenance: (h: Host) => void; moving: Set<string>; onPick: (vm: Vm) => void; picked: string | null;
+}) {
   const memTotal = host.memMiB ?? Math.max(1024, vms.reduce((a, v) => a + v.memMiB, 0));
   const used = host.memUsedMiB ?? vms.reduce((a, v) => a + v.memMiB, 0);
   const state = host.power in POWER_LABEL ? host.power : 'unknown';
@@ -110,7 +112,8 @@ function HostColumn({ host, vms, role, onMaintenance, moving }: { host: Host; vm
         {vms.map((v) => (
           <div
             key={v.id}
-            class={`vm ${moving.has(v.id) ? 'moving' : ''}`}
+            class={`vm ${moving.has(v.id) ? 'moving' : ''} ${picked === v.id ? 'picked' : ''} ${canAct(role) ? 'clickable' : ''}`}
+            onClick={canAct(role) ? () => onPick(v) : undefined}
             data-vm={v.id}
             title={`${v.id} — ${v.memMiB} MiB, CPU ${v.cpuPct === null ? '?' : v.cpuPct.toFixed(0)} %`}
             style={{ flexGrow: v.memMiB, minHeight: `${Math.max(22, (v.memMiB / memTotal) * 260)}px`, background: cpuColour(v.cpuPct) }}
@@ -175,12 +178,44 @@ function ClusterPage({ s, role, token, refresh, notify }: PageProps) {
       notify((e as Error).message, true);
     }
   };
+  const [picked, setPicked] = useState<Vm | null>(null);
+  const [target, setTarget] = useState('best');
+  const [busy, setBusy] = useState(false);
+  const migrate = async (): Promise<void> => {
+    if (!picked) return;
+    setBusy(true);
+    try {
+      const r = await client(token).post<{ to?: string; planId?: number }>('/migrations', { vm: picked.id, to: target });
+      notify(`Moving ${picked.id} to ${r.to ?? target} (plan #${r.planId ?? '?'})`);
+      setPicked(null);
+      refresh();
+    } catch (e) {
+      notify((e as Error).message, true);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const targets = s.hosts.filter((h) => picked && h.id !== picked.host && h.power === 'on' && !h.maintenance);
   return (
     <>
       <Kpis s={s} />
       <Migrations s={s} />
+      {picked && (
+        <div class="card migrate-bar" data-testid="migrate-bar">
+          <span>Migrate <b class="mono">{picked.id}</b> <span class="muted">from {picked.host ?? '?'} to</span></span>
+          <select name="target" value={target} onChange={(e) => setTarget((e.target as HTMLSelectElement).value)}>
+            <option value="best">the best host (Tide chooses)</option>
+            {targets.map((h) => <option key={h.id} value={h.id}>{h.id}</option>)}
+          </select>
+          <button class="btn primary small" data-action="migrate" disabled={busy} onClick={() => void migrate()}>Migrate</button>
+          <button class="btn ghost small" onClick={() => setPicked(null)}>Cancel</button>
+        </div>
+      )}
       <div class="hosts">
-        {s.hosts.map((h) => <HostColumn key={h.id} host={h} vms={s.vms.filter((v) => v.host === h.id)} role={role} onMaintenance={toggle} moving={moving} />)}
+        {s.hosts.map((h) => (
+          <HostColumn key={h.id} host={h} vms={s.vms.filter((v) => v.host === h.id)} role={role} onMaintenance={toggle} moving={moving}
+            picked={picked?.id ?? null} onPick={(v) => { setPicked(v); setTarget('best'); }} />
+        ))}
       </div>
       <Legend />
     </>
@@ -190,7 +225,7 @@ function ClusterPage({ s, role, token, refresh, notify }: PageProps) {
 function Legend() {
   return (
     <div class="legend muted small">
-      <span>VM blocks: height ∝ memory, colour = CPU</span>
+      <span>VM blocks: height ∝ memory, colour = CPU{' · '}operators: click a VM to migrate it</span>
       <span class="scale"><i style={{ background: cpuColour(0) }} />0 %<i style={{ background: cpuColour(50) }} />50 %<i style={{ background: cpuColour(100) }} />100 %</span>
     </div>
   );
