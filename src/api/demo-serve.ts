@@ -11,9 +11,7 @@
  * speed, energy with Tide vs the same datacenter left always on; with ?history=1 the per-round
  * history (hosts on, energy, migrations, CPU per host).
  */
-import { chmodSync, existsSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { chmodSync, writeFileSync } from 'node:fs';
 import type { Mode, TickResult } from '../app/controller.js';
 import { parseConfig } from '../config/load.js';
 import { compileSchedule } from '../config/schedule.js';
@@ -31,6 +29,7 @@ import { serveHttp } from '../http/serve.js';
 import { createToken } from '../http/tokens.js';
 import { officeScenario } from '../sim/office.js';
 import { openSqliteStore, type ApiRole, type Store } from '../store/store.js';
+import { dashboardDir, dashboardDirPath } from './dashboard.js';
 import { drivePaced, realWall, type WallClock } from './pacing.js';
 
 /** Virtual seconds per wall second that show a day in about ten minutes. */
@@ -92,10 +91,6 @@ export interface DemoServer {
   close(): Promise<void>;
 }
 
-/** dist/web of this package, from src/api or dist/api alike. */
-export function defaultStaticDir(): string {
-  return join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'web');
-}
 
 /** The demo's configuration, as a config file would give it (the API reads hosts, rules, schedule from it). */
 function demoConfig(scenario: ReturnType<typeof officeScenario>, mode: Mode, policy: string, intervalSec: number): TideConfig {
@@ -176,11 +171,11 @@ export async function serveDemo(opts: DemoServeOptions = {}): Promise<DemoServer
     })),
   });
 
-  const staticDir = opts.staticDir ?? defaultStaticDir();
-  const haveDashboard = existsSync(join(staticDir, 'index.html'));
+  const staticDir = dashboardDir(opts.staticDir ?? dashboardDirPath());
+  const haveDashboard = staticDir !== undefined;
   const app = createHttpApp({
     store, config, bus, nowMs,
-    staticDir: haveDashboard ? staticDir : undefined,
+    staticDir,
     onChange: () => daemon.wake(),
     extraRoutes: (api) => {
       api.get('/metrics', metricsHandler(metrics));

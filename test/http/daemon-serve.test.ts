@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { dashboardDir } from '../../src/api/dashboard.js';
 import { main } from '../../src/cli/main.js';
 import type { CliIo } from '../../src/cli/io.js';
 import { FakeDriver } from '../../src/drivers/fake/index.js';
@@ -44,6 +45,8 @@ describe('tide daemon serves the HTTP API', () => {
       const url = /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(out)![1]!;
       const h = { authorization: `Bearer ${token}` };
       expect((await fetch(`${url}/api/v1/hosts`)).status).toBe(401);
+      // The dashboard (dist/web, when built: npm run build:web) is served under / by the daemon too.
+      if (dashboardDir()) expect(await (await fetch(`${url}/`)).text()).toContain('<div id="app">');
       // The first round proposes a plan (approve mode) and the hosts show what it saw.
       await expect.poll(async () => ((await (await fetch(`${url}/api/v1/plans?status=proposed`, { headers: h })).json()) as { plans: unknown[] }).plans.length, { timeout: 15_000 }).toBe(1);
       const hosts = (await (await fetch(`${url}/api/v1/hosts`, { headers: h })).json()) as { hosts: { name: string; powerState: string; source: string; maintenance: boolean }[] };

@@ -1,4 +1,5 @@
 import { dirname, resolve } from 'node:path';
+import { dashboardDir } from '../../api/dashboard.js';
 import { loadConfig } from '../../config/load.js';
 import type { TideConfig } from '../../config/schema.js';
 import { openDaemon, settingsFromConfig } from '../../daemon/config.js';
@@ -74,7 +75,7 @@ export const daemonCommand: Command = {
       const h = config.http;
       const rel = (f: string): string => resolve(dirname(file), f);
       const app = createHttpApp({
-        store: opened.store, config: () => current, bus, extraRoutes: (a) => addons.routes(a),
+        store: opened.store, config: () => current, bus, extraRoutes: (a) => addons.routes(a), staticDir: dashboardDir(),
         onChange: (what, d) => {
           // webhooks: an approval through the API is announced at once (plan.approved, by the token)
           if (what === 'approve' && d?.planId !== undefined) addons.webhooks?.planApproved(d.planId, d.by ?? 'api');
