@@ -32,7 +32,7 @@ import { approvePlan, listPlanRows, planDetail, planRow, rejectPlan, setMaintena
 import type { ApiRole, ApiTokenRecord, PlanStatus, Store } from '../store/store.js';
 import { DriverError } from '../drivers/errors.js';
 import { HttpError, httpErrorOf } from './errors.js';
-import { requestMigration } from './migrate.js';
+import { requestMigration, requestPower } from './migrate.js';
 import { EventBus, type TideEvent } from './events.js';
 import { hostsNow, vmsNow } from './views.js';
 import { createToken, roleAllows, verifyToken } from './tokens.js';
@@ -44,7 +44,7 @@ export interface HttpAppDeps {
   /** Fed by the daemon's observer (EventBus.observer); absent: a private one (no live events). */
   readonly bus?: EventBus;
   /** Called after an approval or a maintenance change so the daemon acts at once (daemon.wake). */
-  readonly onChange?: (what: 'approve' | 'reject' | 'maintenance' | 'migrate', detail?: { readonly planId?: number; readonly by?: string }) => void;
+  readonly onChange?: (what: 'approve' | 'reject' | 'maintenance' | 'migrate' | 'power', detail?: { readonly planId?: number; readonly by?: string }) => void;
   /** Wall clock, ms. */
   readonly nowMs?: () => number;
   /** POST body limit, bytes (default 64 KiB). */
@@ -115,6 +115,7 @@ const MigrateBody = z.object({
   vm: z.string().min(1).max(256),
   to: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/, "a host name, or 'best'"),
 }).strict().openapi('MigrateRequest');
+const PowerBody = z.object({ on: z.boolean() }).strict().openapi('PowerRequest');
 const TokenBody = z.object({ role: z.enum(['viewer', 'operator', 'admin']), name: z.string().min(1).max(100).optional() }).strict().openapi('TokenRequest');
 const PolicyBody = z.object({ name: z.string().min(1).max(200), args: z.record(z.string(), z.unknown()).optional() }).strict().openapi('PolicySpec');
 
@@ -425,6 +426,23 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<ApiEnv> {
   });
 
   // ---- admin routes ----
+  app.openapi(createRoute({
+    method: 'post', path: `${API_PREFIX}/hosts/{host}/power`,
+    summary: "Power a host on or off: a one-step plan, approved, that the daemon executes at once (the power-off guard applies: empty, wake path tested)",
+    middleware: [requireRole('admin')] as const, request: { params: z.object({ host: HostParam }), body: { required: true, content: { 'application/json': { schema: PowerBody } } } },
+    responses: { 202: anyJson('{ planId, host, action, reason }'), ...errors(...WRITE_ERRORS) },
+  }), (c) => {
+    const b = c.req.valid('json');
+    const { host } = c.req.valid('param');
+    if (cfg().mode === 'recommend') throw new DriverError('TIDE_PLAN_STATE', 'the daemon runs in recommend mode, which never executes; set mode: approve (or automatic) in the configuration');
+    const tick = bus.lastTick();
+    if (!tick) throw new DriverError('TIDE_STALE_PLAN', "the daemon has not finished a round yet: the host's state is not known; try again after its first round");
+    const r = requestPower(store, tick.snapshot, { host, on: b.on, by: who(c), nowMs: nowMs() });
+    bus.emit('plan-status', { planId: r.planId, status: 'approved', reason: r.reason });
+    deps.onChange?.('power', { planId: r.planId, by: who(c) });
+    return c.json(r, 202);
+  });
+
   app.openapi(createRoute({
     method: 'get', path: `${API_PREFIX}/tokens`, summary: 'API tokens (never their secret nor hash)',
     middleware: [requireRole('admin')] as const, responses: { 200: anyJson('tokens'), ...errors(...READ_ERRORS) },

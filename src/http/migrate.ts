@@ -50,3 +50,31 @@ export function requestMigration(store: Store, snapshot: ClusterSnapshot, req: {
   store.setPlanStatus(planId, 'approved', `requested by ${req.by}`);
   return { planId, vm: vm.id, from, to: step.to, reason, assessments };
 }
+
+/**
+ * Powers a host on or off on an operator's request (POST /api/v1/hosts/{host}/power), the same
+ * way: a one-step plan stored approved, executed by the daemon's executor, whose power-off guard
+ * (the host must be empty, its wake path tested, its state 'on') still applies. Refused here
+ * already when the daemon's last round saw the host in the wrong state or holding VMs.
+ */
+export function requestPower(store: Store, snapshot: ClusterSnapshot, req: { host: string; on: boolean; by: string; nowMs: number }): { planId: number; host: string; action: 'powerOn' | 'powerOff'; reason: string } {
+  const h = snapshot.hosts.find((x) => x.id === req.host);
+  if (!h) throw new DriverError('TIDE_NO_SUCH_HOST', `no host named '${req.host}' in the daemon's last round`, { host: req.host });
+  if (req.on && h.powerState !== 'off' && h.powerState !== 'standby') {
+    throw new DriverError('TIDE_POWER_REFUSED', `${h.id} is ${h.powerState}, not off or in standby: nothing to power on`, { host: h.id });
+  }
+  if (!req.on) {
+    if (h.powerState !== 'on') throw new DriverError('TIDE_POWER_REFUSED', `${h.id} is ${h.powerState}, not on: it cannot be powered off`, { host: h.id });
+    const vms = snapshot.vms.filter((v) => v.host === h.id).map((v) => v.id);
+    if (vms.length > 0) {
+      throw new DriverError('TIDE_POWER_REFUSED', `${h.id} holds ${vms.length} VM(s) (${vms.slice(0, 5).join(', ')}${vms.length > 5 ? ', …' : ''}): move them first (maintenance on evacuates it)`, { host: h.id });
+    }
+  }
+  const action = req.on ? 'powerOn' : 'powerOff';
+  const reason = `requested by ${req.by}`;
+  const plan: Plan = { policy: 'manual', time: snapshot.time, steps: [{ kind: action, id: 1, deps: [], by: 'operator', host: h.id, reason }], notMoved: [], hosts: [] };
+  const planId = store.savePlan(plan, { createdMs: req.nowMs, mode: 'manual', status: 'approved' });
+  store.setPlanMeta(planId, { fingerprint: fingerprintOf(snapshot), confirmedMs: req.nowMs });
+  store.setPlanStatus(planId, 'approved', reason);
+  return { planId, host: h.id, action, reason };
+}

@@ -24,6 +24,7 @@ interface RouteCase {
   readonly role: ApiRole;
   /** Status when allowed (default 200). */
   readonly ok?: number;
+  readonly prepare?: (f: ApiFixture) => void;
 }
 
 /** Every route of the API (the OpenAPI test checks this list is complete). */
@@ -47,6 +48,13 @@ export const ROUTES: readonly RouteCase[] = [
   { method: 'POST', path: '/api/v1/plans/{id}/reject', body: { reason: 'not now' }, role: 'operator' },
   { method: 'POST', path: '/api/v1/hosts/{host}/maintenance', body: { on: true, reason: 'disk swap' }, role: 'operator' },
   { method: 'POST', path: '/api/v1/migrations', body: { vm: '{vm}', to: 'best' }, role: 'operator', ok: 202 },
+  {
+    method: 'POST', path: '/api/v1/hosts/{host}/power', body: { on: true }, role: 'admin', ok: 202,
+    // The last round saw the first host off and empty.
+    prepare: (f) => f.bus.setLastTick({ ...f.tick, snapshot: { ...f.tick.snapshot,
+      hosts: f.tick.snapshot.hosts.map((h, i) => (i === 0 ? { ...h, powerState: 'off' as const } : h)),
+      vms: f.tick.snapshot.vms.filter((v) => v.host !== f.tick.snapshot.hosts[0]!.id) } }),
+  },
   { method: 'GET', path: '/api/v1/tokens', role: 'admin' },
   { method: 'POST', path: '/api/v1/tokens', body: { role: 'viewer', name: 'grafana' }, role: 'admin', ok: 201 },
   { method: 'POST', path: '/api/v1/tokens/{token}/revoke', role: 'admin' },
@@ -61,6 +69,7 @@ describe('every route × every role', () => {
   for (const r of ROUTES) {
     it(`${r.method} ${r.path}: none → 401, below ${r.role} → 403 (nothing changes), ${r.role} and above → ${r.ok ?? 200}`, async () => {
       const f = await apiFixture();
+      r.prepare?.(f);
       for (const who of ['none', 'viewer', 'operator', 'admin'] as const) {
         const before = storeDigest(f.d.store);
         const res = await f.req(who, r.method, fill(f, r.path), r.body === undefined ? undefined : JSON.parse(fill(f, JSON.stringify(r.body))));
@@ -244,6 +253,46 @@ describe('migrations through the API', () => {
     expect(e.code).toBe('TIDE_NO_HOST_FITS');
     expect(e.message).toMatch(new RegExp(`^no host can take ${vm.id} on ${tiny.id} — ${tiny.id}: -?\\d+ MiB free, ${vm.id} holds \\d+ MiB$`));
     expect(storeDigest(f.d.store)).toBe(before);
+  });
+});
+
+describe('power through the API (admin)', () => {
+  it('off: refused while the host holds VMs (nothing stored); once evacuated (and powered off by the plan), on and off again through the API', async () => {
+    const f = await apiFixture();
+    const host = f.tick.snapshot.hosts[0]!.id;
+    const before = storeDigest(f.d.store);
+    const busy = await f.req('admin', 'POST', `/api/v1/hosts/${host}/power`, { on: false });
+    expect(busy.status).toBe(409);
+    expect(((await busy.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: 'TIDE_POWER_REFUSED', message: expect.stringMatching(/holds \d+ VM\(s\).*move them first/) });
+    expect((await f.req('admin', 'POST', `/api/v1/hosts/${host}/power`, { on: true })).status).toBe(409);
+    expect((await f.req('admin', 'POST', '/api/v1/hosts/nope/power', { on: true })).status).toBe(404);
+    expect((await f.req('admin', 'POST', `/api/v1/hosts/${host}/power`, { on: 'off' })).status).toBe(400);
+    expect(storeDigest(f.d.store)).toBe(before);
+    // Empty the host: maintenance on, the daemon's evacuation plan, approved and executed.
+    expect((await f.req('operator', 'POST', `/api/v1/hosts/${host}/maintenance`, { on: true })).status).toBe(200);
+    const r = await f.d.round();
+    expect(r.planId).not.toBeNull();
+    expect((await f.req('operator', 'POST', `/api/v1/plans/${r.planId}/approve`)).status).toBe(200);
+    await f.d.clock.drive(f.d.daemon.executeApproved());
+    await f.d.round();
+    const empty = f.bus.lastTick()!.snapshot;
+    expect(empty.vms.filter((v) => v.host === host)).toEqual([]);
+    // The evacuation plan powered the emptied host off (DPM); power it on through the API…
+    expect(empty.hosts.find((h) => h.id === host)!.powerState).toBe('off');
+    const on = await f.req('admin', 'POST', `/api/v1/hosts/${host}/power`, { on: true });
+    expect(on.status).toBe(202);
+    const onPlan = ((await on.json()) as { planId: number }).planId;
+    await f.d.clock.drive(f.d.daemon.executeApproved());
+    expect(f.d.store.getPlan(onPlan)!.status).toBe('done');
+    expect(f.d.driver.hostPower()[host]).toBe('on');
+    // …and off again: the daemon's round now sees it on and empty.
+    await f.d.round();
+    const off = await f.req('admin', 'POST', `/api/v1/hosts/${host}/power`, { on: false });
+    expect(off.status).toBe(202);
+    const offPlan = ((await off.json()) as { planId: number }).planId;
+    await f.d.clock.drive(f.d.daemon.executeApproved());
+    expect(f.d.store.getPlan(offPlan)!.status).toBe('done');
+    expect(f.d.driver.hostPower()[host]).toBe('off');
   });
 });
 
