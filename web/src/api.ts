@@ -69,7 +69,7 @@ export interface ScheduleView {
 
 export interface HistoryPoint {
   tMs: number;
-  hostsOn: number;
+  hostsOn: number | null;
   energyKWh: number | null;
   alwaysOnKWh: number | null;
   migrations: number | null;
@@ -261,7 +261,7 @@ export function normSchedule(s: unknown): ScheduleView {
 export function normHistory(h: unknown): HistoryPoint[] {
   return listOf(h, 'points', 'history').map((p) => ({
     tMs: num(p.tMs, p.atMs, p.timeMs) ?? 0,
-    hostsOn: num(p.hostsOn) ?? 0,
+    hostsOn: num(p.hostsOn),
     energyKWh: num(p.energyKWh),
     alwaysOnKWh: num(p.alwaysOnKWh, p.baselineKWh),
     migrations: num(p.migrations),
@@ -296,4 +296,24 @@ export async function streamEvents(token: string, onEvent: (type: string, data: 
       if (data.length > 0 || type !== 'message') onEvent(type, data.join('\n'));
     }
   }
+}
+
+/**
+ * History from the stored metrics (a daemon without the demo's history): each host's recent CPU
+ * (GET /hosts/{host} → recent[]), merged on the sample times.
+ */
+export function historyFromRecent(byHost: Record<string, unknown>): HistoryPoint[] {
+  const at = new Map<number, Record<string, number>>();
+  for (const [host, body] of Object.entries(byHost)) {
+    for (const r of listOf(isObj(body) ? body.recent : undefined)) {
+      const t = num(r.atMs);
+      const cpu = num(r.cpuPct);
+      if (t === null || cpu === null) continue;
+      const row = at.get(t) ?? {};
+      row[host] = cpu;
+      at.set(t, row);
+    }
+  }
+  return [...at.entries()].sort((a, b) => a[0] - b[0])
+    .map(([tMs, hostCpuPct]) => ({ tMs, hostsOn: null, energyKWh: null, alwaysOnKWh: null, migrations: null, hostCpuPct }));
 }

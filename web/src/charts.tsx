@@ -36,16 +36,17 @@ export function HistoryCharts({ points }: { points: HistoryPoint[] }) {
   if (points.length < 2) return <div class="card empty">History appears after the first rounds.</div>;
   const t = points.map((p) => p.tMs / 1000);
   const hosts = Object.keys(points[points.length - 1]!.hostCpuPct).sort();
+  const has = (f: (p: HistoryPoint) => number | null): boolean => points.some((p) => f(p) !== null);
   return (
     <div class="charts">
-      <Chart testid="chart-hosts" integer title="Hosts powered on" data={[t, points.map((p) => p.hostsOn)]}
-        series={[{ label: 'hosts on', stroke: TEAL, width: 2, fill: 'rgba(15,118,110,0.12)', paths: uPlot.paths.stepped?.({ align: 1 }) }]} />
-      <Chart testid="chart-energy" title="Energy, kWh (Tide vs always-on)" data={[t, points.map((p) => p.energyKWh), points.map((p) => p.alwaysOnKWh)]}
-        series={[{ label: 'with Tide', stroke: TEAL, width: 2 }, { label: 'always on', stroke: SLATE, width: 2, dash: [6, 4] }]} />
+      {has((p) => p.hostsOn) && <Chart testid="chart-hosts" integer title="Hosts powered on" data={[t, points.map((p) => p.hostsOn)]}
+        series={[{ label: 'hosts on', stroke: TEAL, width: 2, fill: 'rgba(15,118,110,0.12)', paths: uPlot.paths.stepped?.({ align: 1 }) }]} />}
+      {has((p) => p.energyKWh) && <Chart testid="chart-energy" title="Energy, kWh (Tide vs always-on)" data={[t, points.map((p) => p.energyKWh), points.map((p) => p.alwaysOnKWh)]}
+        series={[{ label: 'with Tide', stroke: TEAL, width: 2 }, { label: 'always on', stroke: SLATE, width: 2, dash: [6, 4] }]} />}
       <Chart testid="chart-host-cpu" title="CPU per host, %" data={[t, ...hosts.map((h) => points.map((p) => p.hostCpuPct[h] ?? null))]}
         series={hosts.map((h, i) => ({ label: h, stroke: HOST_COLOURS[i % HOST_COLOURS.length], width: 1.5 }))} />
-      <Chart testid="chart-migrations" integer title="Migrations (cumulative)" data={[t, points.map((p) => p.migrations)]}
-        series={[{ label: 'migrations', stroke: AMBER, width: 2, paths: uPlot.paths.stepped?.({ align: 1 }) }]} />
+      {has((p) => p.migrations) && <Chart testid="chart-migrations" integer title="Migrations (cumulative)" data={[t, points.map((p) => p.migrations)]}
+        series={[{ label: 'migrations', stroke: AMBER, width: 2, paths: uPlot.paths.stepped?.({ align: 1 }) }]} />}
     </div>
   );
 }

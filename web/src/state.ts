@@ -4,7 +4,7 @@
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
 import {
-  ApiError, client, listOf, normHistory, normHost, normMigration, normPlan, normSchedule, normVm, streamEvents,
+  ApiError, client, historyFromRecent, listOf, normHistory, normHost, normMigration, normPlan, normSchedule, normVm, streamEvents,
   type Client, type HistoryPoint, type Host, type Migration, type Plan, type Role, type ScheduleView, type Vm,
 } from './api';
 
@@ -88,16 +88,22 @@ export function useCluster(token: string, onUnauthorized: () => void, withHistor
       const focus = rows.find((p) => ['proposed', 'approved', 'running'].includes(p.status) && p.stepCount > 0) ?? rows[0];
       const detail = focus ? normPlan(await api.get<Record<string, unknown>>(`/plans/${focus.id}`)) : null;
       const d = demoOf(demo);
-      const rawHistory = demo && typeof demo === 'object' ? (demo as { history?: unknown }).history : undefined;
+      let rawHistory: unknown = demo && typeof demo === 'object' ? (demo as { history?: unknown }).history : undefined;
+      const hostList = listOf(hosts, 'hosts').map(normHost);
+      // Not the demo: the History page reads each host's stored metrics (last 48 h).
+      if (historyWanted.current && rawHistory === undefined && demo === null) {
+        const recent = await Promise.all(hostList.map((h) => optional(api, `/hosts/${encodeURIComponent(h.id)}?hours=48`)));
+        rawHistory = historyFromRecent(Object.fromEntries(hostList.map((h, i) => [h.id, recent[i]])));
+      }
       setState((s) => ({
         ...s,
         loaded: true,
-        hosts: listOf(hosts, 'hosts').map(normHost),
+        hosts: hostList,
         vms: listOf(vms, 'vms').map(normVm),
         plans: rows.map((p) => (detail && p.id === detail.id ? detail : p)),
         schedule: schedule ? normSchedule(schedule) : null,
         demo: d,
-        history: rawHistory === undefined ? s.history : normHistory(rawHistory),
+        history: rawHistory === undefined ? s.history : Array.isArray(rawHistory) && rawHistory.every((p) => 'hostCpuPct' in (p as object)) ? rawHistory as HistoryPoint[] : normHistory(rawHistory),
         error: null,
         updatedMs: Date.now(),
       }));
