@@ -18,6 +18,11 @@ import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveDemo, type DemoServer } from '../../src/api/demo-serve.js';
+import { parseConfig } from '../../src/config/load.js';
+import { createHttpApp } from '../../src/http/app.js';
+import { serveHttp } from '../../src/http/serve.js';
+import { createToken } from '../../src/http/tokens.js';
+import { openSqliteStore } from '../../src/store/store.js';
 import type { CliIo } from '../../src/cli/io.js';
 import { main } from '../../src/cli/main.js';
 
@@ -123,6 +128,39 @@ describe.skipIf(!haveChromium)('dashboard in headless Chromium against tide demo
       await demo.close();
     }
   }, 120_000);
+
+  it("against a daemon's API alone (no demo routes): hosts from the stored metrics, History charts each host's CPU", async () => {
+    const store = openSqliteStore(':memory:');
+    const nowMs = Date.now();
+    // Two hours of 5-minute rounds: h1 busy by day, h2 quiet.
+    for (let k = 24; k >= 1; k--) {
+      store.recordMetrics(nowMs - k * 300_000, [
+        { kind: 'host', name: 'h1', host: null, cpuPct: 40 + k, memMiB: 8192 },
+        { kind: 'host', name: 'h2', host: null, cpuPct: 5, memMiB: 2048 },
+      ]);
+    }
+    const config = parseConfig({ hosts: [{ name: 'h1', uri: 'test:///h1' }, { name: 'h2', uri: 'test:///h2' }], mode: 'approve' });
+    const server = await serveHttp(createHttpApp({ store, config, staticDir: WEB }), { port: 0 });
+    const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+    try {
+      const token = createToken(store, { role: 'viewer', by: 'test' }).token;
+      await page.goto(`${server.url}/`);
+      await page.fill('input[name=token]', token);
+      await page.click('button[type=submit]');
+      await page.waitForSelector('[data-host=h2]');
+      expect(Object.keys(await powers(page)).sort()).toEqual(['h1', 'h2']);
+      expect(await page.$$('[data-action=maintenance]')).toHaveLength(0);
+      await page.click('[data-page=history]');
+      await page.waitForSelector('[data-testid=chart-host-cpu] canvas');
+      // The demo's own series (energy, hosts on) are not invented.
+      expect(await page.$$('[data-testid=chart-energy]')).toHaveLength(0);
+      expect(await page.textContent('[data-testid=chart-host-cpu]')).toContain('h1');
+    } finally {
+      await page.close();
+      await server.close();
+      store.close();
+    }
+  }, 60_000);
 
   it('approve mode: a plan approved from the UI executes; a viewer cannot approve', async () => {
     // Slow enough that the proposal waits for us (a round every 5 simulated minutes = 1 s).
