@@ -45,6 +45,12 @@ export interface HttpAppDeps {
   readonly bus?: EventBus;
   /** Called after an approval or a maintenance change so the daemon acts at once (daemon.wake). */
   readonly onChange?: (what: 'approve' | 'reject' | 'maintenance' | 'migrate' | 'power', detail?: { readonly planId?: number; readonly by?: string }) => void;
+  /**
+   * Applies a validated policy to the running daemon (POST /api/v1/policy; admin): tide daemon
+   * reloads its settings with it. Absent: that route answers 501. Not written to the
+   * configuration file: a restart or SIGHUP reload goes back to the file's policy.
+   */
+  readonly applyPolicy?: (policy: { readonly name: string; readonly args: Record<string, unknown> }) => void;
   /** Wall clock, ms. */
   readonly nowMs?: () => number;
   /** POST body limit, bytes (default 64 KiB). */
@@ -333,6 +339,20 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<ApiEnv> {
     const b = c.req.valid('json');
     const compiled = compilePolicy(b.name, b.args ?? {});
     return c.json({ valid: true, label: compiled.label, effectiveArgs: compiled.args }, 200);
+  });
+
+  app.openapi(createRoute({
+    method: 'post', path: `${API_PREFIX}/policy`,
+    summary: "Apply a policy to the running daemon from its next round (validated first; not written to the configuration file: a restart or reload goes back to the file's)",
+    middleware: [requireRole('admin')] as const, request: { body: { required: true, content: { 'application/json': { schema: PolicyBody } } } },
+    responses: { 200: anyJson('{ applied: true, name, args, label, effectiveArgs, persistent: false }'), 501: anyJson('this server cannot apply a policy'), ...errors(...WRITE_ERRORS) },
+  }), (c) => {
+    const b = c.req.valid('json');
+    const compiled = compilePolicy(b.name, b.args ?? {});
+    if (!deps.applyPolicy) throw new DriverError('TIDE_UNSUPPORTED', 'this server has no daemon to apply a policy to');
+    deps.applyPolicy({ name: b.name, args: b.args ?? {} });
+    bus.emit('policy', { name: b.name, label: compiled.label, by: who(c) });
+    return c.json({ applied: true, name: b.name, args: b.args ?? {}, label: compiled.label, effectiveArgs: compiled.args, persistent: false }, 200);
   });
 
   app.openapi(createRoute({

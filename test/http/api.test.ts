@@ -55,6 +55,7 @@ export const ROUTES: readonly RouteCase[] = [
       hosts: f.tick.snapshot.hosts.map((h, i) => (i === 0 ? { ...h, powerState: 'off' as const } : h)),
       vms: f.tick.snapshot.vms.filter((v) => v.host !== f.tick.snapshot.hosts[0]!.id) } }),
   },
+  { method: 'POST', path: '/api/v1/policy', body: { name: 'tide', args: { targetUtil: 0.7 } }, role: 'admin' },
   { method: 'GET', path: '/api/v1/tokens', role: 'admin' },
   { method: 'POST', path: '/api/v1/tokens', body: { role: 'viewer', name: 'grafana' }, role: 'admin', ok: 201 },
   { method: 'POST', path: '/api/v1/tokens/{token}/revoke', role: 'admin' },
@@ -293,6 +294,27 @@ describe('power through the API (admin)', () => {
     await f.d.clock.drive(f.d.daemon.executeApproved());
     expect(f.d.store.getPlan(offPlan)!.status).toBe('done');
     expect(f.d.driver.hostPower()[host]).toBe('off');
+  });
+});
+
+describe('policy apply (admin)', () => {
+  it('a valid policy is in force from the next round and GET /policy shows it; an invalid one is 400 and nothing changes; no daemon: 501', async () => {
+    const f = await apiFixture();
+    const before = f.d.daemon.settings.policy.label;
+    const bad = await f.req('admin', 'POST', '/api/v1/policy', { name: 'tide', args: { targetUtil: 7 } });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: 'TIDE_POLICY', message: expect.stringMatching(/targetUtil/) });
+    expect(f.d.daemon.settings.policy.label).toBe(before);
+    const ok = await f.req('admin', 'POST', '/api/v1/policy', { name: 'lr-mmt', args: {} });
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toMatchObject({ applied: true, name: 'lr-mmt', persistent: false });
+    expect(f.d.daemon.settings.policy.label).toMatch(/^lr-mmt/);
+    expect(await (await f.req('viewer', 'GET', '/api/v1/policy')).json()).toMatchObject({ name: 'lr-mmt' });
+    const r = await f.d.round();
+    expect(r.result).toBe('ok');
+    expect(r.tick!.plan.policy).toMatch(/^lr\(.*\)\/mmt/);
+    const none = await apiFixture({ applyPolicy: undefined });
+    expect((await none.req('admin', 'POST', '/api/v1/policy', { name: 'tide' })).status).toBe(501);
   });
 });
 

@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto';
 import type { TickResult } from '../../src/app/controller.js';
 import { tideConfigSchema, type TideConfig } from '../../src/config/schema.js';
+import { compilePolicy } from '../../src/core/policy.js';
 import { createHttpApp, type HttpAppDeps } from '../../src/http/app.js';
 import { EventBus } from '../../src/http/events.js';
 import { createToken } from '../../src/http/tokens.js';
@@ -56,8 +57,17 @@ export async function apiFixture(over: Partial<HttpAppDeps> = {}): Promise<ApiFi
   const r = await d.round();
   if (r.planId === null || !r.tick) throw new Error('the first round proposed no plan');
   const config = configFor(d);
+  let current = config;
   const tok = tokens(d.store);
-  const app = createHttpApp({ store: d.store, config, bus, nowMs: () => d.clock.now(), onChange: () => d.daemon.wake(), ...over });
+  const app = createHttpApp({
+    store: d.store, config: () => current, bus, nowMs: () => d.clock.now(), onChange: () => d.daemon.wake(),
+    // as tide daemon does it: the running daemon's settings, and the configuration the API shows
+    applyPolicy: (p) => {
+      d.daemon.reload({ ...d.daemon.settings, policy: compilePolicy(p.name, p.args) });
+      current = { ...current, policy: { name: p.name, args: { ...p.args } } };
+    },
+    ...over,
+  });
   const req = (who: Who, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Response> => {
     const h: Record<string, string> = { ...(who === 'none' ? {} : { authorization: `Bearer ${tok[who]}` }), ...headers };
     let b: string | undefined;

@@ -81,6 +81,13 @@ export const daemonCommand: Command = {
           if (what === 'approve' && d?.planId !== undefined) addons.webhooks?.planApproved(d.planId, d.by ?? 'api');
           daemon.wake();
         },
+        // POST /api/v1/policy (admin): in force from the next round, until a restart or SIGHUP reload
+        applyPolicy: (policy) => {
+          const next: TideConfig = { ...current, policy: { name: policy.name, args: { ...policy.args } } };
+          daemon.reload(settingsFromConfig(next));
+          current = next;
+          log.info({ event: 'policy', policy: policy.name }, `policy ${policy.name} applied through the HTTP API (not written to ${file})`);
+        },
         logError: (e, where) => log.error({ event: 'http-error', where, message: e instanceof Error ? e.message : String(e) }, `HTTP ${where}: internal error`),
       });
       try {
