@@ -62,6 +62,9 @@ const CASES: [string[], number, RegExp][] = [
   [['demo', '--seed', '0x10'], 2, /--seed must be an integer/],
   [['demo', '--policy', 'tide:targetUtil=NaN'], 2, /targetUtil/],
   [['demo', '--mode', 'yolo'], 2, /--mode must be automatic, approve or recommend/],
+  [['demo', '--serve', '--port', '70000'], 2, /--port must be an integer in 0\.\.65535/],
+  [['demo', '--serve', '--json'], 2, /--serve and --json do not go together/],
+  [['demo', '--token-file', '/tmp/x'], 2, /--port and --token-file need --serve/],
   [['demo', '--store', tmp], 2, /--store: .* is a directory/],
   [['demo', '--store', notDb, '--hours', '1'], 2, /--store: .*notdb exists and is not a SQLite database/],
   // simulate
