@@ -139,6 +139,20 @@ function tickFreeze(st: FreezeState): TickFreeze {
   return { ...st, sinceMs: st.sinceSec === null ? null : st.sinceSec * 1000, reason: st.frozen ? st.reasons.map((r) => r.reason).join('; ') : null };
 }
 
+/**
+ * Why the power driver cannot do `what` to `host` (undefined: it can, or it does not say:
+ * PowerDriver.canPower is optional). Powering off is refused too when the host could not be
+ * powered on again (DPM: never switch off what Tide cannot wake).
+ */
+function powerCapabilityRefusal(power: PowerDriver | undefined, host: string, what: 'off' | 'on'): string | undefined {
+  const cap = power?.canPower?.(host);
+  if (!cap) return undefined;
+  const why = cap.reason ?? `its power driver (${power!.kind}) cannot power it ${cap[what] ? 'on again' : what}`;
+  if (what === 'on') return cap.on ? undefined : `it cannot be powered on: ${why}`;
+  if (!cap.off) return `it cannot be powered off: ${why}`;
+  return cap.on ? undefined : `it could not be powered on again: ${why}`;
+}
+
 /** The policy's `spareHosts` argument (tide's), else 0: empty hosts the executor keeps on. */
 function spareHostsOf(policy: CompiledPolicy): number {
   const n = (policy.args as { spareHosts?: unknown } | null | undefined)?.spareHosts;
@@ -290,13 +304,16 @@ export class Controller {
         ...(offSinceSec !== undefined ? { offSinceSec } : {}),
         ...(powerState === 'unknown' ? { stateReason: h.reason ?? 'the hypervisor does not answer' } : blocked !== undefined ? { stateReason: blocked } : {}),
         // DPM wake-path rule (H4): a host whose wake path failed is never planned off.
+        // A host the power driver cannot power off (or on again) is never planned off (canPower).
         ...((): { powerOffRefused?: string } => {
-          const why = wakePathRefusal(this.deps.store, this.deps.power, h.name);
+          const why = wakePathRefusal(this.deps.store, this.deps.power, h.name) ?? powerCapabilityRefusal(this.deps.power, h.name, 'off');
           return why === undefined ? {} : { powerOffRefused: why };
         })(),
-        // A host whose wake failed recently is not woken every round (src/app/wake-refused.ts).
+        // A host whose wake failed recently is not woken every round (src/app/wake-refused.ts),
+        // nor one its power driver cannot power on.
         ...((): { wakeRefused?: string } => {
-          const why = wakeRefusal(this.deps.store, this.deps.power, h.name, powerState, now, this.deps.wakeRetrySec);
+          const why = wakeRefusal(this.deps.store, this.deps.power, h.name, powerState, now, this.deps.wakeRetrySec)
+            ?? (powerState === 'off' || powerState === 'standby' ? powerCapabilityRefusal(this.deps.power, h.name, 'on') : undefined);
           return why === undefined ? {} : { wakeRefused: why };
         })(),
       };

@@ -20,6 +20,21 @@ export interface PowerDriver {
   wakeTest?(host: string): Promise<WakeTestResult>;
   /** Optional: a digest of the host's power configuration; a recorded test holds only for the same key. */
   wakePathKey?(host: string): string;
+  /**
+   * Optional: what this driver can do to `host` at all (from its configuration, no I/O).
+   * off/on false: powerOff/powerOn would refuse (e.g. power.kind 'none': TIDE_UNSUPPORTED);
+   * `reason` says why when either is false. The controller marks such hosts
+   * (Host.powerOffRefused / Host.wakeRefused) so the planner never proposes that step.
+   * A driver without it is assumed able to do both.
+   */
+  canPower?(host: string): PowerCapability;
+}
+
+/** What a power driver can do to one host (PowerDriver.canPower). */
+export interface PowerCapability {
+  readonly off: boolean;
+  readonly on: boolean;
+  readonly reason?: string;
 }
 
 /** Outcome of a wake-path test. `code` (a DriverErrorCode) when it failed. */

@@ -18,7 +18,7 @@
 import { createHash } from 'node:crypto';
 import type { HostConfig, PowerConfig, TideConfig } from '../../config/schema.js';
 import { DriverError, isDriverError, type DriverErrorCode } from '../errors.js';
-import type { HostPower, PowerDriver, WakeTestResult } from '../power.js';
+import type { HostPower, PowerCapability, PowerDriver, WakeTestResult } from '../power.js';
 import { runArgv, tcpReach } from './exec.js';
 import { ConfiguredPowerDriver, type PowerDriverOptions } from './index.js';
 import { IpmiPowerDriver } from './ipmi.js';
@@ -62,6 +62,20 @@ export class ClusterPowerDriver implements PowerDriver {
   /** 'ipmi' | 'wol' | 'ssh' | 'none'. */
   methodOf(host: string): string {
     return this.config(host).kind;
+  }
+
+  /**
+   * What Tide can do to the host with its power section: kind 'none' neither (on/off refuse
+   * with TIDE_UNSUPPORTED), 'ssh' off but never on, 'wol' without `off` on only, 'ipmi' and
+   * 'wol' with `off` both. A host not configured: neither.
+   */
+  canPower(host: string): PowerCapability {
+    const c = this.configs.get(host);
+    if (!c) return { off: false, on: false, reason: `no host named '${host}' in the configuration` };
+    if (c.kind === 'none') return { off: false, on: false, reason: 'no power method configured (power.kind none)' };
+    if (c.kind === 'ssh') return { off: true, on: false, reason: 'its power method (ssh) can power it off but never on' };
+    if (c.kind === 'wol' && c.off === undefined) return { off: false, on: true, reason: 'Wake-on-LAN without power.off can wake it but not power it off' };
+    return { off: true, on: true };
   }
 
   status(host: string): Promise<HostPower> {
