@@ -35,6 +35,7 @@ import { HttpError, httpErrorOf } from './errors.js';
 import { requestMigration, requestPower } from './migrate.js';
 import { EventBus, type TideEvent } from './events.js';
 import { hostsNow, vmsNow } from './views.js';
+import { whatIf } from './whatif.js';
 import { createToken, roleAllows, verifyToken } from './tokens.js';
 
 export interface HttpAppDeps {
@@ -122,6 +123,10 @@ const MigrateBody = z.object({
   to: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/, "a host name, or 'best'"),
 }).strict().openapi('MigrateRequest');
 const PowerBody = z.object({ on: z.boolean() }).strict().openapi('PowerRequest');
+const WhatIfBody = z.object({
+  hours: z.number().int().min(1).max(168).optional(),
+  policies: z.array(z.object({ name: z.string().min(1).max(200), args: z.record(z.string(), z.unknown()).optional() }).strict()).min(1).max(4),
+}).strict().openapi('WhatIfRequest');
 const TokenBody = z.object({ role: z.enum(['viewer', 'operator', 'admin']), name: z.string().min(1).max(100).optional() }).strict().openapi('TokenRequest');
 const PolicyBody = z.object({ name: z.string().min(1).max(200), args: z.record(z.string(), z.unknown()).optional() }).strict().openapi('PolicySpec');
 
@@ -353,6 +358,16 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<ApiEnv> {
     deps.applyPolicy({ name: b.name, args: b.args ?? {} });
     bus.emit('policy', { name: b.name, label: compiled.label, by: who(c) });
     return c.json({ applied: true, name: b.name, args: b.args ?? {}, label: compiled.label, effectiveArgs: compiled.args, persistent: false }, 200);
+  });
+
+  app.openapi(createRoute({
+    method: 'post', path: `${API_PREFIX}/whatif`,
+    summary: "What-if: replay this cluster's recorded history through other policies; energy, SLA and migrations side by side with the configured policy and always-on (changes nothing)",
+    middleware: [requireRole('viewer')] as const, request: { body: { required: true, content: { 'application/json': { schema: WhatIfBody } } } },
+    responses: { 200: anyJson('{ fromMs, toMs, samples, intervalSec, alwaysOnKWh, results: [{ policy, label, configured, energyKWh, savedVsAlwaysOnPct, migrations, slaViolationPct, … }] }'), ...errors(...WRITE_ERRORS) },
+  }), (c) => {
+    const b = c.req.valid('json');
+    return c.json(whatIf(store, cfg(), bus.lastTick(), nowMs(), { hours: b.hours ?? 24, policies: b.policies }), 200);
   });
 
   app.openapi(createRoute({

@@ -56,6 +56,8 @@ export const ROUTES: readonly RouteCase[] = [
       vms: f.tick.snapshot.vms.filter((v) => v.host !== f.tick.snapshot.hosts[0]!.id) } }),
   },
   { method: 'POST', path: '/api/v1/policy', body: { name: 'tide', args: { targetUtil: 0.7 } }, role: 'admin' },
+  // one round of history only: 409 "nothing to replay yet" (the what-if test replays four hours)
+  { method: 'POST', path: '/api/v1/whatif', body: { hours: 1, policies: [{ name: 'npa' }] }, role: 'viewer', ok: 409 },
   { method: 'GET', path: '/api/v1/tokens', role: 'admin' },
   { method: 'POST', path: '/api/v1/tokens', body: { role: 'viewer', name: 'grafana' }, role: 'admin', ok: 201 },
   { method: 'POST', path: '/api/v1/tokens/{token}/revoke', role: 'admin' },
@@ -85,7 +87,7 @@ describe('every route × every role', () => {
           }
         }
         expect({ who, status: res.status }).toEqual({ who, status: want });
-        if (!allowed || r.method === 'GET' || r.path.endsWith('validate')) expect(storeDigest(f.d.store)).toBe(before);
+        if (!allowed || r.method === 'GET' || r.path.endsWith('validate') || r.path.endsWith('whatif')) expect(storeDigest(f.d.store)).toBe(before);
       }
     });
   }
@@ -316,6 +318,35 @@ describe('policy apply (admin)', () => {
     const none = await apiFixture({ applyPolicy: undefined });
     expect((await none.req('admin', 'POST', '/api/v1/policy', { name: 'tide' })).status).toBe(501);
   });
+});
+
+describe('what-if', () => {
+  it("replays the recorded history on this cluster through other policies: energy, SLA, migrations side by side with the configured one and always-on; changes nothing", async () => {
+    const f = await apiFixture();
+    // Four hours of daemon rounds (every 5 min, virtual time) record the history.
+    await f.d.clock.drive(f.d.daemon.run(f.d.clock.now() + 4 * 3_600_000));
+    const before = storeDigest(f.d.store);
+    const res = await f.req('viewer', 'POST', '/api/v1/whatif', { hours: 24, policies: [{ name: 'npa' }, { name: 'tide', args: { targetUtil: 0.6 } }] });
+    expect(res.status).toBe(200);
+    const w = (await res.json()) as { samples: number; intervalSec: number; vms: number; alwaysOnKWh: number; results: { policy: string; configured: boolean; energyKWh: number; migrations: number; slaViolationPct: number; savedVsAlwaysOnPct: number }[] };
+    expect(w.samples).toBeGreaterThanOrEqual(48);
+    expect(w.intervalSec).toBe(300);
+    expect(w.vms).toBe(f.tick.snapshot.vms.length);
+    expect(w.results.map((r) => [r.policy, r.configured])).toEqual([['tide', true], ['npa', false], ['tide', false]]);
+    expect(w.alwaysOnKWh).toBeGreaterThan(0);
+    for (const r of w.results) {
+      expect(r.energyKWh).toBeGreaterThan(0);
+      expect(Number.isFinite(r.slaViolationPct)).toBe(true);
+    }
+    // npa never moves a VM nor powers a host off: no migration, no saving beyond always-on's.
+    expect(w.results[1]!.migrations).toBe(0);
+    expect(storeDigest(f.d.store)).toBe(before);
+    const bad = await f.req('viewer', 'POST', '/api/v1/whatif', { policies: [{ name: 'tide', args: { nope: 1 } }] });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('TIDE_POLICY');
+    expect((await f.req('viewer', 'POST', '/api/v1/whatif', { policies: [] })).status).toBe(400);
+    expect((await f.req('viewer', 'POST', '/api/v1/whatif', { hours: 1000, policies: [{ name: 'npa' }] })).status).toBe(400);
+  }, 120_000);
 });
 
 describe('tokens through the API (admin)', () => {
