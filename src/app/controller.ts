@@ -258,8 +258,13 @@ export class Controller {
    * for up to STALE_ROUNDS rounds; one never measured is 'unknown' at its full size (see
    * Vm.usage). Only fresh samples enter a VM's history, which is kept by name, so usage after
    * a migration continues from it.
+   *
+   * `record: false` (a re-check, e.g. the daemon's fingerprint before executing an approved
+   * plan): the samples are read but neither enter the VMs' usage history nor the forecast's
+   * demand recorder, so each round adds exactly one sample (default true).
    */
-  async collect(): Promise<ClusterSnapshot> {
+  async collect(opts: { readonly record?: boolean } = {}): Promise<ClusterSnapshot> {
+    const record = opts.record ?? true;
     const { hypervisor } = this.deps;
     const blocks = this.blocks();
     const [hostInfos, vmInfos, usage] = await Promise.all([hypervisor.listHosts(), hypervisor.listVms(), hypervisor.sample()]);
@@ -362,7 +367,7 @@ export class Controller {
       const cpuMips = share * size;
       // Memory in use is a level, known from any sample; else the last known, else all of it.
       const memMiB = u?.memUsedMiB ?? (quality === 'stale' ? last(hist.mem) : undefined) ?? v.memMiB;
-      if (quality === 'fresh') {
+      if (quality === 'fresh' && record) {
         for (const [series, x] of [[hist.cpu, share], [hist.mem, memMiB], [hist.disk, disk], [hist.net, net]] as const) {
           series.push(x);
           if (series.length > HISTORY) series.shift();
@@ -382,7 +387,7 @@ export class Controller {
     // A VM not listed (its host did not answer, or it is gone) keeps its history for a while,
     // so usage continues from it if its host comes back.
     for (const [name, h] of [...this.history]) if (nowSec - h.seenSec > HISTORY * this.deps.intervalSec) this.history.delete(name);
-    const forecast = this.recordDemand(nowSec, vms);
+    const forecast = this.recordDemand(nowSec, vms, record);
     const snapshot: ClusterSnapshot = { time: nowSec, sampleIntervalSec: this.deps.intervalSec, hosts, vms, rules: this.deps.rules ?? [], movesLastHour, ...(forecast ? { forecast } : {}) };
     if (!this.deps.schedule) return snapshot;
     const off = this.deps.scheduleOffsetSec ?? 0;
@@ -394,7 +399,7 @@ export class Controller {
    * Predictive DPM: records this round's measured demand (fresh samples only: a guess is no
    * history) and returns the forecast of the next hours for the snapshot.
    */
-  private recordDemand(nowSec: number, vms: readonly Vm[]): ClusterSnapshot['forecast'] {
+  private recordDemand(nowSec: number, vms: readonly Vm[], record: boolean): ClusterSnapshot['forecast'] {
     if (this.demandRecorder === undefined) {
       const opts = this.deps.forecast;
       this.demandRecorder = opts === false ? null : new DemandRecorder({ stepSec: this.deps.intervalSec, ...opts, offsetSec: (this.deps.scheduleOffsetSec ?? 0) - SIM_MONDAY_EPOCH_SEC });
@@ -403,7 +408,7 @@ export class Controller {
     }
     const r = this.demandRecorder;
     if (!r) return undefined;
-    r.record(nowSec, vms.filter((v) => v.usage === undefined).map((v) => ({ id: v.id, cpuMips: v.demand.cpuMips, memMiB: v.demand.memMiB })));
+    if (record) r.record(nowSec, vms.filter((v) => v.usage === undefined).map((v) => ({ id: v.id, cpuMips: v.demand.cpuMips, memMiB: v.demand.memMiB })));
     return r.forecast(nowSec);
   }
 

@@ -353,7 +353,8 @@ export function createDaemon(deps: DaemonDeps): Daemon {
       return executed;
     }
     refreshHosts();
-    let fp = fingerprintOf(await controller.collect());
+    // A re-check, not a round: no usage sample is recorded (the round's own collect does that).
+    let fp = fingerprintOf(await controller.collect({ record: false }));
     for (const p of approved) {
       if (stopping || signal.aborted) break;
       const change = p.fingerprint ? describeChange(p.fingerprint, fp) : 'no fingerprint of the cluster it was made from was recorded';
@@ -369,7 +370,7 @@ export function createDaemon(deps: DaemonDeps): Daemon {
       log.info({ event: 'plan-done', planId: p.id, succeeded: run.succeeded, failed: run.failed, skipped: run.skipped, cancelled: run.cancelled },
         `plan ${p.id} ran: ${run.succeeded} succeeded, ${run.failed} failed, ${run.skipped} skipped, ${run.cancelled} cancelled`);
       approved = approved.filter((x) => x.id !== p.id);
-      if (approved.length > 0) fp = fingerprintOf(await controller.collect());
+      if (approved.length > 0) fp = fingerprintOf(await controller.collect({ record: false }));
     }
     return executed;
   };
