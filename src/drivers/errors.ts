@@ -28,7 +28,9 @@ export type DriverErrorCode =
   /** `tide plan show|approve|reject ID`: the store has no plan with that id. */
   | 'TIDE_NO_SUCH_PLAN'
   /** The plan's status does not allow the action (approve a plan that expired, was superseded, ran…). */
-  | 'TIDE_PLAN_STATE';
+  | 'TIDE_PLAN_STATE'
+  /** The store was written by a newer Tide (its schema version is above what this one understands), or its version is invalid. */
+  | 'TIDE_STORE_VERSION';
 
 export class DriverError extends Error {
   constructor(

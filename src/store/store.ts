@@ -586,8 +586,11 @@ export function openSqliteStore(path: string): Store {
     db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
     db.transaction(() => {
       const version = db.prepare('SELECT version FROM schema_version').get() as { version: number } | undefined;
-      if (version && version.version > SCHEMA_VERSION) throw new Error(`${path}: store schema version ${version.version}, this Tide understands up to ${SCHEMA_VERSION}`);
-      if (version && version.version < 1) throw new Error(`${path}: store schema version ${version.version} is unknown`);
+      // Classified (TIDE_STORE_VERSION, CLI exit 1), not a bug: e.g. an older build (dist/ behind src/) opening a store a newer one upgraded.
+      if (version && version.version > SCHEMA_VERSION) {
+        throw new DriverError('TIDE_STORE_VERSION', `${path}: store schema version ${version.version}, this Tide understands up to ${SCHEMA_VERSION}: the store was written by a newer Tide; run that version (or rebuild: npm run build), nothing was changed`, { path, version: version.version, understood: SCHEMA_VERSION });
+      }
+      if (version && version.version < 1) throw new DriverError('TIDE_STORE_VERSION', `${path}: store schema version ${version.version} is unknown`, { path, version: version.version });
       db.exec(SCHEMA);
       // 3 → 4 (the daemon): a plan's fingerprint, status reason and re-confirmation time. Guarded,
       // so both a new store and one written before them get the columns.
