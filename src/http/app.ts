@@ -64,6 +64,8 @@ export interface HttpAppDeps {
   readonly extraRoutes?: (app: OpenAPIHono<ApiEnv>, helpers: { requireRole: typeof requireRole; bus: EventBus }) => void;
   /** Where internal errors go (the daemon's logger); default: nowhere. */
   readonly logError?: (e: unknown, where: string) => void;
+  /** Event streams open at once (default 64); one more is refused with 429. */
+  readonly maxEventStreams?: number;
   /** SSE keep-alive comment interval, ms (default 15000). */
   readonly sseKeepAliveMs?: number;
 }
@@ -139,6 +141,7 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<ApiEnv> {
   const maxBody = deps.maxBodyBytes ?? 64 * 1024;
   const maxFailures = deps.maxAuthFailures ?? 10;
   const failures = new Map<string, { startMs: number; count: number }>();
+  let openStreams = 0;
 
   const app = new OpenAPIHono<ApiEnv>({
     defaultHook: (result) => {
@@ -373,39 +376,44 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<ApiEnv> {
   app.openapi(createRoute({
     method: 'get', path: `${API_PREFIX}/events`, summary: 'Live daemon events (Server-Sent Events): round, plan, plan-status, step-start, step-end, progress, freeze, round-error, maintenance',
     middleware: [requireRole('viewer')] as const, responses: { 200: { description: 'text/event-stream', content: { 'text/event-stream': { schema: z.string() } } }, ...errors(...READ_ERRORS) },
-  }), (c) => streamSSE(c, async (stream) => {
-    const queue: TideEvent[] = [];
-    let wakeUp: (() => void) | null = null;
-    const unsubscribe = bus.subscribe((e) => {
-      if (queue.length < 1000) queue.push(e);
-      wakeUp?.();
-    });
-    let open = true;
-    stream.onAbort(() => {
-      open = false;
-      wakeUp?.();
-    });
-    try {
-      await stream.writeSSE({ event: 'hello', data: JSON.stringify({ atMs: nowMs() }) });
-      const keepAliveMs = deps.sseKeepAliveMs ?? 15_000;
-      while (open) {
-        while (queue.length) {
-          const e = queue.shift()!;
-          await stream.writeSSE({ event: e.type, id: String(e.id), data: JSON.stringify({ atMs: e.atMs, ...e.data }) });
+  }), (c) => {
+    if (openStreams >= (deps.maxEventStreams ?? 64)) throw new HttpError('TIDE_RATE_LIMITED', `too many event streams open (${openStreams}); close one first`);
+    openStreams++;
+    return streamSSE(c, async (stream) => {
+      const queue: TideEvent[] = [];
+      let wakeUp: (() => void) | null = null;
+      const unsubscribe = bus.subscribe((e) => {
+        if (queue.length < 1000) queue.push(e);
+        wakeUp?.();
+      });
+      let open = true;
+      stream.onAbort(() => {
+        open = false;
+        wakeUp?.();
+      });
+      try {
+        await stream.writeSSE({ event: 'hello', data: JSON.stringify({ atMs: nowMs() }) });
+        const keepAliveMs = deps.sseKeepAliveMs ?? 15_000;
+        while (open) {
+          while (queue.length) {
+            const e = queue.shift()!;
+            await stream.writeSSE({ event: e.type, id: String(e.id), data: JSON.stringify({ atMs: e.atMs, ...e.data }) });
+          }
+          if (!open) break;
+          await new Promise<void>((resolve) => {
+            wakeUp = resolve;
+            const t = setTimeout(resolve, keepAliveMs);
+            t.unref?.();
+          });
+          wakeUp = null;
+          if (open && queue.length === 0) await stream.write(': keep-alive\n\n');
         }
-        if (!open) break;
-        await new Promise<void>((resolve) => {
-          wakeUp = resolve;
-          const t = setTimeout(resolve, keepAliveMs);
-          t.unref?.();
-        });
-        wakeUp = null;
-        if (open && queue.length === 0) await stream.write(': keep-alive\n\n');
+      } finally {
+        unsubscribe();
+        openStreams--;
       }
-    } finally {
-      unsubscribe();
-    }
-  }));
+    });
+  });
 
   // ---- operator routes ----
   app.openapi(createRoute({

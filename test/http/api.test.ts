@@ -395,6 +395,23 @@ describe('events (SSE)', () => {
     expect(f.bus.listenerCount).toBe(0);
   });
 
+  it('at most maxEventStreams open at once (429 beyond); a closed one frees its place', async () => {
+    const f = await apiFixture({ maxEventStreams: 2 });
+    const a = await f.req('viewer', 'GET', '/api/v1/events');
+    const b = await f.req('viewer', 'GET', '/api/v1/events');
+    expect([a.status, b.status]).toEqual([200, 200]);
+    const c = await f.req('viewer', 'GET', '/api/v1/events');
+    expect(c.status).toBe(429);
+    expect(((await c.json()) as { error: { code: string } }).error.code).toBe('TIDE_RATE_LIMITED');
+    await a.body!.cancel();
+    await expect.poll(async () => {
+      const d = await f.req('viewer', 'GET', '/api/v1/events');
+      if (d.status === 200) await d.body!.cancel();
+      return d.status;
+    }).toBe(200);
+    await b.body!.cancel();
+  });
+
   it('EventSource style: ?access_token= works for /events only', async () => {
     const f = await apiFixture();
     const res = await f.req('none', 'GET', `/api/v1/events?access_token=${f.tok.viewer}`);
