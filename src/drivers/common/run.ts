@@ -55,8 +55,28 @@ export async function verify(env: EngineEnv, ctx: RunContext, expect: VmState | 
     if (onTarget && offSource) return;
     last = `target: ${d === undefined ? `unknown (${last})` : d === null ? 'no such VM' : d.state}, source: ${s ? s.state : 'gone'}`;
     if (env.clock.now() > end) {
-      throw new DriverError('TIDE_MIGRATION_FAILED', `libvirt reported ${vm} migrated, but verification failed (${last})`, { vm, from: src.backend.config.name, to: ctx.to });
+      const from = src.backend.config.name;
+      if (expect !== 'shutoff-defined' && d && !d.active && !s) throw stoppedAfterMove(vm, from, ctx.to, d);
+      throw new DriverError('TIDE_MIGRATION_FAILED', `libvirt reported ${vm} migrated, but verification failed (${last})`, { vm, from, to: ctx.to });
     }
     await env.clock.sleep(250);
   }
+}
+
+/** VIR_DOMAIN_SHUTOFF_* reasons, for messages. */
+const SHUTOFF_REASONS = ['unknown', 'shutdown', 'destroyed', 'crashed', 'migrated', 'saved', 'failed', 'from snapshot', 'daemon'];
+
+/**
+ * The move completed (libvirt removed the source copy) but the copy on the target stopped
+ * right after it: the guest shut itself down or crashed there (seen in the lab under TCG: a
+ * guest kernel panic just after the switch-over, which panic=-1 + on_reboot=destroy turn into a
+ * shut-off domain, libvirt stopping QEMU with SIGTERM, reason "shutdown"). The target's
+ * definition is the VM's only one: it is kept and Tide does not restart it (the domain's own
+ * on_poweroff/on_reboot/on_crash policy stopped it, and a fresh boot is the operator's call).
+ */
+function stoppedAfterMove(vm: string, from: string, to: string, d: DomainFacts): DriverError {
+  const why = d.state === 'shutoff' ? `shut off, reason ${SHUTOFF_REASONS[d.reason] ?? d.reason}` : d.state;
+  return new DriverError('TIDE_MIGRATION_FAILED',
+    `${vm} was migrated to ${to} (libvirt completed the move and removed it from ${from}) but stopped on ${to} right after (${why}): the guest shut itself down or crashed there (check its console); ${d.persistent ? `its only definition, on ${to}, is kept` : `it was transient, so no definition remains`}; Tide did not restart it`,
+    { vm, from, to, outcome: 'target', vmOn: to, sourceState: null, targetState: d.state, targetReason: d.reason, persistent: d.persistent });
 }
