@@ -602,7 +602,7 @@ export function openSqliteStore(path: string): Store {
       else if (version.version < SCHEMA_VERSION) {
         // 1 → 2: step notes; the cluster lock and round errors are new tables (created above).
         // 2 → 3: unknown migrations, a new table (created above).
-        // 3 → 4: the daemon's and the journal's tables (host_state, daemon_status, wake_path,
+        // 3 → 4: the daemon's, the journal's and the API's tables (host_state, daemon_status, wake_path, api_tokens,
         // power_actions, decisions, metrics: created above) and the plan columns (added above).
         const cols = db.prepare('PRAGMA table_info(step_runs)').all() as { name: string }[];
         if (!cols.some((c) => c.name === 'note')) db.exec('ALTER TABLE step_runs ADD COLUMN note TEXT');

@@ -77,7 +77,7 @@ describe('unknown migrations in the store', () => {
     const id = s.savePlan({ policy: 'p', time: 0, steps: [], hosts: [], notMoved: [] }, { createdMs: 0, mode: 'approve', status: 'proposed' });
     s.close();
     const db = new Database(path);
-    db.exec(`DROP TABLE host_state; DROP TABLE daemon_status; DROP TABLE wake_path; DROP TABLE power_actions; DROP TABLE decisions; DROP TABLE metrics;
+    db.exec(`DROP TABLE host_state; DROP TABLE daemon_status; DROP TABLE api_tokens; DROP TABLE wake_path; DROP TABLE power_actions; DROP TABLE decisions; DROP TABLE metrics;
       ALTER TABLE plans DROP COLUMN fingerprint; ALTER TABLE plans DROP COLUMN status_reason; ALTER TABLE plans DROP COLUMN confirmed_ms;
       UPDATE schema_version SET version = 3`);
     db.close();
@@ -87,6 +87,7 @@ describe('unknown migrations in the store', () => {
     expect(up.setHostMaintenance('h1', true, { atMs: 1, by: 'test' }).maintenance).toBe(true);
     expect(up.hostStates().map((h) => h.host)).toEqual(['h1']);
     expect(up.wakePaths()).toEqual([]);
+    expect(up.apiTokens()).toEqual([]);
     up.close();
     const v = new Database(path);
     expect((v.prepare('SELECT version FROM schema_version').all() as { version: number }[])).toEqual([{ version: 4 }]);
