@@ -1,16 +1,36 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { loadConfig } from '../../config/load.js';
 import type { TideConfig } from '../../config/schema.js';
 import { statusReport, type StatusReport } from '../../daemon/ops.js';
+import { InputError } from '../../input/errors.js';
+import { checkStorePath } from '../../input/schema.js';
+import { storePathFor } from '../../store/lock.js';
+import { openSqliteStore } from '../../store/store.js';
 import { parse } from '../args.js';
-import { UsageError, type Command } from '../io.js';
-import { fmtTime, withConfigStore } from './plans.js';
+import { configPath } from '../cluster.js';
+import { classifyError, EXIT, UsageError, type CliIo, type Command } from '../io.js';
+import { fmtTime } from './plans.js';
 
-const usage = `tide [--config FILE] status [--json]
+/** store.path's default (src/config/schema.ts), where the store is looked for when the configuration cannot be read. */
+const DEFAULT_STORE_PATH = '.tide/tide.sqlite';
+
+const usage = `tide [--config FILE] status [--store FILE] [--json]
 
   What the daemon does, from the store it shares with it: running or not (its last heartbeat),
   mode and interval, the schedule window in force and until when, whether moves are frozen and
   why, the last round (when, result, error with its code), plans awaiting approval, hosts in
   maintenance, migrations whose outcome is unknown, and who holds the cluster lock.
-  Exit status 0 (also when no daemon runs: the report says so).`;
+  The configuration is needed only to find the store: when it is invalid, the report still comes
+  from --store FILE, else from the default store next to it (${DEFAULT_STORE_PATH}) if that
+  exists, with a warning on stderr naming the configuration's error (--json: "configError").
+
+  --store FILE   read this store (an existing one; it is never created) instead of store.path
+  --json         the report as one JSON object
+
+  Exit status 0 (also when no daemon runs, or with the warning above: the report says so);
+  2 when the configuration is invalid and no store can be found (its error is printed), or on
+  a usage error; 1 when the store cannot be read (e.g. TIDE_STORE_VERSION).`;
 
 function ago(ms: number): string {
   if (!Number.isFinite(ms)) return 'never';
@@ -43,12 +63,62 @@ export const statusCommand: Command = {
   summary: "the daemon's mode, schedule window, freeze, last round, pending plans, lock holder",
   usage,
   async run(argv, io) {
-    const { values, positionals } = parse(argv, { json: { type: 'boolean' } });
+    const { values, positionals } = parse(argv, { json: { type: 'boolean' }, store: { type: 'string' } });
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
-    return withConfigStore(values, io, (store, config: TideConfig) => {
-      const r = statusReport(store, config);
-      io.out(values.json ? `${JSON.stringify(r, null, 2)}\n` : describeStatus(r));
-      return 0;
-    });
+    const src = statusSources(values, io);
+    if (src.configError) {
+      io.err(`tide status: warning: the configuration ${src.configFile} is invalid [${src.configError.code}]; reporting from ${src.storePath}${values.store === undefined ? ' (the default store next to it; give --store FILE if store.path names another)' : ''}:\n${src.configError.message}\n`);
+    }
+    const store = openSqliteStore(src.storePath);
+    try {
+      const r = statusReport(store, src.config);
+      const out = src.configError ? { ...r, configError: src.configError } : r;
+      io.out(values.json ? `${JSON.stringify(out, null, 2)}\n` : describeStatus(r));
+      return EXIT.ok;
+    } finally {
+      store.close();
+    }
   },
 };
+
+interface StatusSources {
+  readonly storePath: string;
+  readonly config: TideConfig | null;
+  readonly configFile: string | null;
+  /** Why the configuration could not be read (null: it was, or none was given with --store). */
+  readonly configError: { readonly code: string; readonly message: string } | null;
+}
+
+/**
+ * Where `tide status` reads from. The configuration only locates the store (and gives mode and
+ * schedule when no daemon runs), so an invalid one falls back to --store FILE or, when it
+ * exists, the default store next to it. A fallback store is never created: an invalid
+ * configuration with no store to read is its own error (exit 2).
+ */
+function statusSources(values: Record<string, unknown>, io: CliIo): StatusSources {
+  const flag = values.store as string | undefined;
+  let given: string | null = null;
+  if (flag !== undefined) {
+    checkStorePath(flag, '--store');
+    given = flag === ':memory:' ? flag : resolve(io.cwd, flag);
+    if (given !== ':memory:' && !existsSync(given)) throw new InputError(`--store: ${given} does not exist (tide status reads a store, it never creates one)`);
+  }
+  let file: string;
+  try {
+    file = configPath(values, io);
+  } catch (e) {
+    // No configuration at all: fine with --store (mode and schedule then come from the store).
+    if (given !== null && e instanceof UsageError) return { storePath: given, config: null, configFile: null, configError: null };
+    throw e;
+  }
+  try {
+    const config = loadConfig(file);
+    return { storePath: given ?? storePathFor(config.store.path, file), config, configFile: file, configError: null };
+  } catch (e) {
+    const { status, code } = classifyError(e);
+    if (status === EXIT.internal) throw e;
+    const fallback = given ?? storePathFor(DEFAULT_STORE_PATH, file);
+    if (!existsSync(fallback) && fallback !== ':memory:') throw e;
+    return { storePath: fallback, config: null, configFile: file, configError: { code: code ?? 'TIDE_CONFIG', message: e instanceof Error ? e.message : String(e) } };
+  }
+}
