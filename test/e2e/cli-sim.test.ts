@@ -10,6 +10,13 @@ const tmp = mkdtempSync(join(tmpdir(), 'tide-cli-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('tide simulate', () => {
+  it('runs the tide policy when neither --policy nor --compare is given', async () => {
+    const r = await runCli(['simulate', '--scenario', 'office:hosts=3,days=1', '--json']);
+    expect(r.code, r.err).toBe(0);
+    const rows = r.out.trim().split('\n').map((l) => JSON.parse(l) as { policy: string });
+    expect(rows.map((x) => x.policy)).toEqual(['tide']);
+  });
+
   it('--json prints one object per run with the documented fields', async () => {
     const r = await runCli(['simulate', '--trace', planetlabDay('20110306'), '--compare', 'dvfs,npa', '--json']);
     expect(r.code).toBe(0);

@@ -3,7 +3,7 @@ import { LIMITS } from '../../input/schema.js';
 import { num, parse, progressBar, table } from '../args.js';
 import { UsageError, type Command } from '../io.js';
 
-const usage = `tide simulate (--trace DIR|FILE | --scenario office[:hosts=N,days=N,seed=N]) (--policy NAME[:PARAM] | --compare P1,P2,...)
+const usage = `tide simulate (--trace DIR|FILE | --scenario office[:hosts=N,days=N,seed=N]) [--policy NAME[:PARAM] | --compare P1,P2,...]
                 [--accounting cloudsim|realistic] [--hosts N] [--days N] [--json]
 
   --trace DIR|FILE   PlanetLab directory (one file per VM) or a Tide .json/.csv trace, run on
@@ -11,7 +11,7 @@ const usage = `tide simulate (--trace DIR|FILE | --scenario office[:hosts=N,days
   --scenario NAME    built-in scenario (office: a small company's VMs on 2-6 hosts)
   --policy P         one policy: npa, dvfs, thr-mmt, iqr-mmt, mad-mmt, lr-mmt, lrr-mmt, thr-mu,
                      thr-mc, thr-rs, tide (any {thr,iqr,mad,lr,lrr}-{mmt,mu,mc,rs}); PARAM is the
-                     threshold/safety parameter, or key=value,... arguments
+                     threshold/safety parameter, or key=value,... arguments (default: tide)
   --compare LIST     several policies side by side on the same scenario
   --accounting A     cloudsim (CloudSim's optimistic accounting, default for traces) or
                      realistic (memory reserved, hosts on/off/waking, real saturation only;
@@ -50,7 +50,8 @@ export const simulateCommand: Command = {
       days: { type: 'string' },
       json: { type: 'boolean' },
     });
-    const policies = values.compare !== undefined ? splitPolicyList(String(values.compare)) : values.policy !== undefined ? [String(values.policy)] : [];
+    // Without --policy or --compare, Tide's own policy runs (the command the docs quote).
+    const policies = values.compare !== undefined ? splitPolicyList(String(values.compare)) : [values.policy !== undefined ? String(values.policy) : 'tide'];
     if (policies.length === 0) throw new UsageError('give --policy NAME or --compare P1,P2,...');
     if (values.policy !== undefined && values.compare !== undefined) throw new UsageError('give either --policy or --compare');
     if (values.trace === undefined && values.scenario === undefined) throw new UsageError('give --trace DIR|FILE or --scenario office');
