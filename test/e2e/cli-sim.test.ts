@@ -53,7 +53,8 @@ describe('tide simulate', () => {
   it('rejects bad arguments with exit status 2 and says what is wrong', async () => {
     expect(await runCli(['simulate', '--trace', join(tmp, 'missing'), '--policy', 'tide'])).toMatchObject({ code: 2, err: expect.stringMatching(/trace not found: .*missing/) });
     expect(await runCli(['simulate', '--scenario', 'office', '--policy', 'nope'])).toMatchObject({ code: 2, err: expect.stringMatching(/unknown policy 'nope'/) });
-    expect(await runCli(['simulate', '--scenario', 'office'])).toMatchObject({ code: 2, err: expect.stringMatching(/give --policy/) });
+    expect(await runCli(['simulate', '--scenario', 'office', '--compare', ','])).toMatchObject({ code: 2, err: expect.stringMatching(/give --policy/) });
+    expect(await runCli(['simulate', '--scenario', 'office', '--policy', 'tide', '--compare', 'npa'])).toMatchObject({ code: 2, err: expect.stringMatching(/either --policy or --compare/) });
     expect(await runCli(['simulate', '--scenario', 'office', '--policy', 'tide', '--accounting', 'x'])).toMatchObject({ code: 2, err: expect.stringMatching(/--accounting must be cloudsim or realistic/) });
     expect(await runCli(['simulate', '--bogus'])).toMatchObject({ code: 2, err: expect.stringMatching(/bogus/) });
     expect(await runCli(['frobnicate'])).toMatchObject({ code: 2, err: expect.stringMatching(/unknown command 'frobnicate'/) });
