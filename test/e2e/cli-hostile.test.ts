@@ -157,6 +157,15 @@ const CASES: [string[], number, RegExp][] = [
   [['--config', refusedOwnStore, 'host'], 2, /tide host maintenance on\|off HOST/],
   [['--config', refusedOwnStore, 'host', 'maintenance', 'on', 'zzz'], 1, /no host named 'zzz' in the configuration/],
   [['--config', refusedOwnStore, 'host', 'maintenance', 'off', 'a', '--show-plan'], 2, /--show-plan goes with on/],
+  // token (the store only; usage errors → 2)
+  [['--config', refusedOwnStore, 'token'], 2, /tide token create\|list\|revoke/],
+  [['--config', refusedOwnStore, 'token', 'bogus'], 2, /unknown subcommand 'bogus'/],
+  [['--config', refusedOwnStore, 'token', 'create'], 2, /--role is one of viewer, operator, admin/],
+  [['--config', refusedOwnStore, 'token', 'create', '--role', 'root'], 2, /--role is one of/],
+  [['--config', refusedOwnStore, 'token', 'create', '--role', 'viewer', '--name', ''], 2, /--name is 1 to 100 characters/],
+  [['--config', refusedOwnStore, 'token', 'list', 'extra'], 2, /unexpected argument 'extra'/],
+  [['--config', refusedOwnStore, 'token', 'revoke', '0x1'], 2, /tide token revoke ID/],
+  [['--config', refusedOwnStore, 'token', 'revoke', '99999'], 2, /no API token with id 99999/],
   // config
   [['config'], 2, /expected 'schema' or 'check'/],
   [['config', 'check'], 2, /needs --config FILE/],
