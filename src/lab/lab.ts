@@ -737,12 +737,17 @@ export class Lab {
     await agentRequest(this.layout.dir, host, line);
   }
 
-  /** Waits until the host's libvirt answers; returns the ms waited. Throws after `timeoutMs`. */
+  /**
+   * Waits until the host's libvirt answers and, on a lab with power, its agent has finished the
+   * boot (it reports on: it marks the host on only after its own wait for libvirtd, so libvirt
+   * may answer a moment earlier); returns the ms waited. Throws after `timeoutMs`.
+   */
   async waitHostUp(host: LabHostName, timeoutMs = 60_000): Promise<number> {
     const t0 = performance.now();
     const h = this.host(host);
     while (performance.now() - t0 < timeoutMs) {
-      if (libvirtdPid(h) !== null && (await virsh(h.uri, ['hostname'], { timeoutMs: 5_000 })).code === 0) return Math.round(performance.now() - t0);
+      if (libvirtdPid(h) !== null && (await virsh(h.uri, ['hostname'], { timeoutMs: 5_000 })).code === 0
+        && (!this.state.power || (await this.powerStatus(host)).state === 'on')) return Math.round(performance.now() - t0);
       await new Promise((r) => setTimeout(r, 50));
     }
     throw new LabError(`libvirt of ${host} did not answer within ${timeoutMs} ms (agent log: ${tailOf(powerHostPaths(this.layout.dir, host).log, 4)})`);
