@@ -146,4 +146,20 @@ describe('no round proposes a move the next round undoes', () => {
       expect(migrations(plan(snap, policy, T)).length).toBe(frozen.notMoved.filter((n) => n.code === 'frozen').length);
     }), { numRuns: 200 });
   });
+
+  it('an overloaded host that cannot be relieved now keeps the empty host on (regression: CI seed -2050596717)', () => {
+    const power = { wattsAtLoad: [60, 75, 90, 105, 120, 135, 150, 165, 180, 195, 210], offW: 5, bootSec: 120, bootW: 150 };
+    const host = (id: string, cpuCores: number, mipsPerCore: number) => ({
+      id, cpuCores, mipsPerCore, memMiB: 2048, diskBytesPerSec: 1e9, netBytesPerSec: 1.25e8, power, powerState: 'on' as const, maintenance: false, excluded: false, tags: [],
+    });
+    const snap: ClusterSnapshot = {
+      time: T, sampleIntervalSec: INTERVAL, rules: [], hosts: [host('h0', 1, 1000), host('h1', 2, 2000)],
+      vms: [{ id: 'v0', host: 'h0', vcpus: 2, mipsPerVcpu: 1000, memMiB: 128, memReservedMiB: 128, demand: { cpuMips: 836, memMiB: 128, diskBytesPerSec: 0, netBytesPerSec: 0 }, cpuHistoryMips: [0, 0, 836], tags: [], migratable: true }],
+    };
+    const policy = compilePolicy('tide:minOnSec=3600,minOffSec=3600');
+    const first = plan(snap, policy, T);
+    expect(first.steps.filter((s) => s.kind === 'powerOff')).toEqual([]);
+    expect(first.hosts.find((h) => h.host === 'h1')?.reason).toMatch(/h0 is overloaded and not relieved/);
+    expect(undone(first, plan(nextRound(snap, first, T, INTERVAL), policy, T + INTERVAL))).toEqual([]);
+  });
 });

@@ -1002,6 +1002,14 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
       // gets no power-on step, so it is still off (never plan to power off an off host).
       if (snapshot.hosts[h]!.powerState === 'on' && s.powerState(h) === 'on' && s.isEmpty(h) && !host.excluded) (host.powerOffRefused === undefined ? empty : keptOn).push(h);
     }
+    // An overloaded host left unrelieved means capacity is short, not in surplus: no empty host
+    // is powered off this round (the next round, with more samples, may relieve onto it, and
+    // would have to wake it again — found by test/core/no-undo.property.test.ts).
+    const short = [...stuck.values()][0];
+    if (short !== undefined) {
+      for (const h of empty) verdicts.push({ host: s.hosts[h]!.id, class: 'spare', reason: `kept on, empty: ${short.host} is overloaded and not relieved this round (${short.code}), so capacity is short`, by: label });
+      empty.length = 0;
+    }
     // Keep the most efficient empty hosts as spares.
     empty.sort((a, b) => wpm[a]! - wpm[b]! || a - b);
     const spares = Math.max(0, args.spareHosts - keptOn.length);
