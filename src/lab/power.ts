@@ -13,13 +13,13 @@
  * is off; `tide lab down` stops agents and BMCs first (stopPower), then the rest.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { IpmiPowerConfig, TideConfigInput } from '../config/schema.js';
 import { IpmiPowerDriver } from '../drivers/power/ipmi.js';
+import { transpiledCopy } from '../probe/transpile.js';
 import { LabError, run, sleep, spawnDetached } from './exec.js';
 import { libvirtdPid, reaperPid } from './host.js';
 import { LAB_NET_BITS, SWITCH_NS, type HostLayout, type LabLayout } from './layout.js';
@@ -126,28 +126,7 @@ export async function agentScript(): Promise<string> {
   const here = fileURLToPath(import.meta.url);
   const dir = dirname(here);
   if (here.endsWith('.js')) return join(dir, AGENT_FILE);
-  const sources = AGENT_SOURCES.map((f) => ({ f, text: readFileSync(join(dir, f), 'utf8') }));
-  const hash = createHash('sha256').update(sources.map((s) => `${s.f}\0${s.text}`).join('\0')).digest('hex').slice(0, 16);
-  const out = join(tmpdir(), `tide-lab-power-${hash}`);
-  const script = join(out, AGENT_FILE);
-  if (existsSync(script)) return script;
-  const ts = (await import('typescript')).default;
-  const tmp = `${out}.${process.pid}.tmp`;
-  mkdirSync(tmp, { recursive: true });
-  writeFileSync(join(tmp, 'package.json'), '{"type":"module"}\n');
-  for (const s of sources) {
-    const js = ts.transpileModule(s.text, {
-      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true },
-      fileName: s.f,
-    }).outputText;
-    writeFileSync(join(tmp, s.f.replace(/\.ts$/, '.js')), js);
-  }
-  try {
-    renameSync(tmp, out);
-  } catch {
-    rmSync(tmp, { recursive: true, force: true }); // another process won the race: same content
-  }
-  return script;
+  return join(await transpiledCopy(dir, AGENT_SOURCES, 'tide-lab-power'), AGENT_FILE);
 }
 
 const isAgentOf = (labDir: string, host: string) => (argv: readonly string[]): boolean =>

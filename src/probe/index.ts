@@ -10,12 +10,10 @@
  * of its threads), streaming JSON lines back; see ./cli.ts for that protocol.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { transpiledCopy } from './transpile.js';
 import { Probe, type ProbeOptions, type ProbeReport, type ProbeSnapshot } from './probe.js';
 
 export { Probe, parseProbeTarget, parseInfo, runProbe } from './probe.js';
@@ -161,27 +159,5 @@ export async function probeCliPath(): Promise<string> {
   const here = fileURLToPath(import.meta.url);
   const dir = dirname(here);
   if (here.endsWith('.js')) return join(dir, 'cli.js');
-  const sources = ['probe.ts', 'cli.ts'].map((f) => ({ f, text: readFileSync(join(dir, f), 'utf8') }));
-  const hash = createHash('sha256').update(sources.map((s) => s.text).join('\0')).digest('hex').slice(0, 16);
-  const out = join(tmpdir(), `tide-probe-${hash}`);
-  const cli = join(out, 'cli.js');
-  if (existsSync(cli)) return cli;
-  const ts = (await import('typescript')).default;
-  const tmp = `${out}.${process.pid}.tmp`;
-  mkdirSync(tmp, { recursive: true });
-  writeFileSync(join(tmp, 'package.json'), '{"type":"module"}\n');
-  for (const s of sources) {
-    const js = ts.transpileModule(s.text, {
-      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true },
-      fileName: s.f,
-    }).outputText;
-    writeFileSync(join(tmp, s.f.replace(/\.ts$/, '.js')), js);
-  }
-  try {
-    renameSync(tmp, out);
-  } catch {
-    // another process won the race: its copy is identical
-    rmSync(tmp, { recursive: true, force: true });
-  }
-  return cli;
+  return join(await transpiledCopy(dir, ['probe.ts', 'cli.ts'], 'tide-probe'), 'cli.js');
 }
