@@ -113,53 +113,73 @@ export type TideArgs = z.output<typeof tideArgs>;
 
 const fmt = (x: number, d = 0): string => x.toFixed(d);
 
-/** Per-VM forecast: mean and variance of the next interval's CPU demand, MIPS and MIPS². */
-function forecast(snapshot: ClusterSnapshot, window: number, trendSamples = 0): { mean: Float64Array; variance: Float64Array } {
+/**
+ * Mean and variance (MIPS, MIPS²) of one VM's next-interval CPU demand from its last samples
+ * `hist` (oldest first), followed by `extra` more samples equal to the current demand.
+ */
+function forecastOne(hist: ArrayLike<number>, extra: number, cur: number, size: number, window: number, trendSamples: number, learned: boolean): [number, number] {
+  const n = hist.length + extra;
+  const at = (k: number): number => (k < hist.length ? hist[k]! : cur);
+  const len = Math.min(window, n);
+  if (len === 0) return [cur, 0];
+  let s = 0;
+  for (let k = n - len; k < n; k++) s += at(k);
+  const mu = s / len;
+  let ss = 0;
+  for (let k = n - len; k < n; k++) ss += (at(k) - mu) * (at(k) - mu);
+  let mean = Math.min(size, 0.5 * cur + 0.5 * mu);
+  // A rising trend the learned profile does not know about (no profile yet: a first day, a
+  // new VM): project the last `trendSamples` samples' least-squares slope two samples ahead
+  // (the next round plus the time to act), so a ramp is relieved before it saturates.
+  const tn = Math.min(trendSamples, n);
+  if (tn >= 3 && !learned) {
+    let sx = 0;
+    let sy = 0;
+    let sxy = 0;
+    let sxx = 0;
+    for (let i = 0; i < tn; i++) {
+      const y = at(n - tn + i);
+      sx += i;
+      sy += y;
+      sxy += i * y;
+      sxx += i * i;
+    }
+    const slope = (tn * sxy - sx * sy) / (tn * sxx - sx * sx);
+    if (slope > 0) mean = Math.min(size, Math.max(mean, cur + 2 * slope));
+  }
+  // A short history says little: assume at least the spread a uniform draw over
+  // [0, 2·mean] would have, until enough samples are seen.
+  const floor = len < window ? (mean * mean) / 3 : 0;
+  return [mean, Math.max(ss / len, floor)];
+}
+
+/**
+ * Per-VM forecast: mean and variance of the next interval's CPU demand, MIPS and MIPS², and a
+ * guard pair for receivers — the larger of this forecast and the one the next round will make
+ * if demand stays as it is now (one more sample equal to the current demand). A VM is placed
+ * only where the guard fits, so that the next round, seeing the same demand, does not find
+ * its new host overloaded and move it (or wake a host) again: the forecast's trend term and
+ * short-history floor can change with one more sample.
+ */
+function forecast(snapshot: ClusterSnapshot, window: number, trendSamples = 0): { mean: Float64Array; variance: Float64Array; guardMean: Float64Array; guardVariance: Float64Array } {
   const learned = snapshot.forecast?.vms;
   const n = snapshot.vms.length;
   const mean = new Float64Array(n);
   const variance = new Float64Array(n);
+  const guardMean = new Float64Array(n);
+  const guardVariance = new Float64Array(n);
   for (let v = 0; v < n; v++) {
     const vm = snapshot.vms[v]!;
-    const hist = vm.cpuHistoryMips;
-    const cur = vm.demand.cpuMips;
-    const len = Math.min(window, hist.length);
-    if (len === 0) {
-      mean[v] = cur;
-      continue;
-    }
-    let s = 0;
-    for (let k = hist.length - len; k < hist.length; k++) s += hist[k]!;
-    const mu = s / len;
-    let ss = 0;
-    for (let k = hist.length - len; k < hist.length; k++) ss += (hist[k]! - mu) * (hist[k]! - mu);
     const size = vm.vcpus * vm.mipsPerVcpu;
-    mean[v] = Math.min(size, 0.5 * cur + 0.5 * mu);
-    // A rising trend the learned profile does not know about (no profile yet: a first day, a
-    // new VM): project the last `trendSamples` samples' least-squares slope two samples ahead
-    // (the next round plus the time to act), so a ramp is relieved before it saturates.
-    const tn = Math.min(trendSamples, hist.length);
-    if (tn >= 3 && !learned?.[vm.id]) {
-      let sx = 0;
-      let sy = 0;
-      let sxy = 0;
-      let sxx = 0;
-      for (let i = 0; i < tn; i++) {
-        const y = hist[hist.length - tn + i]!;
-        sx += i;
-        sy += y;
-        sxy += i * y;
-        sxx += i * i;
-      }
-      const slope = (tn * sxy - sx * sy) / (tn * sxx - sx * sx);
-      if (slope > 0) mean[v] = Math.min(size, Math.max(mean[v]!, cur + 2 * slope));
-    }
-    // A short history says little: assume at least the spread a uniform draw over
-    // [0, 2·mean] would have, until enough samples are seen.
-    const floor = len < window ? (mean[v]! * mean[v]!) / 3 : 0;
-    variance[v] = Math.max(ss / len, floor);
+    const known = !!learned?.[vm.id];
+    const [m0, q0] = forecastOne(vm.cpuHistoryMips, 0, vm.demand.cpuMips, size, window, trendSamples, known);
+    const [m1, q1] = vm.cpuHistoryMips.length === 0 ? [m0, q0] : forecastOne(vm.cpuHistoryMips, 1, vm.demand.cpuMips, size, window, trendSamples, known);
+    mean[v] = m0;
+    variance[v] = q0;
+    guardMean[v] = Math.max(m0, m1);
+    guardVariance[v] = Math.max(q0, q1);
   }
-  return { mean, variance };
+  return { mean, variance, guardMean, guardVariance };
 }
 
 const MEAN = 0;
@@ -329,7 +349,7 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
   // Unknown hosts and unmeasured VMs are left alone (see fail-closed.ts).
   const blind = failClosed(input, 'tide');
   const snapshot = blind.snapshot;
-  const { mean, variance } = forecast(snapshot, args.windowSamples, args.trendSamples);
+  const { mean, variance, guardMean, guardVariance } = forecast(snapshot, args.windowSamples, args.trendSamples);
   // The learned forecast (if any): columns 2k, 2k+1 = expected CPU and variance at point k.
   const ahead = aheadColumns(snapshot, args, ctx.now, mean, variance);
   // Where the learned profile knows a VM, its spread over the next minutes replaces the spread
@@ -337,9 +357,14 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
   // batch job's hour) is a level change, not noise, and must not look like an overload.
   if (ahead.cols.length > 0) {
     const f = snapshot.forecast!.vms!;
-    for (let v = 0; v < snapshot.vms.length; v++) if (f[snapshot.vms[v]!.id]) variance[v] = Math.min(variance[v]!, ahead.cols[1]![v]!);
+    for (let v = 0; v < snapshot.vms.length; v++) {
+      if (!f[snapshot.vms[v]!.id]) continue;
+      variance[v] = Math.min(variance[v]!, ahead.cols[1]![v]!);
+      guardVariance[v] = Math.min(guardVariance[v]!, ahead.cols[1]![v]!);
+    }
   }
-  const s = new ClusterState(snapshot, { historyWindow: 1, vmColumns: [mean, variance, ...ahead.cols] });
+  const s = new ClusterState(snapshot, { historyWindow: 1, vmColumns: [mean, variance, ...ahead.cols, guardMean, guardVariance] });
+  const GUARD = 2 + ahead.cols.length;
   const start = s.mark();
   const rules = new RuleIndex(s);
   const nh = s.hosts.length;
@@ -357,6 +382,12 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
   const peak = (h: number, v = -1): number => {
     const m = s.columnSum(MEAN, h) + (v >= 0 ? mean[v]! : 0);
     const q = s.columnSum(VAR, h) + (v >= 0 ? variance[v]! : 0);
+    return m + z2 * Math.sqrt(Math.max(0, q));
+  };
+  /** Guarded forecast peak of host h with VM v added, MIPS: what receivers are checked against (see forecast). */
+  const guardPeak = (h: number, v: number): number => {
+    const m = s.columnSum(GUARD, h) + guardMean[v]!;
+    const q = s.columnSum(GUARD + 1, h) + guardVariance[v]!;
     return m + z2 * Math.sqrt(Math.max(0, q));
   };
   const aheadCol = (k: number): Float64Array => ahead.cols[k]!;
@@ -397,14 +428,14 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
     check: (st, v, h) => {
       const cap = st.capMips[h]!;
       if (st.reqMips[h]! + st.vms[v]!.demand.cpuMips > limit * cap) return 'demand-over-limit';
-      if (peak(h, v) > limit * cap) return 'forecast-over-limit';
+      if (guardPeak(h, v) > limit * cap) return 'forecast-over-limit';
       return ahead.at.length > 0 && aheadPeak(h, v) > limit * cap ? 'predicted-over-limit' : null;
     },
     explain: (st, v, h, code) => code === 'demand-over-limit'
       ? `${st.hosts[h]!.id}: demand now with ${st.vms[v]!.id} ${fmt(st.reqMips[h]! + st.vms[v]!.demand.cpuMips)} MIPS > ${fmt(limit * 100)} % of ${fmt(st.capMips[h]!)}`
       : code === 'predicted-over-limit'
         ? `${st.hosts[h]!.id}: learned forecast within ${fmt(args.lookaheadSec / 60)} min with ${st.vms[v]!.id} peaks at ${fmt(aheadPeak(h, v))} MIPS > ${fmt(limit * 100)} % of ${fmt(st.capMips[h]!)}`
-        : `${st.hosts[h]!.id}: forecast peak with ${st.vms[v]!.id} ${fmt(peak(h, v))} MIPS > ${fmt(limit * 100)} % of ${fmt(st.capMips[h]!)}`,
+        : `${st.hosts[h]!.id}: forecast peak with ${st.vms[v]!.id} ${fmt(guardPeak(h, v))} MIPS > ${fmt(limit * 100)} % of ${fmt(st.capMips[h]!)}`,
   });
   // A vCPU can never run faster than one host core: a VM whose vCPUs are faster than this
   // host's cores would be capped as soon as it gets busy, so it only goes where they fit.
