@@ -19,6 +19,8 @@ pkgs=(
   openssl netcat-openbsd                                        # libvirt RPC tests: TLS certificates, ssh proxy=netcat (nc -U)
   python3 make g++                                              # better-sqlite3 native build
   chromium                                                      # dashboard e2e (playwright-core drives /usr/bin/chromium)
+  postgresql                                                    # PostgreSQL store + leader election (tests start their own cluster on loopback)
+  prometheus prometheus-node-exporter prometheus-libvirt-exporter  # Prometheus as the metrics source (tests start them on loopback)
 )
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
