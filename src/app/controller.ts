@@ -116,6 +116,12 @@ export interface TickResult {
   readonly reconciled: readonly ReconcileReport[];
   /** The telemetry freeze after this round (frozen: false when moves are allowed). */
   readonly freeze: TickFreeze;
+  /**
+   * Wall time of this round's stages, ms (performance.now; `tide bench loop` reports them):
+   * collect (drivers + snapshot + freeze), plan (planner + guard), journal (plan, decision and
+   * metrics rows), execute (the executor with its per-step journal writes; 0 when nothing ran).
+   */
+  readonly stageMs?: { readonly collectMs: number; readonly planMs: number; readonly journalMs: number; readonly executeMs: number };
 }
 
 /** A host's power model when the configuration gives none: a typical 2-socket server. */
@@ -507,6 +513,7 @@ export class Controller {
       if (!(e instanceof DriverError && e.code === 'TIDE_LOCKED')) throw e;
     }
     let collected: ClusterSnapshot;
+    const collectT0 = performance.now();
     try {
       collected = await this.collect();
     } catch (e) {
@@ -514,6 +521,7 @@ export class Controller {
       throw e;
     }
     const snapshot = this.applyFreeze(collected);
+    const collectMs = performance.now() - collectT0;
     const at = this.deps.clock.now();
     const blocks = this.blocks();
     const planT0 = performance.now();
@@ -523,10 +531,13 @@ export class Controller {
     const status = plan.steps.length === 0 ? 'done' : this.deps.mode === 'automatic' ? 'running' : 'proposed';
     const planId = store && plan.steps.length > 0 ? store.savePlan(plan, { createdMs: at, mode: this.deps.mode, status }) : null;
     journalRound(store, { atMs: at, snapshot, plan, planId, mode: this.deps.mode });
+    const journalMs = performance.now() - planT0 - planMs;
     this.deps.observer?.onPlan?.(plan, at, planId, planMs);
     let run: PlanRun | null = null;
+    const executeT0 = performance.now();
     if (this.deps.mode === 'automatic' && plan.steps.length > 0) run = await this.execute(plan, planId, signal);
-    const result: TickResult = { at, snapshot, plan, planId, run, reconciled, freeze: tickFreeze(this.freeze) };
+    const stageMs = { collectMs, planMs, journalMs, executeMs: run ? performance.now() - executeT0 : 0 };
+    const result: TickResult = { at, snapshot, plan, planId, run, reconciled, freeze: tickFreeze(this.freeze), stageMs };
     this.deps.observer?.onTick?.(result);
     return result;
   }
