@@ -36,6 +36,11 @@ export interface SimDriverOptions {
   readonly offHosts?: readonly string[];
   /** Initial placement: VM id → host id (default: first fit on memory, in scenario order). */
   readonly placement?: Readonly<Record<string, string>>;
+  /**
+   * Meter energy (default true). False (`tide bench loop`: loop overhead at 10,000 hosts, where
+   * integrating every host at each migration's start and end would dominate): energyKWh() throws.
+   */
+  readonly meterEnergy?: boolean;
 }
 
 export class SimDriver implements HypervisorDriver, PowerDriver {
@@ -47,6 +52,12 @@ export class SimDriver implements HypervisorDriver, PowerDriver {
   private readonly unreachable = new Set<number>();
   private readonly hostByName: Map<string, number>;
   private readonly vmByName: Map<string, number>;
+  /**
+   * Per host index: the VMs (not removed) on it or migrating to it, ascending VM index, so
+   * per-host sums visit VMs in the same order as a scan of all VMs would (same float result).
+   */
+  private readonly byHost: number[][];
+  private readonly metering: boolean;
   private readonly t0: number;
   private meteredAt: number;
   private energyWs = 0;
@@ -74,6 +85,28 @@ export class SimDriver implements HypervisorDriver, PowerDriver {
       memFree[host]! -= v.memMiB;
       return { idx, host, state: 'running' as VmState, migratingTo: -1, removed: false };
     });
+    this.byHost = scenario.hosts.map(() => []);
+    for (const vm of this.vms) this.byHost[vm.host]!.push(vm.idx);
+    this.metering = opts.meterEnergy ?? true;
+  }
+
+  /** Adds VM v to host h's index (keeps it ascending; no duplicate). */
+  private indexAdd(h: number, v: number): void {
+    const l = this.byHost[h]!;
+    let i = l.length;
+    while (i > 0 && l[i - 1]! > v) i--;
+    if (l[i - 1] !== v) l.splice(i, 0, v);
+  }
+
+  private indexRemove(h: number, v: number): void {
+    const l = this.byHost[h]!;
+    const i = l.indexOf(v);
+    if (i >= 0) l.splice(i, 1);
+  }
+
+  /** The VMs (not removed) on host h or migrating to it, ascending index. */
+  private touching(h: number): readonly SimVm[] {
+    return this.byHost[h]!.map((v) => this.vms[v]!);
   }
 
   // ------------------------------------------------------------------ test controls
@@ -89,11 +122,15 @@ export class SimDriver implements HypervisorDriver, PowerDriver {
     this.specs.push(spec);
     this.vmByName.set(name, this.specs.length - 1);
     this.vms.push({ idx: this.specs.length - 1, host: h, state: 'running', migratingTo: -1, removed: false });
+    this.indexAdd(h, this.specs.length - 1);
   }
 
   removeVm(name: string): void {
     const v = this.vmIndex(name);
-    this.vms[v]!.removed = true;
+    const vm = this.vms[v]!;
+    this.indexRemove(vm.host, v);
+    if (vm.migratingTo >= 0) this.indexRemove(vm.migratingTo, v);
+    vm.removed = true;
     this.vmByName.delete(name);
   }
 
@@ -135,9 +172,8 @@ export class SimDriver implements HypervisorDriver, PowerDriver {
   /** Utilisation of host h at time ms, 0..1 (VMs migrating in count 10 % of their demand). */
   private hostUtil(h: number, ms: number): number {
     let d = 0;
-    for (let v = 0; v < this.vms.length; v++) {
+    for (const v of this.byHost[h]!) {
       const vm = this.vms[v]!;
-      if (vm.removed) continue;
       if (vm.host === h) d += this.demand(v, ms);
       else if (vm.migratingTo === h) d += 0.1 * this.demand(v, ms);
     }
@@ -146,6 +182,7 @@ export class SimDriver implements HypervisorDriver, PowerDriver {
 
   /** Integrates energy up to now: piecewise constant between trace samples and state changes. */
   private meter(): void {
+    if (!this.metering) return;
     const now = this.clock.now();
     const stepMs = this.scenario.intervalSec * 1000;
     let t = this.meteredAt;
@@ -164,6 +201,7 @@ export class SimDriver implements HypervisorDriver, PowerDriver {
 
   /** Energy drawn by all hosts since the driver was created, kWh. */
   energyKWh(): number {
+    if (!this.metering) throw new Error('sim: energy is not metered (meterEnergy: false)');
     this.meter();
     return this.energyWs / 3.6e6;
   }
@@ -214,10 +252,12 @@ export class SimDriver implements HypervisorDriver, PowerDriver {
     this.check();
     return this.live()
       .filter((vm) => this.up(vm.host))
-      .map((vm) => {
-        const s = this.specs[vm.idx]!;
-        return { name: s.id, uuid: `5b000000-0000-4000-8000-${vm.idx.toString(16).padStart(12, '0')}`, host: this.scenario.hosts[vm.host]!.id, state: vm.state, vcpus: s.vcpus, memMiB: s.memMiB, persistent: true };
-      });
+      .map((vm) => this.vmInfo(vm));
+  }
+
+  private vmInfo(vm: SimVm): VmInfo {
+    const s = this.specs[vm.idx]!;
+    return { name: s.id, uuid: `5b000000-0000-4000-8000-${vm.idx.toString(16).padStart(12, '0')}`, host: this.scenario.hosts[vm.host]!.id, state: vm.state, vcpus: s.vcpus, memMiB: s.memMiB, persistent: true };
   }
 
   async hostDomains(host: string): Promise<VmInfo[]> {
@@ -226,7 +266,8 @@ export class SimDriver implements HypervisorDriver, PowerDriver {
     if (!this.up(h)) {
       throw new DriverError('TIDE_HOST_UNREACHABLE', this.unreachable.has(h) ? `${host} does not answer` : `${host} is ${this.hosts[h]!.power}`, { host });
     }
-    return (await this.listVms()).filter((v) => v.host === host);
+    // listVms' entries for this host, in the same (VM index) order
+    return this.touching(h).filter((vm) => vm.host === h).map((vm) => this.vmInfo(vm));
   }
 
   /**
@@ -243,7 +284,7 @@ export class SimDriver implements HypervisorDriver, PowerDriver {
       if (!this.up(host.idx)) continue;
       const spec = this.scenario.hosts[host.idx]!;
       let mem = 0;
-      for (const vm of this.live()) if (vm.host === host.idx || vm.migratingTo === host.idx) mem += this.specs[vm.idx]!.memMiB;
+      for (const v of this.byHost[host.idx]!) mem += this.specs[v]!.memMiB;
       hosts.push({ host: spec.id, atMs: now, cpuPct: 100 * this.hostUtil(host.idx, now), memUsedMiB: Math.min(mem, spec.memMiB), memTotalMiB: spec.memMiB });
     }
     const vms: VmUsage[] = [];
@@ -287,7 +328,7 @@ export class SimDriver implements HypervisorDriver, PowerDriver {
       ? { check: 'cpu-compatible', ok: true, reason: `${to}'s cores (${target.mipsPerCore} MHz) run ${vm}'s vCPUs (${spec.mipsPerVcpu} MHz)` }
       : { check: 'cpu-compatible', ok: false, code: 'TIDE_PREFLIGHT_FAILED', reason: `${to}'s cores (${target.mipsPerCore} MHz) are slower than ${vm}'s vCPUs (${spec.mipsPerVcpu} MHz)` });
     let used = 0;
-    for (const o of this.live()) if (o.host === h || o.migratingTo === h) used += this.specs[o.idx]!.memMiB;
+    for (const o of this.byHost[h]!) used += this.specs[o]!.memMiB;
     const free = target.memMiB - used;
     checks.push(free >= spec.memMiB
       ? { check: 'memory', ok: true, reason: `${to} has ${free} MiB free for ${spec.memMiB} MiB` }
@@ -327,6 +368,7 @@ export class SimDriver implements HypervisorDriver, PowerDriver {
     const sec = opts.mode === 'live' ? copySec * (1 + 0.5 * util) + 0.2 : running ? copySec + (opts.mode === 'offline' ? 20 : 2) : 0.5;
     this.meter();
     state.migratingTo = h;
+    this.indexAdd(h, v);
     try {
       if (opts.timeoutSec !== undefined && sec > opts.timeoutSec) {
         await this.clock.sleep(opts.timeoutSec * 1000, signal);
@@ -347,11 +389,13 @@ export class SimDriver implements HypervisorDriver, PowerDriver {
     } catch (e) {
       this.meter();
       state.migratingTo = -1;
+      if (state.host !== h) this.indexRemove(h, v);
       if (e instanceof DriverError) throw e;
       throw new DriverError('TIDE_ABORTED', `migration of ${vm} to ${to} aborted; it keeps running on ${this.scenario.hosts[from]!.id}`, undefined, { cause: e });
     }
     this.meter();
     state.migratingTo = -1;
+    if (from !== h) this.indexRemove(from, v);
     state.host = h;
     const totalMs = Math.round(this.clock.now() - started);
     // Live: the switch-over pause; suspend and offline: the VM is down for the whole move.
@@ -444,7 +488,7 @@ export class SimDriver implements HypervisorDriver, PowerDriver {
 
   async powerOff(host: string): Promise<void> {
     const h = this.hostIndex(host);
-    const on = this.live().filter((vm) => vm.host === h || vm.migratingTo === h).map((vm) => this.specs[vm.idx]!.id);
+    const on = this.touching(h).map((vm) => this.specs[vm.idx]!.id);
     if (on.length > 0) throw new DriverError('TIDE_POWER_FAILED', `refusing to power off ${host}: ${on.length} VM(s) on it (${on.slice(0, 3).join(', ')})`);
     const state = this.hosts[h]!;
     if (state.power === 'off') return;
