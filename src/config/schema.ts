@@ -5,6 +5,8 @@
  * (test/config/docs.test.ts fails when a field is missing there).
  */
 import { z } from 'zod';
+import { DEFAULT_WAKE_RETRY_SEC } from '../app/wake-refused.js';
+import { DEFAULT_FREEZE_OPTIONS } from '../core/freeze.js';
 import { isKnownTimeZone } from '../core/schedule.js';
 import { MAX_TIMEOUT_SEC } from '../input/schema.js';
 
@@ -181,6 +183,23 @@ export const webhookConfigSchema = z.object({
 });
 
 /**
+ * Telemetry-freeze thresholds (src/core/freeze.ts FreezeOptions; docs/tide-policy.md, "Freeze"):
+ * when to stop moving VMs because what Tide sees is stale, missing or implausible.
+ */
+export const freezeConfigSchema = z.object({
+  /** Rounds in a row a host's hypervisor may not answer (its power state not known off) before all moves freeze. */
+  silentRounds: z.number().int().min(1).max(1000).default(DEFAULT_FREEZE_OPTIONS.silentRounds),
+  /** Share above capacity a measurement may show before it counts as implausible (0.05: 5 %). */
+  capacityTolerance: z.number().min(0).max(10).default(DEFAULT_FREEZE_OPTIONS.capacityTolerance),
+  /** Time between rounds, in intervals, after which the clock counts as jumped. */
+  maxGapIntervals: z.number().min(1).max(10_000).default(DEFAULT_FREEZE_OPTIONS.maxGapIntervals),
+  /** Largest disagreement between wall-clock and monotonic time between rounds, s (absent: max(10, intervalSec / 10)). */
+  clockSkewSec: z.number().positive().max(MAX_TIMEOUT_SEC).optional(),
+  /** Healthy rounds in a row needed to unfreeze. */
+  healthyRoundsToThaw: z.number().int().min(1).max(1000).default(DEFAULT_FREEZE_OPTIONS.healthyRoundsToThaw),
+}).strict();
+
+/**
  * The HTTP API (src/http, docs/api.md): loopback by default; TLS when both files are given
  * (paths relative to the configuration file).
  */
@@ -192,6 +211,35 @@ export const httpConfigSchema = z.object({
   tlsKeyFile: z.string().min(1).optional(),
 }).strict().refine((h) => (h.tlsCertFile === undefined) === (h.tlsKeyFile === undefined), {
   error: 'give both tlsCertFile and tlsKeyFile (or neither)', path: ['tlsCertFile'],
+});
+
+/**
+ * Where utilisation is read (src/drivers/metrics): libvirt polling (default) or a Prometheus
+ * server fed by node-exporter and libvirt-exporter (docs/drivers.md, "Prometheus as the metrics
+ * source"). Inventory and actions always go through libvirt.
+ */
+export const prometheusMetricsSchema = z.object({
+  /** Base URL of the Prometheus server (its HTTP API /api/v1/query). */
+  url: z.string().regex(/^https?:\/\/[^\s]+$/, 'an http:// or https:// URL'),
+  /** A series whose newest sample is older than this, s, is stale: the host or VM freezes moves. */
+  staleSec: z.number().positive().max(86_400).default(120),
+  /** Window of rate() for CPU, disk and network, s (at least two scrape intervals). */
+  rateWindowSec: z.number().positive().max(86_400).default(120),
+  /** Bound on one HTTP query, s. */
+  timeoutSec: z.number().positive().max(300).default(10),
+  /** Label naming a scrape target. */
+  instanceLabel: z.string().min(1).default('instance'),
+  /** libvirt-exporter's label naming the domain (= the Tide VM name). */
+  domainLabel: z.string().min(1).default('domain'),
+  /** Per Tide host: the instance label values of its exporters (default HOSTNAME:9100 / HOSTNAME:9177 from its URI). */
+  hosts: z.record(hostName, z.object({ node: z.string().min(1), libvirt: z.string().min(1) }).strict()).default({}),
+}).strict();
+
+export const metricsConfigSchema = z.object({
+  source: z.enum(['libvirt', 'prometheus']).default('libvirt'),
+  prometheus: prometheusMetricsSchema.optional(),
+}).strict().refine((m) => m.source !== 'prometheus' || m.prometheus !== undefined, {
+  error: 'source prometheus needs a prometheus section (at least its url)', path: ['prometheus'],
 });
 
 export const tideConfigSchema = z.object({
@@ -210,6 +258,12 @@ export const tideConfigSchema = z.object({
   webhooks: z.array(webhookConfigSchema).default([]),
   /** The daemon's HTTP API and dashboard (docs/api.md); absent: not served. */
   http: httpConfigSchema.optional(),
+  /** Where host and VM utilisation is read; absent: libvirt polling. */
+  metrics: metricsConfigSchema.optional(),
+  /** Telemetry-freeze thresholds (src/core/freeze.ts). */
+  freeze: freezeConfigSchema.default(freezeConfigSchema.parse({})),
+  /** After a failed wake, an off host is not planned for power-on for this long, s, unless `tide wake-test HOST` passes (src/app/wake-refused.ts). */
+  wakeRetrySec: z.number().min(0).max(365 * 86_400).default(DEFAULT_WAKE_RETRY_SEC),
 }).strict();
 
 export type TideConfigInput = z.input<typeof tideConfigSchema>;
@@ -220,4 +274,6 @@ export type IpmiPowerConfig = z.output<typeof ipmiPowerSchema>;
 export type SshPowerConfig = z.output<typeof sshPowerSchema>;
 export type ScheduleConfig = z.output<typeof scheduleConfigSchema>;
 export type WebhookConfig = z.output<typeof webhookConfigSchema>;
+export type MetricsConfig = z.output<typeof metricsConfigSchema>;
+export type FreezeConfig = z.output<typeof freezeConfigSchema>;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];

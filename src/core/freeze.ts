@@ -28,7 +28,11 @@ export type FreezeCode =
   /** Time between rounds went backwards, jumped, or disagrees with the monotonic clock. */
   | 'clock-jump'
   /** Telemetry is healthy again, but not yet for `healthyRoundsToThaw` rounds. */
-  | 'recovering';
+  | 'recovering'
+  /** The metrics source (e.g. Prometheus) has no sample of a host's or VM's usage series (src/drivers/metrics). */
+  | 'metrics-missing'
+  /** The metrics source's newest sample of a host's or VM's usage series is older than its threshold. */
+  | 'metrics-stale';
 
 export interface FreezeReason {
   readonly code: FreezeCode;
@@ -49,7 +53,20 @@ export interface TelemetryHealth {
   readonly sinceLastRoundSec: number | null;
   /** The same span on a monotonic clock, s; null: no monotonic clock (virtual time is its own). */
   readonly monotonicSinceLastRoundSec: number | null;
+  /** Usage series the metrics source could not provide this round, one entry per host and outcome (src/drivers/metrics gapFreezeReasons); absent: none. */
+  readonly metricsGaps?: readonly { readonly code: 'metrics-missing' | 'metrics-stale'; readonly host: string; readonly reason: string }[];
 }
+
+/**
+ * The defaults of FreezeOptions (the configuration's `freeze` section defaults to these;
+ * src/config/schema.ts). clockSkewSec has none: it follows the interval (max(10, interval/10)).
+ */
+export const DEFAULT_FREEZE_OPTIONS = {
+  silentRounds: 3,
+  capacityTolerance: 0.05,
+  maxGapIntervals: 3,
+  healthyRoundsToThaw: 2,
+} as const satisfies FreezeOptions;
 
 export interface FreezeOptions {
   /** Rounds a host may stay silent before the cluster freezes (default 3). */
@@ -82,8 +99,8 @@ const bad = (x: number | undefined): boolean => x !== undefined && !(Number.isFi
 
 /** This round's causes, without hysteresis. */
 export function freezeCauses(snapshot: ClusterSnapshot, health: TelemetryHealth, options: FreezeOptions = {}): FreezeReason[] {
-  const silentLimit = options.silentRounds ?? 3;
-  const tol = options.capacityTolerance ?? 0.05;
+  const silentLimit = options.silentRounds ?? DEFAULT_FREEZE_OPTIONS.silentRounds;
+  const tol = options.capacityTolerance ?? DEFAULT_FREEZE_OPTIONS.capacityTolerance;
   const interval = snapshot.sampleIntervalSec;
   const reasons: FreezeReason[] = [];
   const hosts = new Map(snapshot.hosts.map((h) => [h.id, h]));
@@ -122,9 +139,13 @@ export function freezeCauses(snapshot: ClusterSnapshot, health: TelemetryHealth,
     }
   }
 
+  // A host or VM without a fresh sample has unknown usage: no move may rest on it.
+  for (const g of health.metricsGaps ?? []) reasons.push({ code: g.code, host: g.host, reason: g.reason });
+
   const since = health.sinceLastRoundSec;
   if (since !== null) {
-    const maxGap = (options.maxGapIntervals ?? 3) * interval;
+    const maxGapIntervals = options.maxGapIntervals ?? DEFAULT_FREEZE_OPTIONS.maxGapIntervals;
+    const maxGap = maxGapIntervals * interval;
     const mono = health.monotonicSinceLastRoundSec;
     const limit = options.clockSkewSec ?? Math.max(10, interval / 10);
     if (since < 0) {
@@ -134,7 +155,7 @@ export function freezeCauses(snapshot: ClusterSnapshot, health: TelemetryHealth,
       reasons.push({ code: 'clock-jump', reason: `the clock moved ${fmt(since, 1)} s since the previous round but ${fmt(mono, 1)} s really passed (jump of ${fmt(since - mono, 1)} s > ${fmt(limit)} s)` });
     } else if (since > maxGap) {
       // Real time passed without rounds (process stopped, host suspended, virtual clock raced ahead).
-      reasons.push({ code: 'clock-jump', reason: `${fmt(since)} s passed since the previous round ended, more than ${options.maxGapIntervals ?? 3} intervals (${fmt(maxGap)} s): history and samples are stale` });
+      reasons.push({ code: 'clock-jump', reason: `${fmt(since)} s passed since the previous round ended, more than ${maxGapIntervals} intervals (${fmt(maxGap)} s): history and samples are stale` });
     }
   }
   return reasons;
@@ -149,7 +170,7 @@ export function detectFreeze(snapshot: ClusterSnapshot, health: TelemetryHealth,
   const causes = freezeCauses(snapshot, health, options);
   if (causes.length > 0) return { frozen: true, sinceSec: previous.frozen ? previous.sinceSec : snapshot.time, reasons: causes, healthyRounds: 0 };
   if (!previous.frozen) return NOT_FROZEN;
-  const need = options.healthyRoundsToThaw ?? 2;
+  const need = options.healthyRoundsToThaw ?? DEFAULT_FREEZE_OPTIONS.healthyRoundsToThaw;
   const healthy = previous.healthyRounds + 1;
   if (healthy >= need) return NOT_FROZEN;
   const before = previous.reasons.filter((r) => r.code !== 'recovering').map((r) => r.reason);
@@ -165,7 +186,7 @@ export function detectFreeze(snapshot: ClusterSnapshot, health: TelemetryHealth,
  * decide. Such a round never counts towards a thaw (it saw nothing healthy).
  */
 export function freezeWithoutSnapshot(silentRounds: Readonly<Record<string, number>>, nowSec: number, intervalSec: number, previous: FreezeState = NOT_FROZEN, options: FreezeOptions = {}): FreezeState {
-  const limit = options.silentRounds ?? 3;
+  const limit = options.silentRounds ?? DEFAULT_FREEZE_OPTIONS.silentRounds;
   const reasons: FreezeReason[] = Object.entries(silentRounds)
     .filter(([, n]) => n >= limit)
     .map(([host, n]) => ({ code: 'host-silent', host, reason: `${host} has not answered for ${n} rounds (${fmt(n * intervalSec)} s) and is not known to be off (no host answered)` }));

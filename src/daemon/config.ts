@@ -42,6 +42,8 @@ export function settingsFromConfig(config: TideConfig): DaemonSettings {
     rules: config.rules,
     ...(config.schedule ? { schedule: compileSchedule(config.schedule) } : {}),
     bootTimeoutSec,
+    freeze: config.freeze,
+    wakeRetrySec: config.wakeRetrySec,
   };
 }
 

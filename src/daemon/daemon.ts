@@ -37,6 +37,7 @@
 import { hostname } from 'node:os';
 import { Controller, type ControllerObserver, type HostSettings, type Mode, type TickResult } from '../app/controller.js';
 import type { Clock } from '../core/clock.js';
+import type { FreezeOptions } from '../core/freeze.js';
 import type { ClusterSnapshot, Rule } from '../core/model/types.js';
 import type { Plan, Step } from '../core/plan/types.js';
 import type { CompiledPolicy } from '../core/policy.js';
@@ -69,6 +70,10 @@ export interface DaemonSettings {
   readonly bootTimeoutSec?: number;
   /** A pending plan not re-confirmed by a round for this many intervals expires (default 3). */
   readonly expireAfterIntervals?: number;
+  /** Telemetry-freeze thresholds (configuration section `freeze`; src/core/freeze.ts defaults when absent). */
+  readonly freeze?: FreezeOptions;
+  /** The retry window after a failed wake, s (configuration `wakeRetrySec`; default src/app/wake-refused.ts DEFAULT_WAKE_RETRY_SEC). */
+  readonly wakeRetrySec?: number;
 }
 
 /** Minimal structured logger (a pino Logger fits; see src/daemon/log.ts). */
@@ -292,6 +297,8 @@ export function createDaemon(deps: DaemonDeps): Daemon {
     get schedule() { return settings.schedule; },
     get scheduleOffsetSec() { return settings.scheduleOffsetSec; },
     get bootTimeoutSec() { return settings.bootTimeoutSec; },
+    get freeze() { return settings.freeze; },
+    get wakeRetrySec() { return settings.wakeRetrySec; },
     observer: controllerObserver,
     lockHolder: holder,
     lockTtlMs: deps.lockTtlMs,
