@@ -19,6 +19,10 @@ export type DriverErrorCode =
   | 'TIDE_MIGRATION_UNKNOWN'
   /** Another Tide process holds the cluster lock. */
   | 'TIDE_LOCKED'
+  /** This controller's lease (fencing token) is no longer the current one: it must not act (write or side effect). */
+  | 'TIDE_FENCED'
+  /** This controller is a standby: another one leads the cluster (the message names it); ask the leader. */
+  | 'TIDE_NOT_LEADER'
   /** The world no longer matches a plan step (VM moved, host down…): the step was skipped. */
   | 'TIDE_STALE_PLAN'
   /** The power-off guard refused: the host may still hold a running guest, or its power state is not 'on'. */

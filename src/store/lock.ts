@@ -26,6 +26,15 @@ export interface ClusterLockOptions {
   readonly signal?: AbortSignal;
   /** Told when a stale lock was taken over (worth a log line: someone died holding it). */
   readonly onTakeover?: (lease: ClusterLease) => void;
+  /**
+   * Standby (several controllers of one cluster): while another live holder has the lock, wait
+   * instead of failing with TIDE_LOCKED — retry every `retryMs` (default ttlMs / 4) until the
+   * lock is acquired or `signal` aborts (then TIDE_ABORTED). `onWait` is told the refusal each
+   * time the holder changes (and at the first one).
+   */
+  readonly standby?: { readonly retryMs?: number; readonly onWait?: (refusal: DriverError) => void };
+  /** Told once the lock is held (after the takeover notice), before `fn` runs. */
+  readonly onAcquired?: (lease: ClusterLease) => void;
 }
 
 export const DEFAULT_LOCK_TTL_MS = 60_000;
@@ -49,9 +58,69 @@ interface Held {
   readonly lease: ClusterLease;
   readonly controller: AbortController;
   depth: number;
+  /** Wall-clock ms of the last successful renewal (the acquisition, then each heartbeat). */
+  renewedMs: number;
+  /** Set when a heartbeat failed: no new side effect until one succeeds again. */
+  suspectSince: number | null;
 }
 
 const held = new WeakMap<Store, Held>();
+
+/** The lease this process holds on `store` through withClusterLock (undefined: none). */
+export function heldLease(store: Store): ClusterLease | undefined {
+  return held.get(store)?.lease;
+}
+
+/**
+ * The fence check before a side effect (ExecutorDeps.fence): throws DriverError('TIDE_FENCED')
+ * unless this process holds the cluster lock on `store` and may still act — the lock was not
+ * lost, the last heartbeat did not fail, the last renewal is younger than the TTL by this
+ * process's clock (a process paused past its TTL, e.g. SIGSTOP, learns it here before any timer
+ * runs), and the store itself still has the lease current (Store.fence, by the store's clock).
+ */
+export function checkFence(store: Store, what = 'a side effect'): void {
+  const h = held.get(store);
+  if (!h) throw new DriverError('TIDE_FENCED', `fenced: ${what} refused: this process does not hold the cluster lock`);
+  if (h.controller.signal.aborted) throw new DriverError('TIDE_FENCED', `fenced: ${what} refused: the cluster lock was lost`, undefined, { cause: h.controller.signal.reason });
+  if (h.suspectSince !== null) throw new DriverError('TIDE_FENCED', `fenced: ${what} refused: the last heartbeat of the cluster lock failed`);
+  const ageMs = Date.now() - h.renewedMs;
+  if (ageMs > h.lease.ttlMs) throw new DriverError('TIDE_FENCED', `fenced: ${what} refused: the cluster lock was last renewed ${ageMs} ms ago (TTL ${h.lease.ttlMs} ms)`);
+  store.fence(h.lease);
+}
+
+/** Acquires, or (standby) waits until it can. */
+async function acquireOrWait(store: Store, holder: LockHolder, ttlMs: number, opts: ClusterLockOptions): Promise<ClusterLease> {
+  let lastHolder: string | null = null;
+  for (;;) {
+    try {
+      return store.acquireClusterLock(holder, ttlMs);
+    } catch (e) {
+      if (!opts.standby || !(e instanceof DriverError && e.code === 'TIDE_LOCKED')) throw e;
+      const who = JSON.stringify((e.detail as { holder?: unknown } | undefined)?.holder ?? e.message);
+      if (who !== lastHolder) {
+        lastHolder = who;
+        opts.standby.onWait?.(e);
+      }
+    }
+    const retryMs = Math.max(10, opts.standby.retryMs ?? ttlMs / 4);
+    await new Promise<void>((resolve, reject) => {
+      const signal = opts.signal;
+      if (signal?.aborted) {
+        reject(new DriverError('TIDE_ABORTED', 'stopped while waiting as a standby for the cluster lock'));
+        return;
+      }
+      const onAbort = (): void => {
+        clearTimeout(t);
+        reject(new DriverError('TIDE_ABORTED', 'stopped while waiting as a standby for the cluster lock'));
+      };
+      const t = setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, retryMs);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+}
 
 export async function withClusterLock<T>(store: Store, holder: LockHolder, fn: (signal: AbortSignal) => Promise<T>, opts: ClusterLockOptions = {}): Promise<T> {
   const outer = held.get(store);
@@ -64,11 +133,14 @@ export async function withClusterLock<T>(store: Store, holder: LockHolder, fn: (
     }
   }
   const ttlMs = opts.ttlMs ?? DEFAULT_LOCK_TTL_MS;
-  const lease = store.acquireClusterLock(holder, ttlMs);
-  if (lease.tookOver) opts.onTakeover?.(lease);
+  const lease = await acquireOrWait(store, holder, ttlMs, opts);
   const controller = new AbortController();
-  const me: Held = { lease, controller, depth: 1 };
+  const me: Held = { lease, controller, depth: 1, renewedMs: Date.now(), suspectSince: null };
   held.set(store, me);
+  // Every write through this Store object is fenced by the lease from now on (Store.setFence).
+  store.setFence(lease);
+  if (lease.tookOver) opts.onTakeover?.(lease);
+  opts.onAcquired?.(lease);
   const lose = (e: unknown): void => {
     if (controller.signal.aborted) return;
     controller.abort(e instanceof DriverError && e.code === 'TIDE_LOCKED' ? e
@@ -77,13 +149,16 @@ export async function withClusterLock<T>(store: Store, holder: LockHolder, fn: (
   // A heartbeat that finds the lock taken over aborts at once. One that fails for another
   // reason (the database busy or failing) is retried, but once half the TTL passed without a
   // renewal the work is aborted: before the TTL runs out, when another process may take over.
-  let renewedMs = Date.now();
+  // A failed heartbeat also marks the lease suspect at once: checkFence refuses new side effects
+  // until a heartbeat succeeds again.
   const timer = setInterval(() => {
     try {
       store.heartbeatClusterLock(lease);
-      renewedMs = Date.now();
+      me.renewedMs = Date.now();
+      me.suspectSince = null;
     } catch (e) {
-      if ((e instanceof DriverError && e.code === 'TIDE_LOCKED') || Date.now() - renewedMs > ttlMs / 2) lose(e);
+      me.suspectSince ??= Date.now();
+      if ((e instanceof DriverError && e.code === 'TIDE_LOCKED') || Date.now() - me.renewedMs > ttlMs / 2) lose(e);
     }
   }, Math.max(10, opts.heartbeatMs ?? ttlMs / 3));
   timer.unref();
@@ -101,6 +176,9 @@ export async function withClusterLock<T>(store: Store, holder: LockHolder, fn: (
     clearInterval(timer);
     process.removeListener('exit', onExit);
     held.delete(store);
+    try {
+      store.setFence(undefined);
+    } catch { /* a closed store */ }
     try {
       store.releaseClusterLock(lease);
     } catch { /* closed store: the lock goes stale and is taken over */ }

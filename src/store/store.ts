@@ -333,6 +333,20 @@ export interface Store {
   releaseClusterLock(lease: ClusterLease): boolean;
   /** The lock as stored now (held, possibly stale), or undefined. */
   clusterLock(): HeldClusterLock | undefined;
+  /**
+   * Fencing (leader election, docs/operations.md "Several controllers"): throws
+   * DriverError('TIDE_FENCED') unless `lease` is still the cluster lock — same token, and its
+   * last heartbeat younger than its TTL by the store's own clock — so a deposed or paused leader
+   * learns it must not act. Called before every side effect (src/executor: ExecutorDeps.fence).
+   */
+  fence(lease: ClusterLease): void;
+  /**
+   * Every later write through this Store object first checks `lease` as fence() does, in the
+   * same transaction as the write (atomic: no write lands after the lease was lost); a write
+   * refused is DriverError('TIDE_FENCED'). undefined: writes are no longer fenced. The lock's
+   * own calls (acquire, heartbeat, release) are never fenced.
+   */
+  setFence(lease: ClusterLease | undefined): void;
   /** A control-loop round that failed (the loop went on). */
   recordRoundError(e: RoundError): void;
   /** Newest first. */
@@ -746,7 +760,7 @@ export function openSqliteStore(path: string): Store {
   type WakeRow = { host: string; tested_ms: number; ok: number; reason: string; method: string | null; wake_key: string | null };
   const toWake = (r: WakeRow): WakePathRecord => ({ host: r.host, testedMs: r.tested_ms, ok: r.ok === 1, reason: r.reason, method: r.method, key: r.wake_key });
 
-  return {
+  const store: Store = {
     wakePath(host) {
       const r = db.prepare('SELECT * FROM wake_path WHERE host = ?').get(host) as WakeRow | undefined;
       return r && toWake(r);
@@ -951,8 +965,42 @@ export function openSqliteStore(path: string): Store {
     close() {
       db.close();
     },
+    fence(lease) {
+      fenceCheck(lease);
+    },
+    setFence(lease) {
+      fenced = lease;
+    },
   };
+  // Fencing (see Store.fence/setFence): the lock row checked inside each write's transaction.
+  let fenced: ClusterLease | undefined;
+  const fenceCheck = (lease: ClusterLease): void => {
+    const row = getLock.get() as LockRow | undefined;
+    const nowMs = Date.now();
+    if (!row || row.token !== lease.token) {
+      throw new DriverError('TIDE_FENCED', `fenced: the lease taken at ${new Date(lease.acquiredMs).toISOString()} is no longer the cluster lock (${row ? `now held by ${describeHolder(toLock(row).holder)}` : 'it was released'})`, { token: lease.token });
+    }
+    if (nowMs - row.heartbeat_ms > row.ttl_ms) {
+      throw new DriverError('TIDE_FENCED', `fenced: no heartbeat of this lease for ${nowMs - row.heartbeat_ms} ms (TTL ${row.ttl_ms} ms): another controller may take over`, { token: lease.token });
+    }
+  };
+  for (const name of FENCED_WRITES) {
+    const write = store[name] as (...a: unknown[]) => unknown;
+    const tx = db.transaction((args: unknown[]) => {
+      if (fenced) fenceCheck(fenced);
+      return write(...args);
+    });
+    (store as unknown as Record<string, unknown>)[name] = (...args: unknown[]): unknown => (fenced ? tx.immediate(args) : write(...args));
+  }
+  return store;
 }
+
+/** The Store's writes that setFence fences (every write but the cluster lock's own). */
+const FENCED_WRITES = [
+  'recordWakePath', 'clearWakePath', 'savePlan', 'setPlanStatus', 'saveStepRun', 'recordPowerIntent', 'recordPowerOutcome', 'recordDecision',
+  'recordMetrics', 'recordMigration', 'recordRoundError', 'recordUnknownMigration', 'recordReconcile', 'transitionPlan', 'setPlanMeta',
+  'discardPlan', 'setHostMaintenance', 'saveDaemonStatus', 'createApiToken', 'revokeApiToken', 'touchApiToken',
+] as const satisfies readonly (keyof Store)[];
 
 type ApiTokenRow = { id: number; name: string; role: ApiRole; hash: string; created_ms: number; created_by: string; last_used_ms: number | null; revoked_ms: number | null };
 function toToken(r: ApiTokenRow): ApiTokenRecord {
