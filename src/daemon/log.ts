@@ -27,8 +27,11 @@ export interface LogOptions {
   readonly level?: string;
   /** Time source of each line's `time`, ms (default Date.now; the demo passes its virtual clock). */
   readonly clock?: Pick<Clock, 'now'>;
-  /** Values that must never appear in a line (shorter than 4 characters: ignored, they would mangle ordinary text). */
-  readonly secrets?: readonly string[];
+  /**
+   * Values that must never appear in a line (shorter than 4 characters: ignored, they would mangle
+   * ordinary text). A function is asked at each line: a reload (SIGHUP) may bring new secrets.
+   */
+  readonly secrets?: readonly string[] | (() => readonly string[]);
 }
 
 const LEVELS: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
@@ -51,10 +54,12 @@ export function formatTtyLine(o: Record<string, unknown>): string {
 }
 
 export function createLogger(opts: LogOptions): DaemonLogger {
-  const secrets = [...new Set((opts.secrets ?? []).filter((s) => s.length >= 4))].sort((a, b) => b.length - a.length);
+  const listOf = (l: readonly string[]): string[] => [...new Set(l.filter((s) => s.length >= 4))].sort((a, b) => b.length - a.length);
+  const given = opts.secrets;
+  const fixed = typeof given === 'function' ? null : listOf(given ?? []);
   const scrub = (line: string): string => {
     let out = line;
-    for (const s of secrets) {
+    for (const s of fixed ?? listOf((given as () => readonly string[])())) {
       // In JSON a secret may appear escaped; scrub both spellings.
       for (const form of new Set([s, JSON.stringify(s).slice(1, -1)])) out = out.split(form).join('[redacted]');
     }

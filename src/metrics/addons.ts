@@ -14,7 +14,7 @@ import type { Clock } from '../core/clock.js';
 import type { DaemonLog, DaemonObserver } from '../daemon/daemon.js';
 import { systemClock } from '../executor/clock.js';
 import type { Store } from '../store/store.js';
-import { createWebhooks, webhookTargetsFromConfig, type Webhooks } from '../webhooks/webhooks.js';
+import { createWebhooks, webhookTargetsFromConfig, type WebhookTarget, type Webhooks } from '../webhooks/webhooks.js';
 import { chainObservers, createMetrics, metricsHandler, type Metrics } from './prometheus.js';
 
 export { webhookSecrets } from '../webhooks/webhooks.js';
@@ -34,8 +34,13 @@ export interface DaemonAddonsOptions {
 
 export interface DaemonAddons {
   readonly metrics: Metrics;
-  /** null: no webhooks configured. */
+  /** null: no webhooks configured (now: a reload may add or remove them). */
   readonly webhooks: Webhooks | null;
+  /**
+   * A reloaded configuration's webhooks (SIGHUP; read them with webhookTargetsFromConfig, which
+   * throws before anything changes when a secret cannot be read): Webhooks.setTargets.
+   */
+  setWebhookTargets(targets: readonly WebhookTarget[]): void;
   /** Metrics and webhooks; chain it with the HTTP event bus (bus.observer(addons.observer)). */
   readonly observer: DaemonObserver;
   /** Adds GET /metrics (outside /api/v1: no token; the server binds to 127.0.0.1 by default). */
@@ -48,19 +53,21 @@ export interface DaemonAddons {
 export function daemonAddons(opts: DaemonAddonsOptions): DaemonAddons {
   const metrics = createMetrics({ ...(opts.store ? { store: opts.store } : {}), ...(opts.migrationMode ? { migrationMode: opts.migrationMode } : {}) });
   const targets = webhookTargetsFromConfig(opts.config, opts.configFile, opts.env);
-  const webhooks = targets.length === 0 ? null : createWebhooks(targets, {
+  // Always made (with no target it sends nothing), so that a reload can add targets.
+  const webhooks = createWebhooks(targets, {
     clock: opts.webhookClock ?? systemClock, ...(opts.log ? { log: opts.log } : {}), ...(opts.store ? { store: opts.store } : {}),
   });
   const handler = metricsHandler(metrics);
   return {
     metrics,
-    webhooks,
-    observer: chainObservers(metrics.observer, webhooks?.observer),
+    get webhooks() { return webhooks.targets.length === 0 ? null : webhooks; },
+    setWebhookTargets: (targets) => webhooks.setTargets(targets),
+    observer: chainObservers(metrics.observer, webhooks.observer),
     routes: (app) => {
       app.get('/metrics', handler);
     },
     close: async (flushMs = 5000) => {
-      await webhooks?.close(flushMs);
+      await webhooks.close(flushMs);
     },
   };
 }

@@ -85,6 +85,16 @@ export interface Webhooks {
    * in-flight attempts and drops what is still queued (reported as 'dropped').
    */
   close(flushMs?: number): Promise<void>;
+  /**
+   * New targets from the next emit on (a SIGHUP reload of the configuration). A target is known
+   * by its URL: one still configured keeps its queue and its delivery in flight, and its queued
+   * deliveries go out with the new settings (secret, events, timeout, attempts); a target no
+   * longer configured gets nothing new, its in-flight delivery finishes and its queued ones are
+   * dropped (reported as 'dropped').
+   */
+  setTargets(targets: readonly WebhookTarget[]): void;
+  /** The targets in force. */
+  readonly targets: readonly WebhookTarget[];
 }
 
 /** `sha256=<hex>`: the X-Tide-Signature of a body. */
@@ -167,8 +177,11 @@ export function createWebhooks(targets: readonly WebhookTarget[], opts: Webhooks
   let closed = false;
   const idleWaiters: (() => void)[] = [];
 
-  const queues = targets.map((t) => ({ target: t, url: safeUrl(t.url), items: [] as Job[], busy: false }));
-  type Q = (typeof queues)[number];
+  interface Q { target: WebhookTarget; readonly url: string; items: Job[]; busy: boolean; removed: boolean }
+  const makeQueue = (t: WebhookTarget): Q => ({ target: t, url: safeUrl(t.url), items: [], busy: false, removed: false });
+  let queues: Q[] = targets.map(makeQueue);
+  /** Queues of targets removed by setTargets whose delivery is still in flight (idle() waits for them). */
+  const retiring = new Set<Q>();
 
   const report = (d: WebhookDelivery): void => {
     try {
@@ -177,7 +190,7 @@ export function createWebhooks(targets: readonly WebhookTarget[], opts: Webhooks
   };
 
   const checkIdle = (): void => {
-    if (queues.every((q) => !q.busy && q.items.length === 0)) for (const w of idleWaiters.splice(0)) w();
+    if (queues.every((q) => !q.busy && q.items.length === 0) && retiring.size === 0) for (const w of idleWaiters.splice(0)) w();
   };
 
   /** One delivery with its retries; never throws. */
@@ -236,9 +249,10 @@ export function createWebhooks(targets: readonly WebhookTarget[], opts: Webhooks
     if (q.busy) return;
     q.busy = true;
     try {
-      while (!closed && q.items.length > 0) await deliver(q, q.items.shift()!);
+      while (!closed && !q.removed && q.items.length > 0) await deliver(q, q.items.shift()!);
     } finally {
       q.busy = false;
+      retiring.delete(q);
       checkIdle();
     }
   };
@@ -276,6 +290,7 @@ export function createWebhooks(targets: readonly WebhookTarget[], opts: Webhooks
   };
   /** Approved plans in the store not announced yet (approved by `tide approve` in another process). */
   const sweepApproved = (): void => {
+    if (queues.length === 0) return;
     try {
       for (const p of storeOf()?.listPlans({ status: 'approved', limit: 100 }) ?? []) announce(p.id, p.statusReason ?? null);
     } catch { /* a failing store: the next round tries again */ }
@@ -338,8 +353,31 @@ export function createWebhooks(targets: readonly WebhookTarget[], opts: Webhooks
     onRound: () => sweepApproved(),
   };
 
+  const setTargets = (next: readonly WebhookTarget[]): void => {
+    if (closed) return;
+    const old = new Map(queues.map((q) => [q.target.url, q]));
+    queues = next.map((t) => {
+      const q = old.get(t.url);
+      if (!q) return makeQueue(t);
+      old.delete(t.url);
+      q.target = t;
+      // Queued deliveries follow the new subscription.
+      if (t.events) q.items = q.items.filter((j) => t.events!.includes(j.event));
+      return q;
+    });
+    for (const q of old.values()) {
+      q.removed = true;
+      for (const j of q.items.splice(0)) report({ id: j.id, event: j.event, url: q.url, outcome: 'dropped', attempts: 0 });
+      if (q.busy) retiring.add(q);
+    }
+    log.info({ event: 'webhooks', targets: queues.map((q) => q.url) }, `webhooks: ${queues.length} target(s) in force${queues.length ? `: ${queues.map((q) => q.url).join(', ')}` : ''}`);
+    checkIdle();
+  };
+
   return {
     emit,
+    setTargets,
+    get targets() { return queues.map((q) => q.target); },
     planApproved: (planId, by) => announce(planId, by),
     observer,
     idle: () => new Promise<void>((res) => {

@@ -9,6 +9,7 @@ import { createHttpApp } from '../../http/app.js';
 import { EventBus } from '../../http/events.js';
 import { serveHttp, type HttpServer } from '../../http/serve.js';
 import { daemonAddons, webhookSecrets } from '../../metrics/addons.js';
+import { webhookTargetsFromConfig } from '../../webhooks/webhooks.js';
 import { num, parse } from '../args.js';
 import { clusterConfig } from '../cluster.js';
 import { processIo, UsageError, type Command } from '../io.js';
@@ -32,8 +33,8 @@ const usage = `tide [--config FILE] daemon [--once] [--log-format auto|json|text
 
   Signals: SIGTERM / SIGINT stop it (no new step starts, running migrations finish; after
   --stop-grace they are aborted safely), release the lock, exit 0; a second SIGINT aborts at once.
-  SIGHUP reloads and re-validates the configuration (on error the old one stays in force and the
-  error is logged). SIGUSR1 executes approved plans now.
+  SIGHUP reloads and re-validates the configuration, webhooks included (on error — an unreadable
+  webhook secret too — the old one stays in force and the error is logged). SIGUSR1 executes approved plans now.
   See docs/operations.md.
 
   --once               run one round and exit
@@ -61,7 +62,9 @@ export const daemonCommand: Command = {
     const { config, file } = clusterConfig(values, io);
     // auto: text on a terminal (the process's stdout; in-process callers say with io.isTty).
     const tty = format === 'text' || (format === 'auto' && (io === processIo ? Boolean(process.stdout.isTTY) : io.isTty));
-    const log = createLogger({ write: (l) => io.out(l), tty, level, clock: systemClock, secrets: [...configSecrets(config, file, io.env), ...webhookSecrets(config, file, io.env)] });
+    // (a reload adds the new configuration's secrets; old ones stay redacted)
+    const secrets = [...configSecrets(config, file, io.env), ...webhookSecrets(config, file, io.env)];
+    const log = createLogger({ write: (l) => io.out(l), tty, level, clock: systemClock, secrets: () => secrets });
     // The HTTP API (config section http): its event bus is fed by the daemon's observer.
     const bus = config.http ? new EventBus() : undefined;
     // Prometheus metrics (GET /metrics on the HTTP server) and webhooks (config section webhooks): src/metrics/addons.ts.
@@ -116,7 +119,11 @@ export const daemonCommand: Command = {
         const next = loadConfig(file);
         const settings = settingsFromConfig(next);
         const restart = restartNeeded(current, next);
+        // The webhooks' secrets are read before anything changes: an unreadable one keeps the old configuration whole.
+        secrets.push(...configSecrets(next, file, io.env), ...webhookSecrets(next, file, io.env));
+        const targets = webhookTargetsFromConfig(next, file, io.env);
         daemon.reload(settings);
+        addons.setWebhookTargets(targets);
         current = next;
         if (restart.length) log.warn({ event: 'reload', restartNeeded: restart }, `changed but applied only at a restart: ${restart.join(', ')}`);
       } catch (e) {
