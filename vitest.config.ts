@@ -6,10 +6,11 @@ import { configDefaults, defineConfig } from 'vitest/config';
 //
 // Two projects split the same files, each file in exactly one, so `vitest run` runs every file
 // once and `vitest run --project unit` (`npm run test:unit`) runs what needs no root:
-//  - system: files that use the private-libvirtd or lab fixtures (root, libvirt, QEMU);
+//  - system: files that use the private-libvirtd, lab or PostgreSQL fixtures (root, libvirt,
+//    QEMU; the postgresql server package, run as the postgres user);
 //  - unit: every other test file.
 // A file is classified by what it imports, so a new libvirt test lands in `system` by itself.
-const NEEDS_SYSTEM = /from '(?:\.\.\/helpers\/(?:libvirtd|lab)|\.\/fixture)\.js'/;
+const NEEDS_SYSTEM = /from '(?:\.\.\/helpers\/(?:libvirtd|lab|postgres)|\.\/fixture)\.js'/;
 const testFiles = (readdirSync('test', { recursive: true, encoding: 'utf8' }))
   .map((f) => `test/${f.split('\\').join('/')}`)
   .filter((f) => f.endsWith('.test.ts'));

@@ -34,7 +34,9 @@ export type DriverErrorCode =
   /** The plan's status does not allow the action (approve a plan that expired, was superseded, ran…). */
   | 'TIDE_PLAN_STATE'
   /** The store was written by a newer Tide (its schema version is above what this one understands), or its version is invalid. */
-  | 'TIDE_STORE_VERSION';
+  | 'TIDE_STORE_VERSION'
+  /** The store's database did not answer within its timeout, or the connection failed (the message names host and port): a write in flight may or may not have been committed. */
+  | 'TIDE_STORE_UNAVAILABLE';
 
 export class DriverError extends Error {
   constructor(
