@@ -17,6 +17,7 @@ import { wakeRefusal } from './wake-refused.js';
 import { DriverError } from '../drivers/errors.js';
 import type { HypervisorDriver, MigrateOptions } from '../drivers/hypervisor.js';
 import type { PowerDriver } from '../drivers/power.js';
+import { DriverPollingSource, gapFreezeReasons, type MetricsSource } from '../drivers/metrics/source.js';
 import { runPlan, wakePathRefusal, type ExecutorLimits, type ExecutorObserver, type PlanRun } from '../executor/executor.js';
 import { currentHolder, withClusterLock } from '../store/lock.js';
 import type { LockHolder, Store } from '../store/store.js';
@@ -79,6 +80,13 @@ export interface ControllerDeps {
    * passes first (Host.wakeRefused; src/app/wake-refused.ts; default 6 h).
    */
   readonly wakeRetrySec?: number;
+  /**
+   * Where host and VM utilisation is read (src/drivers/metrics; configuration `metrics`).
+   * Default: polling the hypervisor driver (its sample()). A source whose gaps freeze
+   * (Prometheus) turns every missing or stale series into a freeze reason (metrics-missing,
+   * metrics-stale) naming the host; its VMs' usage is unknown, never 0.
+   */
+  readonly metrics?: MetricsSource;
 }
 
 export interface ControllerObserver extends ExecutorObserver {
@@ -186,6 +194,8 @@ export class Controller {
   private readonly silent = new Map<string, number>();
   private lastRoundEnd: { clockMs: number; monoMs: number | null } | null = null;
   private freeze: FreezeState = NOT_FROZEN;
+  /** The last collect's metrics gaps as freeze causes (empty: none, or a source whose gaps do not freeze). */
+  private metricsGaps: ReturnType<typeof gapFreezeReasons> = [];
   /** Learned demand profiles (created on first use; null: forecasting off). */
   private demandRecorder: DemandRecorder | null | undefined;
 
@@ -273,7 +283,11 @@ export class Controller {
     const record = opts.record ?? true;
     const { hypervisor } = this.deps;
     const blocks = this.blocks();
-    const [hostInfos, vmInfos, usage] = await Promise.all([hypervisor.listHosts(), hypervisor.listVms(), hypervisor.sample()]);
+    const [hostInfos, vmInfos] = await Promise.all([hypervisor.listHosts(), hypervisor.listVms()]);
+    // Usage from the metrics source, given the inventory (default: the driver's own counters).
+    const metrics = this.deps.metrics ?? new DriverPollingSource(hypervisor);
+    const usage = await metrics.read({ hosts: hostInfos, vms: vmInfos });
+    this.metricsGaps = metrics.freezeOnGaps ? gapFreezeReasons(usage.gaps) : [];
     const now = this.deps.clock.now();
     const nowSec = now / 1000;
     const hostUsage = new Map(usage.hosts.map((u) => [u.host, u]));
@@ -482,6 +496,7 @@ export class Controller {
       silentRounds: Object.fromEntries(this.silent),
       sinceLastRoundSec: prev ? (nowMs - prev.clockMs) / 1000 : null,
       monotonicSinceLastRoundSec: prev && prev.monoMs !== null && mono !== null ? (mono - prev.monoMs) / 1000 : null,
+      metricsGaps: this.metricsGaps,
     };
     const before = this.freeze;
     this.freeze = detectFreeze(collected, health, before, this.deps.freeze);

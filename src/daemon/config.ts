@@ -10,6 +10,7 @@ import type { Clock } from '../core/clock.js';
 import { compilePolicy } from '../core/policy.js';
 import { createDriver } from '../drivers/index.js';
 import type { HypervisorDriver, MigrateOptions } from '../drivers/hypervisor.js';
+import { createMetricsSource } from '../drivers/metrics/index.js';
 import type { PowerDriver } from '../drivers/power.js';
 import { createPowerDriver } from '../drivers/power/index.js';
 import { systemClock } from '../executor/clock.js';
@@ -67,14 +68,17 @@ export function openDaemon(config: TideConfig, configFile: string, opts: OpenDae
   const store = opts.store ?? openConfigStore(config, configFile);
   const hypervisor = opts.hypervisor ?? createDriver(config);
   const power = opts.power ?? createPowerDriver(config.hosts, { clock });
+  // usage from the configured metrics source (libvirt polling through `hypervisor`, or Prometheus)
+  const metrics = opts.metrics ?? createMetricsSource(config, hypervisor);
   // crash recovery before the first round (src/app/journal.ts); opts.onStart replaces it
   const onStart = async (ctx: StartContext): Promise<void> => { await recoverAtDaemonStart(ctx); };
-  const daemon = createDaemon({ onStart, ...opts, clock, store, hypervisor, power, settings, configFile });
+  const daemon = createDaemon({ onStart, ...opts, clock, store, hypervisor, power, metrics, settings, configFile });
   return {
     daemon,
     store,
     async close() {
       try {
+        if (!opts.metrics) await metrics.close();
         if (!opts.hypervisor) await hypervisor.close();
       } finally {
         if (!opts.store) store.close();

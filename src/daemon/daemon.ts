@@ -44,6 +44,7 @@ import type { CompiledPolicy } from '../core/policy.js';
 import type { Schedule } from '../core/schedule.js';
 import { DriverError } from '../drivers/errors.js';
 import type { HypervisorDriver, MigrateOptions } from '../drivers/hypervisor.js';
+import type { MetricsSource } from '../drivers/metrics/source.js';
 import type { PowerDriver } from '../drivers/power.js';
 import type { ExecutorLimits, PlanRun, StepRun } from '../executor/executor.js';
 import { currentHolder, withClusterLock } from '../store/lock.js';
@@ -100,6 +101,8 @@ export interface DaemonDeps {
   readonly power?: PowerDriver;
   readonly store: Store;
   readonly settings: DaemonSettings;
+  /** Where utilisation is read (src/drivers/metrics; default: polling the hypervisor driver). */
+  readonly metrics?: MetricsSource;
   readonly log?: DaemonLog;
   readonly observer?: DaemonObserver;
   /** Who the daemon is for the cluster lock (default: this process as 'tide daemon'). */
@@ -283,6 +286,7 @@ export function createDaemon(deps: DaemonDeps): Daemon {
   // maintenance (mergedHosts) apply from the next round without losing its usage history.
   const controller = new Controller({
     hypervisor: deps.hypervisor,
+    ...(deps.metrics ? { metrics: deps.metrics } : {}),
     power: deps.power,
     clock,
     store,
