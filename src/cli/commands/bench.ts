@@ -1,15 +1,17 @@
 import { UsageError, type Command } from '../io.js';
 import { benchMigrate, benchMigrateUsage } from './bench-migrate.js';
+import { benchLoop, benchLoopUsage } from './bench-loop.js';
 import { benchPlan, benchPlanUsage } from './bench-plan.js';
 
 /** `tide bench <what>`: each benchmark lives in its own module. */
 const benches: Record<string, { usage: string; run: typeof benchPlan }> = {
   plan: { usage: benchPlanUsage, run: benchPlan },
   migrate: { usage: benchMigrateUsage, run: benchMigrate },
+  loop: { usage: benchLoopUsage, run: benchLoop },
 };
 
 export const benchCommand: Command = {
-  summary: 'benchmarks: `plan` (planner speed on a synthetic cluster), `migrate` (migration settings on real hosts)',
+  summary: 'benchmarks: `plan` (planner speed on a synthetic cluster), `loop` (the full daemon round at scale, simulated), `migrate` (migration settings on real hosts)',
   get usage() {
     return Object.values(benches).map((b) => b.usage).join('\n\n');
   },
