@@ -242,35 +242,6 @@ export const metricsConfigSchema = z.object({
   error: 'source prometheus needs a prometheus section (at least its url)', path: ['prometheus'],
 });
 
-/**
- * Where utilisation is read (src/drivers/metrics): libvirt polling (default) or a Prometheus
- * server fed by node-exporter and libvirt-exporter (docs/drivers.md, "Prometheus as the metrics
- * source"). Inventory and actions always go through libvirt.
- */
-export const prometheusMetricsSchema = z.object({
-  /** Base URL of the Prometheus server (its HTTP API /api/v1/query). */
-  url: z.string().regex(/^https?:\/\/[^\s]+$/, 'an http:// or https:// URL'),
-  /** A series whose newest sample is older than this, s, is stale: the host or VM freezes moves. */
-  staleSec: z.number().positive().max(86_400).default(120),
-  /** Window of rate() for CPU, disk and network, s (at least two scrape intervals). */
-  rateWindowSec: z.number().positive().max(86_400).default(120),
-  /** Bound on one HTTP query, s. */
-  timeoutSec: z.number().positive().max(300).default(10),
-  /** Label naming a scrape target. */
-  instanceLabel: z.string().min(1).default('instance'),
-  /** libvirt-exporter's label naming the domain (= the Tide VM name). */
-  domainLabel: z.string().min(1).default('domain'),
-  /** Per Tide host: the instance label values of its exporters (default HOSTNAME:9100 / HOSTNAME:9177 from its URI). */
-  hosts: z.record(hostName, z.object({ node: z.string().min(1), libvirt: z.string().min(1) }).strict()).default({}),
-}).strict();
-
-export const metricsConfigSchema = z.object({
-  source: z.enum(['libvirt', 'prometheus']).default('libvirt'),
-  prometheus: prometheusMetricsSchema.optional(),
-}).strict().refine((m) => m.source !== 'prometheus' || m.prometheus !== undefined, {
-  error: 'source prometheus needs a prometheus section (at least its url)', path: ['prometheus'],
-});
-
 export const tideConfigSchema = z.object({
   hosts: z.array(hostConfigSchema).min(1, 'at least one host'),
   vms: z.record(z.string(), vmConfigSchema).default({}),
@@ -289,8 +260,6 @@ export const tideConfigSchema = z.object({
   http: httpConfigSchema.optional(),
   /** Where host and VM utilisation is read; absent: libvirt polling. */
   metrics: metricsConfigSchema.optional(),
-  /** Where host and VM utilisation is read; absent: libvirt polling. */
-  metrics: metricsConfigSchema.optional(),
   /** Telemetry-freeze thresholds (src/core/freeze.ts). */
   freeze: freezeConfigSchema.default(freezeConfigSchema.parse({})),
   /** After a failed wake, an off host is not planned for power-on for this long, s, unless `tide wake-test HOST` passes (src/app/wake-refused.ts). */
@@ -305,7 +274,6 @@ export type IpmiPowerConfig = z.output<typeof ipmiPowerSchema>;
 export type SshPowerConfig = z.output<typeof sshPowerSchema>;
 export type ScheduleConfig = z.output<typeof scheduleConfigSchema>;
 export type WebhookConfig = z.output<typeof webhookConfigSchema>;
-export type MetricsConfig = z.output<typeof metricsConfigSchema>;
 export type MetricsConfig = z.output<typeof metricsConfigSchema>;
 export type FreezeConfig = z.output<typeof freezeConfigSchema>;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
