@@ -775,17 +775,7 @@ export class Lab {
 
   /** Writes the Tide config file for this lab (validated against the schema). */
   writeConfig(): string {
-    const shared = this.state.vms.some((v) => v.disk?.mode === 'shared');
-    const input: TideConfigInput = {
-      hosts: this.layout.hosts.map((h) => ({
-        name: h.name, uri: h.uri, peerUri: h.peerUri, migrationAddress: h.migrationAddress,
-        ...(this.state.power ? { power: labPowerConfig(h, this.state.power), bootSec: labBootSec(this.state.power) } : {}),
-      })),
-      vms: Object.fromEntries(this.state.vms.map((v) => [v.name, { probe: v.probe, probeNetns: SWITCH_NS }])),
-      // lab disks on the shared path live on a local filesystem: libvirt calls that unsafe
-      ...(shared ? { migration: { unsafe: true } } : {}),
-      store: { path: join(this.layout.dir, 'tide.sqlite') },
-    };
+    const input = labConfigInput(this.layout, this.state);
     parseConfig(input, this.layout.configFile); // throws if the lab would write an invalid config
     writeFileSync(this.layout.configFile, `${JSON.stringify(input, null, 2)}\n`);
     return this.layout.configFile;
@@ -805,6 +795,27 @@ export class Lab {
     }
     return parts.join('\n');
   }
+}
+
+/**
+ * The Tide configuration `tide lab up` writes (<lab dir>/tide.json) for a lab's layout and
+ * state. Migrations run without auto-converge: under TCG, auto-converge's throttling of a guest
+ * that keeps rewriting memory left it with corrupt memory after the switch-over (kernel oops,
+ * then panic; docs/drivers.md, "Auto-converge under TCG"); the lab's guests converge through
+ * the downtime instead.
+ */
+export function labConfigInput(layout: Pick<LabLayout, 'hosts' | 'dir'>, state: Pick<LabState, 'vms' | 'power'>): TideConfigInput {
+  const shared = state.vms.some((v) => v.disk?.mode === 'shared');
+  return {
+    hosts: layout.hosts.map((h) => ({
+      name: h.name, uri: h.uri, peerUri: h.peerUri, migrationAddress: h.migrationAddress,
+      ...(state.power ? { power: labPowerConfig(h, state.power), bootSec: labBootSec(state.power) } : {}),
+    })),
+    vms: Object.fromEntries(state.vms.map((v) => [v.name, { probe: v.probe, probeNetns: SWITCH_NS }])),
+    // lab disks on the shared path live on a local filesystem: libvirt calls that unsafe
+    migration: { autoConverge: false, ...(shared ? { unsafe: true } : {}) },
+    store: { path: join(layout.dir, 'tide.sqlite') },
+  };
 }
 
 /** A size field of parsed job info (virsh picks B/KiB/MiB/GiB per value) in MiB; 0 if absent. */
