@@ -29,10 +29,12 @@ import type { TideConfig } from '../config/schema.js';
 import { compilePolicy } from '../core/policy.js';
 import { activeWindow } from '../core/schedule.js';
 import { approvePlan, listPlanRows, planDetail, planRow, rejectPlan, setMaintenance, statusReport } from '../daemon/ops.js';
-import type { ApiRole, ApiTokenRecord, PlanStatus, Store } from '../store/store.js';
+import type { ApiRole, ApiTokenRecord, ConfigSection, PlanStatus, Store } from '../store/store.js';
 import { DriverError } from '../drivers/errors.js';
 import { HttpError, httpErrorOf } from './errors.js';
+import type { MigrationControl } from './abort.js';
 import { requestMigration, requestPower } from './migrate.js';
+import { effectiveConfig, rulesSectionOf, rulesSectionSchema, saveOverride, withRules, type Effective } from './overrides.js';
 import { EventBus, type TideEvent } from './events.js';
 import { hostsNow, vmsNow } from './views.js';
 import { whatIf } from './whatif.js';
@@ -40,18 +42,26 @@ import { createToken, roleAllows, verifyToken } from './tokens.js';
 
 export interface HttpAppDeps {
   readonly store: Store;
-  /** The configuration in force (hosts, rules, policy, schedule); a getter so a reload shows. */
+  /**
+   * The configuration file's content (hosts, rules, policy, schedule); a getter so a reload
+   * shows. The API shows and uses it with the policy and rules edits stored through the API
+   * (src/http/overrides.ts: effectiveConfig), which win while the file's section is unchanged.
+   */
   readonly config: TideConfig | (() => TideConfig);
   /** Fed by the daemon's observer (EventBus.observer); absent: a private one (no live events). */
   readonly bus?: EventBus;
   /** Called after an approval or a maintenance change so the daemon acts at once (daemon.wake). */
   readonly onChange?: (what: 'approve' | 'reject' | 'maintenance' | 'migrate' | 'power', detail?: { readonly planId?: number; readonly by?: string }) => void;
   /**
-   * Applies a validated policy to the running daemon (POST /api/v1/policy; admin): tide daemon
-   * reloads its settings with it. Absent: that route answers 501. Not written to the
-   * configuration file: a restart or SIGHUP reload goes back to the file's policy.
+   * Applies the effective configuration (the file's with the stored API edits, after an edit of
+   * `section` through POST /api/v1/policy or /rules, or a revert) to the running daemon from its
+   * next round (withEffectiveSections + daemon.reload). Absent: those routes answer 501 and
+   * store nothing. The edit itself is kept in the store (Store.setConfigOverride), so a restart
+   * keeps it: the daemon starts with effectiveConfig(file, store).
    */
-  readonly applyPolicy?: (policy: { readonly name: string; readonly args: Record<string, unknown> }) => void;
+  readonly applyConfig?: (effective: TideConfig, section: ConfigSection) => void;
+  /** The daemon's running migrations (its hypervisor wrapped by MigrationControl): progress, abort. Absent: abort answers 501. */
+  readonly migrations?: MigrationControl;
   /** Wall clock, ms. */
   readonly nowMs?: () => number;
   /** POST body limit, bytes (default 64 KiB). */
@@ -68,6 +78,12 @@ export interface HttpAppDeps {
   readonly maxEventStreams?: number;
   /** SSE keep-alive comment interval, ms (default 15000). */
   readonly sseKeepAliveMs?: number;
+  /**
+   * Several controllers (docs/operations.md): while this daemon is a standby, says who leads;
+   * then every change (any method but GET/HEAD) is refused 503 TIDE_NOT_LEADER with that text,
+   * after authentication. Reads are served. Absent or undefined: this daemon may act.
+   */
+  readonly notLeader?: () => string | undefined;
 }
 
 export interface ApiEnv {
@@ -114,6 +130,7 @@ const anyJson = (description: string): RouteConfig['responses'][string] => ({ de
 
 const PlanId = z.string().regex(/^[1-9]\d{0,9}$/, 'a plan id (a positive integer)').openapi({ param: { name: 'id', in: 'path' }, example: '12' });
 const HostParam = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/, 'a host name').openapi({ param: { name: 'host', in: 'path' }, example: 'srv-1' });
+const VmParam = z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9._+:@-]{0,255}$/, 'a VM name').openapi({ param: { name: 'vm', in: 'path' }, example: 'dns' });
 const Limit = z.string().regex(/^[1-9]\d{0,3}$/, 'a count 1..9999').optional();
 const PLAN_STATUSES = ['proposed', 'approved', 'running', 'done', 'failed', 'rejected', 'superseded', 'expired'] as const;
 
@@ -129,6 +146,8 @@ const WhatIfBody = z.object({
   hours: z.number().int().min(1).max(168).optional(),
   policies: z.array(z.object({ name: z.string().min(1).max(200), args: z.record(z.string(), z.unknown()).optional() }).strict()).min(1).max(4),
 }).strict().openapi('WhatIfRequest');
+const AbortBody = z.object({ reason: z.string().max(500).optional() }).strict().openapi('AbortRequest');
+const RulesBody = rulesSectionSchema.openapi('RulesSection');
 const TokenBody = z.object({ role: z.enum(['viewer', 'operator', 'admin']), name: z.string().min(1).max(100).optional() }).strict().openapi('TokenRequest');
 const PolicyBody = z.object({ name: z.string().min(1).max(200), args: z.record(z.string(), z.unknown()).optional() }).strict().openapi('PolicySpec');
 
@@ -136,7 +155,9 @@ const PolicyBody = z.object({ name: z.string().min(1).max(200), args: z.record(z
 export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<ApiEnv> {
   const { store } = deps;
   const nowMs = deps.nowMs ?? Date.now;
-  const cfg = (): TideConfig => (typeof deps.config === 'function' ? deps.config() : deps.config);
+  const fileCfg = (): TideConfig => (typeof deps.config === 'function' ? deps.config() : deps.config);
+  const eff = (): Effective => effectiveConfig(fileCfg(), store);
+  const cfg = (): TideConfig => eff().config;
   const bus = deps.bus ?? new EventBus(nowMs);
   const maxBody = deps.maxBodyBytes ?? 64 * 1024;
   const maxFailures = deps.maxAuthFailures ?? 10;
@@ -199,6 +220,8 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<ApiEnv> {
     }
     c.set('token', token);
     store.touchApiToken(token.id, now);
+    const notLeader = c.req.method !== 'GET' && c.req.method !== 'HEAD' ? deps.notLeader?.() : undefined;
+    if (notLeader !== undefined) throw new DriverError('TIDE_NOT_LEADER', notLeader);
     if (c.req.method !== 'GET' && c.req.method !== 'HEAD') {
       const len = c.req.header('content-length');
       if (len !== undefined && !(Number(len) <= maxBody)) throw new HttpError('TIDE_BODY_TOO_LARGE', `request body over ${maxBody} bytes`);
@@ -293,13 +316,17 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<ApiEnv> {
   }), (c) => c.json(planDetail(store, Number(c.req.valid('param').id)), 200));
 
   app.openapi(createRoute({
-    method: 'get', path: `${API_PREFIX}/migrations`, summary: 'Migration history with timings and downtime, newest first',
+    method: 'get', path: `${API_PREFIX}/migrations`, summary: 'Migrations running now (with progress) and the history with timings, downtime and whether aborted, newest first',
     middleware: [requireRole('viewer')] as const,
     request: { query: z.object({ vm: z.string().min(1).max(256).optional(), limit: Limit }).strict() },
     responses: { 200: anyJson('migrations'), ...errors(...READ_ERRORS, 400) },
   }), (c) => {
     const q = c.req.valid('query');
-    return c.json({ migrations: store.migrations({ ...(q.vm ? { vm: q.vm } : {}), limit: Number(q.limit ?? 100) }) }, 200);
+    // aborted: ended by an abort (the API's, or a daemon stop): the guest stayed on its source.
+    const migrations = store.migrations({ ...(q.vm ? { vm: q.vm } : {}), limit: Number(q.limit ?? 100) })
+      .map((m) => ({ ...m, aborted: !m.ok && (m.error ?? '').startsWith('TIDE_ABORTED') }));
+    const running = (deps.migrations?.list() ?? []).filter((r) => !q.vm || r.vm === q.vm);
+    return c.json({ running, migrations }, 200);
   });
 
   app.openapi(createRoute({
@@ -325,18 +352,24 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<ApiEnv> {
     return c.json(f, 200);
   });
 
+  const rulesView = (): Record<string, unknown> => {
+    const e = eff();
+    return { ...rulesSectionOf(e.config), ...e.rules, file: rulesSectionOf(fileCfg()) };
+  };
   app.openapi(createRoute({
-    method: 'get', path: `${API_PREFIX}/rules`, summary: 'Placement rules (affinity, anti-affinity, pin) of the configuration',
-    middleware: [requireRole('viewer')] as const, responses: { 200: anyJson('rules'), ...errors(...READ_ERRORS) },
-  }), (c) => c.json({ rules: cfg().rules }, 200));
+    method: 'get', path: `${API_PREFIX}/rules`,
+    summary: 'Placement rules in force (affinity, antiAffinity, pin: VM–host must/should) and the VMs opted out of moves (pinnedVms); source file or api, when, by whom; the file\'s own',
+    middleware: [requireRole('viewer')] as const, responses: { 200: anyJson('{ rules, pinnedVms, source, setMs, setBy, ignored?, file }'), ...errors(...READ_ERRORS) },
+  }), (c) => c.json(rulesView(), 200));
 
   app.openapi(createRoute({
-    method: 'get', path: `${API_PREFIX}/policy`, summary: 'The policy in force: name, arguments as configured, and with defaults applied',
+    method: 'get', path: `${API_PREFIX}/policy`, summary: 'The policy in force: name, arguments as given and with defaults applied; source file or api, when, by whom; the file\'s own',
     middleware: [requireRole('viewer')] as const, responses: { 200: anyJson('policy'), ...errors(...READ_ERRORS) },
   }), (c) => {
-    const p = cfg().policy;
+    const e = eff();
+    const p = e.config.policy;
     const compiled = compilePolicy(p.name, p.args);
-    return c.json({ name: p.name, args: p.args, label: compiled.label, effectiveArgs: compiled.args }, 200);
+    return c.json({ name: p.name, args: p.args, label: compiled.label, effectiveArgs: compiled.args, ...e.policy, file: fileCfg().policy }, 200);
   });
 
   app.openapi(createRoute({
@@ -351,16 +384,76 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<ApiEnv> {
 
   app.openapi(createRoute({
     method: 'post', path: `${API_PREFIX}/policy`,
-    summary: "Apply a policy to the running daemon from its next round (validated first; not written to the configuration file: a restart or reload goes back to the file's)",
+    summary: "Apply a policy from the daemon's next round (validated first); kept in the store, so it survives a restart, until the file's policy changes or it is reverted (docs/api.md)",
     middleware: [requireRole('admin')] as const, request: { body: { required: true, content: { 'application/json': { schema: PolicyBody } } } },
-    responses: { 200: anyJson('{ applied: true, name, args, label, effectiveArgs, persistent: false }'), 501: anyJson('this server cannot apply a policy'), ...errors(...WRITE_ERRORS) },
+    responses: { 200: anyJson('{ applied: true, name, args, label, effectiveArgs, persistent: true, source, setMs, setBy }'), 501: anyJson('this server cannot apply a policy'), ...errors(...WRITE_ERRORS) },
   }), (c) => {
     const b = c.req.valid('json');
     const compiled = compilePolicy(b.name, b.args ?? {});
-    if (!deps.applyPolicy) throw new DriverError('TIDE_UNSUPPORTED', 'this server has no daemon to apply a policy to');
-    deps.applyPolicy({ name: b.name, args: b.args ?? {} });
+    const apply = deps.applyConfig;
+    if (!apply) throw new DriverError('TIDE_UNSUPPORTED', 'this server has no daemon to apply a policy to');
+    saveOverride(store, fileCfg(), 'policy', { name: b.name, args: b.args ?? {} }, { setMs: nowMs(), setBy: who(c) });
+    const e = eff();
+    apply(e.config, 'policy');
     bus.emit('policy', { name: b.name, label: compiled.label, by: who(c) });
-    return c.json({ applied: true, name: b.name, args: b.args ?? {}, label: compiled.label, effectiveArgs: compiled.args, persistent: false }, 200);
+    return c.json({ applied: true, name: b.name, args: b.args ?? {}, label: compiled.label, effectiveArgs: compiled.args, persistent: true, ...e.policy }, 200);
+  });
+
+  const revert = (section: ConfigSection, c: Context<ApiEnv>): Record<string, unknown> => {
+    const apply = deps.applyConfig;
+    if (!apply) throw new DriverError('TIDE_UNSUPPORTED', `this server has no daemon to apply ${section} to`);
+    const reverted = store.clearConfigOverride(section);
+    const e = eff();
+    if (reverted) {
+      apply(e.config, section);
+      bus.emit(section, { source: 'file', by: who(c), reverted: true });
+    }
+    return { reverted, ...(section === 'policy' ? { name: e.config.policy.name, args: e.config.policy.args } : rulesSectionOf(e.config)), ...e[section] };
+  };
+  app.openapi(createRoute({
+    method: 'post', path: `${API_PREFIX}/policy/revert`, summary: "Forget the policy applied through the API: the configuration file's is in force from the next round",
+    middleware: [requireRole('admin')] as const, request: { body: { required: false, content: { 'application/json': { schema: ApproveBody } } } },
+    responses: { 200: anyJson('{ reverted, name, args, source }'), 501: anyJson('this server cannot apply a policy'), ...errors(...WRITE_ERRORS) },
+  }), (c) => {
+    c.req.valid('json');
+    return c.json(revert('policy', c), 200);
+  });
+
+  app.openapi(createRoute({
+    method: 'post', path: `${API_PREFIX}/rules`,
+    summary: "Replace the placement rules and the opted-out VMs (validated with the configuration's schema; pin hosts must be configured) from the daemon's next round; kept in the store across restarts until the file's rules change or it is reverted",
+    middleware: [requireRole('admin')] as const, request: { body: { required: true, content: { 'application/json': { schema: RulesBody } } } },
+    responses: { 200: anyJson('{ rules, pinnedVms, source, setMs, setBy, file }'), 501: anyJson('this server cannot apply rules'), ...errors(...WRITE_ERRORS) },
+  }), (c) => {
+    const b = c.req.valid('json');
+    const file = fileCfg();
+    const hosts = new Set(file.hosts.map((h) => h.name));
+    const ids = new Set<string>();
+    b.rules.forEach((r, i) => {
+      if (ids.has(r.id)) throw new HttpError('TIDE_BAD_REQUEST', `body.rules.${i}.id: rule id '${r.id}' is used twice`);
+      ids.add(r.id);
+      if (r.kind === 'pin') {
+        const bad = r.hosts.find((h) => !hosts.has(h));
+        if (bad !== undefined) throw new HttpError('TIDE_BAD_REQUEST', `body.rules.${i}.hosts: '${bad}' is not a configured host`);
+      }
+    });
+    const apply = deps.applyConfig;
+    if (!apply) throw new DriverError('TIDE_UNSUPPORTED', 'this server has no daemon to apply rules to');
+    // The daemon's settings must accept the result before anything is stored.
+    withRules(file, b);
+    saveOverride(store, file, 'rules', { rules: b.rules, pinnedVms: [...new Set(b.pinnedVms)].sort() }, { setMs: nowMs(), setBy: who(c) });
+    apply(eff().config, 'rules');
+    bus.emit('rules', { source: 'api', rules: b.rules.length, pinnedVms: b.pinnedVms.length, by: who(c) });
+    return c.json(rulesView(), 200);
+  });
+
+  app.openapi(createRoute({
+    method: 'post', path: `${API_PREFIX}/rules/revert`, summary: "Forget the rules edited through the API: the configuration file's are in force from the next round",
+    middleware: [requireRole('admin')] as const, request: { body: { required: false, content: { 'application/json': { schema: ApproveBody } } } },
+    responses: { 200: anyJson('{ reverted, rules, pinnedVms, source }'), 501: anyJson('this server cannot apply rules'), ...errors(...WRITE_ERRORS) },
+  }), (c) => {
+    c.req.valid('json');
+    return c.json(revert('rules', c), 200);
   });
 
   app.openapi(createRoute({
@@ -466,6 +559,22 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<ApiEnv> {
     bus.emit('plan-status', { planId: m.planId, status: 'approved', reason: m.reason });
     deps.onChange?.('migrate', { planId: m.planId, by: who(c) });
     return c.json(m, 202);
+  });
+
+  app.openapi(createRoute({
+    method: 'post', path: `${API_PREFIX}/migrations/{vm}/abort`,
+    summary: "Abort the VM's running migration through the driver's abort path: the guest keeps running on its source; the step ends failed (TIDE_ABORTED), the history records it aborted. 409 TIDE_NO_MIGRATION when none runs",
+    middleware: [requireRole('operator')] as const, request: { params: z.object({ vm: VmParam }), body: { required: false, content: { 'application/json': { schema: AbortBody } } } },
+    responses: { 202: anyJson('{ vm, to, startedMs, progressPct, abortedBy }: the outcome follows in /migrations and /events'), 501: anyJson('this server runs no migrations'), ...errors(...WRITE_ERRORS) },
+  }), (c) => {
+    const b = c.req.valid('json');
+    const { vm } = c.req.valid('param');
+    if (!deps.migrations) throw new DriverError('TIDE_UNSUPPORTED', 'this server runs no daemon: no migration to abort');
+    const by = `${who(c)}${b.reason ? ` (${b.reason})` : ''}`;
+    const r = deps.migrations.abort(vm, by);
+    if (!r) throw new HttpError('TIDE_NO_MIGRATION', `no migration of '${vm}' is running: nothing to abort`);
+    bus.emit('migration-abort', { vm, to: r.to, by });
+    return c.json(r, 202);
   });
 
   // ---- admin routes ----

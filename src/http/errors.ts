@@ -9,7 +9,7 @@ import { classifyError } from '../cli/io.js';
 /** Codes the HTTP layer itself raises. */
 export type HttpErrorCode =
   | 'TIDE_UNAUTHENTICATED' | 'TIDE_FORBIDDEN' | 'TIDE_RATE_LIMITED' | 'TIDE_BODY_TOO_LARGE'
-  | 'TIDE_NOT_FOUND' | 'TIDE_NO_HOST_FITS' | 'TIDE_METHOD_NOT_ALLOWED' | 'TIDE_BAD_REQUEST' | 'TIDE_UNSUPPORTED_MEDIA_TYPE' | 'TIDE_INTERNAL';
+  | 'TIDE_NOT_FOUND' | 'TIDE_NO_HOST_FITS' | 'TIDE_NO_MIGRATION' | 'TIDE_METHOD_NOT_ALLOWED' | 'TIDE_BAD_REQUEST' | 'TIDE_UNSUPPORTED_MEDIA_TYPE' | 'TIDE_INTERNAL';
 
 /** An expected refusal of the HTTP layer, with its code (status from httpStatusOf). */
 export class HttpError extends Error {
@@ -29,6 +29,7 @@ const BY_CODE: Readonly<Record<string, number>> = {
   TIDE_METHOD_NOT_ALLOWED: 405,
   TIDE_PLAN_STATE: 409,
   TIDE_NO_HOST_FITS: 409,
+  TIDE_NO_MIGRATION: 409,
   TIDE_LOCKED: 409,
   TIDE_FENCED: 409,
   TIDE_NOT_LEADER: 503,

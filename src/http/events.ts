@@ -8,7 +8,7 @@ import type { DaemonObserver } from '../daemon/daemon.js';
 
 /** One event as streamed: `type` is the SSE event name; `data` is JSON-safe. */
 export interface TideEvent {
-  readonly type: 'round' | 'plan' | 'plan-status' | 'step-start' | 'step-end' | 'progress' | 'freeze' | 'round-error' | 'maintenance' | 'policy';
+  readonly type: 'round' | 'plan' | 'plan-status' | 'step-start' | 'step-end' | 'progress' | 'freeze' | 'round-error' | 'maintenance' | 'policy' | 'rules' | 'migration-abort';
   /** Monotonic id within this process (SSE id). */
   readonly id: number;
   /** Wall or daemon clock, ms. */

@@ -262,6 +262,21 @@ export interface WakePathRecord {
   readonly key: string | null;
 }
 
+/** A configuration section an admin edited through the API (src/http/overrides.ts): 'policy' or 'rules'. */
+export type ConfigSection = 'policy' | 'rules';
+
+/** An API edit of a configuration section, kept across restarts (precedence: docs/api.md, "Policy and rules"). */
+export interface ConfigOverride {
+  readonly section: ConfigSection;
+  /** The section as applied (JSON). */
+  readonly valueJson: string;
+  /** The configuration file's section when the edit was made (JSON): a file changed since wins. */
+  readonly baseJson: string;
+  readonly setMs: number;
+  /** Who made it (api:<token name>#<id>). */
+  readonly setBy: string;
+}
+
 /** HTTP API roles (src/http): viewer reads; operator also approves/rejects plans, migrates, sets maintenance; admin everything. */
 export type ApiRole = 'viewer' | 'operator' | 'admin';
 
@@ -388,6 +403,12 @@ export interface Store {
   revokeApiToken(id: number, atMs: number): boolean;
   /** Records a token's last successful use. */
   touchApiToken(id: number, atMs: number): void;
+  /** A section's API edit (src/http/overrides.ts), or undefined. */
+  configOverride(section: ConfigSection): ConfigOverride | undefined;
+  /** Stores a section's API edit, replacing the previous one. */
+  setConfigOverride(o: ConfigOverride): void;
+  /** Forgets a section's API edit (the file's section is in force again); whether there was one. */
+  clearConfigOverride(section: ConfigSection): boolean;
   close(): void;
 }
 
@@ -568,6 +589,13 @@ CREATE TABLE IF NOT EXISTS api_tokens (
   created_by TEXT NOT NULL,
   last_used_ms INTEGER,
   revoked_ms INTEGER
+);
+CREATE TABLE IF NOT EXISTS config_overrides (
+  section TEXT PRIMARY KEY CHECK (section IN ('policy', 'rules')),
+  value_json TEXT NOT NULL,
+  base_json TEXT NOT NULL,
+  set_ms INTEGER NOT NULL,
+  set_by TEXT NOT NULL
 );
 `;
 
@@ -962,6 +990,19 @@ export function openSqliteStore(path: string): Store {
     touchApiToken(id, atMs) {
       db.prepare('UPDATE api_tokens SET last_used_ms = ? WHERE id = ?').run(Math.round(atMs), id);
     },
+    configOverride(section) {
+      const r = db.prepare('SELECT * FROM config_overrides WHERE section = ?').get(section) as
+        { section: ConfigSection; value_json: string; base_json: string; set_ms: number; set_by: string } | undefined;
+      return r && { section: r.section, valueJson: r.value_json, baseJson: r.base_json, setMs: r.set_ms, setBy: r.set_by };
+    },
+    setConfigOverride({ section, valueJson, baseJson, setMs, setBy }) {
+      db.prepare(`INSERT INTO config_overrides (section, value_json, base_json, set_ms, set_by) VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT (section) DO UPDATE SET value_json = excluded.value_json, base_json = excluded.base_json, set_ms = excluded.set_ms, set_by = excluded.set_by`)
+        .run(section, valueJson, baseJson, Math.round(setMs), setBy);
+    },
+    clearConfigOverride(section) {
+      return db.prepare('DELETE FROM config_overrides WHERE section = ?').run(section).changes > 0;
+    },
     close() {
       db.close();
     },
@@ -1000,6 +1041,7 @@ const FENCED_WRITES = [
   'recordWakePath', 'clearWakePath', 'savePlan', 'setPlanStatus', 'saveStepRun', 'recordPowerIntent', 'recordPowerOutcome', 'recordDecision',
   'recordMetrics', 'recordMigration', 'recordRoundError', 'recordUnknownMigration', 'recordReconcile', 'transitionPlan', 'setPlanMeta',
   'discardPlan', 'setHostMaintenance', 'saveDaemonStatus', 'createApiToken', 'revokeApiToken', 'touchApiToken',
+  'setConfigOverride', 'clearConfigOverride',
 ] as const satisfies readonly (keyof Store)[];
 
 type ApiTokenRow = { id: number; name: string; role: ApiRole; hash: string; created_ms: number; created_by: string; last_used_ms: number | null; revoked_ms: number | null };

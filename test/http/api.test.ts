@@ -48,6 +48,8 @@ export const ROUTES: readonly RouteCase[] = [
   { method: 'POST', path: '/api/v1/plans/{id}/reject', body: { reason: 'not now' }, role: 'operator' },
   { method: 'POST', path: '/api/v1/hosts/{host}/maintenance', body: { on: true, reason: 'disk swap' }, role: 'operator' },
   { method: 'POST', path: '/api/v1/migrations', body: { vm: '{vm}', to: 'best' }, role: 'operator', ok: 202 },
+  // nothing runs: 409 TIDE_NO_MIGRATION (test/http/abort.test.ts aborts a running one: 202)
+  { method: 'POST', path: '/api/v1/migrations/{vm}/abort', body: { reason: 'wrong target' }, role: 'operator', ok: 409 },
   {
     method: 'POST', path: '/api/v1/hosts/{host}/power', body: { on: true }, role: 'admin', ok: 202,
     // The last round saw the first host off and empty.
@@ -56,6 +58,9 @@ export const ROUTES: readonly RouteCase[] = [
       vms: f.tick.snapshot.vms.filter((v) => v.host !== f.tick.snapshot.hosts[0]!.id) } }),
   },
   { method: 'POST', path: '/api/v1/policy', body: { name: 'tide', args: { targetUtil: 0.7 } }, role: 'admin' },
+  { method: 'POST', path: '/api/v1/policy/revert', role: 'admin' },
+  { method: 'POST', path: '/api/v1/rules', body: { rules: [{ kind: 'pin', id: 'dns-home', vm: 'dns', hosts: ['{host}'], strength: 'soft' }], pinnedVms: ['{vm}'] }, role: 'admin' },
+  { method: 'POST', path: '/api/v1/rules/revert', role: 'admin' },
   // one round of history only: 409 "nothing to replay yet" (the what-if test replays four hours)
   { method: 'POST', path: '/api/v1/whatif', body: { hours: 1, policies: [{ name: 'npa' }] }, role: 'viewer', ok: 409 },
   { method: 'GET', path: '/api/v1/tokens', role: 'admin' },
@@ -309,13 +314,13 @@ describe('policy apply (admin)', () => {
     expect(f.d.daemon.settings.policy.label).toBe(before);
     const ok = await f.req('admin', 'POST', '/api/v1/policy', { name: 'lr-mmt', args: {} });
     expect(ok.status).toBe(200);
-    expect(await ok.json()).toMatchObject({ applied: true, name: 'lr-mmt', persistent: false });
+    expect(await ok.json()).toMatchObject({ applied: true, name: 'lr-mmt', persistent: true, source: 'api', setBy: 'api:a#3' });
     expect(f.d.daemon.settings.policy.label).toMatch(/^lr-mmt/);
-    expect(await (await f.req('viewer', 'GET', '/api/v1/policy')).json()).toMatchObject({ name: 'lr-mmt' });
+    expect(await (await f.req('viewer', 'GET', '/api/v1/policy')).json()).toMatchObject({ name: 'lr-mmt', source: 'api', setBy: 'api:a#3', file: { name: 'tide' } });
     const r = await f.d.round();
     expect(r.result).toBe('ok');
     expect(r.tick!.plan.policy).toMatch(/^lr\(.*\)\/mmt/);
-    const none = await apiFixture({ applyPolicy: undefined });
+    const none = await apiFixture({ applyConfig: undefined });
     expect((await none.req('admin', 'POST', '/api/v1/policy', { name: 'tide' })).status).toBe(501);
   });
 });

@@ -2,19 +2,26 @@
 import { createHash } from 'node:crypto';
 import type { TickResult } from '../../src/app/controller.js';
 import { tideConfigSchema, type TideConfig } from '../../src/config/schema.js';
-import { compilePolicy } from '../../src/core/policy.js';
+import { createDaemon } from '../../src/daemon/daemon.js';
+import { createLogger } from '../../src/daemon/log.js';
+import { SimDriver } from '../../src/drivers/sim/sim-driver.js';
+import { VirtualClock } from '../../src/executor/clock.js';
+import { MigrationControl } from '../../src/http/abort.js';
 import { createHttpApp, type HttpAppDeps } from '../../src/http/app.js';
 import { EventBus } from '../../src/http/events.js';
+import { effectiveConfig, withEffectiveSections } from '../../src/http/overrides.js';
 import { createToken } from '../../src/http/tokens.js';
-import type { ApiRole, Store } from '../../src/store/store.js';
-import { simDaemon, type SimDaemon } from '../daemon/helpers.js';
+import { officeScenario } from '../../src/sim/office.js';
+import { openSqliteStore, type ApiRole, type Store } from '../../src/store/store.js';
+import { simSettings, type SimDaemon } from '../daemon/helpers.js';
 
 export type Who = 'none' | ApiRole;
 
 export function configFor(d: SimDaemon): TideConfig {
   return tideConfigSchema.parse({
     hosts: Object.keys(d.settings.hosts ?? {}).map((name) => ({ name, uri: 'test:///default' })),
-    mode: 'approve', rules: [], policy: { name: 'tide', args: {} },
+    // the office's rules (the daemon's settings), as a configuration file would give them
+    mode: 'approve', rules: (d.settings.rules ?? []).map((r) => ({ ...r })), policy: { name: 'tide', args: {} },
     schedule: { timeZone: 'UTC', windows: [{ name: 'night', kind: 'consolidate', days: ['mon', 'tue', 'wed', 'thu', 'fri'], from: '19:00', to: '07:00' }] },
   });
 }
@@ -35,6 +42,7 @@ export function storeDigest(store: Store): string {
     migrations: store.migrations({ limit: 10_000 }),
     tokens: store.apiTokens().map(({ lastUsedMs: _u, ...t }) => t),
     status: store.daemonStatus() ?? null,
+    overrides: [store.configOverride('policy') ?? null, store.configOverride('rules') ?? null],
   };
   return createHash('sha256').update(JSON.stringify(state)).digest('hex');
 }
@@ -48,24 +56,42 @@ export interface ApiFixture {
   /** The plan the first round proposed. */
   readonly planId: number;
   readonly tick: TickResult;
+  readonly migrations: MigrationControl;
   req(who: Who, method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Response>;
 }
 
-export async function apiFixture(over: Partial<HttpAppDeps> = {}): Promise<ApiFixture> {
+/**
+ * The simulated office's daemon (as test/daemon/helpers.ts simDaemon) with its driver wrapped by
+ * a MigrationControl (abort, progress), started as tide daemon starts: with the configuration
+ * file's sections plus the API edits kept in `store` (a restart: the same store again).
+ */
+export function apiDaemon(bus: EventBus, opts: { store?: Store; config?: (d: SimDaemon) => TideConfig } = {}): { d: SimDaemon; migrations: MigrationControl; config: TideConfig } {
+  const scenario = officeScenario({ hosts: 4, days: 2 });
+  const clock = new VirtualClock(0);
+  const driver = new SimDriver(scenario, clock);
+  const migrations = new MigrationControl(() => clock.now());
+  const store = opts.store ?? openSqliteStore(':memory:');
+  const lines: string[] = [];
+  const log = createLogger({ write: (l) => void lines.push(l), tty: false, clock, level: 'debug' });
+  const base = simSettings('approve');
+  const stub = { settings: base } as SimDaemon;
+  const config = (opts.config ?? configFor)(stub);
+  const settings = withEffectiveSections(base, effectiveConfig(config, store).config);
+  const daemon = createDaemon({ clock, hypervisor: migrations.wrap(driver), power: driver, store, settings, log, pollMs: 0, stopGraceMs: 60_000, observer: bus.observer() });
+  const d: SimDaemon = { daemon, clock, driver, store, settings, lines, round: () => clock.drive(daemon.round()) };
+  return { d, migrations, config };
+}
+
+export async function apiFixture(over: Partial<HttpAppDeps> = {}, opts: { store?: Store } = {}): Promise<ApiFixture> {
   const bus = new EventBus();
-  const d = simDaemon('approve', { deps: { observer: bus.observer() } });
+  const { d, migrations, config } = apiDaemon(bus, opts);
   const r = await d.round();
   if (r.planId === null || !r.tick) throw new Error('the first round proposed no plan');
-  const config = configFor(d);
-  let current = config;
   const tok = tokens(d.store);
   const app = createHttpApp({
-    store: d.store, config: () => current, bus, nowMs: () => d.clock.now(), onChange: () => d.daemon.wake(),
-    // as tide daemon does it: the running daemon's settings, and the configuration the API shows
-    applyPolicy: (p) => {
-      d.daemon.reload({ ...d.daemon.settings, policy: compilePolicy(p.name, p.args) });
-      current = { ...current, policy: { name: p.name, args: { ...p.args } } };
-    },
+    store: d.store, config, bus, nowMs: () => d.clock.now(), onChange: () => d.daemon.wake(), migrations,
+    // as tide daemon does it: the running daemon's settings with the effective sections
+    applyConfig: (effective) => d.daemon.reload(withEffectiveSections(d.daemon.settings, effective)),
     ...over,
   });
   const req = (who: Who, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Response> => {
@@ -77,5 +103,5 @@ export async function apiFixture(over: Partial<HttpAppDeps> = {}): Promise<ApiFi
     }
     return Promise.resolve(app.request(path, { method, headers: h, ...(b !== undefined ? { body: b } : {}) }));
   };
-  return { d, bus, config, tok, app, planId: r.planId, tick: r.tick, req };
+  return { d, bus, config, tok, app, planId: r.planId, tick: r.tick, req, migrations };
 }

@@ -4,9 +4,12 @@ import { loadConfig } from '../../config/load.js';
 import type { TideConfig } from '../../config/schema.js';
 import { openDaemon, settingsFromConfig } from '../../daemon/config.js';
 import { configSecrets, createLogger } from '../../daemon/log.js';
+import { createDriver } from '../../drivers/index.js';
 import { systemClock } from '../../executor/clock.js';
 import { createHttpApp } from '../../http/app.js';
+import { MigrationControl } from '../../http/abort.js';
 import { EventBus } from '../../http/events.js';
+import { effectiveConfig, withEffectiveSections } from '../../http/overrides.js';
 import { serveHttp, type HttpServer } from '../../http/serve.js';
 import { daemonAddons, webhookSecrets } from '../../metrics/addons.js';
 import { webhookTargetsFromConfig } from '../../webhooks/webhooks.js';
@@ -28,8 +31,14 @@ const usage = `tide [--config FILE] daemon [--once] [--log-format auto|json|text
   Logs go to stdout: one JSON object per line when stdout is not a terminal, readable lines on a
   terminal. BMC passwords never appear in them.
 
-  Exit status 0 after a stop; 1 when it could not start (the cluster lock is held by another
-  process: TIDE_LOCKED) or lost its lock while running.
+  Several controllers of one cluster (one shared store): while another one holds the cluster
+  lock this one waits as a standby (its HTTP API serves reads; changes answer 503
+  TIDE_NOT_LEADER naming the leader) and takes over when the leader's lease (one interval,
+  2-60 s) expires or its process ends. A leader that loses its lease stops acting at once and
+  exits 1 (systemd restarts it as a standby). See docs/operations.md, "Several controllers".
+
+  Exit status 0 after a stop; 1 when it could not start (--once while the cluster lock is held
+  by another process: TIDE_LOCKED) or lost its lock while running.
 
   Signals: SIGTERM / SIGINT stop it (no new step starts, running migrations finish; after
   --stop-grace they are aborted safely), release the lock, exit 0; a second SIGINT aborts at once.
@@ -70,26 +79,41 @@ export const daemonCommand: Command = {
     // Prometheus metrics (GET /metrics on the HTTP server) and webhooks (config section webhooks): src/metrics/addons.ts.
     // (the getters are read only once the daemon runs: opened and current exist by then)
     const addons = daemonAddons({ config, configFile: file, env: io.env, log, store: () => opened.store, migrationMode: () => current.migration.mode });
-    const opened = openDaemon(config, file, { log, stopGraceMs: graceMs, pollMs, observer: bus ? bus.observer(addons.observer) : addons.observer });
+    // Running migrations, their progress and abort for the HTTP API (POST /api/v1/migrations/{vm}/abort).
+    // (the daemon's driver wrapped; closed here, openDaemon closes only the drivers it made)
+    const migrations = config.http ? new MigrationControl() : undefined;
+    const ownDriver = migrations ? createDriver(config) : undefined;
+    const opened = openDaemon(config, file, { standby: !values.once,
+      log, stopGraceMs: graceMs, pollMs, observer: bus ? bus.observer(addons.observer) : addons.observer,
+      ...(migrations && ownDriver ? { hypervisor: migrations.wrap(ownDriver) } : {}),
+    });
     const { daemon } = opened;
+    // current: the configuration file's content; the policy and rules edited through the API
+    // (kept in the store) are in force over it while the file's section is unchanged (src/http/overrides.ts).
     let current: TideConfig = config;
+    const effective = (file_: TideConfig): ReturnType<typeof settingsFromConfig> => withEffectiveSections(settingsFromConfig(file_), effectiveConfig(file_, opened.store).config);
+    {
+      const e = effectiveConfig(config, opened.store);
+      if (e.policy.source === 'api' || e.rules.source === 'api') {
+        daemon.reload(effective(config));
+        log.info({ event: 'overrides', policy: e.policy, rules: e.rules }, `in force from the store (set through the HTTP API): ${[e.policy.source === 'api' ? `policy ${e.config.policy.name} (${e.policy.setBy})` : '', e.rules.source === 'api' ? `rules (${e.rules.setBy})` : ''].filter(Boolean).join(', ')}`);
+      }
+    }
     let http: HttpServer | undefined;
     if (config.http && bus && !values.once) {
       const h = config.http;
       const rel = (f: string): string => resolve(dirname(file), f);
       const app = createHttpApp({
-        store: opened.store, config: () => current, bus, extraRoutes: (a) => addons.routes(a), staticDir: dashboardDir(),
+        store: opened.store, config: () => current, bus, notLeader: () => daemon.notLeader(), extraRoutes: (a) => addons.routes(a), staticDir: dashboardDir(), ...(migrations ? { migrations } : {}),
         onChange: (what, d) => {
           // webhooks: an approval through the API is announced at once (plan.approved, by the token)
           if (what === 'approve' && d?.planId !== undefined) addons.webhooks?.planApproved(d.planId, d.by ?? 'api');
           daemon.wake();
         },
-        // POST /api/v1/policy (admin): in force from the next round, until a restart or SIGHUP reload
-        applyPolicy: (policy) => {
-          const next: TideConfig = { ...current, policy: { name: policy.name, args: { ...policy.args } } };
-          daemon.reload(settingsFromConfig(next));
-          current = next;
-          log.info({ event: 'policy', policy: policy.name }, `policy ${policy.name} applied through the HTTP API (not written to ${file})`);
+        // POST /api/v1/policy, /rules (admin), kept in the store: in force from the next round, and after a restart
+        applyConfig: (eff, section) => {
+          daemon.reload(withEffectiveSections(settingsFromConfig(current), eff));
+          log.info({ event: section, policy: eff.policy.name }, `${section} applied through the HTTP API (kept in the store, not written to ${file})`);
         },
         logError: (e, where) => log.error({ event: 'http-error', where, message: e instanceof Error ? e.message : String(e) }, `HTTP ${where}: internal error`),
       });
@@ -98,6 +122,7 @@ export const daemonCommand: Command = {
       } catch (e) {
         await addons.close(0);
         await opened.close();
+        await ownDriver?.close();
         throw e;
       }
       log.info({ event: 'http', url: http.url }, `HTTP API on ${http.url}/api/v1 (tokens: tide token create --role viewer|operator|admin)`);
@@ -117,7 +142,7 @@ export const daemonCommand: Command = {
       log.info({ event: 'signal', signal: 'SIGHUP' }, `SIGHUP: reloading ${file}`);
       try {
         const next = loadConfig(file);
-        const settings = settingsFromConfig(next);
+        const settings = effective(next);
         const restart = restartNeeded(current, next);
         // The webhooks' secrets are read before anything changes: an unreadable one keeps the old configuration whole.
         secrets.push(...configSecrets(next, file, io.env), ...webhookSecrets(next, file, io.env));
@@ -153,6 +178,7 @@ export const daemonCommand: Command = {
       await http?.close();
       await addons.close();
       await opened.close();
+      await ownDriver?.close();
     }
   },
 };
