@@ -29,8 +29,9 @@ import type {
 } from '../drivers/hypervisor.js';
 import { systemClock } from '../executor/clock.js';
 import { runPlan, type StepRun } from '../executor/executor.js';
-import { currentHolder, storePathFor, withClusterLock } from '../store/lock.js';
-import { openSqliteStore, type Store } from '../store/store.js';
+import { currentHolder, withClusterLock } from '../store/lock.js';
+import { openStore } from '../store/open.js';
+import type { Store } from '../store/store.js';
 import { parseProbeTarget, startProbe, type ProbeReport } from '../probe/index.js';
 
 export interface HostReport extends HostInfo {
@@ -224,7 +225,7 @@ export class Cluster {
    * opening it on first use (the default opens config.store.path, resolved against the
    * configuration file's directory, so every tide process of one cluster shares one lock).
    */
-  constructor(readonly config: TideConfig, readonly driver: HypervisorDriver, private readonly storeSource: Store | (() => Store) = () => openSqliteStore(storePathFor(config.store.path, join(process.cwd(), 'tide.json')))) {}
+  constructor(readonly config: TideConfig, readonly driver: HypervisorDriver, private readonly storeSource: Store | (() => Store) = () => openStore(config.store, join(process.cwd(), 'tide.json'))) {}
 
   /**
    * A cluster over the driver the configuration asks for (or `driver`, e.g. a FakeDriver).
@@ -232,7 +233,7 @@ export class Cluster {
    */
   static open(config: TideConfig, opts: { driver?: HypervisorDriver; store?: Store; configFile?: string } = {}): Cluster {
     const file = opts.configFile;
-    return new Cluster(config, opts.driver ?? createDriver(config), opts.store ?? (() => openSqliteStore(storePathFor(config.store.path, file ?? join(process.cwd(), 'tide.json')))));
+    return new Cluster(config, opts.driver ?? createDriver(config), opts.store ?? (() => openStore(config.store, file ?? join(process.cwd(), 'tide.json'))));
   }
 
   /** The store (opened on first use). */

@@ -200,6 +200,42 @@ export const freezeConfigSchema = z.object({
 }).strict();
 
 /**
+ * Where Tide keeps its state (src/store/open.ts openStore): `sqlite` (default; one controller,
+ * `path` relative to the configuration file) or `postgres` (several controllers share it; leader
+ * election). Flat rather than a union so `store.path` alone keeps meaning SQLite. A PostgreSQL
+ * password is never written here: it comes from a file or an environment variable.
+ */
+export const storeConfigSchema = z.object({
+  kind: z.enum(['sqlite', 'postgres']).default('sqlite'),
+  /** SQLite: the database file (or ':memory:'). */
+  path: z.string().min(1).default('.tide/tide.sqlite'),
+  host: z.string().min(1).optional(),
+  port: z.number().int().min(1).max(65535).default(5432),
+  database: z.string().min(1).optional(),
+  user: z.string().min(1).optional(),
+  /** A file holding the password (trailing newline ignored); relative to the configuration file. */
+  passwordFile: z.string().min(1).optional(),
+  /** An environment variable holding the password. */
+  passwordEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'an environment variable name' }).optional(),
+  /** Refused: present only to say where the password goes instead. */
+  password: z.never({ error: 'a password is never written in the configuration: give passwordFile (a file only Tide can read) or passwordEnv (an environment variable)' }).optional(),
+  /** TLS to the server, verified against the system's CAs. */
+  ssl: z.boolean().default(false),
+  /** PostgreSQL schema holding Tide's tables (created if missing). */
+  schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, { error: 'a lower-case SQL identifier' }).default('tide'),
+  /** Longest one store call may take (connecting included), ms: then TIDE_STORE_UNAVAILABLE. */
+  timeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+}).strict().superRefine((st, ctx) => {
+  const pgOnly = ['host', 'database', 'user', 'passwordFile', 'passwordEnv'] as const;
+  if (st.kind !== 'postgres') {
+    for (const k of pgOnly) if (st[k] !== undefined) ctx.addIssue({ code: 'custom', path: [k], message: 'only for kind: postgres' });
+    return;
+  }
+  for (const k of ['host', 'database', 'user'] as const) if (st[k] === undefined) ctx.addIssue({ code: 'custom', path: [k], message: 'required for kind: postgres' });
+  if ((st.passwordFile === undefined) === (st.passwordEnv === undefined)) ctx.addIssue({ code: 'custom', path: ['passwordFile'], message: 'give exactly one of passwordFile or passwordEnv' });
+});
+
+/**
  * The HTTP API (src/http, docs/api.md): loopback by default; TLS when both files are given
  * (paths relative to the configuration file).
  */
@@ -250,7 +286,7 @@ export const tideConfigSchema = z.object({
   policy: z.object({ name: z.string().default('tide'), args: z.record(z.string(), z.unknown()).default({}) }).strict().default({ name: 'tide', args: {} }),
   mode: z.enum(['recommend', 'approve', 'automatic']).default('recommend'),
   intervalSec: z.number().min(1).max(MAX_TIMEOUT_SEC).default(300),
-  store: z.object({ path: z.string().min(1).default('.tide/tide.sqlite') }).strict().default({ path: '.tide/tide.sqlite' }),
+  store: storeConfigSchema.default(() => storeConfigSchema.parse({})),
   driver: z.enum(['libvirt', 'virsh']).default('libvirt'),
   /** Consolidate / balance / blackout windows; absent: the policy's arguments apply at all hours. */
   schedule: scheduleConfigSchema.optional(),
@@ -276,4 +312,5 @@ export type ScheduleConfig = z.output<typeof scheduleConfigSchema>;
 export type WebhookConfig = z.output<typeof webhookConfigSchema>;
 export type MetricsConfig = z.output<typeof metricsConfigSchema>;
 export type FreezeConfig = z.output<typeof freezeConfigSchema>;
+export type StoreConfig = z.output<typeof storeConfigSchema>;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];

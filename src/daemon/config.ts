@@ -14,8 +14,8 @@ import { createMetricsSource } from '../drivers/metrics/index.js';
 import type { PowerDriver } from '../drivers/power.js';
 import { createPowerDriver } from '../drivers/power/index.js';
 import { systemClock } from '../executor/clock.js';
-import { storePathFor } from '../store/lock.js';
-import { openSqliteStore, type Store } from '../store/store.js';
+import { openStore } from '../store/open.js';
+import type { Store } from '../store/store.js';
 import { createDaemon, type Daemon, type DaemonDeps, type DaemonSettings, type StartContext } from './daemon.js';
 
 /** MigrateOptions from the configuration's `migration` section. */
@@ -48,9 +48,9 @@ export function settingsFromConfig(config: TideConfig): DaemonSettings {
   };
 }
 
-/** The store a configuration names (store.path, relative to the configuration file). */
+/** The store a configuration names (src/store/open.ts: SQLite at store.path, relative to the configuration file, or PostgreSQL). */
 export function openConfigStore(config: TideConfig, configFile: string): Store {
-  return openSqliteStore(storePathFor(config.store.path, configFile));
+  return openStore(config.store, configFile);
 }
 
 export interface OpenDaemonOptions extends Partial<Omit<DaemonDeps, 'settings' | 'store' | 'hypervisor' | 'power' | 'clock'>> {
