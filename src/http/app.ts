@@ -147,7 +147,8 @@ const WhatIfBody = z.object({
   policies: z.array(z.object({ name: z.string().min(1).max(200), args: z.record(z.string(), z.unknown()).optional() }).strict()).min(1).max(4),
 }).strict().openapi('WhatIfRequest');
 const AbortBody = z.object({ reason: z.string().max(500).optional() }).strict().openapi('AbortRequest');
-const RulesBody = rulesSectionSchema.openapi('RulesSection');
+// The same shape as the stored section (src/http/overrides.ts), built with this module's zod so that it carries OpenAPI metadata.
+const RulesBody = z.object(rulesSectionSchema.shape).strict().openapi('RulesSection');
 const TokenBody = z.object({ role: z.enum(['viewer', 'operator', 'admin']), name: z.string().min(1).max(100).optional() }).strict().openapi('TokenRequest');
 const PolicyBody = z.object({ name: z.string().min(1).max(200), args: z.record(z.string(), z.unknown()).optional() }).strict().openapi('PolicySpec');
 
