@@ -19,7 +19,7 @@ import type { HypervisorDriver, MigrateOptions } from '../drivers/hypervisor.js'
 import type { PowerDriver } from '../drivers/power.js';
 import { DriverPollingSource, gapFreezeReasons, type MetricsSource } from '../drivers/metrics/source.js';
 import { runPlan, wakePathRefusal, type ExecutorLimits, type ExecutorObserver, type PlanRun } from '../executor/executor.js';
-import { currentHolder, withClusterLock } from '../store/lock.js';
+import { checkFence, currentHolder, withClusterLock } from '../store/lock.js';
 import type { LockHolder, Store } from '../store/store.js';
 import { journalPowerEnd, journalPowerStart, journalRound } from './journal.js';
 import { NO_BLOCKS, blocksOf, guardPlan, reconcileUnknown, recordUnknownStep, type Blocks, type ReconcileReport } from './reconcile.js';
@@ -574,6 +574,9 @@ export class Controller {
       migrate: this.deps.migrate, bootTimeoutSec: this.deps.bootTimeoutSec, drain: this.deps.drain,
       // DPM rules (H4): wake paths remembered in the store; the policy's spareHosts kept on.
       wakePaths: this.deps.store, spareHosts: spareHostsOf(this.deps.policy),
+      // Fencing: with a store the plan runs under the cluster lock; before each side effect the
+      // lease is checked (src/store/lock.ts checkFence): a deposed or paused leader does nothing.
+      ...(store ? { fence: (what: string) => checkFence(store, what) } : {}),
       observer: {
         onStepStart: (r) => {
           if (planId !== null) store?.saveStepRun(planId, r);

@@ -48,7 +48,7 @@ import type { MetricsSource } from '../drivers/metrics/source.js';
 import type { PowerDriver } from '../drivers/power.js';
 import type { ExecutorLimits, PlanRun, StepRun } from '../executor/executor.js';
 import { currentHolder, withClusterLock } from '../store/lock.js';
-import { describeHolder, type DaemonStatusRecord, type LockHolder, type PlanStatus, type Store, type StoredPlan } from '../store/store.js';
+import { describeHolder, type ClusterLease, type DaemonStatusRecord, type LockHolder, type PlanStatus, type Store, type StoredPlan } from '../store/store.js';
 import { describeChange, fingerprintOf, planSignature } from './fingerprint.js';
 
 export type { Mode } from '../app/controller.js';
@@ -110,6 +110,14 @@ export interface DaemonDeps {
   readonly lockTtlMs?: number;
   /** Hold the cluster lock for the daemon's whole life (default true). */
   readonly holdLock?: boolean;
+  /**
+   * Several controllers of one cluster (docs/operations.md "Several controllers"): while
+   * another controller holds the cluster lock, wait as a standby — retry every lease TTL / 4,
+   * take over once its lease expired or its process died — instead of failing with TIDE_LOCKED.
+   * The lease TTL is then leaseTtlMsFor(intervalSec) unless lockTtlMs says otherwise. Default
+   * false (`tide daemon` turns it on).
+   */
+  readonly standby?: boolean;
   /**
    * Called once, under the lock, before the first round: crash recovery (the journal's
    * reconcile, src/app/journal.ts) goes here. Throwing ends run() with that error, no round run.
@@ -180,6 +188,31 @@ export interface Daemon {
   readonly controller: Controller;
   /** The status row as the daemon would write it now. */
   status(): DaemonStatusRecord;
+  /** Leader election: this daemon's role and, when it leads, its lease. */
+  role(): DaemonRole;
+  /**
+   * Undefined while this daemon leads (or runs without the lock); otherwise why it may not act,
+   * naming the leader (the HTTP API's 503 TIDE_NOT_LEADER for changes on a standby).
+   */
+  notLeader(): string | undefined;
+}
+
+/** See Daemon.role(). 'starting': run() not called yet or acquiring; 'standby': another controller leads. */
+export interface DaemonRole {
+  readonly role: 'starting' | 'standby' | 'leader' | 'stopped';
+  /** When it leads: since when (lease acquired, wall-clock ms) and its fencing token. */
+  readonly lease: ClusterLease | null;
+}
+
+/**
+ * The cluster lock's lease TTL for a daemon of several controllers: one interval, at least 2 s
+ * (a busy event loop must not depose a healthy leader) and at most 60 s. Heartbeats every
+ * TTL / 3, standbys retry every TTL / 4, so a dead or paused leader is replaced within TTL +
+ * TTL / 4 ≤ 1.25 intervals (for intervals ≥ 2 s), and within TTL / 4 when its process is seen
+ * dead on the same machine.
+ */
+export function leaseTtlMsFor(intervalSec: number): number {
+  return Math.min(60_000, Math.max(2_000, Math.round(intervalSec * 1000)));
 }
 
 const DEFAULT_EXPIRE_INTERVALS = 3;
@@ -244,6 +277,11 @@ export function createDaemon(deps: DaemonDeps): Daemon {
   let lockLost = false;
   /** The loop began (the lock was taken): only then is the status row this daemon's. */
   let entered = false;
+  /** Leader election (deps.standby): the role, the lease held, and the end of a standby's wait. */
+  let role: DaemonRole['role'] = 'starting';
+  let lease: ClusterLease | null = null;
+  const standbyAc = new AbortController();
+  const lockTtlMs = deps.lockTtlMs ?? (deps.standby ? leaseTtlMsFor(settings.intervalSec) : undefined);
   const intervalMs = (): number => settings.intervalSec * 1000;
   const expireMs = (): number => (settings.expireAfterIntervals ?? DEFAULT_EXPIRE_INTERVALS) * intervalMs();
 
@@ -314,6 +352,8 @@ export function createDaemon(deps: DaemonDeps): Daemon {
     mode: settings.mode, intervalSec: settings.intervalSec, nextRoundMs, lastRound, window, frozen, configError,
   });
   const writeStatus = (): void => {
+    // A standby never writes the status row: it is the leader's.
+    if (role === 'standby') return;
     try {
       store.saveDaemonStatus(status());
     } catch (e) {
@@ -561,6 +601,7 @@ export function createDaemon(deps: DaemonDeps): Daemon {
     const graceMs = opts.graceMs ?? deps.stopGraceMs ?? DEFAULT_GRACE_MS;
     log.info({ event: 'stop', reason: opts.reason ?? 'stop requested', graceMs }, `stopping (${opts.reason ?? 'stop requested'}): no new step starts; running steps get ${Math.round(graceMs / 1000)} s`);
     drainAc.abort(new DriverError('TIDE_ABORTED', 'the daemon is stopping'));
+    standbyAc.abort();
     wakeAc.abort();
     writeStatus();
     if (graceMs <= 0) {
@@ -586,17 +627,42 @@ export function createDaemon(deps: DaemonDeps): Daemon {
     try {
       if (deps.holdLock === false) return await loop(null, untilMs, maxRounds);
       return await withClusterLock(store, holder, (lockSignal) => loop(lockSignal, untilMs, maxRounds), {
-        ttlMs: deps.lockTtlMs,
+        ttlMs: lockTtlMs,
         onTakeover: (lease) => log.warn({ event: 'lock', previous: lease.tookOver ? describeHolder(lease.tookOver.holder) : null, why: lease.tookOver?.why },
           `took over a stale cluster lock${lease.tookOver ? ` of ${describeHolder(lease.tookOver.holder)} (${lease.tookOver.why})` : ''}`),
+        onAcquired: (l) => {
+          lease = l;
+          role = 'leader';
+          if (deps.standby) {
+            log.info({ event: 'leader', token: l.token, acquiredMs: l.acquiredMs, ttlMs: l.ttlMs, previous: l.tookOver ? describeHolder(l.tookOver.holder) : null },
+              `leading the cluster (lease TTL ${l.ttlMs} ms${l.tookOver ? `, taken over from ${describeHolder(l.tookOver.holder)}` : ''})`);
+          }
+        },
+        ...(deps.standby ? {
+          standby: {
+            signal: standbyAc.signal,
+            onWait: (e: DriverError) => {
+              role = 'standby';
+              const h = (e.detail as { holder?: LockHolder } | undefined)?.holder;
+              log.info({ event: 'standby', leader: h ? describeHolder(h) : null, ttlMs: lockTtlMs },
+                `standby: ${e.message}; taking over when its lease (TTL ${lockTtlMs} ms) expires or its process ends`);
+            },
+          },
+        } : {}),
       });
+    } catch (e) {
+      // Stopped while waiting as a standby: a normal stop, no round run.
+      if (role === 'standby' && stopping && e instanceof DriverError && e.code === 'TIDE_ABORTED') return { reason: 'stopped', rounds };
+      throw e;
     } finally {
+      role = 'stopped';
+      lease = null;
       running = false;
       signal?.removeEventListener('abort', onAbort);
       graceAc.abort();
       state = 'stopped';
       nextRoundMs = null;
-      // Refused at the lock: the status row is the running daemon's, not ours to overwrite.
+      // Refused at the lock (or a standby): the status row is the running daemon's, not ours to overwrite.
       if (entered) {
         writeStatus();
         log.info({ event: 'stop', rounds }, `tide daemon stopped after ${rounds} round(s)${deps.holdLock === false ? '' : '; cluster lock released'}`);
@@ -630,6 +696,17 @@ export function createDaemon(deps: DaemonDeps): Daemon {
     get settings() { return settings; },
     controller,
     status,
+    role: () => ({ role, lease }),
+    notLeader() {
+      if (role === 'leader' || deps.holdLock === false) return undefined;
+      let cur: ReturnType<Store['clusterLock']>;
+      try {
+        cur = store.clusterLock();
+      } catch (e) {
+        return `this controller is a ${role === 'standby' ? 'standby' : role} and the store cannot tell who leads (${errorOf(e).message})`;
+      }
+      return `this controller (${describeHolder(holder)}) is a ${role === 'standby' ? 'standby' : role}; the cluster is led by ${cur ? `${describeHolder(cur.holder)} since ${new Date(cur.acquiredMs).toISOString()}` : 'no controller right now (a standby takes over)'}: send changes to the leader`;
+    },
   };
 }
 

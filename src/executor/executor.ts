@@ -79,6 +79,13 @@ export interface ExecutorDeps {
    * leave fewer other empty hosts on is refused (TIDE_POWER_REFUSED, cause 'spare-hosts').
    */
   readonly spareHosts?: number;
+  /**
+   * Fencing (several controllers, docs/operations.md "Several controllers"): called right before
+   * every side effect (a migration, a VM start, a power request); throws — DriverError
+   * 'TIDE_FENCED' — when this controller may no longer act (its lease was lost or cannot be
+   * renewed). The step then ends 'cancelled' with nothing done. Absent: no check (simulations).
+   */
+  readonly fence?: (what: string) => void;
 }
 
 /** The part of the store the wake-path rule needs. */
@@ -206,6 +213,7 @@ export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSign
     const expected: VmState[] = deps.migrate.mode === 'offline' ? ['running', 'paused', 'shutoff'] : ['running', 'paused'];
     if (!expected.includes(here.state)) throw stale(`${s.vm} is ${here.state} on ${s.from}, the plan expected ${expected.join(' or ')}`, { vm: s.vm, host: s.from, state: here.state });
     if (!dst.ok) throw stale(`target ${s.to} does not answer (${dst.reason})`, { vm: s.vm, host: s.to });
+    deps.fence?.(`migrating ${s.vm} from ${s.from} to ${s.to}`);
     run.result = await deps.hypervisor.migrate(s.vm, s.to, { ...deps.migrate, onProgress: (p) => notify(() => deps.observer?.onProgress?.(run, p)) }, signal);
   };
 
@@ -225,11 +233,13 @@ export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSign
     }
     if (at.state !== 'shutoff') throw stale(`${s.vm} is already ${at.state} on ${at.host}`, { vm: s.vm, host: at.host, state: at.state });
     if (at.host !== s.to) {
+      deps.fence?.(`moving the definition of ${s.vm} from ${at.host} to ${s.to}`);
       run.result = await deps.hypervisor.migrate(s.vm, s.to, { ...deps.migrate, mode: 'offline' }, signal);
       run.note = `moved the definition of ${s.vm} from ${at.host} to ${s.to} before starting it`;
     }
     if (signal?.aborted) throw new DriverError('TIDE_ABORTED', `placing ${s.vm} aborted before it was started${at.host !== s.to ? ` (its definition is now on ${s.to})` : ''}`);
     try {
+      deps.fence?.(`starting ${s.vm} on ${s.to}`);
       await deps.hypervisor.start(s.vm);
     } catch (e) {
       if (at.host !== s.to && e instanceof Error) e.message += ` (its definition was moved from ${at.host} to ${s.to}; it is shut off there)`;
@@ -266,7 +276,10 @@ export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSign
       ps = 'unreadable';
     }
     if (ps === 'on' || ps === 'booting') run.note = `${s.host} was already ${ps}: no power-on request sent`;
-    else await deps.power.powerOn(s.host);
+    else {
+      deps.fence?.(`powering on ${s.host}`);
+      await deps.power.powerOn(s.host);
+    }
     const timeoutSec = deps.bootTimeoutSec ?? 600;
     const waitUp = async (): Promise<boolean> => {
       const deadline = deps.clock.now() + timeoutSec * 1000;
@@ -279,6 +292,7 @@ export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSign
     if (await waitUp()) return;
     // One retry: a lost magic packet or a BMC that dropped the request gets a second chance.
     const first = `${s.host}'s hypervisor did not answer within ${timeoutSec} s of ${ps === 'on' || ps === 'booting' ? `the power driver reporting it ${ps}` : 'power-on'}`;
+    deps.fence?.(`powering on ${s.host} again`);
     await deps.power.powerOn(s.host);
     if (await waitUp()) {
       run.note = `${run.note ? `${run.note}; ` : ''}${first}; it answered after a second power-on`;
@@ -395,6 +409,7 @@ export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSign
     }
     const kept = domains.filter((d) => MAY_STAY_WHEN_OFF.has(d.state));
     if (kept.length > 0) run.note = `shut-off definitions stay on ${s.host} (they cannot start until it is back on): ${kept.map((d) => d.name).join(', ')}`;
+    deps.fence?.(`powering off ${s.host}`);
     await deps.power.powerOff(s.host);
   };
 
@@ -423,7 +438,7 @@ export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSign
     }
     const p = execute(run).then(
       () => finish(run, 'succeeded'),
-      (e) => finish(run, signal?.aborted ? 'cancelled' : isDriverError(e) && e.code === 'TIDE_STALE_PLAN' ? 'skipped' : 'failed', e),
+      (e) => finish(run, signal?.aborted || (isDriverError(e) && e.code === 'TIDE_FENCED') ? 'cancelled' : isDriverError(e) && e.code === 'TIDE_STALE_PLAN' ? 'skipped' : 'failed', e),
     ).finally(() => {
       if (offHost !== null) poweringOff.delete(offHost);
       if (isMigration) {

@@ -32,7 +32,12 @@ export interface ClusterLockOptions {
    * lock is acquired or `signal` aborts (then TIDE_ABORTED). `onWait` is told the refusal each
    * time the holder changes (and at the first one).
    */
-  readonly standby?: { readonly retryMs?: number; readonly onWait?: (refusal: DriverError) => void };
+  readonly standby?: {
+    readonly retryMs?: number;
+    readonly onWait?: (refusal: DriverError) => void;
+    /** Ends the wait (default: `signal`); unlike `signal`, not handed on to `fn`. */
+    readonly signal?: AbortSignal;
+  };
   /** Told once the lock is held (after the takeover notice), before `fn` runs. */
   readonly onAcquired?: (lease: ClusterLease) => void;
 }
@@ -90,21 +95,23 @@ export function checkFence(store: Store, what = 'a side effect'): void {
 
 /** Acquires, or (standby) waits until it can. */
 async function acquireOrWait(store: Store, holder: LockHolder, ttlMs: number, opts: ClusterLockOptions): Promise<ClusterLease> {
+  const standby = opts.standby;
   let lastHolder: string | null = null;
   for (;;) {
     try {
       return store.acquireClusterLock(holder, ttlMs);
     } catch (e) {
-      if (!opts.standby || !(e instanceof DriverError && e.code === 'TIDE_LOCKED')) throw e;
-      const who = JSON.stringify((e.detail as { holder?: unknown } | undefined)?.holder ?? e.message);
+      // A standby also waits out a store it cannot reach (TIDE_STORE_UNAVAILABLE): it is partitioned, not the leader.
+      if (!standby || !(e instanceof DriverError && (e.code === 'TIDE_LOCKED' || (e.code as string) === 'TIDE_STORE_UNAVAILABLE'))) throw e;
+      const who = e.code === 'TIDE_LOCKED' ? JSON.stringify((e.detail as { holder?: unknown } | undefined)?.holder ?? e.message) : e.code;
       if (who !== lastHolder) {
         lastHolder = who;
-        opts.standby.onWait?.(e);
+        standby.onWait?.(e);
       }
     }
-    const retryMs = Math.max(10, opts.standby.retryMs ?? ttlMs / 4);
+    const retryMs = Math.max(10, standby.retryMs ?? ttlMs / 4);
     await new Promise<void>((resolve, reject) => {
-      const signal = opts.signal;
+      const signal = standby.signal ?? opts.signal;
       if (signal?.aborted) {
         reject(new DriverError('TIDE_ABORTED', 'stopped while waiting as a standby for the cluster lock'));
         return;

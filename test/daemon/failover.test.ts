@@ -1,0 +1,202 @@
+/**
+ * Leader election with real processes (issue 9): three `tide daemon`s (the built daemon, standby
+ * on: test/daemon/failover-child.mjs) share one SQLite store and one simulated cluster whose
+ * state is a shared file (failover-world.mjs); host h1 is in maintenance, so the leader runs a
+ * plan of several migrations (one at a time, 1.5 s each). Mid-plan the leader is
+ *   (a) killed (SIGKILL),
+ *   (b) cut from the database (every store call fails, as a PostgreSQL client whose connection
+ *       was cut — the hypervisors stay reachable), or
+ *   (c) paused (SIGSTOP) for longer than its lease, then continued (SIGCONT).
+ * Each time: a standby takes over within 2 intervals; every side effect in the world is
+ * recorded with the fencing token of the controller that did it, and none was started with a
+ * token after another controller acquired the lease; no plan step ran twice; no VM is lost (each
+ * VM exactly once, running, on a powered host); h1 ends empty. The deposed leader exits 1.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, describe, expect, it } from 'vitest';
+import { seedWorld } from './failover-world.mjs';
+
+const ROOT = join(import.meta.dirname, '../..');
+const CHILD = join(import.meta.dirname, 'failover-child.mjs');
+const INTERVAL_SEC = 2;
+const tmp = mkdtempSync(join(tmpdir(), 'tide-failover-'));
+const children: ChildProcess[] = [];
+afterAll(() => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+interface Proc { child: ChildProcess; cut: string; lines: () => Record<string, unknown>[]; exit: Promise<number | null> }
+
+function start(dir: string, n: number): Proc {
+  const cut = join(dir, `cut-${n}`);
+  const child = spawn(process.execPath, [CHILD, join(dir, 'tide.sqlite'), join(dir, 'world.sqlite'), String(INTERVAL_SEC), cut], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let out = '';
+  child.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
+  child.stderr!.on('data', (b: Buffer) => { out += b.toString(); });
+  const exit = new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+  return {
+    child, cut, exit,
+    lines: () => out.split('\n').filter(Boolean).map((l) => {
+      try {
+        return JSON.parse(l) as Record<string, unknown>;
+      } catch {
+        return { raw: l };
+      }
+    }),
+  };
+}
+
+async function until(what: string, cond: () => boolean, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+interface Effect { id: number; at_ms: number; pid: number; token: string | null; kind: string; vm: string | null; host_from: string | null; host_to: string | null; plan_id: number | null; step_id: number | null; outcome: string | null }
+
+function world(dir: string): { effects: Effect[]; vms: { name: string; host: string; state: string }[]; hosts: { name: string; power: string }[]; jobs: number } {
+  const db = new Database(join(dir, 'world.sqlite'), { readonly: true });
+  try {
+    return {
+      effects: db.prepare('SELECT * FROM effects ORDER BY id').all() as Effect[],
+      vms: db.prepare('SELECT name, host, state FROM vms ORDER BY name').all() as { name: string; host: string; state: string }[],
+      hosts: db.prepare('SELECT name, power FROM hosts ORDER BY name').all() as { name: string; power: string }[],
+      jobs: (db.prepare('SELECT COUNT(*) AS n FROM jobs').get() as { n: number }).n,
+    };
+  } finally {
+    db.close();
+  }
+}
+
+const VMS = 6;
+function seed(dir: string): void {
+  seedWorld(join(dir, 'world.sqlite'), {
+    hosts: ['h1', 'h2', 'h3', 'h4'].map((name) => ({ name, cores: 16, memMiB: 65_536 })),
+    // h1 (maintenance) holds six VMs: its evacuation is a plan of six migrations; the others hold one each.
+    vms: [
+      ...Array.from({ length: VMS }, (_, i) => ({ name: `vm${i + 1}`, host: 'h1', vcpus: 2, memMiB: 4096, cpuPct: 20 })),
+      ...['h2', 'h3', 'h4'].map((h, i) => ({ name: `base${i + 1}`, host: h, vcpus: 2, memMiB: 4096, cpuPct: 30 })),
+    ],
+  });
+}
+
+interface Leader { pid: number; token: string; time: number }
+function leaders(ps: Proc[]): Leader[] {
+  return ps.flatMap((p) => p.lines().filter((l) => l.event === 'leader').map((l) => ({ pid: p.child.pid!, token: String(l.token), time: Number(l.acquiredMs) })))
+    .sort((a, b) => a.time - b.time);
+}
+
+type Failure = 'kill' | 'cut' | 'stop';
+
+/** Runs one failover scenario; returns the measured takeover time, ms. */
+async function scenario(failure: Failure): Promise<{ takeoverMs: number; deposedExit: number | null }> {
+  const dir = join(tmp, failure);
+  mkdirSync(dir, { recursive: true });
+  seed(dir);
+  const ps = [0, 1, 2].map((n) => start(dir, n));
+  await until('a leader', () => leaders(ps).length === 1);
+  const first = leaders(ps)[0]!;
+  const leader = ps.find((p) => p.child.pid === first.pid)!;
+  const standbys = ps.filter((p) => p !== leader);
+  await until('two standbys', () => standbys.every((p) => p.lines().some((l) => l.event === 'standby')));
+  // Mid-plan: one migration done and the next one running, all by the first leader.
+  await until('one migration done and one running', () => {
+    const w = world(dir);
+    return w.effects.filter((e) => e.kind === 'migrate' && e.outcome === 'done').length >= 1 && w.jobs === 1;
+  });
+  const t0 = Date.now();
+  if (failure === 'kill') leader.child.kill('SIGKILL');
+  else if (failure === 'cut') writeFileSync(leader.cut, 'partitioned');
+  else leader.child.kill('SIGSTOP');
+  await until('a new leader', () => leaders(ps).length >= 2, 20_000);
+  const second = leaders(ps)[1]!;
+  const takeoverMs = second.time - t0;
+  expect(second.pid).not.toBe(first.pid);
+  if (failure === 'stop') {
+    // Paused for longer than the lease, then continued: it must find itself deposed and act no more.
+    await new Promise((r) => setTimeout(r, 1000));
+    const tCont = Date.now();
+    leader.child.kill('SIGCONT');
+    await leader.exit;
+    const after = world(dir).effects.filter((e) => e.pid === first.pid && e.at_ms >= tCont && e.kind !== 'abort');
+    expect(after, 'side effects of the paused leader after SIGCONT').toEqual([]);
+  }
+  // The new leader finishes the evacuation: h1 empty, no job in flight.
+  await until('h1 evacuated by the new leader', () => {
+    const w = world(dir);
+    return w.jobs === 0 && w.vms.every((v) => v.host !== 'h1');
+  }, 60_000);
+  // A few more intervals: nothing changes in a way the checks below would miss.
+  await new Promise((r) => setTimeout(r, INTERVAL_SEC * 1000));
+  let deposedExit: number | null = null;
+  if (failure !== 'kill') {
+    deposedExit = await leader.exit;
+    if (failure === 'cut') rmSync(leader.cut);
+  }
+  for (const p of ps) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGTERM');
+  const exits = await Promise.all(ps.filter((p) => p !== leader).map((p) => p.exit));
+  expect(exits).toEqual([0, 0]);
+
+  const w = world(dir);
+  const ls = leaders(ps);
+  // Fencing: every side effect but an abort of one's own job was started under the newest lease
+  // (no other controller had acquired the lock since that token's acquisition).
+  for (const e of w.effects.filter((x) => x.kind !== 'abort')) {
+    expect(e.token, `effect ${e.id} (${e.kind} ${e.vm ?? ''}) has a token`).not.toBeNull();
+    const mine = ls.find((l) => l.token === e.token)!;
+    expect(mine, `effect ${e.id}: a known lease`).toBeDefined();
+    const newer = ls.filter((l) => l.time > mine.time && l.time <= e.at_ms);
+    expect(newer, `effect ${e.id} (${e.kind} ${e.vm}) by ${mine.pid} at ${e.at_ms} after ${newer.map((l) => l.pid).join(',')} took over`).toEqual([]);
+  }
+  // Aborts: only of the controller's own running job.
+  for (const a of w.effects.filter((x) => x.kind === 'abort')) {
+    expect(w.effects.some((m) => m.kind === 'migrate' && m.vm === a.vm && m.pid === a.pid && m.outcome === 'aborted')).toBe(true);
+  }
+  // No plan step executed twice.
+  const steps = w.effects.filter((e) => e.kind === 'migrate').map((e) => `${e.plan_id}/${e.step_id}`);
+  expect(steps.every((s) => !s.startsWith('null'))).toBe(true);
+  expect(new Set(steps).size, `steps: ${steps.join(' ')}`).toBe(steps.length);
+  // No VM lost: each once, running, on a powered host.
+  expect(w.vms).toHaveLength(VMS + 3);
+  const on = new Set(w.hosts.filter((h) => h.power === 'on').map((h) => h.name));
+  for (const v of w.vms) {
+    expect(v.state).toBe('running');
+    expect(on.has(v.host), `${v.name} on ${v.host}, which is on`).toBe(true);
+  }
+  // Both leaders acted: the first before the failure, the second after.
+  expect(w.effects.some((e) => e.token === first.token && e.kind === 'migrate')).toBe(true);
+  expect(w.effects.some((e) => e.token === second.token && e.kind === 'migrate')).toBe(true);
+  console.log(`failover ${failure}: takeover ${takeoverMs} ms (interval ${INTERVAL_SEC * 1000} ms); ${steps.length} migrations; deposed leader exit ${deposedExit ?? 'killed'}`);
+  return { takeoverMs, deposedExit };
+}
+
+describe('three controllers on one SQLite store', () => {
+  it('the built daemon exists (npm test builds first; a missing dist/ is a failure, not a skip)', () => {
+    expect(existsSync(join(ROOT, 'dist/daemon/daemon.js')), 'dist/ missing: run npm run build').toBe(true);
+  });
+
+  it('(a) SIGKILL of the leader mid-plan: a standby takes over within 2 intervals and finishes the work', async () => {
+    const r = await scenario('kill');
+    expect(r.takeoverMs).toBeLessThanOrEqual(2 * INTERVAL_SEC * 1000);
+  }, 120_000);
+
+  it('(b) the leader cut from the database mid-plan: it stops acting, exits 1; a standby takes over within 2 intervals', async () => {
+    const r = await scenario('cut');
+    expect(r.takeoverMs).toBeLessThanOrEqual(2 * INTERVAL_SEC * 1000);
+    expect(r.deposedExit).toBe(1);
+  }, 120_000);
+
+  it('(c) SIGSTOP longer than the lease, then SIGCONT: no side effect after losing the lease, exits 1', async () => {
+    const r = await scenario('stop');
+    expect(r.takeoverMs).toBeLessThanOrEqual(2 * INTERVAL_SEC * 1000);
+    expect(r.deposedExit).toBe(1);
+  }, 120_000);
+});
