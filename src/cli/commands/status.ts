@@ -6,6 +6,7 @@ import { statusReport, type StatusReport } from '../../daemon/ops.js';
 import { InputError } from '../../input/errors.js';
 import { checkStorePath } from '../../input/schema.js';
 import { storePathFor } from '../../store/lock.js';
+import { openStore } from '../../store/open.js';
 import { openSqliteStore } from '../../store/store.js';
 import { parse } from '../args.js';
 import { configPath } from '../cluster.js';
@@ -69,7 +70,8 @@ export const statusCommand: Command = {
     if (src.configError) {
       io.err(`tide status: warning: the configuration ${src.configFile} is invalid [${src.configError.code}]; reporting from ${src.storePath}${values.store === undefined ? ' (the default store next to it; give --store FILE if store.path names another)' : ''}:\n${src.configError.message}\n`);
     }
-    const store = openSqliteStore(src.storePath);
+    // A PostgreSQL store named by a valid configuration (and no --store FILE) is opened as such; otherwise the SQLite file.
+    const store = src.config?.store.kind === 'postgres' && values.store === undefined ? openStore(src.config.store, src.configFile!) : openSqliteStore(src.storePath);
     try {
       const r = statusReport(store, src.config);
       const out = src.configError ? { ...r, configError: src.configError } : r;

@@ -13,8 +13,8 @@ import type { Clock } from '../../core/clock.js';
 import type { PowerDriver } from '../../drivers/power.js';
 import { clusterPowerDriver } from '../../drivers/power/cluster.js';
 import { systemClock } from '../../executor/clock.js';
-import { storePathFor } from '../../store/lock.js';
-import { openSqliteStore, type Store, type WakePathRecord } from '../../store/store.js';
+import { openStore } from '../../store/open.js';
+import type { Store, WakePathRecord } from '../../store/store.js';
 import { parse } from '../args.js';
 import { clusterConfig } from '../cluster.js';
 import { UsageError, type Command } from '../io.js';
@@ -81,7 +81,7 @@ export function createWakeTestCommand(deps: WakeTestDeps = { clock: systemClock 
       const { config, file } = clusterConfig(values, io);
       const names = config.hosts.map((h) => h.name);
       for (const h of positionals) if (!names.includes(h)) throw new UsageError(`no host named '${h}' in ${file} (hosts: ${names.join(', ')})`);
-      const store = openSqliteStore(storePathFor(config.store.path, file));
+      const store = openStore(config.store, file);
       const print = (rs: readonly WakePathRecord[], extra: Record<string, unknown> = {}): void => {
         io.out(values.json ? `${JSON.stringify({ wakePaths: rs, ...extra })}\n` : rs.length ? `${rs.map(line).join('\n')}\n` : 'no wake-path test recorded\n');
       };
