@@ -32,7 +32,7 @@
  *   lab.locate(vm), lab.jobInfo(host, vm), lab.guestInfo(vm), lab.configFile
  */
 import { mkdirSync } from 'node:fs';
-import { describe, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import type { TideConfig } from '../../src/config/schema.js';
 import {
@@ -40,7 +40,7 @@ import {
   type DownReport, type LabHostName, type LabUpOptions,
 } from '../../src/lab/index.js';
 import { run } from '../../src/lab/exec.js';
-import { acquireLock } from '../../src/lab/lock.js';
+import { acquireLabLease, describeLeaseHolder } from '../../src/lab/lock.js';
 
 /** beforeAll/afterAll timeout for lab hooks: covers waiting for another file's lease. */
 export const LAB_HOOK_TIMEOUT_MS = 15 * 60_000;
@@ -126,10 +126,15 @@ export async function sharedLab(opts: SharedLabOptions = {}): Promise<TestLab> {
   const dir = opts.dir ?? TEST_LAB_DIR;
   const log = opts.verbose === false ? undefined : labLog;
   mkdirSync(dir, { recursive: true });
-  const release = await acquireLock(labLayout(dir).leaseFile, {
-    what: 'the lab lease',
-    timeoutMs: opts.waitMs ?? 14 * 60_000,
-    onWait: (pid) => log?.(`lab busy (lease held by pid ${pid}); waiting`),
+  // The lease `tide lab up|down|demo` take too (src/lab/lock.ts): a CLI user and a test take turns.
+  let testPath: string | undefined;
+  try {
+    testPath = expect.getState().testPath;
+  } catch { /* outside a test */ }
+  const release = await acquireLabLease(labLayout(dir).leaseFile, {
+    holder: `lab test ${testPath ? testPath.replace(/^.*?\/test\//, 'test/') : `(pid ${process.pid})`}`,
+    waitMs: opts.waitMs ?? 14 * 60_000,
+    onWait: (h) => log?.(`lab busy (lease held by ${describeLeaseHolder(h)}); waiting`),
   });
   try {
     const existing = TestLab.open(dir, log);

@@ -2,23 +2,30 @@
  * `tide lab up|down|status|virsh`: the two-host libvirt lab on this machine (root). A thin shell
  * over src/lab; see docs/lab.md.
  */
+import { mkdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { num } from '../args.js';
 import { UsageError, type CliIo, type Command } from '../io.js';
 import {
   DEFAULT_LAB_DIR, Lab, LabError, isLabHostName, parseAccelChoice, type LabHostName, type Placement,
 } from '../../lab/index.js';
-import { GUEST_IP_FIRST, GUEST_IP_LAST } from '../../lab/layout.js';
+import { GUEST_IP_FIRST, GUEST_IP_LAST, labLayout } from '../../lab/layout.js';
+import { acquireLabLease } from '../../lab/lock.js';
 import { BMC_PORT, WOL_BROADCAST, WOL_PORT, bmcIp } from '../../lab/power-layout.js';
 import { clockLabel, runLabDemo } from '../../api/lab-demo.js';
 
 const USAGE = `tide lab up [--vms N] [--placement round-robin|lab-a|lab-b] [--mem-mib M] [--dirty-mib D]
                 [--disk[=shared|local]] [--accel auto|kvm|tcg] [--bzimage] [--recreate] [--keep-on-failure]
-                [--power[=ipmi|wol]] [--boot-delay-sec S] [--dir DIR] [--json]
-       tide lab down [--purge] [--dir DIR] [--json]
+                [--power[=ipmi|wol]] [--boot-delay-sec S] [--dir DIR] [--wait SEC] [--json]
+       tide lab down [--purge] [--dir DIR] [--wait SEC] [--json]
        tide lab status [--dir DIR] [--json]
        tide lab virsh HOST ARGS...     (HOST = lab-a | lab-b)
-       tide lab demo [--minutes N] [--vms N (even, default 4)] [--dir DIR] [--json]
+       tide lab demo [--minutes N] [--vms N (even, default 4)] [--dir DIR] [--wait SEC] [--json]
+
+  The lab has one user at a time: up, down and demo take the lab lease (DIR/lease.lock) that
+  lab tests take too (test/helpers/lab.ts). While another process holds it they are refused at
+  once, naming the holder (pid, what it is, since when); --wait SEC waits up to SEC seconds for
+  it first. status and virsh only read and take no lease.
 
   up      two libvirt hosts in network namespaces + N small guests (default 2, round-robin);
           writes DIR/tide.json (default DIR ${DEFAULT_LAB_DIR}). Reuses a healthy lab that is
@@ -37,6 +44,26 @@ const USAGE = `tide lab up [--vms N] [--placement round-robin|lab-a|lab-b] [--me
           and wakes it and spreads again in the morning. Every guest is probed throughout.
           Prints the timeline live, then the figures of \`tide demo\` plus probeFailed,
           vmsLost, hostsPoweredOff, hostsWoken (--json: one object).`;
+
+/**
+ * Runs `fn` holding the lab lease of `dir` (see the usage). Called after the arguments are
+ * checked: a usage error never waits for the lab.
+ */
+async function leased<T>(dir: string | undefined, what: string, waitSec: string | undefined, io: CliIo, fn: () => Promise<T>): Promise<T> {
+  const d = dir ?? DEFAULT_LAB_DIR;
+  const waitMs = num(waitSec, '--wait', 0, { min: 0, max: 86_400 }) * 1000;
+  // (the only argument checked here: --wait; callers check theirs before)
+  mkdirSync(d, { recursive: true });
+  const release = await acquireLabLease(labLayout(d).leaseFile, {
+    holder: what, waitMs,
+    onWait: (h) => io.err(`[lab] the lab is in use by pid ${h.pid}${h.holder ? ` (${h.holder})` : ''}; waiting up to ${waitMs / 1000} s\n`),
+  });
+  try {
+    return await fn();
+  } finally {
+    release();
+  }
+}
 
 function intOpt(v: string | undefined, name: string, min: number, max: number): number | undefined {
   return v === undefined ? undefined : num(v, `--${name}`, 0, { min, max, int: true });
@@ -61,6 +88,7 @@ async function up(argv: string[], io: CliIo): Promise<number> {
       power: { type: 'string' },
       'boot-delay-sec': { type: 'string' },
       dir: { type: 'string' },
+      wait: { type: 'string' },
       json: { type: 'boolean' },
     },
   });
@@ -80,12 +108,16 @@ async function up(argv: string[], io: CliIo): Promise<number> {
     throw new UsageError((e as Error).message);
   }
   const log = (m: string): void => io.err(`[lab] ${m}\n`);
-  const { lab, reused } = await Lab.up({
+  // Every argument is checked before the lease is taken (a usage error never waits for the lab).
+  const vms = intOpt(values.vms, 'vms', 0, GUEST_IP_LAST - GUEST_IP_FIRST + 1);
+  const memMiB = intOpt(values['mem-mib'], 'mem-mib', 64, 65_536);
+  const dirtyMiB = intOpt(values['dirty-mib'], 'dirty-mib', 0, 65_536);
+  const { lab, reused } = await leased(values.dir, 'tide lab up', values.wait, io, () => Lab.up({
     dir: values.dir,
-    vms: intOpt(values.vms, 'vms', 0, GUEST_IP_LAST - GUEST_IP_FIRST + 1),
+    vms,
     placement: placement as Placement,
-    memMiB: intOpt(values['mem-mib'], 'mem-mib', 64, 65_536),
-    dirtyMiB: intOpt(values['dirty-mib'], 'dirty-mib', 0, 65_536),
+    memMiB,
+    dirtyMiB,
     disk: disk ?? null,
     accel,
     bzImage: values.bzimage,
@@ -93,7 +125,7 @@ async function up(argv: string[], io: CliIo): Promise<number> {
     keepOnFailure: values['keep-on-failure'],
     power: power === undefined ? null : { method: power, ...(bootDelaySec !== undefined ? { bootDelaySec } : {}) },
     log,
-  });
+  }));
   const summary = await lab.summary();
   if (values.json) {
     io.out(`${JSON.stringify(summary)}\n`);
@@ -113,10 +145,10 @@ async function down(argv: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { dir: { type: 'string' }, purge: { type: 'boolean' }, json: { type: 'boolean' } },
+    options: { dir: { type: 'string' }, purge: { type: 'boolean' }, wait: { type: 'string' }, json: { type: 'boolean' } },
   });
   if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
-  const report = await Lab.down({ dir: values.dir, purge: values.purge, log: (m) => io.err(`[lab] ${m}\n`) });
+  const report = await leased(values.dir, 'tide lab down', values.wait, io, () => Lab.down({ dir: values.dir, purge: values.purge, log: (m) => io.err(`[lab] ${m}\n`) }));
   const left = Object.entries(report.left).filter(([, l]) => l.length > 0);
   if (values.json) io.out(`${JSON.stringify(report)}\n`);
   else if (left.length === 0) io.out('left: nothing\n');
@@ -154,17 +186,18 @@ async function demoCmd(argv: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { minutes: { type: 'string' }, vms: { type: 'string' }, dir: { type: 'string' }, json: { type: 'boolean' } },
+    options: { minutes: { type: 'string' }, vms: { type: 'string' }, dir: { type: 'string' }, wait: { type: 'string' }, json: { type: 'boolean' } },
   });
   if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
   const minutes = num(values.minutes, '--minutes', 8, { min: 1, max: 24 * 60 });
-  const s = await runLabDemo({
+  const vms = intOpt(values.vms, 'vms', 2, GUEST_IP_LAST - GUEST_IP_FIRST + 1);
+  const s = await leased(values.dir, 'tide lab demo', values.wait, io, () => runLabDemo({
     dir: values.dir,
     minutes,
-    vms: intOpt(values.vms, 'vms', 2, GUEST_IP_LAST - GUEST_IP_FIRST + 1),
+    vms,
     log: (m) => io.err(`[lab] ${m}\n`),
     onEvent: values.json ? undefined : (e) => io.out(`${clockLabel(e.atSec)}  ${e.text}\n`),
-  });
+  }));
   if (values.json) {
     io.out(`${JSON.stringify(s)}\n`);
   } else {
