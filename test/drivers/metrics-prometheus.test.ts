@@ -4,11 +4,17 @@
  * private libvirtd with a running guest), and what missing and stale series do: gaps with a
  * reason, the VM's usage not fresh, and the controller's moves frozen naming the host.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Controller } from '../../src/app/controller.js';
+import { parseConfig } from '../../src/config/load.js';
 import { compilePolicy } from '../../src/core/policy.js';
 import type { MetricsReading, MetricsSource } from '../../src/drivers/metrics/index.js';
+import { openDaemon } from '../../src/daemon/config.js';
 import { systemClock } from '../../src/executor/clock.js';
+import { runCli } from '../helpers/cli.js';
 import { labGate } from '../helpers/libvirtd.js';
 import { prometheusGate } from '../helpers/prometheus.js';
 import { METRICS_HOST, METRICS_VM, prometheusHarness, prometheusParts, runMetricsContract, type PrometheusParts } from './metrics-contract.js';
@@ -91,6 +97,55 @@ if (labGate('metrics source contract: Prometheus (private libvirtd)', { qemu: tr
         await p.libvirt.start();
       }
     }, 90_000);
+
+    it('the configuration path: a daemon with metrics.source prometheus, node-exporter down → its log and tide status say frozen and why', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'tide-metrics-cfg-'));
+      try {
+        const cfgFile = join(dir, 'tide.json');
+        const raw = {
+          hosts: [{ name: METRICS_HOST, uri: p.daemon.unixUri() }],
+          store: { path: join(dir, 'tide.sqlite') },
+          intervalSec: 60,
+          metrics: { source: 'prometheus', prometheus: { url: p.prometheus.url, staleSec: 10, rateWindowSec: 5, hosts: { [METRICS_HOST]: { node: p.node.address, libvirt: p.libvirt.address } } } },
+        };
+        writeFileSync(cfgFile, JSON.stringify(raw));
+        // `tide daemon --once`: one round through the CLI, the configuration and openDaemon
+        const healthy = await runCli(['--config', cfgFile, 'daemon', '--once', '--log-format', 'json']);
+        expect(healthy.code, healthy.err).toBe(0);
+        expect(healthy.out).not.toContain('"event":"freeze"');
+        await p.node.stop();
+        try {
+          await readUntil(p, src, (x) => x.gaps.some((g) => g.kind === 'host'));
+          const down = await runCli(['--config', cfgFile, 'daemon', '--once', '--log-format', 'json']);
+          expect(down.code, down.err).toBe(0);
+          const round = down.out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { event?: string; frozen?: string }).find((l) => l.event === 'round');
+          expect(round?.frozen).toContain(`metrics of ${METRICS_HOST} missing: host series`);
+          // tide status shows the freeze of a running daemon (a stopped one's row says nothing about now)
+          const opened = openDaemon(parseConfig(raw), cfgFile);
+          let firstRound!: () => void;
+          const rounded = new Promise<void>((r) => { firstRound = r; });
+          const running = opened.daemon.run(undefined, undefined, {});
+          const poll = setInterval(() => { if (opened.daemon.status().lastRound) firstRound(); }, 100);
+          try {
+            await rounded;
+            const st = await runCli(['--config', cfgFile, 'status']);
+            expect(st.out).toMatch(/frozen: +yes/);
+            expect(st.out).toContain(`metrics of ${METRICS_HOST} missing: host series`);
+            expect(st.out).toContain('up = 0');
+          } finally {
+            clearInterval(poll);
+            opened.daemon.stop();
+            await running;
+            await opened.close();
+          }
+        } finally {
+          await p.node.start();
+          await readUntil(p, src, (x) => x.gaps.length === 0);
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }, 120_000);
 
     it('a sample older than staleSec is a stale gap with its age (Prometheus clock)', async () => {
       const strict = p.source({ staleSec: 0.0001 });
