@@ -6,6 +6,7 @@
  * host:port, a dropped connection is replaced, an old schema is migrated in place.
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DriverError } from '../../src/drivers/errors.js';
 import { MIGRATIONS, PG_SCHEMA_VERSION } from '../../src/store/pg/schema.js';
@@ -115,6 +116,28 @@ describe('PostgreSQL store: connection', () => {
       s.recordRoundError({ atMs: 2, code: 'B', message: 'after' });
       expect(s.roundErrors()).toHaveLength(2);
     } finally {
+      s.close();
+    }
+  });
+});
+
+describe('PostgreSQL store: a call stuck behind a lock', () => {
+  it('gives up after timeoutMs with TIDE_STORE_UNAVAILABLE, the server cancels it (nothing written), and the next call works', async () => {
+    if (!server) throw new Error(`no PostgreSQL server: ${skip}`);
+    const s = openPgStore(options('stuck', { timeoutMs: 400 }));
+    const blocker = new pg.Client({ host: server.host, port: server.port, database, user: server.user, password: server.password });
+    await blocker.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query('LOCK TABLE stuck.round_errors IN ACCESS EXCLUSIVE MODE');
+      const e = unavailable(() => s.recordRoundError({ atMs: 1, code: 'A', message: 'stuck' }));
+      expect(e.message).toMatch(new RegExp(`127\\.0\\.0\\.1:${server.port}.*no answer within 400 ms`));
+      await blocker.query('ROLLBACK');
+      expect(s.roundErrors()).toEqual([]); // the stuck insert died with its connection
+      s.recordRoundError({ atMs: 2, code: 'B', message: 'after' });
+      expect(s.roundErrors().map((r) => r.code)).toEqual(['B']);
+    } finally {
+      await blocker.end();
       s.close();
     }
   });

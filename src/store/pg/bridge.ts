@@ -69,7 +69,9 @@ async function connect() {
   const cl = new pg.Client({
     host: c.host, port: c.port, database: c.database, user: c.user, password: c.password,
     ssl: c.ssl ? { rejectUnauthorized: true } : false,
-    connectionTimeoutMillis: c.timeoutMs, query_timeout: c.timeoutMs, keepAlive: true,
+    // The server cancels a statement at timeoutMs (statement_timeout: its transaction rolls back,
+    // nothing written); the client gives up on a silent server a little later (query_timeout).
+    connectionTimeoutMillis: c.timeoutMs, query_timeout: c.timeoutMs + 500, statement_timeout: c.timeoutMs, keepAlive: true,
     application_name: 'tide',
   });
   cl.on('error', () => { if (client === cl) client = null; });
@@ -132,7 +134,7 @@ port.on('message', async (req) => {
     const lost = code === null || code.startsWith('08') || code.startsWith('57P');
     if (inTx && !lost && cl) await cl.query('ROLLBACK').catch(() => {});
     if (lost && cl) { if (client === cl) client = null; cl.end().catch(() => {}); }
-    reply({ id: req.id, error: { message: String(e.message || e), code, lost } });
+    reply({ id: req.id, error: { message: String(e.message || e), code, lost, cancelled: code === '57014' } });
   }
 });
 `;
@@ -145,6 +147,8 @@ export class SyncPg {
   private flag: Int32Array | null = null;
   private nextId = 1;
   private closed = false;
+  /** Counts connections dropped by this side (timeouts): a transaction begun under another epoch is gone. */
+  epoch = 0;
 
   constructor(private readonly conn: PgConnection) {}
 
@@ -170,6 +174,7 @@ export class SyncPg {
   }
 
   private drop(): void {
+    this.epoch++;
     const w = this.worker;
     this.worker = null;
     this.port?.close();
@@ -200,9 +205,14 @@ export class SyncPg {
         Atomics.store(flag, 0, 0);
         continue;
       }
-      const msg = got.message as { id: number; results?: StmtResult[]; mismatch?: number; error?: { message: string; code: string | null; lost: boolean } };
+      const msg = got.message as { id: number; results?: StmtResult[]; mismatch?: number; error?: { message: string; code: string | null; lost: boolean; cancelled?: boolean } };
       if (msg.id !== id) continue; // an answer to a call that timed out earlier cannot arrive (that worker is gone), but be strict
       if (msg.error) {
+        if (msg.error.cancelled) {
+          throw new DriverError('TIDE_STORE_UNAVAILABLE', `${this.where}: no answer within ${this.conn.timeoutMs} ms (the server cancelled the statement: nothing written)`, {
+            host: this.conn.host, port: this.conn.port, sqlstate: msg.error.code,
+          });
+        }
         if (msg.error.lost) {
           throw new DriverError('TIDE_STORE_UNAVAILABLE', `${this.where}: ${msg.error.message}`, { host: this.conn.host, port: this.conn.port, sqlstate: msg.error.code });
         }

@@ -117,16 +117,20 @@ FROM agg LEFT JOIN prev ON prev.kind = agg.kind AND prev.name = agg.name AND pre
 export function openPgStore(opts: PgStoreOptions): Store {
   const pg = new SyncPg(opts);
   const where0 = pg.where;
+  /** BEGIN … COMMIT across several calls (the caller decides in between); ROLLBACK on any throw, unless the connection is gone (then the server rolled back). */
   const interactive = <T>(fn: () => T): T => {
     pg.query('BEGIN');
+    const epoch = pg.epoch;
     try {
       const r = fn();
       pg.query('COMMIT');
       return r;
     } catch (e) {
-      try {
-        pg.query('ROLLBACK');
-      } catch { /* the connection is gone: the server rolled back */ }
+      if (pg.epoch === epoch && !(e instanceof DriverError && e.code === 'TIDE_STORE_UNAVAILABLE')) {
+        try {
+          pg.query('ROLLBACK');
+        } catch { /* the connection is gone: the server rolled back */ }
+      }
       throw e;
     }
   };
