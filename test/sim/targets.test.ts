@@ -9,7 +9,8 @@
  * and a load step nobody has seen before (the office's build job jumping from 2 % to 70 % at
  * 10:00) saturates a host at the round it happens. From the second day on, every target holds
  * — checked here per round and per day — and the whole-run figures are asserted as far as
- * they hold (see the report of this change for the first-day numbers).
+ * they hold. The first day's misses and why no cold-start rule tried so far removes them without
+ * breaking another target: docs/tide-policy.md ("Why the first day misses issue 7's targets").
  */
 import { describe, expect, it } from 'vitest';
 import { runDemo } from '../../src/api/demo.js';
@@ -40,24 +41,36 @@ describe('issue 7 targets: tide simulate --scenario office --days 14', () => {
     expect(r.saturatedHostIntervals).toBeLessThanOrEqual(2);
   }, SLOW);
 
-  it('saturated host-rounds: none once a day of history is known (the morning ramps and the 10:00 step are met ahead)', () => {
+  it('saturated host-rounds: none once a day of history is known (the morning ramps and the 10:00 step are met ahead); on the first day only where a VM steps far above anything recorded for it', () => {
     const policy = compilePolicy('tide');
     const sc = withRealisticPower(officeScenario({ days: 14 }));
     const engine = new Engine(sc, { accounting: 'realistic', initialPlacement: policy.definition.sim.initialPlacement });
     const saturated: number[] = [];
+    /** Highest demand of each VM at the rounds before this one, MIPS. */
+    const seenMax = new Map<string, number>();
+    const unforeseen: string[] = [];
     let withForecast = 0;
     const m = engine.run((snap, now) => {
       // The snapshot's demand is what the engine's saturation count sees at this round.
       for (const h of snap.hosts) {
         let d = 0;
         for (const v of snap.vms) if (v.host === h.id) d += v.demand.cpuMips;
-        if (d > h.cpuCores * h.mipsPerCore * (1 + 1e-9)) saturated.push(now);
+        if (d > h.cpuCores * h.mipsPerCore * (1 + 1e-9)) {
+          saturated.push(now);
+          // Cold start: a saturated round is one no recorded history could foresee — a VM on the
+          // host jumped by more than half its size above its highest demand so far (the office's
+          // build job going from 2 % to 70 % at 10:00 on the first day).
+          const step = snap.vms.find((v) => v.host === h.id && v.demand.cpuMips - (seenMax.get(v.id) ?? 0) > 0.5 * v.vcpus * v.mipsPerVcpu);
+          if (step) unforeseen.push(`${now}:${step.id}`);
+        }
       }
+      for (const v of snap.vms) seenMax.set(v.id, Math.max(seenMax.get(v.id) ?? 0, v.demand.cpuMips));
       if (snap.forecast?.vms && Object.keys(snap.forecast.vms).length > 0) withForecast++;
       return plan(snap, policy, now);
     });
     expect(saturated.length).toBe(m.saturatedHostIntervals);
     expect(saturated.filter((t) => t >= DAY)).toEqual([]);
+    expect(unforeseen).toHaveLength(saturated.length);
     // The forecast is in the snapshot from the first day's end on (every slot seen once).
     expect(withForecast).toBeGreaterThan(13 * 288);
   }, SLOW);
