@@ -63,6 +63,15 @@ function asPg(who: { uid: number; gid: number } | null, bin: string, args: strin
   return who ? ['setpriv', ['--reuid', String(who.uid), '--regid', String(who.gid), '--clear-groups', '--', bin, ...args]] : [bin, args];
 }
 
+/**
+ * Why the PostgreSQL tests cannot run here (no server binaries), or null. Synchronous, for
+ * describe.skipIf; under CI always null (startPostgres then fails loudly instead).
+ */
+export function postgresSkipReason(): string | null {
+  if (PG_REQUIRED || pgBin()) return null;
+  return 'PostgreSQL server binaries not found (apt-get install postgresql, or set TIDE_PG_BIN)';
+}
+
 /** Starts the server, or returns why it cannot (never under CI: there it throws). */
 export async function startPostgres(): Promise<PgServer | { skip: string }> {
   const bin = pgBin();
