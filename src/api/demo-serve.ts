@@ -10,6 +10,11 @@
  * GET /metrics (Prometheus, no token) and one viewer route, GET /api/v1/demo: simulated time,
  * speed, energy with Tide vs the same datacenter left always on; with ?history=1 the per-round
  * history (hosts on, energy, migrations, CPU per host).
+ *
+ * Migrations are watchable: while one runs, the pacing slows to `migrationSpeed` virtual seconds
+ * per wall second (default 4: a 10-second live migration of the office takes 2.5 s on screen),
+ * so its progress bar shows; the API can abort it (POST /api/v1/migrations/{vm}/abort). Policy
+ * and rules edited through the API are kept in the run's store, as with tide daemon.
  */
 import { chmodSync, writeFileSync } from 'node:fs';
 import type { Mode, TickResult } from '../app/controller.js';
@@ -22,7 +27,9 @@ import { createDaemon, type Daemon } from '../daemon/daemon.js';
 import { SimDriver } from '../drivers/sim/sim-driver.js';
 import { DriverError } from '../drivers/errors.js';
 import { VirtualClock } from '../executor/clock.js';
+import { MigrationControl } from '../http/abort.js';
 import { createHttpApp, requireRole } from '../http/app.js';
+import { withEffectiveSections } from '../http/overrides.js';
 import { chainObservers, createMetrics, metricsHandler } from '../metrics/prometheus.js';
 import { EventBus } from '../http/events.js';
 import { serveHttp } from '../http/serve.js';
@@ -34,6 +41,9 @@ import { drivePaced, realWall, type WallClock } from './pacing.js';
 
 /** Virtual seconds per wall second that show a day in about ten minutes. */
 export const DAY_PER_TEN_MINUTES = 86_400 / 600;
+
+/** Virtual seconds per wall second while a migration runs: progress bars stay on screen for seconds. */
+export const MIGRATION_SPEED = 4;
 
 /** The office's schedule in the demo: consolidate every night and all weekend, balance by day. */
 export const DEMO_SCHEDULE = {
@@ -50,6 +60,8 @@ export interface DemoServeOptions {
   readonly port?: number;
   /** Virtual seconds per wall second (default DAY_PER_TEN_MINUTES). */
   readonly speed?: number;
+  /** Virtual seconds per wall second while a migration runs (default MIGRATION_SPEED; never faster than speed). */
+  readonly migrationSpeed?: number;
   /** Simulated hours to run (default 168, a week); the API keeps serving after the run ends. */
   readonly hours?: number;
   readonly hosts?: number;
@@ -148,8 +160,10 @@ export async function serveDemo(opts: DemoServeOptions = {}): Promise<DemoServer
     });
   };
 
+  // Running migrations: progress and abort for the API, and the pacing's slow motion.
+  const migrationControl = new MigrationControl(nowMs);
   const daemon = createDaemon({
-    clock, store, hypervisor: driver, power: driver, holdLock: false,
+    clock, store, hypervisor: migrationControl.wrap(driver), power: driver, holdLock: false,
     // Approved plans are picked up within a simulated minute (and at once via wake()).
     pollMs: 60_000,
     settings: {
@@ -177,6 +191,8 @@ export async function serveDemo(opts: DemoServeOptions = {}): Promise<DemoServer
     store, config, bus, nowMs,
     staticDir,
     onChange: () => daemon.wake(),
+    migrations: migrationControl,
+    applyConfig: (effective) => daemon.reload(withEffectiveSections(daemon.settings, effective)),
     extraRoutes: (api) => {
       api.get('/metrics', metricsHandler(metrics));
       api.get('/api/v1/demo', requireRole('viewer'), (c) => c.json({
@@ -206,7 +222,7 @@ export async function serveDemo(opts: DemoServeOptions = {}): Promise<DemoServer
   // The real wall clock, except that close() cuts a pending pacing sleep short (a round at
   // 144× is 2 s of wall time) and later ones are not waited for: the run ends at once.
   const sleepers = new Set<() => void>();
-  const wall: WallClock = opts.wall ?? {
+  const real: WallClock = opts.wall ?? {
     now: realWall.now,
     sleep: (ms) => new Promise<void>((resolve) => {
       if (stopped) return resolve();
@@ -219,6 +235,7 @@ export async function serveDemo(opts: DemoServeOptions = {}): Promise<DemoServer
       sleepers.add(wake);
     }),
   };
+  const wall = slowMotion(real, () => (migrationControl.inFlight > 0 ? Math.min(1, (opts.migrationSpeed ?? MIGRATION_SPEED) / speed) : 1), migrationControl);
   const done = drivePaced(clock, daemon.run(hours * 3_600_000), speed, wall).then(async () => {
     await baseChain;
   }, (e: unknown) => {
@@ -245,6 +262,33 @@ export async function serveDemo(opts: DemoServeOptions = {}): Promise<DemoServer
       clearTimeout(timer);
       await server.close();
       store.close();
+    },
+  };
+}
+
+/**
+ * A WallClock for drivePaced whose time runs at `rate()` of the real one (1: real time; 0.1:
+ * ten times slower, so the paced virtual clock runs ten times slower too). The rate is read at
+ * each call and whenever `control` reports a change, so a slow stretch starts and ends with the
+ * migrations; a sleep is stretched by the rate in force when it begins.
+ */
+export function slowMotion(real: WallClock, rate: () => number, control?: MigrationControl): WallClock {
+  let lastReal = real.now();
+  let scaled = lastReal;
+  let r = rate();
+  const advance = (): number => {
+    const now = real.now();
+    scaled += (now - lastReal) * r;
+    lastReal = now;
+    r = rate();
+    return scaled;
+  };
+  control?.onChange(() => void advance());
+  return {
+    now: advance,
+    sleep: (ms) => {
+      advance();
+      return real.sleep(r > 0 ? ms / r : ms);
     },
   };
 }

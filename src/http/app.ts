@@ -464,7 +464,7 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<ApiEnv> {
     responses: { 200: anyJson('{ fromMs, toMs, samples, intervalSec, alwaysOnKWh, results: [{ policy, label, configured, energyKWh, savedVsAlwaysOnPct, migrations, slaViolationPct, … }] }'), ...errors(...WRITE_ERRORS) },
   }), (c) => {
     const b = c.req.valid('json');
-    return c.json(whatIf(store, cfg(), bus.lastTick(), nowMs(), { hours: b.hours ?? 24, policies: b.policies }), 200);
+    return c.json(whatIf(store, cfg(), bus.lastTick(), { hours: b.hours ?? 24, policies: b.policies }), 200);
   });
 
   app.openapi(createRoute({

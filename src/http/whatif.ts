@@ -51,13 +51,17 @@ function sinceMondaySec(epochSec: number): number {
   return (((day + 3) % 7) * 86_400) + (epochSec - day * 86_400);
 }
 
-export function whatIf(store: Store, config: TideConfig, tick: TickResult | null, nowMs: number, req: WhatIfRequest): WhatIfResult {
+/**
+ * `hours` back from the daemon's last round (tick.at: the clock the store's metrics are written
+ * with — the demo's virtual clock, the system clock in tide daemon).
+ */
+export function whatIf(store: Store, config: TideConfig, tick: TickResult | null, req: WhatIfRequest): WhatIfResult {
   if (!tick) throw new DriverError('TIDE_STALE_PLAN', 'the daemon has not finished a round yet: no hosts and VMs to replay on');
   // Validate every policy first (400 TIDE_POLICY naming the argument) before any work.
   const specs = [{ name: config.policy.name, args: config.policy.args, configured: true }, ...req.policies.map((p) => ({ name: p.name, args: p.args ?? {}, configured: false }))];
   const compiled = specs.map((s) => compilePolicy(s.name, { ...(policyDefinition(s.name).sim.realisticArgs ?? {}), ...s.args }));
   const res = req.hours <= 24 ? 'raw' : 'hour';
-  const sinceMs = nowMs - req.hours * 3_600_000;
+  const sinceMs = tick.at - req.hours * 3_600_000;
   const points = store.metricsHistory({ kind: 'vm', sinceMs, res });
   const times = [...new Set(points.map((p) => p.atMs))].sort((a, b) => a - b);
   if (times.length < 2) throw new DriverError('TIDE_STALE_PLAN', `fewer than 2 recorded samples in the last ${req.hours} h: nothing to replay yet`);

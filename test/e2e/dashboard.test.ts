@@ -6,9 +6,14 @@
  *  - every host and every VM of the demo is on the page;
  *  - a consolidation visibly moves VMs and powers a host off, live (no reload);
  *  - in approve mode, a plan approved from the UI executes;
- *  - a viewer token sees no approve button, and the API refuses the approval (403).
+ *  - a viewer token sees no approve button, and the API refuses the approval (403);
+ *  - a live migration shows a progress bar (the demo slows down while one runs);
+ *  - the What-if page replays the recorded history through other policies: both results and a chart;
+ *  - an admin edits the rules on the Policy & rules page (kept in the store, source api).
  *
- * Screenshots of the main pages go to docs/screenshots/ (linked from the README).
+ * Screenshots of the main pages go to a temporary folder (printed), and to docs/screenshots/
+ * (linked from the README) only with TIDE_UPDATE_SCREENSHOTS=1 (CONTRIBUTING.md), so that a
+ * test run does not dirty the tree.
  * Chromium missing: a printed skip, a failure under CI (CI=1).
  */
 import { execFileSync } from 'node:child_process';
@@ -29,7 +34,8 @@ import { main } from '../../src/cli/main.js';
 const CHROMIUM = process.env.TIDE_CHROMIUM ?? '/usr/bin/chromium';
 const REQUIRED = process.env.CI === '1' || process.env.CI === 'true';
 const haveChromium = existsSync(CHROMIUM);
-const SHOTS = join(process.cwd(), 'docs', 'screenshots');
+const SHOTS = process.env.TIDE_UPDATE_SCREENSHOTS === '1' ? join(process.cwd(), 'docs', 'screenshots')
+  : process.env.TIDE_SCREENSHOT_DIR ?? join(tmpdir(), 'tide-screenshots');
 const WEB = join(process.cwd(), 'dist', 'web');
 
 if (!haveChromium) {
@@ -48,6 +54,7 @@ describe.skipIf(!haveChromium)('dashboard in headless Chromium against tide demo
     execFileSync('npx', ['vite', 'build', '--config', 'web/vite.config.ts'], { stdio: 'pipe' });
     expect(existsSync(join(WEB, 'index.html'))).toBe(true);
     mkdirSync(SHOTS, { recursive: true });
+    console.log(`dashboard e2e: screenshots in ${SHOTS}`);
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
   });
   afterAll(async () => {
@@ -95,6 +102,15 @@ describe.skipIf(!haveChromium)('dashboard in headless Chromium against tide demo
       // consolidation (19:00 on): some VM changes host and a host that was on goes off.
       const before = await placement(page);
       const seenOn = new Set(Object.entries(await powers(page)).filter(([, p]) => p === 'on').map(([h]) => h));
+      // Meanwhile a live migration's progress bar shows, part-way (the demo slows down while one runs).
+      const progress = page.waitForSelector('[data-testid=migrations] [data-migration][data-state=running]:not([data-progress="0"]):not([data-progress=""]) .bar-fill', { timeout: 60_000 })
+        .then(async (bar) => {
+          const row = (await bar.evaluateHandle((e) => e.closest('[data-migration]')!)).asElement()!;
+          const pct = Number(await row.getAttribute('data-progress'));
+          await page.screenshot({ path: join(SHOTS, 'migration.png') });
+          return { pct, width: await bar.evaluate((e) => (e as unknown as { style: { width: string } }).style.width) };
+        });
+      progress.catch(() => {});
       let moved = false;
       let poweredOff: string | null = null;
       await page.screenshot({ path: join(SHOTS, 'cluster-day.png') });
@@ -111,6 +127,10 @@ describe.skipIf(!haveChromium)('dashboard in headless Chromium against tide demo
       }
       expect(moved).toBe(true);
       expect(poweredOff).not.toBeNull();
+      const bar = await progress;
+      expect(bar.pct).toBeGreaterThan(0);
+      expect(bar.pct).toBeLessThan(100);
+      expect(bar.width).toMatch(/^\d+(\.\d+)?%$/);
       await page.waitForTimeout(500);
       await page.screenshot({ path: join(SHOTS, 'cluster.png') });
       // The powered-off host holds no VM on the page.
@@ -123,6 +143,21 @@ describe.skipIf(!haveChromium)('dashboard in headless Chromium against tide demo
         if (p === 'schedule') await page.waitForSelector('[data-testid=timeline] .tl-window');
         await page.screenshot({ path: join(SHOTS, `${p}.png`) });
       }
+      // What-if: this run's recorded history replayed through npa and lr-mmt beside the configured policy.
+      await page.click('[data-page=whatif]');
+      await page.waitForSelector('[data-action=whatif]');
+      await page.click('[data-action=whatif]');
+      await page.waitForSelector('[data-testid=whatif-results] tr[data-policy=lr-mmt]', { timeout: 30_000 });
+      const rows = await page.$$eval('[data-testid=whatif-results] tr[data-policy]', (trs) => trs.map((tr) => ({
+        policy: tr.getAttribute('data-policy'), kwh: Number(tr.querySelectorAll('td')[1]!.textContent), migrations: Number(tr.querySelectorAll('td')[4]!.textContent),
+      })));
+      expect(rows.map((r) => r.policy)).toEqual(['tide', 'npa', 'lr-mmt']);
+      for (const r of rows) expect(r.kwh).toBeGreaterThan(0);
+      // npa never moves a VM; Tide saves energy against it on the same history.
+      expect(rows[1]!.migrations).toBe(0);
+      expect(rows[0]!.kwh).toBeLessThan(rows[1]!.kwh);
+      await page.waitForSelector('[data-testid=whatif-chart] canvas');
+      await page.screenshot({ path: join(SHOTS, 'whatif.png') });
       await page.close();
     } finally {
       await demo.close();
@@ -212,6 +247,18 @@ describe.skipIf(!haveChromium)('dashboard in headless Chromium against tide demo
       await admin.click('[data-host=srv-2] [data-action=maintenance]');
       await admin.waitForSelector('[data-host=srv-2] .badge.warn');
       expect(demo.store.hostStates().find((h) => h.host === 'srv-2')).toMatchObject({ maintenance: true });
+      // Rules from the UI (admin): opt dns out of moves; kept in the store, shown as set through the API.
+      await admin.click('[data-page=rules]');
+      await admin.waitForSelector('[data-testid=rules] [data-source=file]');
+      const draft = JSON.parse(await admin.inputValue('textarea[name=rules]')) as { rules: unknown[]; pinnedVms: string[] };
+      expect(draft.rules.length).toBeGreaterThan(0);
+      await admin.fill('textarea[name=rules]', JSON.stringify({ ...draft, pinnedVms: [...draft.pinnedVms, 'dns'] }, null, 2));
+      await admin.click('[data-action=save-rules]');
+      await admin.waitForSelector('[data-testid=rules] [data-source=api]');
+      expect(await admin.textContent('[data-testid=rules]')).toContain('dns is never moved automatically');
+      expect(demo.daemon.settings.pinnedVms).toContain('dns');
+      expect(demo.store.configOverride('rules')?.setBy).toBe('api:demo admin#1');
+      await admin.screenshot({ path: join(SHOTS, 'rules.png') });
       await admin.close();
     } finally {
       await demo.close();

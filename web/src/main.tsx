@@ -3,13 +3,15 @@ import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, client, type Host, type Plan, type Role, type Vm } from './api';
 import { HistoryCharts } from './charts';
+import { RulesPage, WhatIfPage } from './pages';
 import { useCluster, whoami, type ClusterState } from './state';
 import './styles.css';
 
 const TOKEN_KEY = 'tide.token';
-type Page = 'cluster' | 'plan' | 'schedule' | 'history';
+type Page = 'cluster' | 'plan' | 'schedule' | 'history' | 'whatif' | 'rules';
 const PAGES: { id: Page; label: string }[] = [
   { id: 'cluster', label: 'Cluster' }, { id: 'plan', label: 'Plan' }, { id: 'schedule', label: 'Schedule' }, { id: 'history', label: 'History' },
+  { id: 'whatif', label: 'What-if' }, { id: 'rules', label: 'Policy & rules' },
 ];
 
 const canAct = (role: Role): boolean => role === 'operator' || role === 'admin';
@@ -151,18 +153,31 @@ function Kpis({ s }: { s: ClusterState }) {
   );
 }
 
-function Migrations({ s }: { s: ClusterState }) {
+function Migrations({ s, role, token, notify }: Pick<PageProps, 's' | 'role' | 'token' | 'notify'>) {
   if (s.migrations.length === 0) return null;
+  const abort = async (vm: string): Promise<void> => {
+    try {
+      await client(token).post(`/migrations/${encodeURIComponent(vm)}/abort`, {});
+      notify(`Aborting the migration of ${vm}: it stays on its source`);
+    } catch (e) {
+      notify((e as Error).message, true);
+    }
+  };
+  const label: Record<string, string> = { succeeded: 'done', failed: 'failed', aborted: 'aborted', skipped: 'skipped', cancelled: 'cancelled' };
   return (
-    <div class="card migrations">
+    <div class="card migrations" data-testid="migrations">
       <h3>Live migrations</h3>
-      {s.migrations.map((m) => (
-        <div class="migration" key={m.key} data-migration={m.vm}>
-          <span class="mono">{m.vm}</span><span class="muted">{m.from} → {m.to}</span>
-          <div class="bar-track"><div class="bar-fill accent" style={{ width: `${m.progressPct ?? 50}%` }} /></div>
-          <span class="num small">{m.progressPct === null ? '…' : `${m.progressPct.toFixed(0)} %`}</span>
-        </div>
-      ))}
+      {s.migrations.map((m) => {
+        const running = m.state === 'running';
+        return (
+          <div class={`migration state-${m.state}`} key={m.key} data-migration={m.vm} data-state={m.state} data-progress={m.progressPct ?? ''}>
+            <span class="mono">{m.vm}</span><span class="muted">{m.from} → {m.to}</span>
+            <div class="bar-track"><div class={`bar-fill ${m.state === 'succeeded' ? 'done' : running ? 'accent' : 'bad'}`} style={{ width: `${m.progressPct ?? 0}%` }} /></div>
+            <span class="num small">{running ? (m.progressPct === null ? '…' : `${m.progressPct.toFixed(0)} %`) : label[m.state] ?? m.state}</span>
+            {running && canAct(role) && <button class="btn small ghost" data-action="abort" onClick={() => void abort(m.vm)}>Abort</button>}
+          </div>
+        );
+      })}
     </div>
   );
 }
@@ -199,7 +214,7 @@ function ClusterPage({ s, role, token, refresh, notify }: PageProps) {
   return (
     <>
       <Kpis s={s} />
-      <Migrations s={s} />
+      <Migrations s={s} role={role} token={token} notify={notify} />
       {picked && (
         <div class="card migrate-bar" data-testid="migrate-bar">
           <span>Migrate <b class="mono">{picked.id}</b> <span class="muted">from {picked.host ?? '?'} to</span></span>
@@ -373,7 +388,9 @@ function Dashboard({ token, role, onLogout }: { token: string; role: Role; onLog
           : page === 'cluster' ? <ClusterPage {...props} />
             : page === 'plan' ? <PlanPage {...props} />
               : page === 'schedule' ? <SchedulePage {...props} />
-                : <HistoryCharts points={s.history} />}
+                : page === 'whatif' ? <WhatIfPage token={token} role={role} notify={notify} />
+                  : page === 'rules' ? <RulesPage token={token} role={role} notify={notify} />
+                    : <HistoryCharts points={s.history} />}
       </main>
       {toast && <div class={`toast ${toast.err ? 'err' : ''}`} role="status">{toast.m}</div>}
     </div>

@@ -118,9 +118,12 @@ export function useCluster(token: string, onUnauthorized: () => void, withHistor
       }
     }
   };
-  // Live migrations from the event stream: step-start adds, progress updates, step-end removes.
+  // Live migrations from the event stream: step-start adds, progress updates, step-end marks it
+  // finished (100 %, or failed/aborted) and removes it LINGER_MS later, so that even a short
+  // migration's bar is seen to complete.
   const running = useRef(new Map<number, Migration>());
   const publish = (): void => setState((s) => ({ ...s, migrations: [...running.current.values()] }));
+  const LINGER_MS = 2500;
   const onMigrationEvent = (type: string, data: string): void => {
     let e: Record<string, unknown>;
     try {
@@ -137,8 +140,18 @@ export function useCluster(token: string, onUnauthorized: () => void, withHistor
       const m = normMigration(e, step);
       running.current.set(step, { ...running.current.get(step)!, progressPct: m.progressPct });
       publish();
-    } else if (type === 'step-end' && running.current.delete(step)) {
+    } else if (type === 'step-end' && running.current.has(step)) {
+      const m = running.current.get(step)!;
+      const state = typeof e.state === 'string' ? e.state : 'done';
+      const aborted = (e.error as { code?: string } | null)?.code === 'TIDE_ABORTED';
+      running.current.set(step, { ...m, state: aborted ? 'aborted' : state, progressPct: state === 'succeeded' ? 100 : m.progressPct });
       publish();
+      window.setTimeout(() => {
+        if (running.current.get(step)?.key === m.key) {
+          running.current.delete(step);
+          publish();
+        }
+      }, LINGER_MS);
     } else if (type === 'round' && running.current.size > 20) {
       running.current.clear();
       publish();
