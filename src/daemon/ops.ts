@@ -156,6 +156,17 @@ export interface StatusReport {
   readonly unknownMigrations: readonly UnknownMigration[];
   readonly lock: (HeldClusterLock & { readonly holderText: string }) | null;
   readonly maintenance: readonly HostState[];
+  /**
+   * Leader election (several controllers): who leads — the lock's holder, since when, and when
+   * its lease expires unless renewed (last heartbeat + TTL, by the store's clock); expired: a
+   * standby may take over now. null: no controller holds the lock.
+   */
+  readonly leader: {
+    readonly holderText: string; readonly host: string; readonly pid: number;
+    readonly sinceMs: number; readonly leaseExpiresMs: number; readonly expired: boolean;
+  } | null;
+  /** This machine (where `tide status` runs): 'leader' when the current lease is held by a process on it, else 'standby'. */
+  readonly thisNode: { readonly host: string; readonly role: 'leader' | 'standby' };
 }
 
 export function statusReport(store: Store, config: TideConfig | null, nowMs = Date.now()): StatusReport {
@@ -182,5 +193,13 @@ export function statusReport(store: Store, config: TideConfig | null, nowMs = Da
     unknownMigrations: store.unknownMigrations(),
     lock: lock ? { ...lock, holderText: describeHolder(lock.holder) } : null,
     maintenance: store.hostStates().filter((h) => h.maintenance),
+    leader: leaderOf(lock, nowMs),
+    thisNode: { host: hostname(), role: lock && lock.holder.host === hostname() && !leaderOf(lock, nowMs)!.expired ? 'leader' : 'standby' },
   };
+}
+
+function leaderOf(lock: HeldClusterLock | undefined, nowMs: number): StatusReport['leader'] {
+  if (!lock) return null;
+  const leaseExpiresMs = lock.heartbeatMs + lock.ttlMs;
+  return { holderText: describeHolder(lock.holder), host: lock.holder.host, pid: lock.holder.pid, sinceMs: lock.acquiredMs, leaseExpiresMs, expired: nowMs > leaseExpiresMs };
 }

@@ -2,6 +2,10 @@
 //
 //   node test/daemon/failover-child.mjs STORE WORLD INTERVAL_SEC CUT_FILE
 //
+// STORE: a SQLite file, or `pg` — the PostgreSQL store whose connection (JSON: host, port,
+// database, user, password, ssl, schema, timeoutMs) is in the environment variable
+// TIDE_FAILOVER_PG (the test points it at a TCP proxy it can cut).
+//
 // The daemon of the built code (dist/) in automatic mode with standby on, over the shared
 // SQLite store and the shared world (failover-world.mjs). Every side effect is logged in the
 // world with this controller's fencing token (its lease) and the plan step it belongs to.
@@ -16,13 +20,14 @@ import { createLogger } from '../../dist/daemon/log.js';
 import { DriverError } from '../../dist/drivers/errors.js';
 import { systemClock } from '../../dist/executor/clock.js';
 import { currentHolder } from '../../dist/store/lock.js';
+import { openPgStore } from '../../dist/store/pg/store.js';
 import { openSqliteStore } from '../../dist/store/store.js';
 import { WorldDriver } from './failover-world.mjs';
 
 const [storeFile, worldFile, intervalArg, cutFile] = process.argv.slice(2);
 const intervalSec = Number(intervalArg);
 
-const real = openSqliteStore(storeFile);
+const real = storeFile === 'pg' ? openPgStore(JSON.parse(process.env.TIDE_FAILOVER_PG)) : openSqliteStore(storeFile);
 const wrapped = new Map();
 const store = new Proxy(real, {
   get(t, k) {

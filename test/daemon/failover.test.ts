@@ -11,13 +11,22 @@
  * recorded with the fencing token of the controller that did it, and none was started with a
  * token after another controller acquired the lease; no plan step ran twice; no VM is lost (each
  * VM exactly once, running, on a powered host); h1 ends empty. The deposed leader exits 1.
+ *
+ * The same three scenarios run on SQLite (one file shared by the processes; the cut is
+ * simulated inside the child: its store calls fail) and on PostgreSQL (a private server,
+ * test/helpers/postgres.ts; each controller reaches it through its own TCP proxy on loopback,
+ * and the cut closes that proxy's connections and refuses new ones — a real partition).
+ * Without PostgreSQL the PostgreSQL half is skipped with the reason printed; under CI it fails.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
+import { PG_REQUIRED, startPostgres, type PgServer } from '../helpers/postgres.js';
 import { seedWorld } from './failover-world.mjs';
 
 const ROOT = join(import.meta.dirname, '../..');
@@ -30,18 +39,69 @@ afterAll(() => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-interface Proc { child: ChildProcess; cut: string; lines: () => Record<string, unknown>[]; exit: Promise<number | null> }
+interface Proc { child: ChildProcess; cut: () => void; uncut: () => void; lines: () => Record<string, unknown>[]; exit: Promise<number | null> }
 
-function start(dir: string, n: number): Proc {
-  const cut = join(dir, `cut-${n}`);
-  const child = spawn(process.execPath, [CHILD, join(dir, 'tide.sqlite'), join(dir, 'world.sqlite'), String(INTERVAL_SEC), cut], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** A TCP proxy on loopback to the PostgreSQL server; cut() closes its connections and refuses new ones. */
+interface Proxy { port: number; cut(): void; close(): Promise<void> }
+async function tcpProxy(upstreamPort: number): Promise<Proxy> {
+  const sockets = new Set<Socket>();
+  let isCut = false;
+  const server: Server = createServer((client) => {
+    if (isCut) {
+      client.destroy();
+      return;
+    }
+    const up = createConnection({ host: '127.0.0.1', port: upstreamPort });
+    for (const s of [client, up]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => { client.destroy(); up.destroy(); });
+    }
+    client.pipe(up);
+    up.pipe(client);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as { port: number }).port,
+    cut() {
+      isCut = true;
+      for (const s of sockets) s.destroy();
+    },
+    close: () => new Promise<void>((r) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => r());
+    }),
+  };
+}
+
+interface StoreSpec { kind: 'sqlite' | 'pg'; pg?: PgServer; database?: string }
+const proxies: Proxy[] = [];
+afterAll(async () => { await Promise.all(proxies.map((p) => p.close())); });
+
+async function start(dir: string, n: number, spec: StoreSpec): Promise<Proc> {
+  const cutFile = join(dir, `cut-${n}`);
+  let env: NodeJS.ProcessEnv = process.env;
+  let storeArg = join(dir, 'tide.sqlite');
+  let cut = (): void => writeFileSync(cutFile, 'partitioned');
+  let uncut = (): void => rmSync(cutFile, { force: true });
+  if (spec.kind === 'pg') {
+    const proxy = await tcpProxy(spec.pg!.port);
+    proxies.push(proxy);
+    storeArg = 'pg';
+    env = { ...process.env, TIDE_FAILOVER_PG: JSON.stringify({
+      host: '127.0.0.1', port: proxy.port, database: spec.database, user: spec.pg!.user, password: spec.pg!.password, ssl: false, schema: 'tide', timeoutMs: 1500,
+    }) };
+    cut = () => proxy.cut();
+    uncut = () => undefined;
+  }
+  const child = spawn(process.execPath, [CHILD, storeArg, join(dir, 'world.sqlite'), String(INTERVAL_SEC), cutFile], { stdio: ['ignore', 'pipe', 'pipe'], env });
   children.push(child);
   let out = '';
   child.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
   child.stderr!.on('data', (b: Buffer) => { out += b.toString(); });
   const exit = new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
   return {
-    child, cut, exit,
+    child, cut, uncut, exit,
     lines: () => out.split('\n').filter(Boolean).map((l) => {
       try {
         return JSON.parse(l) as Record<string, unknown>;
@@ -97,16 +157,26 @@ function leaders(ps: Proc[]): Leader[] {
 type Failure = 'kill' | 'cut' | 'stop';
 
 /** Runs one failover scenario; returns the measured takeover time, ms. */
-async function scenario(failure: Failure): Promise<{ takeoverMs: number; deposedExit: number | null }> {
-  const dir = join(tmp, failure);
+async function scenario(failure: Failure, spec: StoreSpec): Promise<{ takeoverMs: number; deposedExit: number | null }> {
+  const dir = join(tmp, `${spec.kind}-${failure}`);
   mkdirSync(dir, { recursive: true });
   seed(dir);
-  const ps = [0, 1, 2].map((n) => start(dir, n));
+  const ps: Proc[] = [];
+  for (const n of [0, 1, 2]) ps.push(await start(dir, n, spec));
   await until('a leader', () => leaders(ps).length === 1);
   const first = leaders(ps)[0]!;
   const leader = ps.find((p) => p.child.pid === first.pid)!;
   const standbys = ps.filter((p) => p !== leader);
   await until('two standbys', () => standbys.every((p) => p.lines().some((l) => l.event === 'standby')));
+  if (spec.kind === 'sqlite') {
+    // tide status (another process's view, through the store): who leads, since when, until when; this machine's role.
+    const st = JSON.parse((await runCli(['status', '--store', join(dir, 'tide.sqlite'), '--json'])).out) as { leader: { pid: number; sinceMs: number; leaseExpiresMs: number; expired: boolean }; thisNode: { role: string } };
+    expect(st.leader).toMatchObject({ pid: first.pid, sinceMs: first.time, expired: false });
+    expect(st.leader.leaseExpiresMs).toBeGreaterThan(Date.now() - 100);
+    expect(st.thisNode.role).toBe('leader');
+    const text = (await runCli(['status', '--store', join(dir, 'tide.sqlite')])).out;
+    expect(text).toMatch(new RegExp(`leader: +tide daemon \\(failover test\\) \\(pid ${first.pid} on .*; lease until `));
+  }
   // Mid-plan: one migration done and the next one running, all by the first leader.
   await until('one migration done and one running', () => {
     const w = world(dir);
@@ -114,7 +184,7 @@ async function scenario(failure: Failure): Promise<{ takeoverMs: number; deposed
   });
   const t0 = Date.now();
   if (failure === 'kill') leader.child.kill('SIGKILL');
-  else if (failure === 'cut') writeFileSync(leader.cut, 'partitioned');
+  else if (failure === 'cut') leader.cut();
   else leader.child.kill('SIGSTOP');
   await until('a new leader', () => leaders(ps).length >= 2, 20_000);
   const second = leaders(ps)[1]!;
@@ -139,7 +209,7 @@ async function scenario(failure: Failure): Promise<{ takeoverMs: number; deposed
   let deposedExit: number | null = null;
   if (failure !== 'kill') {
     deposedExit = await leader.exit;
-    if (failure === 'cut') rmSync(leader.cut);
+    if (failure === 'cut') leader.uncut();
   }
   for (const p of ps) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGTERM');
   const exits = await Promise.all(ps.filter((p) => p !== leader).map((p) => p.exit));
@@ -174,29 +244,60 @@ async function scenario(failure: Failure): Promise<{ takeoverMs: number; deposed
   // Both leaders acted: the first before the failure, the second after.
   expect(w.effects.some((e) => e.token === first.token && e.kind === 'migrate')).toBe(true);
   expect(w.effects.some((e) => e.token === second.token && e.kind === 'migrate')).toBe(true);
-  console.log(`failover ${failure}: takeover ${takeoverMs} ms (interval ${INTERVAL_SEC * 1000} ms); ${steps.length} migrations; deposed leader exit ${deposedExit ?? 'killed'}`);
+  console.log(`failover ${spec.kind} ${failure}: takeover ${takeoverMs} ms (interval ${INTERVAL_SEC * 1000} ms); ${steps.length} migrations; deposed leader exit ${deposedExit ?? 'killed'}`);
   return { takeoverMs, deposedExit };
 }
 
+const cases = (specOrSkip: () => StoreSpec | null): void => {
+  /** The store to run on; null: skipped (the reason was printed in beforeAll). */
+  const spec = (skip: () => void): StoreSpec => {
+    const sp = specOrSkip();
+    if (sp === null) skip();
+    return sp!;
+  };
+  it('(a) SIGKILL of the leader mid-plan: a standby takes over within 2 intervals and finishes the work', async (ctx) => {
+    const r = await scenario('kill', spec(() => ctx.skip()));
+    expect(r.takeoverMs).toBeLessThanOrEqual(2 * INTERVAL_SEC * 1000);
+  }, 120_000);
+
+  it('(b) the leader cut from the database mid-plan: it stops acting, exits 1; a standby takes over within 2 intervals', async (ctx) => {
+    const r = await scenario('cut', spec(() => ctx.skip()));
+    expect(r.takeoverMs).toBeLessThanOrEqual(2 * INTERVAL_SEC * 1000);
+    expect(r.deposedExit).toBe(1);
+  }, 120_000);
+
+  it('(c) SIGSTOP longer than the lease, then SIGCONT: no side effect after losing the lease, exits 1', async (ctx) => {
+    const r = await scenario('stop', spec(() => ctx.skip()));
+    expect(r.takeoverMs).toBeLessThanOrEqual(2 * INTERVAL_SEC * 1000);
+    expect(r.deposedExit).toBe(1);
+  }, 120_000);
+};
+
+it('the built daemon exists (npm test builds first; a missing dist/ is a failure, not a skip)', () => {
+  expect(existsSync(join(ROOT, 'dist/daemon/daemon.js')), 'dist/ missing: run npm run build').toBe(true);
+});
+
 describe('three controllers on one SQLite store', () => {
-  it('the built daemon exists (npm test builds first; a missing dist/ is a failure, not a skip)', () => {
-    expect(existsSync(join(ROOT, 'dist/daemon/daemon.js')), 'dist/ missing: run npm run build').toBe(true);
+  cases(() => ({ kind: 'sqlite' }));
+});
+
+describe('three controllers on one PostgreSQL store (each through a TCP proxy)', () => {
+  let pg: PgServer | null = null;
+  let skip: string | null = null;
+  let db = 0;
+  beforeAll(async () => {
+    const r = await startPostgres();
+    if ('skip' in r) {
+      if (PG_REQUIRED) throw new Error(`PostgreSQL is required under CI: ${r.skip}`);
+      skip = r.skip;
+      console.log(`skipping the PostgreSQL failover tests: ${r.skip}`);
+    } else {
+      pg = r;
+    }
+  }, 120_000);
+  afterAll(async () => { await pg?.stop(); });
+  cases(() => {
+    if (skip !== null || pg === null) return null;
+    return { kind: 'pg', pg, database: pg.createDatabase(`failover${++db}`) };
   });
-
-  it('(a) SIGKILL of the leader mid-plan: a standby takes over within 2 intervals and finishes the work', async () => {
-    const r = await scenario('kill');
-    expect(r.takeoverMs).toBeLessThanOrEqual(2 * INTERVAL_SEC * 1000);
-  }, 120_000);
-
-  it('(b) the leader cut from the database mid-plan: it stops acting, exits 1; a standby takes over within 2 intervals', async () => {
-    const r = await scenario('cut');
-    expect(r.takeoverMs).toBeLessThanOrEqual(2 * INTERVAL_SEC * 1000);
-    expect(r.deposedExit).toBe(1);
-  }, 120_000);
-
-  it('(c) SIGSTOP longer than the lease, then SIGCONT: no side effect after losing the lease, exits 1', async () => {
-    const r = await scenario('stop');
-    expect(r.takeoverMs).toBeLessThanOrEqual(2 * INTERVAL_SEC * 1000);
-    expect(r.deposedExit).toBe(1);
-  }, 120_000);
 });

@@ -21,7 +21,9 @@ const usage = `tide [--config FILE] status [--store FILE] [--json]
   What the daemon does, from the store it shares with it: running or not (its last heartbeat),
   mode and interval, the schedule window in force and until when, whether moves are frozen and
   why, the last round (when, result, error with its code), plans awaiting approval, hosts in
-  maintenance, migrations whose outcome is unknown, and who holds the cluster lock.
+  maintenance, migrations whose outcome is unknown, who holds the cluster lock, and — with
+  several controllers — who leads (since when, lease expiry) and this node's role (leader or
+  standby).
   The configuration is needed only to find the store: when it is invalid, the report still comes
   from --store FILE, else from the default store next to it (${DEFAULT_STORE_PATH}) if that
   exists, with a warning on stderr naming the configuration's error (--json: "configError").
@@ -57,6 +59,9 @@ export function describeStatus(r: StatusReport): string {
   lines.push(`maintenance: ${r.maintenance.length === 0 ? 'none' : r.maintenance.map((h) => `${h.host} (since ${fmtTime(h.sinceMs)} by ${h.by}${h.reason ? `: ${h.reason}` : ''})`).join(', ')}`);
   lines.push(`unknown migrations: ${r.unknownMigrations.length === 0 ? 'none' : r.unknownMigrations.map((u) => `${u.vm} ${u.from} → ${u.to} (${u.status})`).join(', ')}`);
   lines.push(`cluster lock: ${r.lock ? `held by ${r.lock.holderText} since ${fmtTime(r.lock.acquiredMs)}` : 'free'}`);
+  // Several controllers: who leads, until when its lease runs without a renewal, and this node's part.
+  lines.push(`leader:   ${r.leader ? `${r.leader.holderText} since ${fmtTime(r.leader.sinceMs)}; lease ${r.leader.expired ? `expired at ${fmtTime(r.leader.leaseExpiresMs)} (a standby takes over)` : `until ${fmtTime(r.leader.leaseExpiresMs)} unless renewed`}` : 'none (no controller holds the lease)'}`);
+  lines.push(`this node: ${r.thisNode.host}, ${r.thisNode.role}`);
   return `${lines.join('\n')}\n`;
 }
 
