@@ -41,8 +41,9 @@ describe('metrics configuration', () => {
 describe('PrometheusSource queries (recorded, answered with empty vectors)', () => {
   it('selects the configured instances (regex-escaped), rates over the window; no series: every expected series is a missing gap', async () => {
     const seen: string[] = [];
-    const fakeFetch = (async (u: URL | string) => {
-      seen.push(new URL(String(u)).searchParams.get('query')!);
+    const fakeFetch = (async (u: URL | string, init?: RequestInit) => {
+      expect(String(u)).toBe('http://127.0.0.1:9090/api/v1/query');
+      seen.push(new URLSearchParams(String(init?.body)).get('query')!);
       return new Response(JSON.stringify({ status: 'success', data: { resultType: 'vector', result: [] } }), { status: 200 });
     }) as typeof fetch;
     const c = parseConfig({ hosts, metrics: { source: 'prometheus', prometheus: { url: 'http://127.0.0.1:9090', rateWindowSec: 30, hosts: { hv1: { node: 'a.b:9100', libvirt: 'a.b:9177' } } } } });

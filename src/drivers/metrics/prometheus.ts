@@ -1,6 +1,6 @@
 /**
  * PrometheusSource: host and VM utilisation from a Prometheus server (HTTP API
- * /api/v1/query, Node's fetch) fed by prometheus-node-exporter on each host and
+ * /api/v1/query, POSTed with Node's fetch) fed by prometheus-node-exporter on each host and
  * prometheus-libvirt-exporter (Debian 12: 0.2.0) next to each libvirtd.
  *
  * Series used (names checked against the Debian packages' exporters, see docs/drivers.md):
@@ -95,9 +95,12 @@ export class PrometheusSource implements MetricsSource {
   /** One instant query; rejects with the reason on any failure. Returns the vector and the evaluation time, s. */
   private async query(q: string): Promise<Vector> {
     const u = new URL('api/v1/query', this.o.url.endsWith('/') ? this.o.url : `${this.o.url}/`);
-    u.searchParams.set('query', q);
     const f = this.o.fetch ?? fetch;
-    const res = await f(u, { signal: AbortSignal.timeout(this.o.timeoutSec * 1000), headers: { accept: 'application/json' } });
+    // POST (form-encoded, as the API allows): a selector naming thousands of instances does not fit a URL
+    const res = await f(u, {
+      method: 'POST', body: new URLSearchParams({ query: q }), signal: AbortSignal.timeout(this.o.timeoutSec * 1000),
+      headers: { accept: 'application/json' },
+    });
     const body = await res.json().catch(() => null) as { status?: string; error?: string; data?: { resultType?: string; result?: unknown } } | null;
     if (!res.ok || body?.status !== 'success') throw new Error(`HTTP ${res.status}${body?.error ? `: ${body.error}` : ''}`);
     if (body.data?.resultType !== 'vector' || !Array.isArray(body.data.result)) throw new Error(`expected a vector, got ${body.data?.resultType ?? 'nothing'}`);
