@@ -73,3 +73,28 @@ describe('abort a running migration through the API', () => {
     expect(((await r.json()) as { error: { code: string } }).error.code).toBe('TIDE_UNSUPPORTED');
   });
 });
+
+describe("tide demo --serve's slow motion while a migration runs", () => {
+  it('the paced wall clock runs at the rate while migrations are in flight, at real time otherwise', async () => {
+    const { slowMotion } = await import('../../src/api/demo-serve.js');
+    const { MigrationControl } = await import('../../src/http/abort.js');
+    let realMs = 0;
+    const slept: number[] = [];
+    const real = { now: () => realMs, sleep: async (ms: number) => { slept.push(ms); realMs += ms; } };
+    const control = new MigrationControl();
+    let inFlight = 0;
+    const wall = slowMotion(real, () => (inFlight > 0 ? 0.25 : 1), control);
+    realMs = 1000;
+    expect(wall.now()).toBe(1000);
+    inFlight = 1;
+    await wall.sleep(100);
+    // a sleep begun in slow motion lasts 1/rate as long in real time; the scaled clock advances by the asked time
+    expect(slept).toEqual([400]);
+    expect(wall.now()).toBe(1100);
+    inFlight = 0;
+    realMs += 500;
+    expect(wall.now()).toBe(1100 + 500 * 0.25);
+    realMs += 500;
+    expect(wall.now()).toBe(1100 + 125 + 500);
+  });
+});
