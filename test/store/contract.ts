@@ -374,6 +374,22 @@ export function storeContract(label: string, harness: () => StoreHarness, skip: 
       expect(b.clusterLock()).toBeUndefined();
     });
 
+    it('withClusterLock aborts its work with TIDE_LOCKED once another holder took the lock over', async () => {
+      const f = fresh();
+      const a = f.conn();
+      const b = f.conn();
+      const reason = await withClusterLock(a, holder('tide daemon'), async (signal) => {
+        // Another controller decides the lock is stale (this one stalled past the TTL, say).
+        b.acquireClusterLock(holder('tide evacuate'), 60_000, { nowMs: Date.now() + 10 * 60_000 });
+        await new Promise<void>((r) => signal.addEventListener('abort', () => r(), { once: true }));
+        return signal.reason as DriverError;
+      }, { ttlMs: 60_000, heartbeatMs: 10 });
+      expect(reason).toBeInstanceOf(DriverError);
+      expect(reason.code).toBe('TIDE_LOCKED');
+      expect(reason.message).toMatch(/now held by tide evacuate/);
+      expect(b.clusterLock()!.holder.command).toBe('tide evacuate');
+    });
+
     it('fence: passes for the current holder; TIDE_FENCED once taken over, released, or past its TTL by the store clock', () => {
       const f = fresh();
       const a = f.conn();
