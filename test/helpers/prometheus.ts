@@ -59,7 +59,13 @@ class Proc {
     const keep = (b: Buffer): void => { this.tail = (this.tail + b.toString()).slice(-4000); };
     c.stdout?.on('data', keep);
     c.stderr?.on('data', keep);
-    c.on('exit', () => { if (this.child === c) this.child = null; });
+    // a test process that dies without teardown must not leave the server or an exporter behind
+    const kill = (): void => { c.kill('SIGKILL'); };
+    process.once('exit', kill);
+    c.on('exit', () => {
+      process.removeListener('exit', kill);
+      if (this.child === c) this.child = null;
+    });
     this.child = c;
   }
 
