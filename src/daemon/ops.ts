@@ -10,6 +10,7 @@ import { compileSchedule } from '../config/schedule.js';
 import type { HostVerdict, NotMoved, Step } from '../core/plan/types.js';
 import { activeWindow } from '../core/schedule.js';
 import { DriverError } from '../drivers/errors.js';
+import { effectiveConfig, type Provenance } from '../http/overrides.js';
 import {
   describeHolder, type DaemonStatusRecord, type HeldClusterLock, type HostState, type PlanStatus, type Store, type StoredPlan, type StoredStepRun, type UnknownMigration,
 } from '../store/store.js';
@@ -167,10 +168,18 @@ export interface StatusReport {
   } | null;
   /** This machine (where `tide status` runs): 'leader' when the current lease is held by a process on it, else 'standby'. */
   readonly thisNode: { readonly host: string; readonly role: 'leader' | 'standby' };
+  /**
+   * The policy in force and where it comes from: the configuration file, or an edit through the
+   * HTTP API kept in the store (when, by which token); rules likewise (src/http/overrides.ts).
+   * null without a configuration.
+   */
+  readonly policy: { readonly name: string; readonly args: Record<string, unknown> } & Provenance | null;
+  readonly rules: Provenance | null;
 }
 
 export function statusReport(store: Store, config: TideConfig | null, nowMs = Date.now()): StatusReport {
   const row = store.daemonStatus() ?? null;
+  const eff = config ? effectiveConfig(config, store) : null;
   const ageMs = row ? nowMs - row.heartbeatMs : Infinity;
   const lock = store.clusterLock();
   // Alive: its status row is recent, or it holds the cluster lock with a fresh heartbeat (a
@@ -195,6 +204,8 @@ export function statusReport(store: Store, config: TideConfig | null, nowMs = Da
     maintenance: store.hostStates().filter((h) => h.maintenance),
     leader: leaderOf(lock, nowMs),
     thisNode: { host: hostname(), role: lock && lock.holder.host === hostname() && !leaderOf(lock, nowMs)!.expired ? 'leader' : 'standby' },
+    policy: eff ? { name: eff.config.policy.name, args: eff.config.policy.args, ...eff.policy } : null,
+    rules: eff ? eff.rules : null,
   };
 }
 

@@ -10,6 +10,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { describeStatus } from '../../src/cli/commands/status.js';
+import { statusReport } from '../../src/daemon/ops.js';
 import { createHttpApp } from '../../src/http/app.js';
 import { EventBus } from '../../src/http/events.js';
 import { effectiveConfig, withEffectiveSections } from '../../src/http/overrides.js';
@@ -105,6 +107,12 @@ describe('policy and rules across a daemon restart', () => {
     const get = async (path_: string): Promise<unknown> => (await app.request(path_, { headers: { authorization: `Bearer ${admin}` } })).json();
     expect(await get('/api/v1/policy')).toMatchObject({ name: 'lr-mmt', args: {}, source: 'api', setBy: 'api:a#3', setMs: at, file: { name: 'tide', args: {} } });
     expect(await get('/api/v1/rules')).toMatchObject({ source: 'api', setBy: 'api:a#3', pinnedVms: ['dns'], rules: [] });
+    // tide status says where the policy in force comes from.
+    const st = statusReport(store, config, d.clock.now());
+    expect(st.policy).toMatchObject({ name: 'lr-mmt', source: 'api', setBy: 'api:a#3', setMs: at });
+    expect(st.rules).toMatchObject({ source: 'api', setBy: 'api:a#3' });
+    expect(describeStatus(st)).toMatch(/^policy: {3}lr-mmt — set through the API by api:a#3 at /m);
+    expect(describeStatus(statusReport(openSqliteStore(':memory:'), config))).toMatch(/^policy: {3}tide — from the configuration file$/m);
 
     // The configuration file's policy changed since the edit: the file wins, the stored edit is shown as ignored.
     const edited = { ...config, policy: { name: 'thr-mmt', args: {} } };

@@ -48,6 +48,8 @@ export function describeStatus(r: StatusReport): string {
     : d.alive ? `daemon:   ${d.state} (pid ${d.pid} on ${d.host}, since ${fmtTime(d.startedMs)}; heartbeat ${ago(d.heartbeatAgeMs)})`
       : `daemon:   not running (${d.state === 'stopped' ? 'stopped' : `no heartbeat for ${ago(d.heartbeatAgeMs).replace(' ago', '')}`}; last pid ${d.pid} on ${d.host})`);
   lines.push(`mode:     ${r.mode}, every ${r.intervalSec} s`);
+  if (r.policy) lines.push(`policy:   ${r.policy.name}${Object.keys(r.policy.args).length ? ` ${JSON.stringify(r.policy.args)}` : ''} — ${r.policy.source === 'api' ? `set through the API by ${r.policy.setBy} at ${fmtTime(r.policy.setMs!)}` : 'from the configuration file'}${r.policy.ignored ? ` (an API edit by ${r.policy.ignored.setBy} is not in force: ${r.policy.ignored.reason})` : ''}`);
+  if (r.rules?.source === 'api') lines.push(`rules:    set through the API by ${r.rules.setBy} at ${fmtTime(r.rules.setMs!)}`);
   lines.push(`window:   ${r.window ? `${r.window.kind} (${r.window.name}) until ${r.window.untilMs === null ? 'further notice' : fmtTime(r.window.untilMs)}` : 'no schedule (the policy applies at all hours)'}`);
   lines.push(`frozen:   ${r.frozen.frozen ? `yes${r.frozen.sinceMs != null ? ` since ${fmtTime(r.frozen.sinceMs)}` : ''} — ${r.frozen.reason}` : 'not frozen'}`);
   const lr = d?.lastRound;
