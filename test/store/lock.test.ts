@@ -52,80 +52,10 @@ function lockedError(f: () => unknown): DriverError {
   throw new Error('expected TIDE_LOCKED, nothing was thrown');
 }
 
-describe('cluster lock, two connections on one file', () => {
-  it('refuses a second holder, naming who holds it since when, until it is released', () => {
-    const path = join(tempDir(), 'tide.sqlite');
-    const a = open(path);
-    const b = open(path);
-    const lease = a.acquireClusterLock(holder('tide evacuate srv-2'), 60_000, { nowMs: Date.UTC(2026, 0, 2, 3, 4, 5) });
-    const e = lockedError(() => b.acquireClusterLock(holder('tide controller'), 60_000, { nowMs: Date.UTC(2026, 0, 2, 3, 4, 30) }));
-    expect(e.message).toBe(`cluster locked by tide evacuate srv-2 (pid ${process.pid} on ${hostname()}) since 2026-01-02T03:04:05.000Z`);
-    expect(b.clusterLock()).toMatchObject({ holder: { command: 'tide evacuate srv-2' }, token: lease.token });
-    expect(a.releaseClusterLock(lease)).toBe(true);
-    expect(b.acquireClusterLock(holder('tide controller'), 60_000).tookOver).toBeUndefined();
-  });
-
-  it('keeps a lock whose holder heartbeats; takes over one whose heartbeat is older than its TTL, and the old holder learns it lost it', () => {
-    const path = join(tempDir(), 'tide.sqlite');
-    const a = open(path);
-    const b = open(path);
-    const lease = a.acquireClusterLock(holder('tide daemon'), 5_000, { nowMs: 1_000 });
-    a.heartbeatClusterLock(lease, 5_000);
-    lockedError(() => b.acquireClusterLock(holder('tide evacuate'), 5_000, { nowMs: 9_000 }));
-    const taken = b.acquireClusterLock(holder('tide evacuate'), 5_000, { nowMs: 10_001 });
-    expect(taken.tookOver).toMatchObject({ holder: { command: 'tide daemon' } });
-    expect(taken.tookOver!.why).toMatch(/no heartbeat for 5 s \(its TTL is 5 s\)/);
-    const lost = lockedError(() => a.heartbeatClusterLock(lease, 10_002));
-    expect(lost.message).toMatch(/lost the cluster lock .*now held by tide evacuate/);
-    // The old holder's release must not free the new holder's lock.
-    expect(a.releaseClusterLock(lease)).toBe(false);
-    expect(a.clusterLock()!.token).toBe(taken.token);
-  });
-
-  it('takes over at once from a holder whose process died on this machine, not from one on another machine', () => {
-    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']);
-    const deadPid = Number(dead.stdout.toString());
-    expect(deadPid).toBeGreaterThan(0);
-    const path = join(tempDir(), 'tide.sqlite');
-    const a = open(path);
-    const b = open(path);
-    a.acquireClusterLock(holder('tide evacuate', { pid: deadPid, host: 'ctl-elsewhere' }), 60_000);
-    lockedError(() => b.acquireClusterLock(holder('tide controller'), 60_000));
-    b.releaseClusterLock(b.clusterLock()!);
-    a.acquireClusterLock(holder('tide evacuate', { pid: deadPid }), 60_000);
-    expect(b.acquireClusterLock(holder('tide controller'), 60_000).tookOver!.why).toBe(`process ${deadPid} no longer runs on ${hostname()}`);
-  });
-
-  it('withClusterLock holds the lock while fn runs, is re-entrant on the same store, and releases it afterwards', async () => {
-    const path = join(tempDir(), 'tide.sqlite');
-    const a = open(path);
-    const b = open(path);
-    const inner = await withClusterLock(a, holder('tide evacuate'), async () => {
-      lockedError(() => b.acquireClusterLock(holder('tide controller'), 60_000));
-      return withClusterLock(a, holder('tide controller (nested)'), async () => a.clusterLock()!.holder.command);
-    });
-    expect(inner).toBe('tide evacuate');
-    expect(a.clusterLock()).toBeUndefined();
-    await expect(withClusterLock(b, holder('x'), async () => { throw new Error('boom'); })).rejects.toThrow('boom');
-    expect(b.clusterLock()).toBeUndefined();
-  });
-
-  it('withClusterLock aborts its work with TIDE_LOCKED once another holder took the lock over', async () => {
-    const path = join(tempDir(), 'tide.sqlite');
-    const a = open(path);
-    const b = open(path);
-    const reason = await withClusterLock(a, holder('tide daemon'), async (signal) => {
-      // Another actor decides the lock is stale (e.g. this process stalled past the TTL).
-      b.acquireClusterLock(holder('tide evacuate'), 60_000, { nowMs: Date.now() + 10 * 60_000 });
-      await new Promise<void>((r) => signal.addEventListener('abort', () => r(), { once: true }));
-      return signal.reason as DriverError;
-    }, { ttlMs: 60_000, heartbeatMs: 10 });
-    expect(reason).toBeInstanceOf(DriverError);
-    expect(reason.code).toBe('TIDE_LOCKED');
-    expect(reason.message).toMatch(/now held by tide evacuate/);
-    expect(b.clusterLock()!.holder.command).toBe('tide evacuate');
-  });
-
+describe('cluster lock, SQLite', () => {
+  // The lock's semantics on two connections (refusal, heartbeat, takeover, release, re-entrant
+  // withClusterLock, abort on takeover) are in the Store contract (test/store/contract.ts), run
+  // on SQLite and PostgreSQL; here what is SQLite's own or needs real processes.
   it('withClusterLock retries a failing heartbeat, and aborts its work once half the TTL passed without renewal', async () => {
     const a = open(join(tempDir(), 'tide.sqlite'));
     let failures = 0;
