@@ -115,6 +115,11 @@ export class ClusterState {
   /** colSum[h * K + k]: Σ over VMs on h of column k. */
   private readonly colSum: Float64Array;
   /**
+   * Called with a host whose sums (demand, memory, columns) just changed by a move or a
+   * rollback (null: nobody listens). A listener must not change the state.
+   */
+  onHostChange: ((h: number) => void) | null = null;
+  /**
    * Aggregates of the hosts a move touched, as they were before it, so that rollback restores
    * them bit for bit: floating-point `(x + d) − d` is not always x, and a tentative check must
    * leave no trace on later decisions.
@@ -370,6 +375,10 @@ export class ClusterState {
       if (!this.isTracked[to]) this.track(to);
     }
     this.hostOf[v] = to;
+    if (this.onHostChange) {
+      if (from >= 0) this.onHostChange(from);
+      if (to >= 0) this.onHostChange(to);
+    }
     if (this.jLen === this.jVm.length) this.growJournal();
     const j = this.jLen++;
     this.jVm[j] = v;
@@ -403,6 +412,10 @@ export class ClusterState {
       this.savedLen = saveAt;
       this.restoreHost(from, saveAt);
       this.restoreHost(to, saveAt + this.savedSize);
+      if (this.onHostChange) {
+        if (from >= 0) this.onHostChange(from);
+        if (to >= 0) this.onHostChange(to);
+      }
     }
     while (this.powerJournal.length > pLen) {
       const p = this.powerJournal.pop()!;

@@ -28,6 +28,7 @@ import type { ClusterSnapshot } from '../model/types.js';
 import { hardRules, hostUsable, ioFits, memoryFits, notIn } from '../place/filters.js';
 import { allHosts, findHost, summariseRejections, type HostFilter, type HostScorer, type Placer } from '../place/placement.js';
 import { RuleIndex } from '../place/rules.js';
+import { MaxTree } from '../util/maxtree.js';
 import { leastAllocated, softRules } from '../place/scorers.js';
 import { failClosed } from '../plan/fail-closed.js';
 import { compactMoves, orderPlan, type IntendedMove, type IntendedPower } from '../plan/order.js';
@@ -817,12 +818,26 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
     const full = (h: number): boolean => s.memReservedMiB[h]! + minMem > s.hosts[h]!.memMiB || headroom(h) < minCpu;
     let receivers: number[] = onSorted.filter((h) => !excluded[h] && !s.isEmpty(h));
     let keys = new Float64Array(0);
+    // Speed only, the chosen host is the same: the receivers' guard headroom (consolidateUtil ×
+    // capacity − guard peak, kept exact through s.onHostChange) in a max-tree by scan position.
+    // A receiver whose guard headroom is below VM v's guard mean fails the CPU filter
+    // (fitsBelow: z ≥ 0, variances add), so the scan skips it without checking it.
+    const guardRoom = (h: number): number => args.consolidateUtil * s.capMips[h]! - (s.columnSum(GUARD, h) + z2 * Math.sqrt(Math.max(0, s.columnSum(GUARD + 1, h))));
+    let roomTree = new MaxTree(0);
+    const posOf = new Int32Array(nh).fill(-1);
+    s.onHostChange = (h) => {
+      if (posOf[h]! >= 0) roomTree.set(posOf[h]!, guardRoom(h));
+    };
     const resort = (): void => {
       receivers = receivers.filter((h) => !excluded[h] && !full(h));
       const k = new Float64Array(nh);
       for (const h of receivers) k[h] = headroom(h);
       receivers.sort((a, b) => k[a]! - k[b]! || a - b);
       keys = Float64Array.from(receivers, (h) => k[h]!);
+      posOf.fill(-1);
+      receivers.forEach((h, i) => (posOf[h] = i));
+      roomTree = new MaxTree(receivers.length);
+      roomTree.build(receivers.map(guardRoom));
     };
     resort();
     let sinceSort = 0;
@@ -872,10 +887,19 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
       }
       const from = lo;
       const list = receivers;
+      const tree = roomTree;
+      // below this guard headroom the CPU filter rejects v for sure (margin: rounding; a
+      // negative guard variance, which cannot occur, would only lower it)
+      const need = guardMean[v]! - z2 * Math.sqrt(Math.max(0, -guardVariance[v]!)) - 1e-6 * (1 + Math.abs(guardMean[v]!));
       return {
         [Symbol.iterator]: () => {
           let i = from;
-          return { next: () => (i < list.length ? { value: list[i++]!, done: false } : { value: undefined, done: true }) };
+          return {
+            next: () => {
+              i = i >= 0 && i < list.length ? tree.firstAtLeast(i, need) : -1;
+              return i >= 0 ? { value: list[i++]!, done: false } : { value: undefined, done: true };
+            },
+          };
         },
       };
     };
@@ -950,6 +974,7 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
         sinceSort = 0;
       }
     }
+    s.onHostChange = null;
     return { moves: made, evacuated, held };
   };
 

@@ -1,0 +1,64 @@
+/**
+ * A max segment tree over positions 0..n-1: point updates and "first position at or after
+ * `from` whose value is at least x", both O(log n). Used to skip, in one step, a run of
+ * candidates that a filter is known to reject (src/core/strategies/tide.ts, consolidation).
+ * Fail-safe for skipping: a NaN value counts as +∞ (always reached) and a NaN threshold is
+ * reached by every position, so NaN never makes a position skipped.
+ */
+export class MaxTree {
+  private readonly size: number;
+  private readonly t: Float64Array;
+
+  constructor(readonly n: number) {
+    let size = 1;
+    while (size < n) size *= 2;
+    this.size = size;
+    this.t = new Float64Array(2 * size).fill(-Infinity);
+  }
+
+  /** Sets every value at once (values.length ≤ n), O(n). */
+  build(values: ArrayLike<number>): void {
+    const { t, size } = this;
+    t.fill(-Infinity);
+    for (let i = 0; i < values.length; i++) t[size + i] = Number.isNaN(values[i]!) ? Infinity : values[i]!;
+    for (let i = size - 1; i >= 1; i--) t[i] = Math.max(t[2 * i]!, t[2 * i + 1]!);
+  }
+
+  set(i: number, x: number): void {
+    const t = this.t;
+    let j = i + this.size;
+    t[j] = Number.isNaN(x) ? Infinity : x;
+    for (j >>= 1; j >= 1; j >>= 1) {
+      const m = Math.max(t[2 * j]!, t[2 * j + 1]!);
+      if (t[j] === m) break;
+      t[j] = m;
+    }
+  }
+
+  /** The stored value (a NaN was stored as +∞). */
+  get(i: number): number {
+    return this.t[i + this.size]!;
+  }
+
+  /** The first position ≥ from whose value is ≥ x (see NaN above), or -1. */
+  firstAtLeast(from: number, x: number): number {
+    if (from < 0) from = 0;
+    if (from >= this.n) return -1;
+    if (Number.isNaN(x)) return from;
+    const t = this.t;
+    let i = from + this.size;
+    // climb to the leftmost subtree to the right of `from` (inclusive) whose max reaches x
+    while (!(t[i]! >= x)) {
+      while (i & 1) i >>= 1; // a right child: its parent's right part is done
+      if (i === 0) return -1;
+      i++;
+    }
+    // descend to its leftmost leaf that reaches x
+    while (i < this.size) {
+      i *= 2;
+      if (!(t[i]! >= x)) i++;
+    }
+    const at = i - this.size;
+    return at < this.n ? at : -1;
+  }
+}
