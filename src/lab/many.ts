@@ -7,8 +7,8 @@
  * namespace reaches (`qemu+unix:///system?socket=…`). Its network namespace holds only `lo`.
  *
  * Separate from the two-host lab (lab.ts) on purpose: its own directory (default
- * /tmp/tide-many), namespace prefix (`tide-many-`) and lock, so neither's `down` touches the
- * other. Callers that want the machine to themselves (tests, the bench) also take the lab
+ * /tmp/tide-many), namespace prefix (`tide-many-<hash of the dir>-`) and lock, so no `down`
+ * touches another lab. Callers that want the machine to themselves (tests, the bench) also take the lab
  * lease (labLayout(dir).leaseFile).
  *
  *   const many = await ManyHosts.start({ n: 50 });   // or startManyHosts(50)
@@ -24,7 +24,8 @@
  */
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { join, resolve } from 'node:path';
 import { LabError, run, sleep, spawnDetached } from './exec.js';
 import { PYTHON, tailOf } from './host.js';
 import { DEFAULT_LAB_DIR } from './layout.js';
@@ -36,8 +37,16 @@ import { REAPER_FILE, REAPER_PY } from './reaper.js';
 import { virsh, virshOk } from './virsh.js';
 
 export const DEFAULT_MANY_DIR = '/tmp/tide-many';
-/** Every network namespace of the many-host lab starts with this (and only those are deleted). */
+/** Every network namespace of a many-host lab starts with this. */
 export const MANY_NETNS_PREFIX = 'tide-many-';
+
+/**
+ * The namespace prefix of the many-host lab in `dir`: MANY_NETNS_PREFIX + a hash of the
+ * directory, so two directories never touch each other's namespaces (down deletes by prefix).
+ */
+export function manyNetnsPrefix(dir: string): string {
+  return `${MANY_NETNS_PREFIX}${createHash('sha256').update(resolve(dir)).digest('hex').slice(0, 6)}-`;
+}
 /** Upper bound on N: names, UUIDs and paths are built for three digits. */
 export const MAX_MANY_HOSTS = 999;
 
@@ -126,7 +135,7 @@ export function manyHost(dir: string, i: number, domainsPerHost = 2): ManyHost {
   return {
     name,
     index: i,
-    netns: `${MANY_NETNS_PREFIX}${pad(i)}`,
+    netns: `${manyNetnsPrefix(dir)}${pad(i)}`,
     uuid: `7a110000-0000-4000-9000-${i.toString(16).padStart(12, '0')}`,
     dir: hdir,
     socket,
@@ -276,10 +285,11 @@ async function runOkIp(args: string[]): Promise<void> {
   if (r.code !== 0) throw new LabError(`ip ${args.join(' ')} failed: ${r.stderr.trim()}`);
 }
 
-/** Our network namespaces that exist now (by prefix: nothing else is ever named so). */
-export function manyNamespaces(): string[] {
+/** The network namespaces of the many-host lab in `dir` that exist now (by its prefix). */
+export function manyNamespaces(dir: string): string[] {
+  const prefix = manyNetnsPrefix(dir);
   try {
-    return readdirSync('/run/netns').filter((n) => n.startsWith(MANY_NETNS_PREFIX));
+    return readdirSync('/run/netns').filter((n) => n.startsWith(prefix));
   } catch {
     return [];
   }
@@ -313,7 +323,7 @@ export class ManyHosts {
     mkdirSync(dir, { recursive: true });
     const release = await acquireLock(paths(dir).lock, { what: `many-host lab ${dir}`, onWait: (p) => log(`waiting for pid ${p} (many-host lab ${dir} busy)`) });
     try {
-      if (readState(dir) !== null || manyNamespaces().length > 0) {
+      if (readState(dir) !== null || manyNamespaces(dir).length > 0) {
         log('a many-host lab is there: tearing it down first');
         await downUnlocked(dir, log);
       }
@@ -429,7 +439,7 @@ function daemonPid(h: ManyHost): number | null {
 /** Every live process in our namespaces or naming our directory (the lab's classify() kinds). */
 function sweep(dir: string): ProcInfo[] {
   const seen = new Map<number, ProcInfo>();
-  for (const p of processesInNamespaces(manyNamespaces())) seen.set(p.pid, p);
+  for (const p of processesInNamespaces(manyNamespaces(dir))) seen.set(p.pid, p);
   for (const p of processesMentioning(dir)) if (!seen.has(p.pid)) seen.set(p.pid, p);
   return [...seen.values()];
 }
@@ -462,14 +472,14 @@ async function downUnlocked(dir: string, log: (m: string) => void): Promise<Many
   }
   await waitGone(killed, 5_000);
   // 3. Namespaces (only `lo` in them), then /run/netns if our start mounted it.
-  for (const ns of manyNamespaces()) {
+  for (const ns of manyNamespaces(dir)) {
     const r = await run(['ip', 'netns', 'del', ns]);
     if (r.code === 0) report.namespacesDeleted++;
   }
   report.runNetnsUnmounted = await releaseRunNetns(state !== null && !state.runNetnsWasMounted);
   // 4. What is left.
   report.left.processes = sweep(dir).map((p) => `${p.pid} ${p.kind ?? '?'} ${p.argv.slice(0, 3).join(' ')}`);
-  report.left.namespaces = manyNamespaces();
+  report.left.namespaces = manyNamespaces(dir);
   report.left.mounts = mountsUnder(dir);
   // 5. Files: all but the lock (held by the caller) and the capabilities seed; all are kept
   //    while a process is left, for a retry.

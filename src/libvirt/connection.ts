@@ -156,6 +156,12 @@ export class LibvirtConnection extends EventEmitter<LibvirtConnectionEvents> {
   private readonly subs = new Set<SubscriptionImpl>();
   private readonly byCallbackId = new Map<number, SubscriptionImpl>();
   private reconnectAttempt = 0;
+  /**
+   * Field counts of NODE_GET_CPU_STATS / NODE_GET_MEMORY_STATS per CPU or cell, learned once per
+   * daemon connection (libvirt wants the exact count): saves the count round trip on every
+   * later call. Cleared on reconnect (the daemon may have changed).
+   */
+  private readonly paramCounts = new Map<string, number>();
   /** Aborts the reconnect loop's wait and handshake when close() is called. */
   private reconnectAbort: AbortController | null = null;
   private description: string;
@@ -284,6 +290,7 @@ export class LibvirtConnection extends EventEmitter<LibvirtConnectionEvents> {
           return;
         }
         this.rpc = rpc;
+        this.paramCounts.clear();
         this.description = description;
         this.attach(rpc);
         this.currentState = 'open';
@@ -529,20 +536,43 @@ export class LibvirtConnection extends EventEmitter<LibvirtConnectionEvents> {
   /**
    * Host CPU time counters in ns (user, kernel, idle, iowait, ...) for one CPU or all
    * (VIR_NODE_CPU_STATS_ALL_CPUS). Uses libvirt's count-then-fetch convention: nparams=0 asks
-   * how many fields exist, the second call fetches them.
+   * how many fields exist, the second call fetches them; the count is asked once per
+   * connection (see countThenFetch), so a later call is one round trip.
    */
   async nodeGetCpuStats(cpuNum: number = VIR_NODE_CPU_STATS_ALL_CPUS): Promise<Record<string, bigint>> {
-    const count = await this.call('NODE_GET_CPU_STATS', { cpuNum, nparams: 0, flags: 0 });
-    if (count.nparams === 0) return {};
-    const r = await this.call('NODE_GET_CPU_STATS', { cpuNum, nparams: count.nparams, flags: 0 });
-    return Object.fromEntries(r.params.map((p) => [p.field, p.value]));
+    return this.countThenFetch(`cpu:${cpuNum}`, async (nparams) => this.call('NODE_GET_CPU_STATS', { cpuNum, nparams, flags: 0 }));
   }
 
   /** Host memory counters in KiB (total, free, buffers, cached), same count-then-fetch. */
   async nodeGetMemoryStats(cellNum: number = VIR_NODE_MEMORY_STATS_ALL_CELLS): Promise<Record<string, bigint>> {
-    const count = await this.call('NODE_GET_MEMORY_STATS', { nparams: 0, cellNum, flags: 0 });
-    if (count.nparams === 0) return {};
-    const r = await this.call('NODE_GET_MEMORY_STATS', { nparams: count.nparams, cellNum, flags: 0 });
+    return this.countThenFetch(`mem:${cellNum}`, async (nparams) => this.call('NODE_GET_MEMORY_STATS', { nparams, cellNum, flags: 0 }));
+  }
+
+  /**
+   * libvirt's count-then-fetch (`call(0)` answers the field count, `call(n)` the n fields),
+   * with the count remembered under `key` for this connection. A remembered count the daemon
+   * refuses (a remote error) is forgotten and asked again, once.
+   */
+  private async countThenFetch(
+    key: string,
+    call: (nparams: number) => Promise<{ params: { field: string; value: bigint }[]; nparams: number }>,
+  ): Promise<Record<string, bigint>> {
+    const known = this.paramCounts.get(key);
+    let r: { params: { field: string; value: bigint }[]; nparams: number } | null = null;
+    if (known !== undefined) {
+      try {
+        r = await call(known);
+      } catch (e) {
+        if (!(e instanceof LibvirtError) || e.origin !== 'remote') throw e;
+        this.paramCounts.delete(key);
+      }
+    }
+    if (r === null) {
+      const count = (await call(0)).nparams;
+      if (count === 0) return {};
+      this.paramCounts.set(key, count);
+      r = await call(count);
+    }
     return Object.fromEntries(r.params.map((p) => [p.field, p.value]));
   }
 

@@ -82,6 +82,8 @@ export class RpcClient extends EventEmitter<{ message: [Packet]; close: [Libvirt
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private keepaliveMissed = 0;
   private userClosing = false;
+  /** True while the stream is corked for the packets of the current tick (see send). */
+  private corked = false;
   readonly stats: RpcStats = { callsSent: 0, repliesReceived: 0, lateReplies: 0, pingsSent: 0, pingsReceived: 0, pongsReceived: 0, messagesReceived: 0 };
 
   constructor(private readonly stream: Duplex, opts: RpcClientOptions = {}) {
@@ -163,7 +165,7 @@ export class RpcClient extends EventEmitter<{ message: [Packet]; close: [Libvirt
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       this.pending.set(serial, p);
       this.stats.callsSent++;
-      this.stream.write(packet);
+      this.send(packet);
     });
   }
 
@@ -225,6 +227,26 @@ export class RpcClient extends EventEmitter<{ message: [Packet]; close: [Libvirt
     this.stream.destroy();
   }
 
+  /**
+   * Writes one packet. Packets written in the same tick (the calls a caller issues together,
+   * e.g. the five a collection round makes per host) leave in one writev: the stream is
+   * corked on the first and uncorked on the next tick. One write instead of five means one
+   * wake-up of the daemon instead of five; on a loaded machine each wake-up of a reader can
+   * also preempt this process (measured: 59 % of a 50-host round's wall time in writeBuffer).
+   * Adds no delay beyond the current tick: the same order, no waiting for more.
+   */
+  private send(packet: Buffer): void {
+    if (!this.corked) {
+      this.corked = true;
+      this.stream.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.stream.uncork();
+      });
+    }
+    this.stream.write(packet);
+  }
+
   private allocSerial(): number {
     const s = this.nextSerial;
     this.nextSerial = this.nextSerial >= 0xffffffff ? 1 : this.nextSerial + 1;
@@ -242,7 +264,7 @@ export class RpcClient extends EventEmitter<{ message: [Packet]; close: [Libvirt
   private sendKeepalive(proc: number): void {
     if (this.closedWith !== undefined || this.stream.destroyed) return;
     if (proc === KEEPALIVE_PROC.PING) this.stats.pingsSent++;
-    this.stream.write(encodePacket({ prog: KEEPALIVE_PROGRAM, vers: KEEPALIVE_PROTOCOL_VERSION, proc, type: MessageType.MESSAGE, serial: 0, status: MessageStatus.OK }));
+    this.send(encodePacket({ prog: KEEPALIVE_PROGRAM, vers: KEEPALIVE_PROTOCOL_VERSION, proc, type: MessageType.MESSAGE, serial: 0, status: MessageStatus.OK }));
   }
 
   private onData(chunk: Buffer): void {
