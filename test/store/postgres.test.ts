@@ -5,13 +5,17 @@
  * store has: calls that time out or find the server gone fail with TIDE_STORE_UNAVAILABLE naming
  * host:port, a dropped connection is replaced, an old schema is migrated in place.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DriverError } from '../../src/drivers/errors.js';
 import { MIGRATIONS, PG_SCHEMA_VERSION } from '../../src/store/pg/schema.js';
 import { openPgStore, type PgStoreOptions } from '../../src/store/pg/store.js';
 import type { Store } from '../../src/store/store.js';
+import { runCli } from '../helpers/cli.js';
 import { postgresSkipReason, startPostgres, type PgServer } from '../helpers/postgres.js';
 import { storeContract } from './contract.js';
 
@@ -138,6 +142,32 @@ describe.skipIf(skip !== null)('PostgreSQL store: a call stuck behind a lock', (
     } finally {
       await blocker.end();
       s.close();
+    }
+  });
+});
+
+describe.skipIf(skip !== null)('PostgreSQL store: the CLI through the configuration', () => {
+  it('tide host maintenance and tide status use the store a `kind: postgres` configuration names (password from a file)', async () => {
+    if (!server) throw new Error(`no PostgreSQL server: ${skip}`);
+    const dir = mkdtempSync(join(tmpdir(), 'tide-pgcli-'));
+    try {
+      const cfg = join(dir, 'tide.yaml');
+      writeFileSync(cfg, `hosts:\n  - { name: a, uri: 'test:///default' }\nstore:\n  kind: postgres\n  host: 127.0.0.1\n  port: ${server.port}\n  database: ${database}\n  user: ${server.user}\n  passwordFile: ${server.passwordFile}\n  schema: cli\n`);
+      const on = await runCli(['--config', cfg, 'host', 'maintenance', 'on', 'a', '--reason', 'new DIMMs']);
+      expect(on.code, on.err).toBe(0);
+      const direct = openPgStore(options('cli'));
+      try {
+        expect(direct.hostStates()).toEqual([expect.objectContaining({ host: 'a', maintenance: true, reason: 'new DIMMs' })]);
+        direct.acquireClusterLock({ pid: 4242, host: 'ctl-9', command: 'tide daemon', startedMs: 0 }, 60_000);
+      } finally {
+        direct.close();
+      }
+      const st = await runCli(['--config', cfg, 'status', '--json']);
+      expect(st.code, st.err).toBe(0);
+      expect(JSON.parse(st.out)).toMatchObject({ lock: { holder: { pid: 4242, host: 'ctl-9' } } });
+      expect(st.out + st.err).not.toContain(server.password);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
