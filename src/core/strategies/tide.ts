@@ -1025,7 +1025,8 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
   }
   // A VM the budget held back on one pass but that a later pass moved is not "not moved".
   for (const m of raw) budgetHeld.delete(m.vm);
-  notMoved.push(...stuck.values(), ...unfixable.values(), ...budgetHeld.values());
+  // (a loop, not push(...spread): a budget can hold back 100,000s of VMs, beyond a call's argument limit)
+  for (const m of [stuck, unfixable, budgetHeld]) for (const x of m.values()) notMoved.push(x);
 
   // 3. Power: wake hosts that receive VMs; switch off empty ones beyond the spares.
   const net = compactMoves(raw);
