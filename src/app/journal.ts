@@ -37,7 +37,7 @@ import { isDriverError } from '../drivers/errors.js';
 import type { HypervisorDriver, RecoveryOutcome, VmInfo } from '../drivers/hypervisor.js';
 import type { PowerDriver } from '../drivers/power.js';
 import type { StepRun, StepState } from '../executor/executor.js';
-import { currentHolder, withClusterLock } from '../store/lock.js';
+import { checkFence, currentHolder, withClusterLock } from '../store/lock.js';
 import type { LockHolder, MetricSample, Store, StoredStepRun } from '../store/store.js';
 
 // ---------------------------------------------------------------------------------- journal
@@ -315,7 +315,9 @@ async function recoverMigrate(deps: RecoverDeps, vm: string, from: string, to: s
   let reason: string;
   let actions: string[] = [];
   if (h.reconcile) {
-    // the plan only moves running VMs (Controller.collect: migratable needs 'running')
+    // the plan only moves running VMs (Controller.collect: migratable needs 'running');
+    // reconciling may act (resume or destroy a copy): fenced (recovery runs under the cluster lock)
+    checkFence(deps.store, `reconciling the interrupted migration of ${vm}`);
     const r = await h.reconcile(vm, { from, to, settleMs: deps.settleMs ?? 120_000, wasState: 'running' });
     ({ outcome, reason } = r);
     actions = [...r.actions];

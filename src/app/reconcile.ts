@@ -13,6 +13,7 @@ import type { Plan, Step } from '../core/plan/types.js';
 import { isDriverError } from '../drivers/errors.js';
 import type { HypervisorDriver, RecoveryOutcome } from '../drivers/hypervisor.js';
 import type { StepRun } from '../executor/executor.js';
+import { checkFence, heldLease } from '../store/lock.js';
 import type { Store, UnknownMigration } from '../store/store.js';
 
 /** One reconcile attempt as reported (CLI, controller observer). */
@@ -156,6 +157,8 @@ export async function reconcileUnknown(store: Store, hypervisor: HypervisorDrive
       reason = `the ${hypervisor.kind} driver cannot reconcile a migration; resolve it by hand and run tide reconcile ${vm}`;
     } else {
       try {
+        // Reconciling may act (resume or destroy a copy): fenced when run under the cluster lock.
+        if (heldLease(store)) checkFence(store, `reconciling ${vm}`);
         const r = await hypervisor.reconcile(vm, { from, to, ...(o.settleMs !== undefined ? { settleMs: o.settleMs } : {}) });
         ({ outcome, reason, vmOn } = r);
         actions = [...r.actions];

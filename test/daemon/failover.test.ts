@@ -181,6 +181,8 @@ async function scenario(failure: Failure, spec: StoreSpec): Promise<{ takeoverMs
   await until('one migration done and one running', () => {
     const w = world(dir);
     return w.effects.filter((e) => e.kind === 'migrate' && e.outcome === 'done').length >= 1 && w.jobs === 1;
+  }, 60_000).catch((e: unknown) => {
+    throw new Error(`${String(e)}; the leader's last log lines:\n${leader.lines().slice(-15).map((l) => JSON.stringify(l)).join('\n')}\nworld: ${JSON.stringify(world(dir))}`);
   });
   const t0 = Date.now();
   if (failure === 'kill') leader.child.kill('SIGKILL');
