@@ -42,9 +42,9 @@ async function until<T>(what: string, f: () => T | undefined | false, ms = 60_00
   }
 }
 
-async function setup(name: string): Promise<{ world: World; storeFile: string; wall0: number }> {
+async function setup(name: string, replyDelayMs = 0): Promise<{ world: World; storeFile: string; wall0: number }> {
   const wall0 = Date.now();
-  const world = await startWorld(lib, { sock: join(tmp, `${name}.sock`), wall0, speed: SPEED });
+  const world = await startWorld(lib, { sock: join(tmp, `${name}.sock`), wall0, speed: SPEED, replyDelayMs });
   worlds.push(world);
   return { world, storeFile: join(tmp, `${name}.sqlite`), wall0 };
 }
@@ -69,16 +69,26 @@ describe('the daemon process SIGKILLed at each step of a multi-VM plan, restarte
     expect(st.vms.every((v) => v.state === 'running')).toBe(true);
   }, 180_000);
 
-  // One case per step of that plan: SIGKILL right after the daemon logs the step's start.
+  // One case per step of that plan: SIGKILL right after the daemon logs the step's start; and
+  // one more at the first power-off after its effect: the world powered the host off, its
+  // answer (delayed 2 s) had not reached the daemon.
   it('killed at each step: nothing lost, duplicated or paused; the plan done or superseded', async () => {
     expect(planSteps.length, 'the uninterrupted run found the plan').toBeGreaterThan(0);
     const report: string[] = [];
-    for (let k = 0; k < planSteps.length; k++) {
-      const { world, storeFile, wall0 } = await setup(`k${k}`);
+    const firstOff = planSteps.findIndex((s) => s.kind === 'powerOff');
+    const cases = [...planSteps.map((_, k) => ({ k, effect: false })), { k: firstOff, effect: true }];
+    for (const { k, effect } of cases) {
+      const { world, storeFile, wall0 } = await setup(`k${k}${effect ? '-effect' : ''}`, effect ? 2000 : 0);
       const vms = (await world.state()).vms.map((v) => v.name).sort();
       const first = startSimDaemon(lib, { sock: world.sock, storeFile, wall0, speed: SPEED });
       daemons.push(first);
       const started = await until(`step #${k} to start`, () => steps(first)[k] ?? (first.child.exitCode !== null ? (() => { throw new Error(first.raw()); })() : undefined), 120_000, first.raw);
+      if (effect) {
+        const host = String(started.host);
+        const end = Date.now() + 60_000;
+        while ((await world.state()).power[host] !== 'off') if (Date.now() > end) throw new Error(`${host} never went off:\n${first.raw()}`);
+        expect(first.lines().some((l) => l.event === 'power' && l.host === host), 'the daemon did not see the power-off done').toBe(false);
+      }
       first.child.kill('SIGKILL');
       await first.exit;
       const s1 = openSqliteStore(storeFile);
@@ -100,7 +110,7 @@ describe('the daemon process SIGKILLed at each step of a multi-VM plan, restarte
       expect(await second.exit, second.raw()).toBe(0);
 
       const st = await world.state();
-      const where = `killed at step #${k} (${String(started.kind)} ${String(started.vm ?? started.host)}; running then: ${running.join(', ')})`;
+      const where = `killed at step #${k}${effect ? ' after its effect' : ''} (${String(started.kind)} ${String(started.vm ?? started.host)}; running then: ${running.join(', ')})`;
       // the world: every VM once, running, on a host that is on
       expect(st.vms.map((v) => v.name).sort(), where).toEqual(vms);
       expect(Object.values(st.domains).flat().sort(), `${where}: each VM on exactly one host`).toEqual(vms);
@@ -116,7 +126,8 @@ describe('the daemon process SIGKILLed at each step of a multi-VM plan, restarte
         expect(s2.runningStepRuns(), where).toEqual([]);
         expect(s2.powerActions({ pending: true }), where).toEqual([]);
         expect(s2.unknownMigrations(), where).toEqual([]);
-        report.push(`#${k} ${String(started.kind)} ${String(started.vm ?? started.host)}: plan ${planId} ${status}; recovery: ${second.lines().filter((l) => l.event === 'recovery-step').map((l) => `${String(l.code)}→${String(l.state)}`).join(', ') || 'none'}`);
+        if (effect) expect(second.lines().some((l) => l.event === 'recovery-step' && l.kind === 'powerOff' && l.state === 'succeeded'), `${where}: the recovery found the power-off done`).toBe(true);
+        report.push(`#${k}${effect ? ' (after its effect)' : ''} ${String(started.kind)} ${String(started.vm ?? started.host)}: plan ${planId} ${status}; recovery: ${second.lines().filter((l) => l.event === 'recovery-step').map((l) => `${String(l.code)}→${String(l.state)}`).join(', ') || 'none'}`);
       } finally {
         s2.close();
       }

@@ -45,7 +45,7 @@ export async function transpiledSources(): Promise<string> {
   walk(join(ROOT, 'src'));
   files.sort();
   const sources = files.map((f) => ({ rel: relative(join(ROOT, 'src'), f), text: readFileSync(f, 'utf8') }));
-  const hash = createHash('sha256').update(sources.map((s) => `${s.rel}\0${s.text}`).join('\0')).digest('hex').slice(0, 16);
+  const hash = createHash('sha256').update(sources.map((s) => `${s.rel}\0${s.text}`).join('\0')).update(WORLD_JS).update(DAEMON_JS).digest('hex').slice(0, 16);
   const out = join(ROOT, 'node_modules/.cache', `tide-src-${hash}`);
   if (existsSync(join(out, 'package.json'))) return out;
   const ts = (await import('typescript')).default;
@@ -81,12 +81,13 @@ const clockOf = (wall0, speed) => ({
   }),
 });`;
 
-/** node world.mjs SOCKET WALL0 SPEED */
+/** node world.mjs SOCKET WALL0 SPEED [REPLY_DELAY_MS] */
 const WORLD_JS = `import { createServer } from 'node:http';
 import { SimDriver } from './drivers/sim/sim-driver.js';
 import { officeScenario } from './sim/office.js';
 ${CLOCK_JS}
-const [sock, wall0, speed] = process.argv.slice(2);
+const [sock, wall0, speed, replyDelay] = process.argv.slice(2);
+const replyDelayMs = Number(replyDelay ?? 0);
 const clock = clockOf(Number(wall0), Number(speed));
 const scenario = officeScenario({ hosts: 4, days: 2 });
 const placement = Object.fromEntries(scenario.vms.map((v, i) => [v.id, scenario.hosts[i % scenario.hosts.length].id]));
@@ -107,6 +108,8 @@ createServer((req, res) => {
       } else {
         const { method, args } = JSON.parse(body);
         out = { ok: true, value: await driver[method](...args) };
+        // The answer to a power action is late by replyDelayMs (wall): the host is off (on) before its caller knows.
+        if ((method === 'powerOff' || method === 'powerOn') && replyDelayMs > 0) await new Promise((r) => setTimeout(r, replyDelayMs));
       }
     } catch (e) {
       out = { ok: false, error: { code: e?.code, message: e?.message ?? String(e), detail: e?.detail } };
@@ -195,8 +198,9 @@ function post<T>(sock: string, path: string): Promise<T> {
   });
 }
 
-export async function startWorld(lib: string, opts: { sock: string; wall0: number; speed: number }): Promise<World> {
-  const child = spawn(process.execPath, [join(lib, 'world.mjs'), opts.sock, String(opts.wall0), String(opts.speed)], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** replyDelayMs: the world answers a power action that much (wall ms) after doing it (default 0). */
+export async function startWorld(lib: string, opts: { sock: string; wall0: number; speed: number; replyDelayMs?: number }): Promise<World> {
+  const child = spawn(process.execPath, [join(lib, 'world.mjs'), opts.sock, String(opts.wall0), String(opts.speed), String(opts.replyDelayMs ?? 0)], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     child.stdout!.on('data', (b: Buffer) => { if (b.toString().includes('ready')) resolve(); });
     child.on('exit', (c) => reject(new Error(`the world exited (${c}) before it was ready`)));
