@@ -6,8 +6,8 @@
 //     CloudSim port twice: fixed (the default there: CloudSim's bugs fixed) and faithful
 //     (`NAME:faithful=true`: CloudSim's double migrations, unchecked step order, idle hosts
 //     taken for switched off);
-//  3. planner scaling (`tide bench plan`) at 1k and 10k hosts, each in its own process so its
-//     peak RSS is its own.
+//  3. planner scaling (`tide bench plan`) at 1k, 5k, 10k and 20k hosts (20 VMs per host), each
+//     in its own process so its peak RSS is its own (BENCH_SCALING=1000,10000 picks sizes).
 // Options (env): BENCH_DAYS=20110303,20110306  BENCH_POLICIES=tide,lr-mmt:1.2  BENCH_SKIP_SCALING=1
 //               BENCH_SKIP_FAITHFUL=1 (realistic: fixed ports only)
 //               BENCH_JSON=out.json (write every row)  TIDE_PLANETLAB_DIR=...
@@ -146,14 +146,16 @@ console.log(`All days, above the lower bound: fixed ports ${range(spread.fixed)}
 if (!process.env.BENCH_SKIP_SCALING) {
   console.log('## Planner scaling (tide bench plan, one process per size)\n');
   const data = [];
-  for (const [hosts, vms] of [[1000, 20000], [10000, 200000]]) {
+  const sizes = (process.env.BENCH_SCALING ?? '1000,5000,10000,20000').split(',').map(Number);
+  for (const [hosts, vms] of sizes.map((h) => [h, 20 * h])) {
     const out = execFileSync(process.execPath, [join(here, '../bin/tide.js'), 'bench', 'plan', '--hosts', String(hosts), '--vms', String(vms), '--json'], { encoding: 'utf8' });
     const r = JSON.parse(out);
     rows.push({ bench: 'plan', ...r });
-    data.push([String(hosts), String(vms), r.migrations, r.powerOffs, r.planMs, r.peakRssMiB]);
-    if (hosts === 10000 && (r.planMs > 2000 || r.peakRssMiB > 1024)) failures.push(`bench plan 10k: ${r.planMs} ms, ${r.peakRssMiB} MiB`);
+    data.push([String(hosts), String(vms), r.migrations, r.powerOffs, r.planMs, r.planCpuMs, r.peakRssMiB]);
+    // issue 9: ≤ 1 s and ≤ 1 GiB at 10k hosts; CPU time, since the wall time on a shared machine also counts waiting for a core
+    if (hosts === 10000 && (r.planCpuMs > 1000 || r.peakRssMiB > 1024)) failures.push(`bench plan 10k: ${r.planMs} ms (CPU ${r.planCpuMs} ms), ${r.peakRssMiB} MiB`);
   }
-  console.log(table(['hosts', 'vms', 'migrations', 'power-offs', 'plan ms', 'peak RSS MiB'], data));
+  console.log(table(['hosts', 'vms', 'migrations', 'power-offs', 'plan ms', 'plan CPU ms', 'peak RSS MiB'], data));
   console.log('');
 }
 

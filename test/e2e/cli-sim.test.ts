@@ -76,6 +76,7 @@ describe('tide bench plan', () => {
     expect(row).toMatchObject({ hosts: 200, vms: 4000 });
     expect(row.migrations).toBeGreaterThan(0);
     expect(row.planMs).toBeGreaterThan(0);
+    expect(row.planCpuMs).toBeGreaterThan(0);
     expect(row.peakRssMiB).toBeGreaterThan(0);
     expect((await runCli(['bench', 'plan', '--hosts', '0'])).err).toMatch(/--hosts must be an integer in 1\.\.100000 \(got '0'\)/);
   });
