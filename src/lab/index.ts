@@ -10,3 +10,5 @@ export { parseJobInfo } from './virsh.js';
 export { labIpmiConfig, labPowerConfig, labBootSec } from './power.js';
 export type { LabHostPower, LabPowerMethod, LabPowerOptions, LabPowerState } from './power.js';
 export { BMC_PORT, WOL_BROADCAST, WOL_PORT, bmcIp } from './power-layout.js';
+export { DEFAULT_MANY_DIR, MANY_NETNS_PREFIX, MAX_MANY_HOSTS, ManyHosts, manyHost, manyNamespaces, manyNetnsPrefix, startManyHosts } from './many.js';
+export type { ManyDownReport, ManyHost, ManyHostsOptions, ManyMemory, ManyTimings } from './many.js';
