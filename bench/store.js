@@ -131,6 +131,7 @@ async function main() {
     const bridge = new SyncPg(conn);
     const direct = new pg.Client({ host: conn.host, port: conn.port, database: conn.database, user: conn.user, password: conn.password });
     await direct.connect();
+    results['bridge round trip, no database (worker hand-off only)'] = { postgres: measure(() => bridge.ping()) };
     results['SELECT 1 via the sync bridge'] = { postgres: measure(() => bridge.query('SELECT 1')) };
     results['SELECT 1, async pg client directly'] = { postgres: await measureAsync(() => direct.query('SELECT 1')) };
     bridge.close();

@@ -97,6 +97,10 @@ function reply(msg) {
   Atomics.notify(flag, 0);
 }
 port.on('message', async (req) => {
+  if (req.ping) {
+    reply({ id: req.id, results: [] });
+    return;
+  }
   if (req.close) {
     if (client) await client.end().catch(() => {});
     client = null;
@@ -221,6 +225,16 @@ export class SyncPg {
       if (msg.mismatch !== undefined) throw new BatchMismatch(msg.mismatch);
       return msg.results!;
     }
+  }
+
+  /** A round trip to the worker and back, no database: the bridge's own cost (bench/store.js). */
+  ping(): void {
+    if (!this.worker) this.start();
+    const id = this.nextId++;
+    Atomics.store(this.flag!, 0, 0);
+    this.port!.postMessage({ id, ping: true });
+    if (Atomics.wait(this.flag!, 0, 0, this.conn.timeoutMs) === 'timed-out') throw new DriverError('TIDE_STORE_UNAVAILABLE', `${this.where}: the store's worker thread did not answer`);
+    receiveMessageOnPort(this.port!);
   }
 
   query(text: string, values: readonly unknown[] = []): StmtResult {
