@@ -73,13 +73,14 @@ describe.skipIf(!haveChromium)('dashboard in headless Chromium against tide demo
   }
 
   /** VM → host as the page shows it. */
-  const placement = (page: Page): Promise<Record<string, string>> => page.$$eval('[data-vm]', (els) =>
+  const placement = (page: Page): Promise<Record<string, string>> => page.$$eval('[data-host] [data-vm]', (els) =>
     Object.fromEntries(els.map((e) => [e.getAttribute('data-vm')!, e.closest('[data-host]')!.getAttribute('data-host')!])));
   const powers = (page: Page): Promise<Record<string, string>> => page.$$eval('[data-host]', (els) =>
     Object.fromEntries(els.map((e) => [e.getAttribute('data-host')!, e.getAttribute('data-power')!])));
 
   it('shows every host and VM; a consolidation moves VMs and powers a host off, live', async () => {
-    const demo = await serveDemo({ port: 0, speed: FAST, hours: 30, staticDir: WEB });
+    // Migrations slow to 20 simulated seconds per wall second (a 4 GiB VM: about half a second).
+    const demo = await serveDemo({ port: 0, speed: FAST, migrationSpeed: 20, hours: 30, staticDir: WEB });
     try {
       // A wrong token is refused on the login page.
       const probe = await browser.newPage();
@@ -103,7 +104,7 @@ describe.skipIf(!haveChromium)('dashboard in headless Chromium against tide demo
       const before = await placement(page);
       const seenOn = new Set(Object.entries(await powers(page)).filter(([, p]) => p === 'on').map(([h]) => h));
       // Meanwhile a live migration's progress bar shows, part-way (the demo slows down while one runs).
-      const progress = page.waitForSelector('[data-testid=migrations] [data-migration][data-state=running]:not([data-progress="0"]):not([data-progress=""]) .bar-fill', { timeout: 60_000 })
+      const progress = page.waitForSelector('[data-testid=migrations] [data-migration][data-state=running]:not([data-progress="0"]):not([data-progress=""]) .bar-fill', { timeout: 90_000 })
         .then(async (bar) => {
           const row = (await bar.evaluateHandle((e) => e.closest('[data-migration]')!)).asElement()!;
           const pct = Number(await row.getAttribute('data-progress'));
@@ -114,7 +115,7 @@ describe.skipIf(!haveChromium)('dashboard in headless Chromium against tide demo
       let moved = false;
       let poweredOff: string | null = null;
       await page.screenshot({ path: join(SHOTS, 'cluster-day.png') });
-      const deadline = Date.now() + 60_000;
+      const deadline = Date.now() + 90_000;
       while (Date.now() < deadline && !(moved && poweredOff)) {
         await page.waitForTimeout(250);
         const now = await placement(page);
@@ -162,7 +163,7 @@ describe.skipIf(!haveChromium)('dashboard in headless Chromium against tide demo
     } finally {
       await demo.close();
     }
-  }, 120_000);
+  }, 180_000);
 
   it("against a daemon's API alone (no demo routes): hosts from the stored metrics, History charts each host's CPU", async () => {
     const store = openSqliteStore(':memory:');

@@ -98,3 +98,29 @@ describe("tide demo --serve's slow motion while a migration runs", () => {
     expect(wall.now()).toBe(1100 + 125 + 500);
   });
 });
+
+describe('slow motion when the paced run lags behind', () => {
+  it('a migration that starts late sets the clock back to its due time: it is paced, not run at once to catch up', async () => {
+    const { slowMotion } = await import('../../src/api/demo-serve.js');
+    const { MigrationControl } = await import('../../src/http/abort.js');
+    const { SimDriver } = await import('../../src/drivers/sim/sim-driver.js');
+    const { VirtualClock } = await import('../../src/executor/clock.js');
+    const { officeScenario } = await import('../../src/sim/office.js');
+    let realMs = 0;
+    const real = { now: () => realMs, sleep: async (ms: number) => { realMs += ms; } };
+    const control = new MigrationControl();
+    const wall = slowMotion(real, () => (control.inFlight > 0 ? 0.5 : 1), control, () => 1000);
+    realMs = 5000; // 4 s behind: virtual "now" was due at 1000
+    expect(wall.now()).toBe(5000);
+    const clock = new VirtualClock(0);
+    const scenario = officeScenario({ hosts: 4, days: 1 });
+    const sim = new SimDriver(scenario, clock);
+    const driver = control.wrap(sim);
+    const vm = scenario.vms.find((v) => v.memMiB >= 2048)!;
+    const to = scenario.hosts.find((h) => h.id !== sim.placement()[vm.id])!.id;
+    const run = driver.migrate(vm.id, to, { mode: 'live' });
+    expect(control.inFlight).toBe(1);
+    expect(wall.now()).toBe(1000);
+    await clock.drive(run);
+  });
+});
