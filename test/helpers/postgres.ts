@@ -58,9 +58,14 @@ function pgUser(): { uid: number; gid: number } | null {
   return { uid, gid };
 }
 
-/** argv running `bin` as the server's user (setpriv when root). */
-function asPg(who: { uid: number; gid: number } | null, bin: string, args: string[]): [string, string[]] {
-  return who ? ['setpriv', ['--reuid', String(who.uid), '--regid', String(who.gid), '--clear-groups', '--', bin, ...args]] : [bin, args];
+/**
+ * argv running `bin` as the server's user (setpriv when root). `dieWithUs`: SIGKILL it when this
+ * process dies (prctl PDEATHSIG via setpriv), so a test run killed outright leaves no server.
+ */
+function asPg(who: { uid: number; gid: number } | null, bin: string, args: string[], dieWithUs = false): [string, string[]] {
+  const death = dieWithUs ? ['--pdeathsig', 'KILL'] : [];
+  if (who) return ['setpriv', [...death, '--reuid', String(who.uid), '--regid', String(who.gid), '--clear-groups', '--', bin, ...args]];
+  return dieWithUs && existsSync('/usr/bin/setpriv') ? ['setpriv', [...death, '--', bin, ...args]] : [bin, args];
 }
 
 /**
@@ -102,7 +107,7 @@ export async function startPostgres(): Promise<PgServer | { skip: string }> {
   const port = await freePort();
   const [cmd, argv] = asPg(who, join(bin, 'postgres'), [
     '-D', data, '-p', String(port), '-h', '127.0.0.1', '-k', dir, '-c', 'fsync=off', '-c', 'full_page_writes=off', '-c', 'synchronous_commit=off',
-  ]);
+  ], true);
   const proc: ChildProcess = spawn(cmd, argv, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   proc.stderr!.on('data', (d: Buffer) => { log = (log + d.toString()).slice(-4000); });
@@ -120,7 +125,7 @@ export async function startPostgres(): Promise<PgServer | { skip: string }> {
       await gone;
       clearTimeout(t);
     }
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true, maxRetries: 5 }); // backends may still be closing files
   };
   // Ready when psql gets in (at most ~30 s).
   for (let i = 0; ; i++) {
