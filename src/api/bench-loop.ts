@@ -53,6 +53,8 @@ export interface BenchLoopRound {
   readonly executeMs: number;
   /** The daemon's whole round, wall ms (stages plus its own bookkeeping: plan settling, status row). */
   readonly roundMs: number;
+  /** CPU time of the process during the round, ms (user + system): on a shared machine the wall times also count waiting for a core. */
+  readonly roundCpuMs: number;
   readonly steps: number;
   readonly migrations: number;
   readonly powerOffs: number;
@@ -73,6 +75,7 @@ export interface BenchLoopResult {
   readonly journalMs: Percentiles;
   readonly executeMs: Percentiles;
   readonly roundMs: Percentiles;
+  readonly roundCpuMs: Percentiles;
   /** Peak resident memory of the process, MiB (getrusage maxrss): scenario, driver, daemon and store together. */
   readonly peakRssMiB: number;
   /** Time to build the synthetic cluster and the simulated driver, ms (not part of a round). */
@@ -146,14 +149,17 @@ export async function benchLoop(opts: BenchLoopOptions): Promise<BenchLoopResult
       // the next round starts one interval after the previous one began (or at once when it overran)
       if (i > 0) await clock.runUntil(Math.max(clock.now(), i * intervalSec * 1000));
       const w0 = performance.now();
+      const c0 = process.cpuUsage();
       const report = await clock.drive(daemon.round());
       const roundMs = performance.now() - w0;
+      const cpu = process.cpuUsage(c0);
+      const roundCpuMs = (cpu.user + cpu.system) / 1000;
       if (report.result === 'error' || !report.tick) throw new Error(`bench loop: round ${i + 1} failed: ${report.error?.code ?? ''} ${report.error?.message ?? 'no round'}`);
       const { tick } = report;
       const st = tick.stageMs ?? { collectMs: 0, planMs: 0, journalMs: 0, executeMs: 0 };
       const kind = (k: string): number => tick.plan.steps.filter((s) => s.kind === k).length;
       const r: BenchLoopRound = {
-        round: i + 1, ...st, roundMs, steps: tick.plan.steps.length,
+        round: i + 1, ...st, roundMs, roundCpuMs, steps: tick.plan.steps.length,
         migrations: kind('migrate'), powerOffs: kind('powerOff'), powerOns: kind('powerOn'),
         succeeded: tick.run?.succeeded ?? 0, failed: tick.run?.failed ?? 0, skipped: tick.run?.skipped ?? 0,
       };
@@ -170,13 +176,13 @@ export async function benchLoop(opts: BenchLoopOptions): Promise<BenchLoopResult
     } catch { /* no WAL left after a clean close */ }
   }
   if (dir) rmSync(dir, { recursive: true, force: true });
-  const of = (k: 'collectMs' | 'planMs' | 'journalMs' | 'executeMs' | 'roundMs'): Percentiles => pct(perRound.map((r) => r[k]));
+  const of = (k: 'collectMs' | 'planMs' | 'journalMs' | 'executeMs' | 'roundMs' | 'roundCpuMs'): Percentiles => pct(perRound.map((r) => r[k]));
   return {
     hosts: opts.hosts, vms: opts.vms, rounds, policy: policy.label, intervalSec,
-    collectMs: of('collectMs'), planMs: of('planMs'), journalMs: of('journalMs'), executeMs: of('executeMs'), roundMs: of('roundMs'),
+    collectMs: of('collectMs'), planMs: of('planMs'), journalMs: of('journalMs'), executeMs: of('executeMs'), roundMs: of('roundMs'), roundCpuMs: of('roundCpuMs'),
     peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024), buildMs, storeBytes,
     stepsExecuted: perRound.reduce((a, r) => a + r.succeeded, 0),
-    perRound: perRound.map((r) => ({ ...r, collectMs: round1(r.collectMs), planMs: round1(r.planMs), journalMs: round1(r.journalMs), executeMs: round1(r.executeMs), roundMs: round1(r.roundMs) })),
+    perRound: perRound.map((r) => ({ ...r, collectMs: round1(r.collectMs), planMs: round1(r.planMs), journalMs: round1(r.journalMs), executeMs: round1(r.executeMs), roundMs: round1(r.roundMs), roundCpuMs: round1(r.roundCpuMs) })),
   };
 }
 

@@ -14,7 +14,7 @@ import { runCli } from '../helpers/cli.js';
 const tmp = mkdtempSync(join(tmpdir(), 'tide-bench-loop-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-const STAGES = ['collectMs', 'planMs', 'journalMs', 'executeMs', 'roundMs'] as const;
+const STAGES = ['collectMs', 'planMs', 'journalMs', 'executeMs', 'roundMs', 'roundCpuMs'] as const;
 
 describe('tide bench loop', () => {
   it('--json: per-stage p50/p99, peak RSS, and rounds that executed steps', async () => {
@@ -65,7 +65,7 @@ describe('tide bench loop', () => {
     const r = await runCli(['bench', 'loop', '--hosts', '10', '--vms', '50', '--rounds', '2']);
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/^10 hosts, 50 VMs, 2 round\(s\) of 60 s, policy tide/);
-    for (const stage of ['collect', 'plan', 'journal', 'execute', 'whole round']) expect(r.out).toMatch(new RegExp(`^${stage} +\\d+\\.\\d +\\d+\\.\\d$`, 'm'));
+    for (const stage of ['collect', 'plan', 'journal', 'execute', 'whole round', 'whole round, CPU']) expect(r.out).toMatch(new RegExp(`^${stage} +\\d+\\.\\d +\\d+\\.\\d$`, 'm'));
     expect(r.err).toMatch(/round 1: \d+ step\(s\)/);
   });
 });

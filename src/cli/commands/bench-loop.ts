@@ -51,12 +51,12 @@ export async function benchLoop(argv: string[], io: CliIo): Promise<number> {
 
 /** The stage table (p50 / p99 ms) and the run's figures. */
 export function formatBenchLoop(r: BenchLoopResult): string {
-  const stages = [['collect', r.collectMs], ['plan', r.planMs], ['journal', r.journalMs], ['execute', r.executeMs], ['whole round', r.roundMs]] as const;
+  const stages = [['collect', r.collectMs], ['plan', r.planMs], ['journal', r.journalMs], ['execute', r.executeMs], ['whole round', r.roundMs], ['whole round, CPU', r.roundCpuMs]] as const;
   const head = `${r.hosts} hosts, ${r.vms} VMs, ${r.rounds} round(s) of ${r.intervalSec} s, policy ${r.policy}: ${r.stepsExecuted} step(s) executed, peak RSS ${r.peakRssMiB} MiB, journal ${(r.storeBytes / 2 ** 20).toFixed(1)} MiB\n\n`;
   const t = table(['stage', 'p50 ms', 'p99 ms'], stages.map(([name, p]) => [name, p.p50.toFixed(1), p.p99.toFixed(1)]));
   const rounds = table(
-    ['round', 'steps', 'executed', 'collect ms', 'plan ms', 'journal ms', 'execute ms', 'round ms'],
-    r.perRound.map((x) => [x.round, x.steps, x.succeeded, x.collectMs.toFixed(1), x.planMs.toFixed(1), x.journalMs.toFixed(1), x.executeMs.toFixed(1), x.roundMs.toFixed(1)]),
+    ['round', 'steps', 'executed', 'collect ms', 'plan ms', 'journal ms', 'execute ms', 'round ms', 'round CPU ms'],
+    r.perRound.map((x) => [x.round, x.steps, x.succeeded, x.collectMs.toFixed(1), x.planMs.toFixed(1), x.journalMs.toFixed(1), x.executeMs.toFixed(1), x.roundMs.toFixed(1), x.roundCpuMs.toFixed(1)]),
   );
   return `${head}${t}\n${rounds}`;
 }
