@@ -5,7 +5,8 @@
  * lab-a off (the power-off depends on the migrations), and is SIGKILLed
  *   - during the last migration (before the power-off started),
  *   - the moment the power-off's intent is in the store (at the power-off),
- *   - 1.5 s after it (the BMC request may be out, the host may be going down).
+ *   - 1.5 s after it (the BMC request may be out, the host may be going down),
+ *   - the moment lab-a's power agent reports it off, before the process recorded the outcome.
  * A new process recovers (recoverOnStart, as a starting daemon does). Checked with virsh and
  * the lab's power agent, not with Tide's own report: every guest active exactly once, running,
  * on lab-b, its service answering (nothing lost: a guest on a host that went off would be gone);
@@ -47,9 +48,11 @@ const PLAN: Plan = {
 
 /** Kill points: the step whose intent is watched for, and how long after it the SIGKILL comes. */
 const POINTS = [
-  { step: 3, afterMs: 1500, label: 'during the last migration (before the power-off)' },
-  { step: 4, afterMs: 0, label: 'at the power-off\'s intent' },
-  { step: 4, afterMs: 1500, label: '1.5 s into the power-off' },
+  { step: 3, afterMs: 1500, untilOff: false, label: 'during the last migration (before the power-off)' },
+  { step: 4, afterMs: 0, untilOff: false, label: 'at the power-off\'s intent' },
+  { step: 4, afterMs: 1500, untilOff: false, label: '1.5 s into the power-off' },
+  // the host went off (its agent says so) before the process saw the outcome
+  { step: 4, afterMs: 0, untilOff: true, label: 'once lab-a is off, before the outcome is recorded' },
 ];
 
 /** node CHILD LIB run CONFIG STORE PLAN | recover CONFIG STORE: the controller with the configuration's power driver. */
@@ -174,10 +177,10 @@ describeLab('SIGKILL of a Tide process around the power-off of an evacuated lab 
     expect(cfg.migration.autoConverge).toBe(false);
   });
 
-  it.each(POINTS)('killed $label: nothing lost, lab-a off only when empty, the journal true', async ({ step, afterMs }) => {
+  it.each(POINTS)('killed $label: nothing lost, lab-a off only when empty, the journal true', async ({ step, afterMs, untilOff }) => {
     await reset();
-    const storeFile = join(dir, `step${step}-${afterMs}.sqlite`);
-    const planFile = join(dir, `plan-${step}-${afterMs}.json`);
+    const storeFile = join(dir, `step${step}-${afterMs}${untilOff ? '-off' : ''}.sqlite`);
+    const planFile = join(dir, `plan-${step}-${afterMs}${untilOff ? '-off' : ''}.json`);
     writeFileSync(planFile, JSON.stringify(PLAN));
     await L().shapeLinks(SHAPE_MBIT);
     const child = runChild(['run', L().configFile, storeFile, planFile]);
@@ -199,6 +202,17 @@ describeLab('SIGKILL of a Tide process around the power-off of an evacuated lab 
     if (seenMs === null) log(`child: ${(await child.done).err}`);
     expect(seenMs, `step ${step} never started (child exited: ${exited})`).not.toBeNull();
     if (afterMs > 0) await new Promise((r) => setTimeout(r, afterMs));
+    if (untilOff) {
+      const end = Date.now() + 120_000;
+      while ((await L().powerStatus(FROM)).state === 'on' && !exited && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+      expect((await L().powerStatus(FROM)).state, 'lab-a went down while the process ran').not.toBe('on');
+      const s = openSqliteStore(storeFile);
+      try {
+        expect(s.runningStepRuns().map((r) => r.stepId), 'the outcome was not recorded yet').toEqual([4]);
+      } finally {
+        s.close();
+      }
+    }
     child.kill();
     const killed = await child.done;
     expect(killed.signal).toBe('SIGKILL');
@@ -233,6 +247,7 @@ describeLab('SIGKILL of a Tide process around the power-off of an evacuated lab 
     // lab-a is off only when it holds no guest (it was evacuated first), or it is left on
     if (powerA !== 'on') expect([...where.values()].filter((h) => h === FROM), `lab-a is ${powerA}`).toEqual([]);
     if (step < 4) expect(powerA, 'the power-off never started: lab-a stays on').toBe('on');
+    if (untilOff) expect(powerA, 'lab-a went off: it stays off (it is empty)').not.toBe('on');
 
     const s = openSqliteStore(storeFile);
     try {
