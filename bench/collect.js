@@ -77,7 +77,10 @@ function pct(sorted, p) {
 
 function summary(samples) {
   const s = [...samples].sort((a, b) => a - b);
-  return { n: s.length, p50: pct(s, 50), p99: pct(s, 99), max: s[s.length - 1], mean: s.reduce((a, b) => a + b, 0) / s.length };
+  return {
+    n: s.length, p50: pct(s, 50), p95: pct(s, 95), p99: pct(s, 99), max: s[s.length - 1], mean: s.reduce((a, b) => a + b, 0) / s.length,
+    over200: s.filter((x) => x > 200).length,
+  };
 }
 
 async function round(driver) {
@@ -211,9 +214,9 @@ async function main() {
       console.log(JSON.stringify(result, null, 2));
     } else {
       const rows = [
-        ['driver', 'rounds', 'p50 ms', 'p99 ms', 'max ms', 'mean ms', 'first round ms', 'client CPU ms/round', 'max event-loop stall ms'],
-        ['libvirt (RPC)', String(times.rpc.length), fmt(result.roundMs.rpc.p50), fmt(result.roundMs.rpc.p99), fmt(result.roundMs.rpc.max), fmt(result.roundMs.rpc.mean), fmt(rpcFirst.ms), fmt(result.clientCpuMsPerRound.rpc), fmt(result.maxEventLoopStallMs.rpc)],
-        ['virsh', String(times.virsh.length), fmt(result.roundMs.virsh.p50), fmt(result.roundMs.virsh.p99), fmt(result.roundMs.virsh.max), fmt(result.roundMs.virsh.mean), fmt(virshFirst.ms), fmt(result.clientCpuMsPerRound.virsh), fmt(result.maxEventLoopStallMs.virsh)],
+        ['driver', 'rounds', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'mean ms', 'rounds > 200 ms', 'first round ms', 'client CPU ms/round', 'max event-loop stall ms'],
+        ['libvirt (RPC)', String(times.rpc.length), fmt(result.roundMs.rpc.p50), fmt(result.roundMs.rpc.p95), fmt(result.roundMs.rpc.p99), fmt(result.roundMs.rpc.max), fmt(result.roundMs.rpc.mean), String(result.roundMs.rpc.over200), fmt(rpcFirst.ms), fmt(result.clientCpuMsPerRound.rpc), fmt(result.maxEventLoopStallMs.rpc)],
+        ['virsh', String(times.virsh.length), fmt(result.roundMs.virsh.p50), fmt(result.roundMs.virsh.p95), fmt(result.roundMs.virsh.p99), fmt(result.roundMs.virsh.max), fmt(result.roundMs.virsh.mean), String(result.roundMs.virsh.over200), fmt(virshFirst.ms), fmt(result.clientCpuMsPerRound.virsh), fmt(result.maxEventLoopStallMs.virsh)],
       ];
       console.log(`${N} hosts, ${result.domains} shut-off domains; one round = listHosts + listVms + sample; inventories ${same ? 'identical' : 'DIFFER'}; incomplete rounds (left out) rpc ${incomplete.rpc}, virsh ${incomplete.virsh}`);
       console.log(`| ${rows[0].join(' | ')} |`);
