@@ -74,7 +74,10 @@ describe.skipIf(!haveChromium)('dashboard in headless Chromium against tide demo
 
   /** VM → host as the page shows it. */
   const placement = (page: Page): Promise<Record<string, string>> => page.$$eval('[data-host] [data-vm]', (els) =>
-    Object.fromEntries(els.map((e) => [e.getAttribute('data-vm')!, e.closest('[data-host]')!.getAttribute('data-host')!])));
+    Object.fromEntries(els.flatMap((e) => {
+      const host = e.parentElement?.closest('[data-host]')?.getAttribute('data-host');
+      return host ? [[e.getAttribute('data-vm')!, host]] : [];
+    })));
   const powers = (page: Page): Promise<Record<string, string>> => page.$$eval('[data-host]', (els) =>
     Object.fromEntries(els.map((e) => [e.getAttribute('data-host')!, e.getAttribute('data-power')!])));
 
