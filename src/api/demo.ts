@@ -12,6 +12,8 @@ import { SimDriver } from '../drivers/sim/sim-driver.js';
 import { VirtualClock } from '../executor/clock.js';
 import type { StepRun } from '../executor/executor.js';
 import { openSqliteStore, type Store } from '../store/store.js';
+import { InputError } from '../input/errors.js';
+import { LIMITS, rangedNumber, validate } from '../input/schema.js';
 import { officeScenario } from '../sim/office.js';
 import { lowerBoundWatts, timelineFigures, type TimelineEntry } from '../sim/timeline.js';
 import { drivePaced, type WallClock } from './pacing.js';
@@ -36,12 +38,25 @@ export interface DemoOptions {
   readonly wall?: WallClock;
   /** Each round of the daemon, as its observer saw it (observer.onTick). */
   readonly onRound?: (r: TickResult) => void;
+  /**
+   * Days the daemon first runs in recommend mode (default 0: a cold start; `tide demo` passes
+   * DEMO_OBSERVE_DAYS): plans computed and stored, nothing executed, the metrics history
+   * recorded in the store. Then it is restarted in `mode` on the same store — as an operator
+   * flips `mode` in the configuration and restarts `tide daemon` — and seeds its learned demand
+   * profile from that history (src/app/forecast-seed.ts). The `hours` are the acting period
+   * after it; every figure covers them only. Run as fast as it can go (never paced).
+   */
+  readonly observeDays?: number;
 }
+
+/** `tide demo`'s default observation: as docs/operations.md advises, recommend mode for a week first. */
+export const DEMO_OBSERVE_DAYS = 7;
 
 export interface DemoEvent {
   /** Simulated time, s since Monday 00:00. */
   readonly atSec: number;
-  readonly kind: 'migrate' | 'powerOn' | 'powerOff' | 'failed' | 'plan';
+  /** 'mode': the observation ended and the daemon restarted in the acting mode. */
+  readonly kind: 'migrate' | 'powerOn' | 'powerOff' | 'failed' | 'plan' | 'mode';
   readonly text: string;
 }
 
@@ -49,7 +64,16 @@ export interface DemoSummary {
   readonly scenario: string;
   readonly policy: string;
   readonly mode: Mode;
+  /** Acting hours (the figures' period), after `observeDays` in recommend mode. */
   readonly hours: number;
+  /** Days observed in recommend mode before acting (0: a cold start). */
+  readonly observeDays: number;
+  /** Virtual time the acting period started, s since Monday 00:00 of the observation's first week (timeline `t` counts from there too). */
+  readonly actingFromSec: number;
+  /** Plans with steps the daemon recommended (stored, not executed) while observing. */
+  readonly recommendedPlans: number;
+  /** Migrations and power actions executed while observing (always 0: recommend mode executes nothing). */
+  readonly observedSteps: number;
   readonly energyKWh: number;
   readonly baselineEnergyKWh: number;
   readonly savedPct: number;
@@ -88,7 +112,9 @@ export function clockLabel(sec: number): string {
 
 export async function runDemo(opts: DemoOptions = {}): Promise<DemoSummary> {
   const hours = opts.hours ?? 48;
-  const scenario = officeScenario({ hosts: opts.hosts ?? 4, days: Math.max(1, Math.ceil(hours / 24)), seed: opts.seed });
+  const observeDays = opts.observeDays === undefined ? 0 : validate(rangedNumber({ min: 0, max: LIMITS.officeDays, int: true }), opts.observeDays, 'observeDays', (m) => new InputError(m, 'TIDE_SCENARIO'), 'invalid number of observation days');
+  const observeMs = observeDays * 86_400_000;
+  const scenario = officeScenario({ hosts: opts.hosts ?? 4, days: Math.max(1, Math.ceil((observeDays * 24 + hours) / 24)), seed: opts.seed });
   const policy = compilePolicy(opts.policy ?? 'tide');
   const mode = opts.mode ?? 'automatic';
   const clock = new VirtualClock(0);
@@ -102,6 +128,10 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoSummary> {
   let powerOns = 0;
   let powerOffs = 0;
   let plans = 0;
+  let recommendedPlans = 0;
+  let observedSteps = 0;
+  /** False while observing in recommend mode: nothing counts towards the figures yet. */
+  let acting = observeMs === 0;
   let saturated = 0;
   let hostsOnSum = 0;
   let rounds = 0;
@@ -110,6 +140,11 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoSummary> {
   const onStepEnd = (r: StepRun): void => {
     const s = r.step;
     const t = (r.startedAt ?? clock.now()) / 1000;
+    if (!acting) {
+      // Recommend mode executes nothing; a step here would be a bug, counted and reported.
+      observedSteps++;
+      return;
+    }
     if (r.state !== 'succeeded') {
       if (r.state === 'failed') failed++;
       emit('failed', `${s.kind} ${'vm' in s ? s.vm : s.host}: ${r.state}${r.error ? ` (${r.error.code}: ${r.error.message})` : ''}`);
@@ -129,11 +164,16 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoSummary> {
       emit('powerOff', `power off ${s.host} — ${s.reason}`);
     }
   };
-  const untilMs = hours * 3600 * 1000;
+  const untilMs = observeMs + hours * 3600 * 1000;
   // Per-round figures from the loop's own rounds (observer.onTick): the lower bound holds each
-  // round's demand until the next round (or the end), saturation and hosts on count per round.
-  const prev = { atMs: 0, watts: 0 };
+  // round's demand until the next round (or the end), saturation and hosts on count per round —
+  // over the acting period only.
+  const prev = { atMs: observeMs, watts: 0 };
   const onTick = (res: TickResult): void => {
+    if (!acting) {
+      opts.onRound?.(res);
+      return;
+    }
     rounds++;
     const { hosts, vms } = res.snapshot;
     const atMs = res.snapshot.time * 1000;
@@ -149,10 +189,10 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoSummary> {
   };
   // The daemon (src/daemon): its own rounds, on the virtual clock. The store is this run's own
   // (in memory unless --store), so no cluster lock is needed; nothing to poll in automatic mode.
-  const daemon = createDaemon({
+  const daemonIn = (runMode: Mode): ReturnType<typeof createDaemon> => createDaemon({
     clock, store, hypervisor: driver, power: driver, holdLock: false, pollMs: 0,
     settings: {
-      policy, mode,
+      policy, mode: runMode,
       limits: { maxConcurrent: 2, maxPerHost: 1 },
       migrate: { mode: 'live', autoConverge: true, timeoutSec: 600 },
       intervalSec: scenario.intervalSec,
@@ -165,31 +205,51 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoSummary> {
       onStepEnd,
       onTick,
       onPlan: (p: Plan) => {
+        if (!acting) {
+          if (p.steps.length > 0) recommendedPlans++;
+          return;
+        }
         if (p.steps.length > 0) plans++;
         if (mode !== 'automatic' && p.steps.length > 0) emit('plan', `${p.steps.length} step(s) proposed (mode ${mode}): ${p.steps.map((s) => (s.kind === 'migrate' ? `${s.vm}→${s.to}` : `${s.kind} ${'host' in s ? s.host : ''}`)).join(', ')}`);
       },
     },
   });
+  // Recommend mode first (as fast as it can go): the daemon stores its plans and the metrics
+  // history and executes nothing. Then the operator's flip: the configuration says `mode`, the
+  // daemon is restarted on the same store and seeds its demand profile from that history.
+  let energy0 = 0;
+  if (observeMs > 0) {
+    await drivePaced(clock, daemonIn('recommend').run(observeMs), Infinity);
+    await clock.runUntil(observeMs);
+    energy0 = driver.energyKWh();
+    acting = true;
+    emit('mode', `observed ${observeDays} day(s) in recommend mode: ${recommendedPlans} plan(s) recommended and stored, nothing executed; daemon restarted in ${mode} mode, its demand profile seeded from the store's history`);
+  }
   // The loop itself: the daemon's run on the virtual clock, paced against wall time when asked.
-  await drivePaced(clock, daemon.run(untilMs), opts.speed ?? Infinity, opts.wall);
+  await drivePaced(clock, daemonIn(mode).run(untilMs), opts.speed ?? Infinity, opts.wall);
   lowerWs += (prev.watts * (untilMs - prev.atMs)) / 1000;
   // Migrations and boots the last round started finish on virtual time.
   await clock.runUntil(untilMs);
   const stepMs = scenario.intervalSec * 1000;
-  // The datacenter left alone: same traces, same initial placement, every host on.
+  // The datacenter left alone: same traces, same initial placement, every host on; measured
+  // over the acting period as well.
   let baseSat = 0;
+  let base0 = 0;
   for (let t = 0; t < untilMs; t += stepMs) {
     await baselineClock.runUntil(t);
+    if (t === observeMs) base0 = baseline.energyKWh();
+    if (t < observeMs) continue;
     const u = await baseline.sample();
     baseSat += u.hosts.filter((h) => (h.cpuPct ?? 0) >= 100 - 1e-9).length;
   }
   await baselineClock.runUntil(untilMs);
-  const energy = driver.energyKWh();
-  const base = baseline.energyKWh();
+  const energy = driver.energyKWh() - energy0;
+  const base = baseline.energyKWh() - base0;
   store.close();
   const figures = timelineFigures(timeline);
   return {
-    scenario: scenario.name, policy: policy.label, mode, hours,
+    // Named for the acting period (the scenario's traces also cover the observation).
+    scenario: scenario.name.replace(/, [^,]* d\)$/, `, ${Math.max(1, Math.ceil(hours / 24))} d)`), policy: policy.label, mode, hours, observeDays, actingFromSec: observeMs / 1000, recommendedPlans, observedSteps,
     energyKWh: energy, baselineEnergyKWh: base, savedPct: (100 * (base - energy)) / base,
     migrations, failedSteps: failed, powerOns, powerOffs, plans,
     saturatedIntervals: saturated, baselineSaturatedIntervals: baseSat, meanHostsOn: hostsOnSum / Math.max(1, rounds), rounds,

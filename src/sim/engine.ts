@@ -45,6 +45,14 @@ export interface EngineOptions {
   readonly allHostsOn?: boolean;
   /** Realistic accounting: learn demand profiles and put `forecast` in each snapshot (default true). */
   readonly forecast?: boolean;
+  /**
+   * Recommend mode first (s, default 0): the rounds before this time build the snapshot (so the
+   * demand profiles learn) and ask the planner, but carry out nothing — no VM moves, no host
+   * changes power; a plan with steps counts in `recommendedPlans`. At the first round at or after
+   * it the run switches to acting and every metric restarts from zero, so the figures cover the
+   * acting period only (the lower bound too).
+   */
+  readonly observeSec?: number;
 }
 
 export type Planner = (snapshot: ClusterSnapshot, now: number) => Plan;
@@ -90,6 +98,10 @@ export interface SimMetrics {
   readonly stepsFailed: number;
   /** Every migration started and power action taken, in time order, with the step's reason. */
   readonly timeline: readonly TimelineEntry[];
+  /** Seconds observed in recommend mode before acting (EngineOptions.observeSec; 0: none). */
+  readonly observedSec: number;
+  /** Plans with at least one step the planner recommended during the observation (none carried out). */
+  readonly recommendedPlans: number;
 }
 
 interface Event {
@@ -222,6 +234,7 @@ export class Engine {
   private repeatMigrations = 0;
   private saturatedHostIntervals = 0;
   private stepsFailed = 0;
+  private recommendedPlans = 0;
   private readonly timeline: TimelineEntry[] = [];
   private lastProcess = 0;
   private firstUpdateDone = false;
@@ -808,19 +821,29 @@ export class Engine {
     });
     let lastRound = -1;
     let lbWatts = 0;
+    const observeSec = this.opts.observeSec ?? 0;
+    /** null: no observation; false: observing; true: acting after an observation. */
+    let acting: boolean | null = observeSec > 0 ? false : null;
     while (this.q.size > 0) {
       const e = this.q.pop()!;
       if (e.t > limit) break;
       if (e.kind === 'round') {
         if (lastRound >= 0) this.lowerWs += lbWatts * (e.t - lastRound);
         this.update(e.t, true);
+        const observing = e.t < observeSec;
+        if (acting === false && !observing) {
+          // Recommend mode ends: the measured (acting) period starts here, from zero.
+          this.resetMetrics();
+          acting = true;
+        }
         lbWatts = this.lowerBoundWatts(lbOrder);
         this.countSaturated();
         lastRound = e.t;
         this.rounds++;
         if (planner && !this.opts.nonPowerAware) {
           const plan = planner(this.snapshot(e.t), e.t);
-          this.applyPlan(plan, e.t);
+          if (!observing) this.applyPlan(plan, e.t);
+          else if (plan.steps.length > 0) this.recommendedPlans++;
         }
         this.opts.onProgress?.(this.rounds / totalRounds);
         t = e.t + iv;
@@ -841,6 +864,27 @@ export class Engine {
     }
     if (lastRound >= 0 && this.lastProcess > lastRound) this.lowerWs += lbWatts * (this.lastProcess - lastRound);
     return this.finish();
+  }
+
+  /**
+   * Zeroes every accumulated metric (the end of a recommend-mode observation). Nothing has moved
+   * or changed power yet, so there is no migration, power action or step to carry over.
+   */
+  private resetMetrics(): void {
+    this.energyWs = 0;
+    this.lowerWs = 0;
+    this.activeHostSec = 0;
+    this.integratedSec = 0;
+    this.slaTime = 0;
+    this.activeTime = 0;
+    this.shutdowns = 0;
+    this.vTotReq = 0;
+    this.vTotAlloc = 0;
+    this.vUnderMig = 0;
+    this.vViolSum = 0;
+    this.vViolCount = 0;
+    this.rounds = 0;
+    this.saturatedHostIntervals = 0;
   }
 
   private finish(): SimMetrics {
@@ -878,6 +922,8 @@ export class Engine {
       saturatedHostIntervals: this.saturatedHostIntervals,
       stepsFailed: this.stepsFailed,
       timeline: this.timeline,
+      observedSec: this.opts.observeSec ?? 0,
+      recommendedPlans: this.recommendedPlans,
     };
   }
 }

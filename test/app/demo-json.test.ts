@@ -29,7 +29,8 @@ function checkRecord(row: Record<string, unknown>): void {
 
 describe('tide demo --json', () => {
   it('prints every figure of the run, consistent with its timeline', async () => {
-    const r = await runCli(['demo', '--json', '--hours', '30']);
+    // A cold start (--observe-days 0): hosts cycle off and on while nothing is learned yet.
+    const r = await runCli(['demo', '--json', '--hours', '30', '--observe-days', '0']);
     expect(r.code).toBe(0);
     const row = JSON.parse(r.out) as Record<string, unknown>;
     checkRecord(row);
@@ -43,7 +44,7 @@ describe('tide demo --json', () => {
   });
 
   it('without --json keeps its table and adds the lower bound line', async () => {
-    const r = await runCli(['demo', '--quiet', '--hours', '6']);
+    const r = await runCli(['demo', '--quiet', '--hours', '6', '--observe-days', '0']);
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/with Tide/);
     expect(r.out).toMatch(/energy lower bound: \d+\.\d\d kWh/);

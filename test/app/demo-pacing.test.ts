@@ -89,7 +89,7 @@ describe('the demo runs the daemon, paced or not', () => {
   });
 
   it('tide demo off a terminal runs unpaced and prints the timeline stamped in simulated time; --speed is checked', async () => {
-    const r = await runCli(['demo', '--hours', '30']);
+    const r = await runCli(['demo', '--hours', '30', '--observe-days', '0']);
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/^(Mon|Tue) \d\d:\d\d {2}power off \S+ — /m);
     expect(r.out).toMatch(/^(Mon|Tue) \d\d:\d\d {2}\S+: \S+ → \S+ in [\d.]+ s, downtime \d+ ms — /m);

@@ -13,7 +13,7 @@ const BIN = join(ROOT, 'bin/tide.js');
 it('a reader that closes the pipe early ends the CLI quietly', async () => {
   // npm test builds first; a missing dist/ is a failure, not a skip.
   expect(existsSync(join(ROOT, 'dist/cli/main.js')), 'dist/ missing: run npm run build').toBe(true);
-  const child = spawn(process.execPath, [BIN, 'demo', '--hours', '720'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'demo', '--hours', '720', '--observe-days', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr.on('data', (b: Buffer) => { err += b.toString(); });
   await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));

@@ -84,12 +84,12 @@ describe('tide bench plan', () => {
 
 describe('tide demo', () => {
   it('runs the loop on the simulated office and reports energy against the datacenter left alone', async () => {
-    const r = await runCli(['demo', '--hours', '24', '--json']);
+    const r = await runCli(['demo', '--hours', '24', '--json', '--observe-days', '0']);
     expect(r.code).toBe(0);
     const s = JSON.parse(r.out) as Record<string, number>;
     expect(s.energyKWh).toBeLessThan(s.baselineEnergyKWh!);
     expect(s.migrations).toBeGreaterThan(0);
-    const text = await runCli(['demo', '--hours', '12']);
+    const text = await runCli(['demo', '--hours', '12', '--observe-days', '0']);
     expect(text.out).toMatch(/Mon \d\d:\d\d {2}power off srv-\d/);
     expect(text.out).toMatch(/energy saved: \d+\.\d %/);
   });

@@ -1,4 +1,4 @@
-import { clockLabel, runDemo } from '../../api/demo.js';
+import { clockLabel, DEMO_OBSERVE_DAYS, runDemo } from '../../api/demo.js';
 import { DAY_PER_TEN_MINUTES, runDemoServe } from '../../api/demo-serve.js';
 import { WEEK_PER_MINUTE } from '../../api/pacing.js';
 import { checkStorePath, LIMITS } from '../../input/schema.js';
@@ -6,7 +6,7 @@ import { num, parse, table } from '../args.js';
 import { UsageError, type Command } from '../io.js';
 
 const usage = `tide demo [--hours H] [--hosts N] [--policy P] [--mode automatic|approve|recommend] [--seed S] [--store FILE]
-          [--speed X] [--json] [--quiet]
+          [--speed X] [--observe-days N] [--json] [--quiet]
 tide demo --serve [--port P] [--token-file F] [--speed X] [--hours H] [--hosts N] [--mode M] [--store FILE]
 
   Runs the Tide daemon (collect → plan → execute, as \`tide daemon\` does) on the embedded
@@ -18,6 +18,13 @@ tide demo --serve [--port P] [--token-file F] [--speed X] [--hours H] [--hosts N
   On a terminal the run is paced for watching: X simulated seconds per wall second (default
   ${Math.round(WEEK_PER_MINUTE)}: a week in about a minute, the default 48 h in about 17 s). With --json, or when
   stdout is not a terminal, it runs as fast as it can unless --speed is given.
+
+  --observe-days N: as docs/operations.md advises — start in recommend mode for a week — the
+  daemon first runs N days (default ${DEMO_OBSERVE_DAYS}) in recommend mode: plans computed and stored,
+  nothing executed, the metrics history recorded; then it is restarted in --mode (default
+  automatic) on the same store and seeds its learned demand profile from that history. The
+  observation runs as fast as it can; the H hours after it are the run shown and measured.
+  --observe-days 0 acts from the first round (a cold start: nothing learned).
 
   --serve runs the same daemon at a watchable ${Math.round(DAY_PER_TEN_MINUTES)}× (a day in about 10 minutes; --speed)
   over H hours (default 168) and serves the HTTP API and the dashboard on 127.0.0.1:P (default
@@ -31,7 +38,7 @@ export const demoCommand: Command = {
     const { values } = parse(argv, {
       hours: { type: 'string' }, hosts: { type: 'string' }, policy: { type: 'string' }, mode: { type: 'string' },
       seed: { type: 'string' }, store: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' }, speed: { type: 'string' },
-      serve: { type: 'boolean' }, port: { type: 'string' }, 'token-file': { type: 'string' },
+      serve: { type: 'boolean' }, port: { type: 'string' }, 'token-file': { type: 'string' }, 'observe-days': { type: 'string' },
     });
     const mode = (values.mode as string | undefined) ?? 'automatic';
     if (!['automatic', 'approve', 'recommend'].includes(mode)) throw new UsageError(`--mode must be automatic, approve or recommend (got '${mode}')`);
@@ -39,6 +46,8 @@ export const demoCommand: Command = {
     const hours = num(values.hours as string | undefined, '--hours', 48, { min: 1, max: LIMITS.demoHours });
     const seed = num(values.seed as string | undefined, '--seed', 7, { int: true, min: 0, max: 2 ** 32 - 1 });
     if (values.store !== undefined) checkStorePath(values.store as string, '--store');
+    const observeArg = values['observe-days'] as string | undefined;
+    const observeDays = num(observeArg, '--observe-days', DEMO_OBSERVE_DAYS, { int: true, min: 0, max: LIMITS.officeDays });
     const speedArg = values.speed as string | undefined;
     if (values.serve) {
       if (values.json) throw new UsageError('--serve and --json do not go together');
@@ -54,6 +63,7 @@ export const demoCommand: Command = {
     const speed = num(speedArg, '--speed', WEEK_PER_MINUTE, { min: 1, max: 1e9 });
     // Paced only for someone watching: never with --json; off a terminal only when asked.
     const paced = !values.json && (speedArg !== undefined || io.outIsTty === true);
+    if (!values.json && !values.quiet && observeDays > 0) io.out(`observing ${observeDays} day(s) in recommend mode first (plans stored, nothing executed; --observe-days 0 for a cold start)…\n`);
     if (paced && !values.quiet) io.out(`${hours} simulated hours at ${Math.round(speed)}× (about ${((hours * 3600) / speed).toFixed(0)} s; --speed to change)\n`);
     const summary = await runDemo({
       hours,
@@ -62,6 +72,7 @@ export const demoCommand: Command = {
       mode: mode as 'automatic',
       seed,
       storePath: values.store as string | undefined,
+      observeDays,
       speed: paced ? speed : Infinity,
       onEvent: values.json || values.quiet ? undefined : (e) => io.out(`${clockLabel(e.atSec)}  ${e.text}\n`),
     });
@@ -69,7 +80,10 @@ export const demoCommand: Command = {
       io.out(JSON.stringify(summary) + '\n');
       return 0;
     }
-    io.out(`\n${summary.scenario}, policy ${summary.policy}, mode ${summary.mode}, ${summary.hours} h\n\n`);
+    io.out(`\n${summary.scenario}, policy ${summary.policy}, mode ${summary.mode}, ${summary.hours} h\n`);
+    io.out(summary.observeDays > 0
+      ? `after ${summary.observeDays} day(s) observed in recommend mode (${summary.recommendedPlans} plan(s) recommended, nothing executed); the figures cover the ${summary.hours} h after it\n\n`
+      : 'cold start: acting from the first round, nothing learned beforehand\n\n');
     io.out(table(['', 'energy kWh', 'hosts on (mean)', 'migrations', 'power on/off', 'saturated host-intervals'], [
       ['with Tide', summary.energyKWh.toFixed(2), summary.meanHostsOn.toFixed(2), summary.migrations, `${summary.powerOns}/${summary.powerOffs}`, summary.saturatedIntervals],
       ['left alone', summary.baselineEnergyKWh.toFixed(2), summary.hosts.toFixed(2), 0, '0/0', summary.baselineSaturatedIntervals],

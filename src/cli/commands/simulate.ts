@@ -1,10 +1,10 @@
-import { compareSimulations, resultRecord, type SimResult } from '../../api/simulate.js';
+import { compareSimulations, defaultObserveDays, resultRecord, type SimResult } from '../../api/simulate.js';
 import { LIMITS } from '../../input/schema.js';
 import { num, parse, progressBar, table } from '../args.js';
 import { UsageError, type Command } from '../io.js';
 
 const usage = `tide simulate (--trace DIR|FILE | --scenario office[:hosts=N,days=N,seed=N]) [--policy NAME[:PARAM] | --compare P1,P2,...]
-                [--accounting cloudsim|realistic] [--hosts N] [--days N] [--json]
+                [--accounting cloudsim|realistic] [--hosts N] [--days N] [--observe-days N] [--json]
 
   --trace DIR|FILE   PlanetLab directory (one file per VM) or a Tide .json/.csv trace, run on
                      CloudSim's 800-host PlanetLab datacenter
@@ -17,6 +17,11 @@ const usage = `tide simulate (--trace DIR|FILE | --scenario office[:hosts=N,days
                      realistic (memory reserved, hosts on/off/waking, real saturation only;
                      default for built-in scenarios)
   --days N           with --scenario office: simulated days (same as office:days=N)
+  --observe-days N   first run N days in recommend mode — plans computed, nothing carried out,
+                     the demand profile learned — then act for the simulated days, as
+                     docs/operations.md advises: start in recommend mode for a week (default 7
+                     with --scenario, 0 with --trace; 0 = a cold start). Every figure covers the
+                     acting period only
   --json             one JSON object per run (one per line), with the action timeline and
                      alwaysOnKWh (every host on, VMs spread) for built-in scenarios`;
 
@@ -48,6 +53,7 @@ export const simulateCommand: Command = {
       accounting: { type: 'string' },
       hosts: { type: 'string' },
       days: { type: 'string' },
+      'observe-days': { type: 'string' },
       json: { type: 'boolean' },
     });
     // Without --policy or --compare, Tide's own policy runs (the command the docs quote).
@@ -59,12 +65,15 @@ export const simulateCommand: Command = {
     if (accounting !== undefined && accounting !== 'cloudsim' && accounting !== 'realistic') throw new UsageError(`--accounting must be cloudsim or realistic (got '${accounting}')`);
     const hosts = values.hosts === undefined ? undefined : num(values.hosts as string, '--hosts', 0, { min: 1, max: LIMITS.simHosts, int: true });
     const scenario = withDays(values.scenario as string | undefined, values.days as string | undefined);
+    const observeArg = values['observe-days'] as string | undefined;
+    const observeDays = num(observeArg, '--observe-days', defaultObserveDays({ trace: values.trace as string | undefined }), { min: 0, max: LIMITS.officeDays, int: true });
     let bar: ReturnType<typeof progressBar> | null = null;
     let current = '';
     const results = compareSimulations({
       trace: values.trace as string | undefined,
       scenario,
       hosts,
+      observeDays,
       policies,
       accounting: accounting as 'cloudsim' | 'realistic' | undefined,
       onProgress: (p, f) => {
@@ -85,7 +94,11 @@ export const simulateCommand: Command = {
       return 0;
     }
     const first = results[0]!;
-    io.out(`${first.scenario}: ${first.hosts} hosts, ${first.vms} VMs, ${first.accounting} accounting; energy lower bound ${first.lowerBoundKWh.toFixed(2)} kWh\n\n`);
+    io.out(`${first.scenario}: ${first.hosts} hosts, ${first.vms} VMs, ${first.accounting} accounting; energy lower bound ${first.lowerBoundKWh.toFixed(2)} kWh\n`);
+    const observed = first.observedSec / 86_400;
+    io.out(observed > 0
+      ? `observed ${observed} day(s) in recommend mode first (plans computed, nothing carried out; ${results.map((r) => `${r.policy}: ${r.recommendedPlans} plan(s) recommended`).join(', ')}); the figures cover the acting period after it\n\n`
+      : 'cold start: acting from the first round, nothing learned beforehand (--observe-days N to observe first)\n\n');
     io.out(table(['policy', 'energy kWh', '×bound', 'migrations', 'SLATAH %', 'PDM %', 'SLAV ×1e-5', 'ESV ×1e-3', 'shutdowns', 'hosts on', 'wall ms'], results.map(fmtRow)));
     return 0;
   },
