@@ -72,4 +72,46 @@ describe('tide daemon serves the HTTP API', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
+
+  it('a policy and rules set through the API survive a restart of tide daemon: it starts with them (logged), GET and tide status say api, by whom', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tide-daemon-overrides-'));
+    const file = join(dir, 'tide.json');
+    writeFileSync(file, JSON.stringify({ hosts: [{ name: 'a', uri: 'test:///a' }, { name: 'b', uri: 'test:///b' }], mode: 'approve', intervalSec: 3600, http: { port: 0 } }));
+    const fake = new FakeDriver({ hosts: [{ name: 'a', memMiB: 16384 }, { name: 'b', memMiB: 16384 }], vms: [{ name: 'vm1', host: 'a', cpuPct: 10 }, { name: 'vm2', host: 'b', cpuPct: 10 }] });
+    setDriverFactory(() => fake);
+    const created = await runCli(['--config', file, 'token', 'create', '--role', 'admin', '--name', 'ops']);
+    const h = { authorization: `Bearer ${created.out.trim()}`, 'content-type': 'application/json' };
+    const saved = process.listeners('SIGTERM');
+    process.removeAllListeners('SIGTERM');
+    const start = async (): Promise<{ url: string; log: () => string; run: Promise<number> }> => {
+      let out = '';
+      const io: CliIo = { out: (t) => void (out += t), err: (t) => void (out += t), isTty: false, env: process.env, cwd: process.cwd() };
+      const run = main(['--config', file, 'daemon', '--log-format', 'json', '--poll-ms', '0'], io);
+      await expect.poll(() => /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(out)?.[1] ?? null, { timeout: 15_000 }).not.toBeNull();
+      return { url: /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(out)![1]!, log: () => out, run };
+    };
+    try {
+      const first = await start();
+      expect(await (await fetch(`${first.url}/api/v1/policy`, { headers: h })).json()).toMatchObject({ name: 'tide', source: 'file' });
+      expect((await fetch(`${first.url}/api/v1/policy`, { method: 'POST', headers: h, body: JSON.stringify({ name: 'lr-mmt' }) })).status).toBe(200);
+      expect((await fetch(`${first.url}/api/v1/rules`, { method: 'POST', headers: h, body: JSON.stringify({ rules: [], pinnedVms: ['vm1'] }) })).status).toBe(200);
+      process.emit('SIGTERM');
+      expect(await first.run).toBe(0);
+
+      const second = await start();
+      expect(second.log()).toMatch(/in force from the store \(set through the HTTP API\): policy lr-mmt \(api:ops#1\), rules \(api:ops#1\)/);
+      expect(await (await fetch(`${second.url}/api/v1/policy`, { headers: h })).json()).toMatchObject({ name: 'lr-mmt', source: 'api', setBy: 'api:ops#1', file: { name: 'tide' } });
+      expect(await (await fetch(`${second.url}/api/v1/rules`, { headers: h })).json()).toMatchObject({ pinnedVms: ['vm1'], source: 'api' });
+      // The daemon started with the stored policy.
+      expect(second.log()).toMatch(/"event":"start"[^\n]*"policy":"lr-mmt/);
+      process.emit('SIGTERM');
+      expect(await second.run).toBe(0);
+      const status = await runCli(['--config', file, 'status']);
+      expect(status.out).toMatch(/^policy: {3}lr-mmt — set through the API by api:ops#1 at /m);
+      expect(status.out).toMatch(/^rules: {4}set through the API by api:ops#1 at /m);
+    } finally {
+      for (const l of saved) process.on('SIGTERM', l as () => void);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
