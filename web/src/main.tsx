@@ -145,7 +145,7 @@ function Kpis({ s }: { s: ClusterState }) {
     <div class="kpis">
       <div class="kpi"><span class="kpi-label">Hosts on</span><span class="kpi-value" data-testid="hosts-on">{on}<small> / {s.hosts.length}</small></span></div>
       <div class="kpi"><span class="kpi-label">VMs</span><span class="kpi-value">{s.vms.length}</span></div>
-      <div class="kpi"><span class="kpi-label">Live migrations</span><span class="kpi-value">{s.migrations.length}</span></div>
+      <div class="kpi"><span class="kpi-label">Live migrations</span><span class="kpi-value">{s.migrations.filter((m) => m.state === 'running').length}</span></div>
       <div class="kpi"><span class="kpi-label">Energy saved</span><span class="kpi-value">{saved === null ? '—' : `${saved.toFixed(1)} %`}</span>
         {s.demo?.energyKWh != null && <span class="kpi-sub">{s.demo.energyKWh.toFixed(2)} kWh vs {s.demo.alwaysOnKWh?.toFixed(2)} always-on</span>}</div>
       <div class="kpi"><span class="kpi-label">Plan</span><span class="kpi-value small">{pending ? <a href="#/plan">{pending.stepCount} steps awaiting approval</a> : 'Nothing pending'}</span></div>
