@@ -44,6 +44,8 @@ export const DAY_PER_TEN_MINUTES = 86_400 / 600;
 
 /** Virtual seconds per wall second while a migration runs: progress bars stay on screen for seconds. */
 export const MIGRATION_SPEED = 10;
+/** Speeds above this (virtual s per wall s) are runs not meant to be watched: no slow motion by default. */
+export const WATCHABLE_SPEED = 3600;
 
 /** The office's schedule in the demo: consolidate every night and all weekend, balance by day. */
 export const DEMO_SCHEDULE = {
@@ -60,7 +62,10 @@ export interface DemoServeOptions {
   readonly port?: number;
   /** Virtual seconds per wall second (default DAY_PER_TEN_MINUTES). */
   readonly speed?: number;
-  /** Virtual seconds per wall second while a migration runs (default MIGRATION_SPEED; never faster than speed). */
+  /**
+   * Virtual seconds per wall second while a migration runs (never faster than speed). Default
+   * MIGRATION_SPEED when speed is watchable (≤ WATCHABLE_SPEED); faster runs are not slowed.
+   */
   readonly migrationSpeed?: number;
   /** Simulated hours to run (default 168, a week); the API keeps serving after the run ends. */
   readonly hours?: number;
@@ -238,7 +243,8 @@ export async function serveDemo(opts: DemoServeOptions = {}): Promise<DemoServer
   // (drivePaced's origin: virtual 0 is due at the wall clock's start; a migration that starts
   // while the run lags behind its schedule drops the lag, so it is still paced in slow motion)
   let startWall = 0;
-  const wall = slowMotion(real, () => (migrationControl.inFlight > 0 ? Math.min(1, (opts.migrationSpeed ?? MIGRATION_SPEED) / speed) : 1), migrationControl,
+  const migrationSpeed = opts.migrationSpeed ?? (speed <= WATCHABLE_SPEED ? MIGRATION_SPEED : speed);
+  const wall = slowMotion(real, () => (migrationControl.inFlight > 0 ? Math.min(1, migrationSpeed / speed) : 1), migrationControl,
     () => startWall + clock.now() / speed);
   startWall = wall.now();
   const done = drivePaced(clock, daemon.run(hours * 3_600_000), speed, wall).then(async () => {
