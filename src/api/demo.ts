@@ -41,10 +41,10 @@ export interface DemoOptions {
   /**
    * Days the daemon first runs in recommend mode (default 0: a cold start; `tide demo` passes
    * DEMO_OBSERVE_DAYS): plans computed and stored, nothing executed, the metrics history
-   * recorded in the store. Then it is restarted in `mode` on the same store — as an operator
-   * flips `mode` in the configuration and restarts `tide daemon` — and seeds its learned demand
-   * profile from that history (src/app/forecast-seed.ts). The `hours` are the acting period
-   * after it; every figure covers them only. Run as fast as it can go (never paced).
+   * recorded in the store, the learned demand profile fed. Then its configuration is reloaded
+   * with `mode` — as an operator flips `mode` in the configuration and reloads `tide daemon`
+   * (SIGHUP): the controller keeps its learned profile. The `hours` are the acting period after
+   * it; every figure covers them only.
    */
   readonly observeDays?: number;
 }
@@ -55,7 +55,7 @@ export const DEMO_OBSERVE_DAYS = 7;
 export interface DemoEvent {
   /** Simulated time, s since Monday 00:00. */
   readonly atSec: number;
-  /** 'mode': the observation ended and the daemon restarted in the acting mode. */
+  /** 'mode': the observation ended and the daemon's configuration was reloaded in the acting mode. */
   readonly kind: 'migrate' | 'powerOn' | 'powerOff' | 'failed' | 'plan' | 'mode';
   readonly text: string;
 }
@@ -132,6 +132,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoSummary> {
   let observedSteps = 0;
   /** False while observing in recommend mode: nothing counts towards the figures yet. */
   let acting = observeMs === 0;
+  const isActing = (): boolean => acting || clock.now() >= observeMs;
   let saturated = 0;
   let hostsOnSum = 0;
   let rounds = 0;
@@ -140,7 +141,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoSummary> {
   const onStepEnd = (r: StepRun): void => {
     const s = r.step;
     const t = (r.startedAt ?? clock.now()) / 1000;
-    if (!acting) {
+    if (!isActing()) {
       // Recommend mode executes nothing; a step here would be a bug, counted and reported.
       observedSteps++;
       return;
@@ -169,8 +170,15 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoSummary> {
   // round's demand until the next round (or the end), saturation and hosts on count per round —
   // over the acting period only.
   const prev = { atMs: observeMs, watts: 0 };
+  let flipped = false;
   const onTick = (res: TickResult): void => {
-    if (!acting) {
+    if (res.snapshot.time * 1000 < observeMs) {
+      // The operator's flip: `mode` in the configuration, then a reload (SIGHUP), effective
+      // from the next round — the first of the acting period.
+      if (!flipped && (res.snapshot.time + scenario.intervalSec) * 1000 >= observeMs) {
+        flipped = true;
+        daemon.reload({ ...daemon.settings, mode });
+      }
       opts.onRound?.(res);
       return;
     }
@@ -205,7 +213,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoSummary> {
       onStepEnd,
       onTick,
       onPlan: (p: Plan) => {
-        if (!acting) {
+        if (!isActing()) {
           if (p.steps.length > 0) recommendedPlans++;
           return;
         }
@@ -214,19 +222,24 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoSummary> {
       },
     },
   });
-  // Recommend mode first (as fast as it can go): the daemon stores its plans and the metrics
-  // history and executes nothing. Then the operator's flip: the configuration says `mode`, the
-  // daemon is restarted on the same store and seeds its demand profile from that history.
+  // Recommend mode first: the daemon stores its plans and the metrics history, feeds its demand
+  // profile and executes nothing; at `observeMs` the configuration is reloaded in `mode` (the
+  // controller and its learned profile are kept, as with SIGHUP). Energy is read at that instant
+  // (nothing changes power at a single instant, so the order against the round there is moot).
   let energy0 = 0;
+  const daemon = daemonIn(observeMs > 0 ? 'recommend' : mode);
+  const running = daemon.run(untilMs);
   if (observeMs > 0) {
-    await drivePaced(clock, daemonIn('recommend').run(observeMs), Infinity);
-    await clock.runUntil(observeMs);
-    energy0 = driver.energyKWh();
-    acting = true;
-    emit('mode', `observed ${observeDays} day(s) in recommend mode: ${recommendedPlans} plan(s) recommended and stored, nothing executed; daemon restarted in ${mode} mode, its demand profile seeded from the store's history`);
+    running.catch(() => {}); // awaited below; only not left unhandled while observing
+    // The observation runs as fast as it can go (nothing happens to watch).
+    await clock.drive(clock.sleep(observeMs).then(() => {
+      energy0 = driver.energyKWh();
+      acting = true;
+      emit('mode', `observed ${observeDays} day(s) in recommend mode: ${recommendedPlans} plan(s) recommended and stored, nothing executed; configuration reloaded in ${mode} mode`);
+    }));
   }
   // The loop itself: the daemon's run on the virtual clock, paced against wall time when asked.
-  await drivePaced(clock, daemonIn(mode).run(untilMs), opts.speed ?? Infinity, opts.wall);
+  await drivePaced(clock, running, opts.speed ?? Infinity, opts.wall);
   lowerWs += (prev.watts * (untilMs - prev.atMs)) / 1000;
   // Migrations and boots the last round started finish on virtual time.
   await clock.runUntil(untilMs);

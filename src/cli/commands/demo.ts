@@ -21,9 +21,9 @@ tide demo --serve [--port P] [--token-file F] [--speed X] [--hours H] [--hosts N
 
   --observe-days N: as docs/operations.md advises — start in recommend mode for a week — the
   daemon first runs N days (default ${DEMO_OBSERVE_DAYS}) in recommend mode: plans computed and stored,
-  nothing executed, the metrics history recorded; then it is restarted in --mode (default
-  automatic) on the same store and seeds its learned demand profile from that history. The
-  observation runs as fast as it can; the H hours after it are the run shown and measured.
+  nothing executed, the metrics history recorded, the demand profile learned; then its
+  configuration is reloaded in --mode (default automatic), as with SIGHUP. The observation
+  runs as fast as it can; the H hours after it are the run shown and measured.
   --observe-days 0 acts from the first round (a cold start: nothing learned).
 
   --serve runs the same daemon at a watchable ${Math.round(DAY_PER_TEN_MINUTES)}× (a day in about 10 minutes; --speed)
