@@ -18,7 +18,7 @@ import { runPlan } from '../../src/executor/executor.js';
 import { createHttpApp } from '../../src/http/app.js';
 import { createToken } from '../../src/http/tokens.js';
 import { officeScenario } from '../../src/sim/office.js';
-import { withClusterLock } from '../../src/store/lock.js';
+import { checkFence, withClusterLock } from '../../src/store/lock.js';
 import { openSqliteStore, type LockHolder } from '../../src/store/store.js';
 import { simDaemon } from './helpers.js';
 
@@ -66,6 +66,8 @@ describe('standby', () => {
     // The leader goes: the standby leads (and runs its one round on virtual time).
     release();
     await held;
+    // The standby retries on real time; once it leads, its round runs on the virtual clock.
+    await until('the leader log line', () => d.lines.some((l) => l.includes('"event":"leader"')));
     const exit = await d.clock.drive(running);
     expect(exit).toMatchObject({ reason: 'until', rounds: 1 });
     expect(seen).toHaveLength(1);
@@ -115,6 +117,25 @@ describe('fencing', () => {
     expect(fences).toEqual(['migrating mail from srv-1 to srv-2']);
     expect(migrations).toBe(0);
     expect(run.steps[0]).toMatchObject({ state: 'cancelled', error: { code: 'TIDE_FENCED' } });
+  });
+
+  it('checkFence: passes while the lease is renewed; refuses once the last renewal is older than the TTL (a paused process), and a lease taken over', async () => {
+    const file = join(tmp, 'd.sqlite');
+    const a = openSqliteStore(file);
+    const b = openSqliteStore(file);
+    expect(() => checkFence(a)).toThrow(/does not hold the cluster lock/);
+    // No heartbeat during fn (heartbeatMs far beyond the test): the renewal ages as in a paused process.
+    await withClusterLock(a, holder('A'), async () => {
+      expect(() => checkFence(a, 'migrating x')).not.toThrow();
+      await new Promise((r) => setTimeout(r, 300));
+      expect(() => checkFence(a, 'migrating x')).toThrow(/fenced: migrating x refused: the cluster lock was last renewed \d+ ms ago \(TTL 200 ms\)/);
+    }, { ttlMs: 200, heartbeatMs: 60_000 });
+    await withClusterLock(a, holder('A'), async () => {
+      b.acquireClusterLock(holder('B'), 60_000, { nowMs: Date.now() + 61_000 });
+      expect(() => checkFence(a, 'powering off h1')).toThrow(expect.objectContaining({ code: 'TIDE_FENCED', message: expect.stringMatching(/no longer the cluster lock \(now held by B/) }));
+    }, { ttlMs: 60_000, heartbeatMs: 60_000 });
+    a.close();
+    b.close();
   });
 
   it('Store.fence and setFence refuse a lease taken over; the current lease passes', () => {
