@@ -85,7 +85,8 @@ export class EventBus {
         next?.onStepEnd?.(r);
       },
       onProgress: (r, p) => {
-        this.emit('progress', { step: r.step.id, ...progressOf(p) });
+        // with the step's VM, source and target: a dashboard opened mid-migration can show it
+        this.emit('progress', { step: r.step.id, ...stepWhere(r.step), ...progressOf(p) });
         next?.onProgress?.(r, p);
       },
       onFreeze: (f, at) => {

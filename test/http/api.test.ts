@@ -392,6 +392,8 @@ describe('events (SSE)', () => {
     expect((await f.req('operator', 'POST', `/api/v1/plans/${f.planId}/approve`)).status).toBe(200);
     await readUntil(/event: plan-status\ndata: .*"status":"approved"/);
     await f.d.round();
+    // progress names the step's VM, source and target (a dashboard opened mid-migration shows it)
+    await readUntil(/event: progress\ndata: \{[^\n]*"vm":"[^"]+","from":"[^"]+","to":"[^"]+"[^\n]*"dataTotalBytes":\d+/);
     await readUntil(/event: step-end\n/);
     await readUntil(/event: round\n/);
     await reader.cancel();

@@ -140,6 +140,10 @@ export function useCluster(token: string, onUnauthorized: () => void, withHistor
       const m = normMigration(e, step);
       running.current.set(step, { ...running.current.get(step)!, progressPct: m.progressPct });
       publish();
+    } else if (type === 'progress' && typeof e.vm === 'string' && typeof e.to === 'string') {
+      // a migration that started before this page connected
+      running.current.set(step, { ...normMigration(e, step), key: `${e.vm}-${step}`, state: 'running' });
+      publish();
     } else if (type === 'step-end' && running.current.has(step)) {
       const m = running.current.get(step)!;
       const state = typeof e.state === 'string' ? e.state : 'done';
