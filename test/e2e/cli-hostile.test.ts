@@ -67,6 +67,9 @@ const CASES: [string[], number, RegExp][] = [
   [['demo', '--token-file', '/tmp/x'], 2, /--port and --token-file need --serve/],
   [['demo', '--store', tmp], 2, /--store: .* is a directory/],
   [['demo', '--store', notDb, '--hours', '1'], 2, /--store: .*notdb exists and is not a SQLite database/],
+  [['demo', '--observe-days', 'x'], 2, /--observe-days must be an integer in 0\.\.366 \(got 'x'\)/],
+  [['demo', '--observe-days=-1'], 2, /--observe-days must be an integer in 0\.\.366 \(got '-1'\)/],
+  [['demo', '--observe-days', '1.5'], 2, /--observe-days must be an integer/],
   // simulate
   [['simulate', '--trace', nullTrace, '--policy', 'dvfs'], 2, /null\.json: \(top level\): expected a JSON object/],
   [['simulate', '--trace', nullVm, '--policy', 'dvfs'], 2, /nullvm\.json: vms\[0\]: expected a VM object/],
@@ -86,6 +89,10 @@ const CASES: [string[], number, RegExp][] = [
   [['simulate', '--scenario', 'office:hosts=0x3', '--policy', 'tide'], 2, /scenario office: hosts: /],
   [['simulate', '--scenario', 'office:days=1,days=2', '--policy', 'tide'], 2, /'days' given twice/],
   [['simulate', '--scenario', 'mars', '--policy', 'tide'], 2, /unknown scenario 'mars'/],
+  [['simulate', '--scenario', 'office', '--observe-days', '1e9'], 2, /--observe-days must be an integer in 0\.\.366/],
+  [['simulate', '--scenario', 'office', '--observe-days', 'NaN'], 2, /--observe-days must be an integer/],
+  [['simulate', '--scenario', 'office:days=366', '--observe-days', '7'], 2, /366 day\(s\) after 7 observed day\(s\) exceed 366 days/],
+  [['simulate', '--trace', dayDir, '--policy', 'dvfs', '--observe-days', '1'], 2, /an observation of 1 day\(s\) leaves nothing of .* to act on/],
   [['simulate', '--scenario', 'office', '--policy', 'lr-mmt:0x10'], 2, /parameter '0x10' is not a number/],
   [['simulate', '--scenario', 'office', '--compare', ',,'], 2, /give --policy NAME or --compare/],
   // bench
