@@ -35,6 +35,14 @@ import { compactMoves, orderPlan, type IntendedMove, type IntendedPower } from '
 import type { HostVerdict, NotMoved, Plan } from '../plan/types.js';
 import type { PlanContext, Strategy } from './strategy.js';
 
+/**
+ * Resolution of the learned forecast, s: each forecast point is the mean of its 15-minute
+ * profile bucket (src/core/predict/profile.ts), so on a ramp the demand late in a bucket is
+ * already near the next bucket's level (the office's 08:30 bucket forecast 96 % while 08:35
+ * measured 103 %). Relief ahead of a predicted ramp therefore looks one bucket past the lead.
+ */
+const FORECAST_BUCKET_SEC = 900;
+
 export const tideArgs = z.object({
   /** Relief and placement fill a host's forecast peak up to this share of its CPU. */
   targetUtil: z.number().min(0.1).max(1).default(0.9),
@@ -645,7 +653,7 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
   const leadSec = (h: number): number => {
     let mem = 0;
     for (const v of s.vmsOn(h)) mem = Math.max(mem, s.vms[v]!.memMiB);
-    return maxBootSec + migrationSec(mem, s.hosts[h]!) + args.prewakeMarginSec;
+    return maxBootSec + migrationSec(mem, s.hosts[h]!) + args.prewakeMarginSec + FORECAST_BUCKET_SEC;
   };
   const leadOf = new Float64Array(nh);
   /** Hosts relieved only because of a predicted ramp (not overloaded on recent samples). */
@@ -681,7 +689,7 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
           ? `saturated now: demand ${fmt(now)} MIPS > capacity ${fmt(cap)}`
           : p > args.overloadUtil * cap
             ? `forecast peak ${fmt(p)} MIPS (${fmt((100 * p) / cap)} %) > ${fmt(args.overloadUtil * 100)} % of ${fmt(cap)}`
-            : `predicted ramp: learned forecast peaks at ${fmt(pa)} MIPS (${fmt((100 * pa) / cap)} %) at t=${fmt(aheadWhen(h, leadOf[h]!))}, within the wake lead ${fmt(leadOf[h]!)} s (boot + migration + margin); relieved ahead`,
+            : `predicted ramp: learned forecast peaks at ${fmt(pa)} MIPS (${fmt((100 * pa) / cap)} %) at t=${fmt(aheadWhen(h, leadOf[h]!))}, within the wake lead ${fmt(leadOf[h]!)} s (boot + migration + margin + one forecast bucket); relieved ahead`,
       });
     }
   }
