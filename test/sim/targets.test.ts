@@ -11,9 +11,15 @@
  * — checked here per round and per day — and the whole-run figures are asserted as far as
  * they hold. The first day's misses and why no cold-start rule tried so far removes them without
  * breaking another target: docs/tide-policy.md ("Why the first day misses issue 7's targets").
+ *
+ * The recommended deployment (docs/operations.md, "First week: recommend mode") observes first:
+ * `tide simulate --scenario office` and `tide demo` run 7 days in recommend mode by default
+ * (`--observe-days`), and every target holds over the acting period after it — asserted below,
+ * along with the check that the observation changes nothing in the world.
  */
 import { describe, expect, it } from 'vitest';
-import { runDemo } from '../../src/api/demo.js';
+import { DEMO_OBSERVE_DAYS, runDemo } from '../../src/api/demo.js';
+import { defaultObserveDays, runSimulation } from '../../src/api/simulate.js';
 import { compilePolicy, plan } from '../../src/core/policy.js';
 import { Engine } from '../../src/sim/engine.js';
 import { officeScenario } from '../../src/sim/office.js';
@@ -111,5 +117,96 @@ describe('issue 7 targets: tide demo (48 h, the controller on the simulated offi
     // Day 1 is reactive (nothing learned yet); the whole run still beats the reactive 1.085.
     expect(d.energyKWh).toBeLessThanOrEqual(1.07 * d.lowerBoundKWh);
     expect(d.saturatedHostIntervals).toBeLessThanOrEqual(2);
+  }, SLOW);
+});
+
+/** Issue 7's targets over a run's acting period. */
+function expectTargets(r: { energyKWh: number; lowerBoundKWh: number; saturatedHostIntervals: number; failedSteps: number; timeline: readonly TimelineEntry[] }): void {
+  const f = timelineFigures(r.timeline);
+  expect(r.energyKWh).toBeLessThanOrEqual(1.05 * r.lowerBoundKWh);
+  expect(r.saturatedHostIntervals).toBe(0);
+  expect(f.maxMovesPerVmPerDay).toBeLessThanOrEqual(2);
+  if (f.shortestOffSec !== null) expect(f.shortestOffSec).toBeGreaterThanOrEqual(7200);
+  expect(r.failedSteps).toBe(0);
+}
+
+describe('issue 7 targets after the default week in recommend mode (--observe-days 7)', () => {
+  it('tide simulate --scenario office --days 14: every target over the 14 acting days', () => {
+    const observeDays = defaultObserveDays({});
+    expect(observeDays).toBe(7);
+    // What `tide simulate --scenario office --days 14` runs (the CLI's own call).
+    const r = runSimulation({ scenario: 'office:days=14', policy: 'tide', observeDays });
+    expect(r.observedSec).toBe(7 * DAY);
+    expect(r.recommendedPlans).toBeGreaterThan(0);
+    expect(r.timeline.length).toBeGreaterThan(0);
+    for (const e of r.timeline) expect(e.t).toBeGreaterThanOrEqual(7 * DAY);
+    expect(r.memoryOvercommits).toBe(0);
+    expect(r.alwaysOnKWh!).toBeGreaterThan(r.energyKWh);
+    expectTargets({ ...r, failedSteps: r.stepsFailed });
+  }, SLOW);
+
+  it('tide demo (48 h): every target over the 48 acting hours', async () => {
+    expect(DEMO_OBSERVE_DAYS).toBe(7);
+    const d = await runDemo({ hours: 48, observeDays: DEMO_OBSERVE_DAYS });
+    expect(d.observeDays).toBe(7);
+    expect(d.actingFromSec).toBe(7 * DAY);
+    expect(d.recommendedPlans).toBeGreaterThan(0);
+    expect(d.observedSteps).toBe(0);
+    expect(d.rounds).toBe(48 * 12);
+    for (const e of d.timeline) expect(e.t).toBeGreaterThanOrEqual(7 * DAY);
+    expect(d.alwaysOnKWh).toBeGreaterThan(d.energyKWh);
+    expectTargets(d);
+  }, SLOW);
+});
+
+describe('the observation changes nothing in the world', () => {
+  /** VM → host and host → power state of a snapshot. */
+  const world = (snap: { vms: readonly { id: string; host: string | null }[]; hosts: readonly { id: string; powerState: string }[] }): string =>
+    JSON.stringify([snap.vms.map((v) => `${v.id}@${v.host}`).sort(), snap.hosts.map((h) => `${h.id}:${h.powerState}`)]);
+
+  it('simulator: while observing no VM moves and no host changes power, plans are only counted; acting starts from the scenario\'s own placement', () => {
+    const policy = compilePolicy('tide');
+    const sc = withRealisticPower(officeScenario({ days: 3 }));
+    const observeSec = 2 * DAY;
+    const seen = new Set<string>();
+    let firstActing: string | null = null;
+    let planned = 0;
+    const m = new Engine(sc, { accounting: 'realistic', initialPlacement: policy.definition.sim.initialPlacement, observeSec }).run((snap, now) => {
+      if (now < observeSec) seen.add(world(snap));
+      else firstActing ??= world(snap);
+      const p = plan(snap, policy, now);
+      if (now < observeSec && p.steps.length > 0) planned++;
+      return p;
+    });
+    // The cold start's first round sees the scenario's initial placement.
+    let initial: string | null = null;
+    new Engine(sc, { accounting: 'realistic', initialPlacement: policy.definition.sim.initialPlacement }).run((snap, now) => {
+      initial ??= world(snap);
+      return plan(snap, policy, now);
+    });
+    expect([...seen]).toEqual([initial]);
+    expect(firstActing).toBe(initial);
+    // Tide did want to act (the initial placement spreads the VMs over every host): recommended only.
+    expect(planned).toBeGreaterThan(0);
+    expect(m.recommendedPlans).toBe(planned);
+    for (const e of m.timeline) expect(e.t).toBeGreaterThanOrEqual(observeSec);
+  }, SLOW);
+
+  it('tide demo: the daemon in recommend mode executes nothing and stores its plans; the acting period starts from the placement a cold start begins with', async () => {
+    const seen = new Set<string>();
+    let firstActing: string | null = null;
+    const d = await runDemo({ hours: 2, observeDays: 1, onRound: (r) => {
+      if (r.snapshot.time < DAY) seen.add(world(r.snapshot));
+      else firstActing ??= world(r.snapshot);
+    } });
+    let initial: string | null = null;
+    await runDemo({ hours: 1, observeDays: 0, onRound: (r) => { initial ??= world(r.snapshot); } });
+    expect([...seen]).toEqual([initial]);
+    expect(firstActing).toBe(initial);
+    expect(d.observedSteps).toBe(0);
+    expect(d.recommendedPlans).toBeGreaterThan(0);
+    // The first acting round (automatic after the reload) acts on what it recommended.
+    expect(d.migrations + d.powerOffs).toBeGreaterThan(0);
+    for (const e of d.timeline) expect(e.t).toBeGreaterThanOrEqual(DAY);
   }, SLOW);
 });
