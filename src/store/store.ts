@@ -417,9 +417,11 @@ export interface Store {
  * must not open the store); 3 the unknown migrations (a Tide that ignores them would move a VM
  * that may run twice, or power off a host that may hold it); 4 the daemon's and the journal's
  * state (maintenance kept in the store, plan fingerprints, failed wake paths: a Tide that
- * ignores them would evacuate nothing, run an expired plan, or power off a host it cannot wake).
+ * ignores them would evacuate nothing, run an expired plan, or power off a host it cannot wake);
+ * 5 the policy and rules set through the API (a Tide that ignores them would act on the file's
+ * policy and rules while the operator's edit is shown as in force).
  */
-const SCHEMA_VERSION = 4;
+const SCHEMA_VERSION = 5;
 
 function pidAlive(pid: number): boolean {
   try {
@@ -646,6 +648,7 @@ export function openSqliteStore(path: string): Store {
         // 2 → 3: unknown migrations, a new table (created above).
         // 3 → 4: the daemon's, the journal's and the API's tables (host_state, daemon_status, wake_path, api_tokens,
         // power_actions, decisions, metrics: created above) and the plan columns (added above).
+        // 4 → 5: config_overrides (policy and rules set through the API; created above).
         const cols = db.prepare('PRAGMA table_info(step_runs)').all() as { name: string }[];
         if (!cols.some((c) => c.name === 'note')) db.exec('ALTER TABLE step_runs ADD COLUMN note TEXT');
         db.prepare('UPDATE schema_version SET version = ?').run(SCHEMA_VERSION);

@@ -31,13 +31,13 @@ describe('unknown migrations in the store', () => {
     expect(up.recordUnknownMigration({ vm: 'v', from: 'a', to: 'b', planId: null, sinceMs: 0, reason: 'r' })).toBeGreaterThan(0);
     up.close();
     const v = new Database(path);
-    expect((v.prepare('SELECT version FROM schema_version').all() as { version: number }[])).toEqual([{ version: 4 }]);
-    v.exec('UPDATE schema_version SET version = 5');
+    expect((v.prepare('SELECT version FROM schema_version').all() as { version: number }[])).toEqual([{ version: 5 }]);
+    v.exec('UPDATE schema_version SET version = 6');
     v.close();
-    expect(() => openSqliteStore(path)).toThrow(/schema version 5, this Tide understands up to 4/);
+    expect(() => openSqliteStore(path)).toThrow(/schema version 6, this Tide understands up to 5/);
   });
 
-  it('upgrades a version-3 store to 4 in place: plans kept, the daemon and journal tables and plan columns added', () => {
+  it('upgrades a version-3 store to 5 in place: plans kept, the daemon and journal tables and plan columns added', () => {
     const path = tempPath();
     const s = openSqliteStore(path);
     const id = s.savePlan({ policy: 'p', time: 0, steps: [], hosts: [], notMoved: [] }, { createdMs: 0, mode: 'approve', status: 'proposed' });
@@ -56,7 +56,26 @@ describe('unknown migrations in the store', () => {
     expect(up.apiTokens()).toEqual([]);
     up.close();
     const v = new Database(path);
-    expect((v.prepare('SELECT version FROM schema_version').all() as { version: number }[])).toEqual([{ version: 4 }]);
+    expect((v.prepare('SELECT version FROM schema_version').all() as { version: number }[])).toEqual([{ version: 5 }]);
+    v.close();
+  });
+
+  it('upgrades a version-4 store to 5 in place: plans kept, the API overrides table added', () => {
+    const path = tempPath();
+    const s = openSqliteStore(path);
+    const id = s.savePlan({ policy: 'p', time: 0, steps: [], hosts: [], notMoved: [] }, { createdMs: 0, mode: 'approve', status: 'proposed' });
+    s.close();
+    const db = new Database(path);
+    db.exec('DROP TABLE config_overrides; UPDATE schema_version SET version = 4');
+    db.close();
+    const up = openSqliteStore(path);
+    expect(up.getPlan(id)?.status).toBe('proposed');
+    expect(up.configOverride('policy')).toBeUndefined();
+    up.setConfigOverride({ section: 'policy', valueJson: '"tide"', baseJson: '"npa"', setMs: 1, setBy: 'test' });
+    expect(up.configOverride('policy')?.setBy).toBe('test');
+    up.close();
+    const v = new Database(path);
+    expect((v.prepare('SELECT version FROM schema_version').all() as { version: number }[])).toEqual([{ version: 5 }]);
     v.close();
   });
 });
