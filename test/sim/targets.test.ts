@@ -17,11 +17,15 @@
  * (`--observe-days`), and every target holds over the acting period after it — asserted below,
  * along with the check that the observation changes nothing in the world.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEMO_OBSERVE_DAYS, runDemo } from '../../src/api/demo.js';
 import { defaultObserveDays, runSimulation } from '../../src/api/simulate.js';
 import { compilePolicy, plan } from '../../src/core/policy.js';
 import { Engine } from '../../src/sim/engine.js';
+import { openSqliteStore } from '../../src/store/store.js';
 import { officeScenario } from '../../src/sim/office.js';
 import { simulate, withRealisticPower } from '../../src/sim/run.js';
 import { timelineFigures, type TimelineEntry } from '../../src/sim/timeline.js';
@@ -195,10 +199,27 @@ describe('the observation changes nothing in the world', () => {
   it('tide demo: the daemon in recommend mode executes nothing and stores its plans; the acting period starts from the placement a cold start begins with', async () => {
     const seen = new Set<string>();
     let firstActing: string | null = null;
-    const d = await runDemo({ hours: 2, observeDays: 1, onRound: (r) => {
+    const dir = mkdtempSync(join(tmpdir(), 'tide-observe-'));
+    const storePath = join(dir, 'demo.sqlite');
+    const d = await runDemo({ hours: 2, observeDays: 1, storePath, onRound: (r) => {
       if (r.snapshot.time < DAY) seen.add(world(r.snapshot));
       else firstActing ??= world(r.snapshot);
     } });
+    // The store holds what a recommend-mode daemon leaves: its plans, made in recommend mode and
+    // never run, and a day of metrics history (what the learned profile is built from).
+    const store = openSqliteStore(storePath);
+    try {
+      const observed = store.listPlans({ limit: 10_000 }).filter((p) => p.createdMs < DAY * 1000);
+      expect(observed.length).toBeGreaterThan(0);
+      for (const p of observed) {
+        expect(p.mode).toBe('recommend');
+        expect(['proposed', 'superseded', 'expired']).toContain(p.status);
+      }
+      expect(store.metricsHistory({ kind: 'vm' }).filter((m) => m.atMs < DAY * 1000).length).toBeGreaterThan(0);
+    } finally {
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
     let initial: string | null = null;
     await runDemo({ hours: 1, observeDays: 0, onRound: (r) => { initial ??= world(r.snapshot); } });
     expect([...seen]).toEqual([initial]);
