@@ -33,8 +33,10 @@ const VALID: Record<string, string[]> = {
 
 /** Per command: fixed leading words, flags that take a value, boolean flags. */
 const COMMANDS: { words: string[]; flags: string[]; bools: string[]; fixed?: string[] }[] = [
-  { words: ['demo'], flags: ['--hours', '--hosts', '--seed', '--mode', '--policy'], bools: ['--json', '--quiet'], fixed: ['--quiet'] },
-  { words: ['simulate', '--scenario'], flags: ['--policy', '--accounting'], bools: ['--json'] },
+  // --observe-days 0: the default week in recommend mode would make every accepted run long
+  // (its hostile values are rows of test/e2e/cli-hostile.test.ts)
+  { words: ['demo'], flags: ['--hours', '--hosts', '--seed', '--mode', '--policy'], bools: ['--json', '--quiet'], fixed: ['--quiet', '--observe-days', '0'] },
+  { words: ['simulate', '--scenario'], flags: ['--policy', '--accounting'], bools: ['--json'], fixed: ['--observe-days', '0'] },
   { words: ['simulate', '--trace', trace], flags: ['--policy', '--hosts', '--accounting'], bools: ['--json'] },
   { words: ['bench', 'plan'], flags: ['--hosts', '--vms', '--seed', '--policy'], bools: ['--json'] },
   { words: ['--config', config, 'hosts'], flags: ['--interval-ms'], bools: ['--json', '--no-usage'] },
