@@ -24,7 +24,8 @@ tide demo --serve [--port P] [--token-file F] [--speed X] [--hours H] [--hosts N
   nothing executed, the metrics history recorded, the demand profile learned; then its
   configuration is reloaded in --mode (default automatic), as with SIGHUP. The observation
   runs as fast as it can; the H hours after it are the run shown and measured.
-  --observe-days 0 acts from the first round (a cold start: nothing learned).
+  --observe-days 0 acts from the first round (a cold start: nothing learned). --serve always
+  starts cold.
 
   --serve runs the same daemon at a watchable ${Math.round(DAY_PER_TEN_MINUTES)}× (a day in about 10 minutes; --speed)
   over H hours (default 168) and serves the HTTP API and the dashboard on 127.0.0.1:P (default
@@ -51,6 +52,8 @@ export const demoCommand: Command = {
     const speedArg = values.speed as string | undefined;
     if (values.serve) {
       if (values.json) throw new UsageError('--serve and --json do not go together');
+      // The served demo starts cold (its dashboard history and baseline begin at t = 0).
+      if (observeArg !== undefined && observeDays > 0) throw new UsageError('--observe-days with --serve is not supported: the served demo starts cold (--observe-days 0 or leave it out)');
       const port = num(values.port as string | undefined, '--port', 0, { int: true, min: 0, max: 65535 });
       return runDemoServe(io, {
         port, hosts, mode: mode as 'automatic', seed, policy: values.policy as string | undefined,
