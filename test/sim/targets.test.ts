@@ -149,6 +149,13 @@ describe('issue 7 targets after the default week in recommend mode (--observe-da
     expectTargets({ ...r, failedSteps: r.stepsFailed });
   }, SLOW);
 
+  it('other seeds of the office load: every target over the 14 acting days', () => {
+    for (const seed of [1, 2, 3]) {
+      const r = runSimulation({ scenario: `office:days=14,seed=${seed}`, policy: 'tide', observeDays: 7 });
+      expectTargets({ ...r, failedSteps: r.stepsFailed });
+    }
+  }, SLOW);
+
   it('tide demo (48 h): every target over the 48 acting hours', async () => {
     expect(DEMO_OBSERVE_DAYS).toBe(7);
     const d = await runDemo({ hours: 48, observeDays: DEMO_OBSERVE_DAYS });
