@@ -265,6 +265,8 @@ export interface LabHostPower {
   mac: string;
   /** Why the state was computed without the agent (it is not running / did not answer). */
   agentProblem?: string;
+  /** The agent's last power event (e.g. 'soft src=ipmi: shutting the guests down'), null before any. */
+  lastAction?: string | null;
 }
 
 function askAgent(socket: string, line: string, timeoutMs = 3_000): Promise<string> {
@@ -298,7 +300,7 @@ export async function hostPower(layout: LabLayout, h: HostLayout): Promise<LabHo
   };
   try {
     const s = JSON.parse(await askAgent(powerHostPaths(layout.dir, h.name).socket, 'status')) as AgentStatus;
-    return { ...base, state: s.state };
+    return { ...base, state: s.state, lastAction: s.lastAction };
   } catch (e) {
     const on = reaperPid(h) !== null || base.libvirtdPid !== null;
     return { ...base, state: on ? 'on' : 'off', agentProblem: (e as Error).message };

@@ -5,7 +5,9 @@
  * lab-a off (the power-off depends on the migrations), and is SIGKILLed
  *   - during the last migration (before the power-off started),
  *   - the moment the power-off's intent is in the store (at the power-off),
- *   - 1.5 s after it (the BMC request may be out, the host may be going down),
+ *   - the moment the BMC has the off request (its agent logged it), the host going down — a
+ *     fixed delay after the intent landed before the request on a loaded machine and after
+ *     the whole power-off on an idle one (CI),
  *   - the moment lab-a's power agent reports it off, before the process recorded the outcome.
  * A new process recovers (recoverOnStart, as a starting daemon does). Checked with virsh and
  * the lab's power agent, not with Tide's own report: every guest active exactly once, running,
@@ -48,11 +50,13 @@ const PLAN: Plan = {
 
 /** Kill points: the step whose intent is watched for, and how long after it the SIGKILL comes. */
 const POINTS = [
-  { step: 3, afterMs: 1500, untilOff: false, label: 'during the last migration (before the power-off)' },
-  { step: 4, afterMs: 0, untilOff: false, label: 'at the power-off\'s intent' },
-  { step: 4, afterMs: 1500, untilOff: false, label: '1.5 s into the power-off' },
+  { step: 3, afterMs: 1500, untilOff: false, atBmc: false, label: 'during the last migration (before the power-off)' },
+  { step: 4, afterMs: 0, untilOff: false, atBmc: false, label: 'at the power-off\'s intent' },
+  // the BMC has the off request (its agent logged it), the host is not off yet: a fixed delay
+  // after the intent was either before the request (loaded machine) or after the host was off
+  { step: 4, afterMs: 0, untilOff: false, atBmc: true, label: 'once the BMC has the off request' },
   // the host went off (its agent says so) before the process saw the outcome
-  { step: 4, afterMs: 0, untilOff: true, label: 'once lab-a is off, before the outcome is recorded' },
+  { step: 4, afterMs: 0, untilOff: true, atBmc: false, label: 'once lab-a is off, before the outcome is recorded' },
 ];
 
 /** node CHILD LIB run CONFIG STORE PLAN | recover CONFIG STORE: the controller with the configuration's power driver. */
@@ -177,10 +181,11 @@ describeLab('SIGKILL of a Tide process around the power-off of an evacuated lab 
     expect(cfg.migration.autoConverge).toBe(false);
   });
 
-  it.each(POINTS)('killed $label: nothing lost, lab-a off only when empty, the journal true', async ({ step, afterMs, untilOff }) => {
+  it.each(POINTS)('killed $label: nothing lost, lab-a off only when empty, the journal true', async ({ step, afterMs, untilOff, atBmc }) => {
     await reset();
-    const storeFile = join(dir, `step${step}-${afterMs}${untilOff ? '-off' : ''}.sqlite`);
-    const planFile = join(dir, `plan-${step}-${afterMs}${untilOff ? '-off' : ''}.json`);
+    const actionBefore = (await L().powerStatus(FROM)).lastAction ?? null;
+    const storeFile = join(dir, `step${step}-${afterMs}${untilOff ? '-off' : ''}${atBmc ? '-bmc' : ''}.sqlite`);
+    const planFile = join(dir, `plan-${step}-${afterMs}${untilOff ? '-off' : ''}${atBmc ? '-bmc' : ''}.json`);
     writeFileSync(planFile, JSON.stringify(PLAN));
     await L().shapeLinks(SHAPE_MBIT);
     const child = runChild(['run', L().configFile, storeFile, planFile]);
@@ -202,6 +207,17 @@ describeLab('SIGKILL of a Tide process around the power-off of an evacuated lab 
     if (seenMs === null) log(`child: ${(await child.done).err}`);
     expect(seenMs, `step ${step} never started (child exited: ${exited})`).not.toBeNull();
     if (afterMs > 0) await new Promise((r) => setTimeout(r, afterMs));
+    if (atBmc) {
+      // the agent logs 'soft src=ipmi: …' (ACPI off) or 'off src=ipmi: …' as the BMC takes the request
+      const end = Date.now() + 120_000;
+      let action = actionBefore;
+      while ((action === actionBefore || !/^(soft|off) src=ipmi/.test(action ?? '')) && !exited && Date.now() < end) {
+        await new Promise((r) => setTimeout(r, 5));
+        action = (await L().powerStatus(FROM)).lastAction ?? null;
+      }
+      log(`the BMC has the request: ${action}`);
+      expect(action, 'the BMC never received the power-off').toMatch(/^(soft|off) src=ipmi/);
+    }
     if (untilOff) {
       const end = Date.now() + 120_000;
       while ((await L().powerStatus(FROM)).state === 'on' && !exited && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
