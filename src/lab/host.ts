@@ -84,12 +84,20 @@ keepalive_count = ${KEEPALIVE_COUNT}
 `);
 }
 
+/** What a lab libvirtd needs of its host: its state directory, name, network namespace and pid file. */
+export interface LibvirtdPlace {
+  readonly dir: string;
+  readonly name: string;
+  readonly netns: string;
+  readonly libvirtdPidFile: string;
+}
+
 /**
- * Starts the host's libvirtd (behind lab-reaper.py) and returns the reaper's PID; the
- * libvirtd PID appears in h.libvirtdPidFile shortly after. Use waitLibvirtd() before use.
+ * The argv that runs a host's libvirtd in its network namespace and a private mount and UTS
+ * namespace, behind lab-reaper.py, with the host's own directories bound over libvirt's
+ * (`extra`: more libvirtd options, e.g. '--listen').
  */
-export function startLibvirtd(h: HostLayout, binDir: string): number {
-  rmSync(h.libvirtdPidFile, { force: true });
+export function libvirtdArgv(h: LibvirtdPlace, binDir: string, extra: readonly string[] = []): string[] {
   const binds = [
     [join(h.dir, 'etc'), '/etc/libvirt'],
     [join(h.dir, 'run'), '/run/libvirt'],
@@ -98,12 +106,21 @@ export function startLibvirtd(h: HostLayout, binDir: string): number {
     [join(h.dir, 'cache'), '/var/cache/libvirt'],
     [join(h.dir, 'hosts'), '/etc/hosts'],
   ].flat();
-  const argv = [
+  return [
     'ip', 'netns', 'exec', h.netns,
     'unshare', '--mount', '--uts', '--propagation', 'private', '--',
     PYTHON, join(binDir, REAPER_FILE), h.name, h.libvirtdPidFile, ...binds, '--',
-    'libvirtd', '--listen', '--config', '/etc/libvirt/libvirtd.conf', '--pid-file', '/run/libvirt/libvirtd.pid',
+    'libvirtd', ...extra, '--config', '/etc/libvirt/libvirtd.conf', '--pid-file', '/run/libvirt/libvirtd.pid',
   ];
+}
+
+/**
+ * Starts the host's libvirtd (behind lab-reaper.py) and returns the reaper's PID; the
+ * libvirtd PID appears in h.libvirtdPidFile shortly after. Use waitLibvirtd() before use.
+ */
+export function startLibvirtd(h: HostLayout, binDir: string): number {
+  rmSync(h.libvirtdPidFile, { force: true });
+  const argv = libvirtdArgv(h, binDir, ['--listen']);
   // `ip netns exec` and `unshare` (without --fork) exec, so the spawned PID is the reaper's.
   const pid = spawnDetached(argv, h.logFile);
   writeFileSync(h.reaperPidFile, `${pid}\n`);

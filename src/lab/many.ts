@@ -27,7 +27,7 @@ import { connect } from 'node:net';
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { LabError, run, sleep, spawnDetached } from './exec.js';
-import { PYTHON, tailOf } from './host.js';
+import { libvirtdArgv, tailOf } from './host.js';
 import { DEFAULT_LAB_DIR } from './layout.js';
 import { acquireLock } from './lock.js';
 import { releaseRunNetns, runNetnsIsMounted } from './net.js';
@@ -220,20 +220,7 @@ function domainXml(name: string, i: number, k: number): string {
 
 function startDaemon(h: ManyHost, binDir: string): number {
   rmSync(h.libvirtdPidFile, { force: true });
-  const binds = [
-    [join(h.dir, 'etc'), '/etc/libvirt'],
-    [join(h.dir, 'run'), '/run/libvirt'],
-    [join(h.dir, 'lib'), '/var/lib/libvirt'],
-    [join(h.dir, 'log'), '/var/log/libvirt'],
-    [join(h.dir, 'cache'), '/var/cache/libvirt'],
-    [join(h.dir, 'hosts'), '/etc/hosts'],
-  ].flat();
-  const argv = [
-    'ip', 'netns', 'exec', h.netns,
-    'unshare', '--mount', '--uts', '--propagation', 'private', '--',
-    PYTHON, join(binDir, REAPER_FILE), h.name, h.libvirtdPidFile, ...binds, '--',
-    'libvirtd', '--config', '/etc/libvirt/libvirtd.conf', '--pid-file', '/run/libvirt/libvirtd.pid',
-  ];
+  const argv = libvirtdArgv(h, binDir);
   const pid = spawnDetached(argv, h.logFile);
   writeFileSync(h.reaperPidFile, `${pid}\n`);
   return pid;
