@@ -443,6 +443,20 @@ export function describeHolder(h: LockHolder): string {
   return `${h.command} (pid ${h.pid} on ${h.host})`;
 }
 
+/**
+ * Why the current lock `cur` may be taken over at `nowMs` (its holder's process is gone, or its
+ * heartbeat is older than its TTL); throws TIDE_LOCKED naming the holder while it is live. The
+ * one takeover rule of every Store implementation.
+ */
+export function takeoverReason(cur: HeldClusterLock, nowMs: number, isAlive: (h: LockHolder) => boolean): string {
+  const ageMs = nowMs - cur.heartbeatMs;
+  if (!isAlive(cur.holder)) return `process ${cur.holder.pid} no longer runs on ${cur.holder.host}`;
+  if (ageMs > cur.ttlMs) return `no heartbeat for ${Math.round(ageMs / 1000)} s (its TTL is ${Math.round(cur.ttlMs / 1000)} s)`;
+  throw new DriverError('TIDE_LOCKED', `cluster locked by ${describeHolder(cur.holder)} since ${new Date(cur.acquiredMs).toISOString()}`, {
+    holder: cur.holder, acquiredMs: cur.acquiredMs, heartbeatMs: cur.heartbeatMs,
+  });
+}
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS wake_path (
@@ -680,15 +694,7 @@ export function openSqliteStore(path: string): Store {
     let tookOver: ClusterLease['tookOver'];
     if (row) {
       const cur = toLock(row);
-      const ageMs = nowMs - cur.heartbeatMs;
-      const why = !isAlive(cur.holder) ? `process ${cur.holder.pid} no longer runs on ${cur.holder.host}`
-        : ageMs > cur.ttlMs ? `no heartbeat for ${Math.round(ageMs / 1000)} s (its TTL is ${Math.round(cur.ttlMs / 1000)} s)` : null;
-      if (why === null) {
-        throw new DriverError('TIDE_LOCKED', `cluster locked by ${describeHolder(cur.holder)} since ${new Date(cur.acquiredMs).toISOString()}`, {
-          holder: cur.holder, acquiredMs: cur.acquiredMs, heartbeatMs: cur.heartbeatMs,
-        });
-      }
-      tookOver = { holder: cur.holder, why };
+      tookOver = { holder: cur.holder, why: takeoverReason(cur, nowMs, isAlive) };
     }
     const token = randomUUID();
     putLock.run({ token, pid: holder.pid, host: holder.host, command: holder.command, started_ms: Math.round(holder.startedMs), acquired_ms: Math.round(nowMs), heartbeat_ms: Math.round(nowMs), ttl_ms: Math.round(ttlMs) });

@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import type { Plan } from '../../core/plan/types.js';
 import { DriverError } from '../../drivers/errors.js';
 import {
-  describeHolder, holderAlive,
+  describeHolder, holderAlive, takeoverReason,
   type ApiRole, type ApiTokenRecord, type ConfigSection, type ClusterLease, type DaemonStatusRecord, type DecisionRecord, type HeldClusterLock, type HostState,
   type MetricPoint, type MigrationRecord, type PlanStatus, type PowerActionRecord, type Store, type StoredPlan, type StoredStepRun,
   type UnknownMigration, type WakePathRecord,
@@ -342,15 +342,7 @@ export function openPgStore(opts: PgStoreOptions): Store {
         let tookOver: ClusterLease['tookOver'];
         if (row.token !== null && row.token !== undefined) {
           const cur = toLock(row);
-          const ageMs = now - cur.heartbeatMs;
-          const why = !isAlive(cur.holder) ? `process ${cur.holder.pid} no longer runs on ${cur.holder.host}`
-            : ageMs > cur.ttlMs ? `no heartbeat for ${Math.round(ageMs / 1000)} s (its TTL is ${Math.round(cur.ttlMs / 1000)} s)` : null;
-          if (why === null) {
-            throw new DriverError('TIDE_LOCKED', `cluster locked by ${describeHolder(cur.holder)} since ${new Date(cur.acquiredMs).toISOString()}`, {
-              holder: cur.holder, acquiredMs: cur.acquiredMs, heartbeatMs: cur.heartbeatMs,
-            });
-          }
-          tookOver = { holder: cur.holder, why };
+          tookOver = { holder: cur.holder, why: takeoverReason(cur, now, isAlive) };
         }
         const token = randomUUID();
         pg.query(`INSERT INTO cluster_lock (id, token, pid, host, command, started_ms, acquired_ms, heartbeat_ms, ttl_ms) VALUES (1, $1, $2, $3, $4, $5, $6, $6, $7)
