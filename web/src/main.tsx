@@ -193,7 +193,11 @@ function ClusterPage({ s, role, token, refresh, notify }: PageProps) {
       notify((e as Error).message, true);
     }
   };
-  const [picked, setPicked] = useState<Vm | null>(null);
+  // Keep the id, not the record: the VM may move between the click and the submit, and the
+  // picker must offer the hosts other than where it is *now*.
+  const [pickedId, setPickedId] = useState<string | null>(null);
+  const picked: Vm | null = s.vms.find((v) => v.id === pickedId) ?? null;
+  const setPicked = (v: Vm | null): void => setPickedId(v?.id ?? null);
   const [target, setTarget] = useState('best');
   const [busy, setBusy] = useState(false);
   const migrate = async (): Promise<void> => {
