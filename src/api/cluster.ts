@@ -23,6 +23,7 @@ import { planEvacuation as planEvacuationCore, planPlacement, type DirectPlanOpt
 import type { MigrateStep, PlaceStep, Plan } from '../core/plan/types.js';
 import { compilePolicy, type CompiledPolicy } from '../core/policy.js';
 import { createDriver } from '../drivers/index.js';
+import { createMetricsSource, type MetricsSource, type SeriesGap } from '../drivers/metrics/index.js';
 import { DriverError, isDriverError } from '../drivers/errors.js';
 import type {
   HostInfo, HostUsage, HypervisorDriver, MigrateOptions, MigrationMode, MigrationProgress, MigrationResult, PreflightCheck, VmInfo, VmUsage,
@@ -41,11 +42,22 @@ export interface HostReport extends HostInfo {
   /** VMs active on the host. */
   vms: number;
   usage: HostUsage | null;
+  /** Why `usage` is null although usage was asked for (the metrics source's gap: missing or stale series). */
+  usageGap?: string;
 }
 
 export interface VmReport extends VmInfo {
   pinned: boolean;
   usage: VmUsage | null;
+  /** Why `usage` is null although usage was asked for (the metrics source's gap). */
+  usageGap?: string;
+}
+
+/** Usage as the configured metrics source read it, with the series it could not provide. */
+export interface UsageReading {
+  hosts: HostUsage[];
+  vms: VmUsage[];
+  gaps: SeriesGap[];
 }
 
 /** Per-call migration settings; unset fields come from config.migration. */
@@ -219,6 +231,9 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 export class Cluster {
   private openedStore: Store | null = null;
+  /** The configured metrics source, made on first use (createMetricsSource, as the daemon's openDaemon does). */
+  private openedMetrics: MetricsSource | null = null;
+  private givenMetrics: MetricsSource | null = null;
 
   /**
    * `store`: where history goes and where the cluster lock lives — a Store, or a function
@@ -231,9 +246,23 @@ export class Cluster {
    * A cluster over the driver the configuration asks for (or `driver`, e.g. a FakeDriver).
    * `configFile`: the configuration's path, against which a relative store.path is resolved.
    */
-  static open(config: TideConfig, opts: { driver?: HypervisorDriver; store?: Store; configFile?: string } = {}): Cluster {
+  static open(config: TideConfig, opts: { driver?: HypervisorDriver; store?: Store; configFile?: string; metrics?: MetricsSource } = {}): Cluster {
     const file = opts.configFile;
-    return new Cluster(config, opts.driver ?? createDriver(config), opts.store ?? (() => openStore(config.store, file ?? join(process.cwd(), 'tide.json'))));
+    const c = new Cluster(config, opts.driver ?? createDriver(config), opts.store ?? (() => openStore(config.store, file ?? join(process.cwd(), 'tide.json'))));
+    if (opts.metrics) c.givenMetrics = opts.metrics;
+    return c;
+  }
+
+  /**
+   * Where utilisation comes from: the configuration's `metrics` section through the one factory
+   * the daemon uses (createMetricsSource: libvirt polling through this cluster's driver by
+   * default, or Prometheus), so a one-shot command reads the same numbers as the daemon.
+   * Inventory and actions still go through the driver.
+   */
+  metrics(): MetricsSource {
+    if (this.givenMetrics) return this.givenMetrics;
+    this.openedMetrics ??= createMetricsSource(this.config, this.driver);
+    return this.openedMetrics;
   }
 
   /** The store (opened on first use). */
@@ -246,48 +275,69 @@ export class Cluster {
   async close(): Promise<void> {
     this.openedStore?.close();
     this.openedStore = null;
-    await this.driver.close();
+    try {
+      await this.openedMetrics?.close();
+    } finally {
+      this.openedMetrics = null;
+      await this.driver.close();
+    }
   }
 
   /**
-   * Two samples `intervalMs` apart (rates need an interval): the second is returned. The
-   * driver remembers counters between calls, so a long-lived caller can just call sample().
+   * Usage from the configured metrics source (metrics()) for `inventory` (default: the driver's
+   * hosts and VMs now). The polling source computes rates from counters, so it is read twice
+   * `intervalMs` apart and the second reading returned (the driver remembers counters between
+   * calls); Prometheus computes rates itself, so one reading is current.
    */
-  async usage(intervalMs = 1000): Promise<{ hosts: HostUsage[]; vms: VmUsage[] }> {
-    await this.driver.sample();
-    await sleep(intervalMs);
-    return this.driver.sample();
+  async usage(intervalMs = 1000, inventory?: { hosts: HostInfo[]; vms: VmInfo[] }): Promise<UsageReading> {
+    const src = this.metrics();
+    const inv = inventory ?? await this.listInventory();
+    if (src.kind === 'libvirt') {
+      await src.read(inv);
+      await sleep(intervalMs);
+    }
+    const r = await src.read(inv);
+    return { hosts: r.hosts, vms: r.vms, gaps: [...r.gaps] };
+  }
+
+  private async listInventory(): Promise<{ hosts: HostInfo[]; vms: VmInfo[] }> {
+    const [hosts, vms] = await Promise.all([this.driver.listHosts(), this.driver.listVms()]);
+    return { hosts, vms };
   }
 
   async hosts(opts: { usage?: boolean; intervalMs?: number } = {}): Promise<HostReport[]> {
-    const [hosts, vms, usage] = await Promise.all([
-      this.driver.listHosts(),
-      this.driver.listVms(),
-      opts.usage === false ? Promise.resolve(null) : this.usage(opts.intervalMs),
-    ]);
+    const inv = await this.listInventory();
+    const { hosts, vms } = inv;
+    const usage = opts.usage === false ? null : await this.usage(opts.intervalMs, inv);
     return hosts.map((h) => {
       const cfg = this.config.hosts.find((c) => c.name === h.name);
+      const u = usage?.hosts.find((x) => x.host === h.name) ?? null;
+      const gap = usage && !u ? usage.gaps.find((g) => g.kind === 'host' && g.host === h.name) : undefined;
       return {
         ...h,
         maintenance: cfg?.maintenance ?? false,
         excluded: cfg?.excluded ?? false,
         tags: cfg?.tags ?? [],
         vms: vms.filter((v) => v.host === h.name && v.state !== 'shutoff').length,
-        usage: usage?.hosts.find((u) => u.host === h.name) ?? null,
+        usage: u,
+        ...(gap ? { usageGap: gap.reason } : {}),
       };
     });
   }
 
   async vms(opts: { usage?: boolean; intervalMs?: number; host?: string } = {}): Promise<VmReport[]> {
-    const [vms, usage] = await Promise.all([
-      this.driver.listVms(),
-      opts.usage === false ? Promise.resolve(null) : this.usage(opts.intervalMs),
-    ]);
-    return vms.filter((v) => opts.host === undefined || v.host === opts.host).map((v) => ({
-      ...v,
-      pinned: this.config.vms[v.name]?.pinned ?? false,
-      usage: usage?.vms.find((u) => u.vm === v.name && u.host === v.host) ?? null,
-    }));
+    const inv = await this.listInventory();
+    const usage = opts.usage === false ? null : await this.usage(opts.intervalMs, inv);
+    return inv.vms.filter((v) => opts.host === undefined || v.host === opts.host).map((v) => {
+      const u = usage?.vms.find((x) => x.vm === v.name && x.host === v.host) ?? null;
+      const gap = usage && !u ? usage.gaps.find((g) => (g.kind === 'vm' && g.vm === v.name && g.host === v.host) || (g.kind === 'host' && g.host === v.host)) : undefined;
+      return {
+        ...v,
+        pinned: this.config.vms[v.name]?.pinned ?? false,
+        usage: u,
+        ...(gap ? { usageGap: gap.reason } : {}),
+      };
+    });
   }
 
   /**
@@ -437,8 +487,10 @@ export class Cluster {
       resume: (vm) => d.resume(vm),
       close: () => Promise.resolve(),
     };
+    const metrics = this.metrics();
     const ctl = new Controller({
-      hypervisor: view, clock: systemClock, policy: this.policy(), mode: 'recommend',
+      // usage from the configured metrics source, as the daemon's controller reads it
+      hypervisor: view, metrics, clock: systemClock, policy: this.policy(), mode: 'recommend',
       limits: { maxConcurrent: this.config.migration.maxConcurrent, maxPerHost: this.config.migration.maxPerHost },
       migrate: this.migrateOptions(), intervalSec: Math.max(intervalMs / 1000, 1),
       hosts: Object.fromEntries(this.config.hosts.map((h) => [h.name, { maintenance: h.maintenance, excluded: h.excluded, tags: h.tags }])),
@@ -447,7 +499,8 @@ export class Cluster {
       schedule: this.config.schedule ? compileSchedule(this.config.schedule) : undefined,
     });
     await ctl.collect();
-    if (intervalMs > 0) await sleep(intervalMs);
+    // counters need an interval between readings; Prometheus gives rates at once
+    if (intervalMs > 0 && metrics.kind === 'libvirt') await sleep(intervalMs);
     const snapshot = await ctl.collect();
     return { snapshot, hosts: seen.hosts, vms: seen.vms };
   }
