@@ -11,6 +11,11 @@ import { dirname } from 'node:path';
 import type { Plan } from '../core/plan/types.js';
 import { DriverError } from '../drivers/errors.js';
 import type { StepRun } from '../executor/executor.js';
+import {
+  toConfigOverride, toDecision, toHostState, toLock, toMetric, toMig, toPlan, toPower, toRoundError, toStep, toToken, toUnknown, toWake,
+  type ApiTokenRow, type ConfigOverrideRow, type DecisionRow, type HostStateRow, type LockRow, type MetricRow, type MigrationRow, type PlanRow,
+  type PowerRow, type RoundErrorRow, type StepRow, type UnknownRow, type WakeRow,
+} from './rows.js';
 
 /**
  * proposed → approved → running → done | failed; proposed/approved → rejected (operator),
@@ -615,23 +620,6 @@ CREATE TABLE IF NOT EXISTS config_overrides (
 );
 `;
 
-type LockRow = { token: string; pid: number; host: string; command: string; started_ms: number; acquired_ms: number; heartbeat_ms: number; ttl_ms: number };
-
-type UnknownRow = {
-  id: number; vm: string; host_from: string; host_to: string; plan_id: number | null; since_ms: number; reason: string;
-  status: UnknownMigration['status']; attempts: number; last_attempt_ms: number | null; outcome: string | null; outcome_reason: string | null;
-  actions_json: string; vm_on: string | null; resolved_ms: number | null;
-};
-type PlanRow = {
-  id: number; created_ms: number; policy: string; mode: string; status: PlanStatus; plan_json: string;
-  fingerprint: string | null; status_reason: string | null; confirmed_ms: number | null;
-};
-type HostStateRow = { host: string; maintenance: number; since_ms: number; by: string; reason: string | null };
-type MigrationRow = {
-  plan_id: number | null; vm: string; host_from: string; host_to: string; mode: string; ok: number; started_ms: number;
-  total_ms: number; downtime_ms: number | null; probe_downtime_ms: number | null; bytes: number | null; error: string | null;
-};
-
 /** Opens (creating if needed) the SQLite store at `path`; ':memory:' for tests. */
 export function openSqliteStore(path: string): Store {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
@@ -685,10 +673,6 @@ export function openSqliteStore(path: string): Store {
     VALUES (1, @token, @pid, @host, @command, @started_ms, @acquired_ms, @heartbeat_ms, @ttl_ms)`);
   const beatLock = db.prepare('UPDATE cluster_lock SET heartbeat_ms = ? WHERE id = 1 AND token = ?');
   const delLock = db.prepare('DELETE FROM cluster_lock WHERE id = 1 AND token = ?');
-  const toLock = (r: LockRow): HeldClusterLock => ({
-    token: r.token, holder: { pid: r.pid, host: r.host, command: r.command, startedMs: r.started_ms },
-    acquiredMs: r.acquired_ms, heartbeatMs: r.heartbeat_ms, ttlMs: r.ttl_ms,
-  });
   const acquire = db.transaction((holder: LockHolder, ttlMs: number, nowMs: number, isAlive: (h: LockHolder) => boolean): ClusterLease => {
     const row = getLock.get() as LockRow | undefined;
     let tookOver: ClusterLease['tookOver'];
@@ -702,11 +686,6 @@ export function openSqliteStore(path: string): Store {
   });
   const insMig = db.prepare(`INSERT INTO migrations (plan_id, vm, host_from, host_to, mode, ok, started_ms, total_ms, downtime_ms, probe_downtime_ms, bytes, error)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
-  const toUnknown = (r: UnknownRow): UnknownMigration => ({
-    id: r.id, vm: r.vm, from: r.host_from, to: r.host_to, planId: r.plan_id, sinceMs: r.since_ms, reason: r.reason, status: r.status,
-    attempts: r.attempts, lastAttemptMs: r.last_attempt_ms, outcome: r.outcome, outcomeReason: r.outcome_reason,
-    actions: JSON.parse(r.actions_json) as string[], vmOn: r.vm_on, resolvedMs: r.resolved_ms,
-  });
   const getUnknown = db.prepare('SELECT * FROM unknown_migrations WHERE id = ?');
   const openUnknownOf = db.prepare("SELECT * FROM unknown_migrations WHERE vm = ? AND status != 'resolved' ORDER BY id LIMIT 1");
   const recordUnknown = db.transaction((m: { vm: string; from: string; to: string; planId: number | null; sinceMs: number; reason: string }): number => {
@@ -719,20 +698,6 @@ export function openSqliteStore(path: string): Store {
     return Number(db.prepare("INSERT INTO unknown_migrations (vm, host_from, host_to, plan_id, since_ms, reason, status) VALUES (?, ?, ?, ?, ?, ?, 'open')")
       .run(m.vm, m.from, m.to, m.planId, Math.round(m.sinceMs), m.reason).lastInsertRowid);
   });
-  const toPlan = (r: PlanRow): StoredPlan => ({
-    id: r.id, createdMs: r.created_ms, policy: r.policy, mode: r.mode, status: r.status, plan: JSON.parse(r.plan_json) as Plan,
-    fingerprint: r.fingerprint, statusReason: r.status_reason, confirmedMs: r.confirmed_ms,
-  });
-  const toHostState = (r: HostStateRow): HostState => ({ host: r.host, maintenance: r.maintenance === 1, sinceMs: r.since_ms, by: r.by, reason: r.reason });
-  type PowerRow = {
-    id: number; plan_id: number | null; step_id: number | null; host: string; action: 'powerOn' | 'powerOff'; requested_ms: number; ended_ms: number | null;
-    outcome: string; error_code: string | null; error_message: string | null; note: string | null; by: string;
-  };
-  const toPower = (r: PowerRow): PowerActionRecord => ({
-    id: r.id, planId: r.plan_id, stepId: r.step_id, host: r.host, action: r.action, requestedMs: r.requested_ms, endedMs: r.ended_ms,
-    outcome: r.outcome, errorCode: r.error_code, errorMessage: r.error_message, note: r.note, by: r.by,
-  });
-  type MetricRow = { at_ms: number; kind: 'host' | 'vm'; name: string; host: string | null; cpu_pct: number | null; cpu_n: number; mem_mib: number | null; mem_n: number; samples: number; res: 'raw' | 'hour' };
   const insMetric = db.prepare(`INSERT INTO metrics (at_ms, kind, name, host, cpu_pct, cpu_n, mem_mib, mem_n, samples, res)
     VALUES (@at_ms, @kind, @name, @host, @cpu_pct, @cpu_n, @mem_mib, @mem_n, @samples, @res)`);
   const HOUR_MS = 3_600_000;
@@ -789,13 +754,6 @@ export function openSqliteStore(path: string): Store {
     delOldDecisions.run(Math.round(d.atMs - keepMs));
   });
   const cut = (x: string, n: number): string => (x.length > n ? `${x.slice(0, n - 1)}…` : x);
-  const toMig = (r: MigrationRow): MigrationRecord => ({
-    planId: r.plan_id, vm: r.vm, from: r.host_from, to: r.host_to, mode: r.mode, ok: r.ok === 1, startedMs: r.started_ms,
-    totalMs: r.total_ms, downtimeMs: r.downtime_ms, probeDowntimeMs: r.probe_downtime_ms, bytes: r.bytes, error: r.error,
-  });
-
-  type WakeRow = { host: string; tested_ms: number; ok: number; reason: string; method: string | null; wake_key: string | null };
-  const toWake = (r: WakeRow): WakePathRecord => ({ host: r.host, testedMs: r.tested_ms, ok: r.ok === 1, reason: r.reason, method: r.method, key: r.wake_key });
 
   const store: Store = {
     wakePath(host) {
@@ -868,14 +826,7 @@ export function openSqliteStore(path: string): Store {
       });
     },
     runningStepRuns() {
-      const rows = db.prepare("SELECT * FROM step_runs WHERE state = 'running' ORDER BY plan_id, step_id").all() as {
-        plan_id: number; step_id: number; kind: string; vm: string | null; host_from: string | null; host_to: string | null; state: string;
-        started_ms: number | null; ended_ms: number | null; error_code: string | null; error_message: string | null; note: string | null;
-      }[];
-      return rows.map((r) => ({
-        planId: r.plan_id, stepId: r.step_id, kind: r.kind, vm: r.vm, from: r.host_from, to: r.host_to, state: r.state,
-        startedMs: r.started_ms, endedMs: r.ended_ms, errorCode: r.error_code, errorMessage: r.error_message, note: r.note,
-      }));
+      return (db.prepare("SELECT * FROM step_runs WHERE state = 'running' ORDER BY plan_id, step_id").all() as StepRow[]).map(toStep);
     },
     recordPowerIntent({ planId, stepId, host, action, atMs }) {
       return Number(db.prepare("INSERT INTO power_actions (plan_id, step_id, host, action, requested_ms, outcome, by) VALUES (?, ?, ?, ?, ?, 'pending', 'plan')")
@@ -896,15 +847,9 @@ export function openSqliteStore(path: string): Store {
       recordDecisionTx(d, notMoved, keepMs);
     },
     decisions({ limit = 50, planId } = {}) {
-      const rows = (planId === undefined
+      return ((planId === undefined
         ? db.prepare('SELECT * FROM decisions ORDER BY id DESC LIMIT ?').all(limit)
-        : db.prepare('SELECT * FROM decisions WHERE plan_id = ? ORDER BY id DESC LIMIT ?').all(planId, limit)) as {
-        at_ms: number; plan_id: number | null; mode: string; policy: string; window: string | null; summary: string; steps: number; not_moved_json: string;
-      }[];
-      return rows.map((r) => ({
-        atMs: r.at_ms, planId: r.plan_id, mode: r.mode, policy: r.policy, window: r.window, summary: r.summary, steps: r.steps,
-        notMoved: JSON.parse(r.not_moved_json) as DecisionRecord['notMoved'],
-      }));
+        : db.prepare('SELECT * FROM decisions WHERE plan_id = ? ORDER BY id DESC LIMIT ?').all(planId, limit)) as DecisionRow[]).map(toDecision);
     },
     recordMetrics(atMs, samples, { rawKeepMs = 86_400_000, hourKeepMs = 56 * 86_400_000 } = {}) {
       recordMetricsTx(atMs, samples, rawKeepMs, hourKeepMs);
@@ -914,19 +859,10 @@ export function openSqliteStore(path: string): Store {
         .filter((x) => x !== null);
       const sql = `SELECT * FROM metrics ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY at_ms, res, kind, name`;
       const params = { ...(kind === undefined ? {} : { kind }), ...(name === undefined ? {} : { name }), ...(sinceMs === undefined ? {} : { since: Math.round(sinceMs) }), ...(res === undefined ? {} : { res }) };
-      return (db.prepare(sql).all(params) as MetricRow[]).map((r) => ({
-        atMs: r.at_ms, kind: r.kind, name: r.name, host: r.host, cpuPct: r.cpu_pct, memMiB: r.mem_mib, samples: r.samples, res: r.res,
-      }));
+      return (db.prepare(sql).all(params) as MetricRow[]).map(toMetric);
     },
     stepRuns(planId) {
-      const rows = db.prepare('SELECT * FROM step_runs WHERE plan_id = ? ORDER BY step_id').all(planId) as {
-        plan_id: number; step_id: number; kind: string; vm: string | null; host_from: string | null; host_to: string | null; state: string;
-        started_ms: number | null; ended_ms: number | null; error_code: string | null; error_message: string | null; note: string | null;
-      }[];
-      return rows.map((r) => ({
-        planId: r.plan_id, stepId: r.step_id, kind: r.kind, vm: r.vm, from: r.host_from, to: r.host_to, state: r.state,
-        startedMs: r.started_ms, endedMs: r.ended_ms, errorCode: r.error_code, errorMessage: r.error_message, note: r.note,
-      }));
+      return (db.prepare('SELECT * FROM step_runs WHERE plan_id = ? ORDER BY step_id').all(planId) as StepRow[]).map(toStep);
     },
     recordMigration(m) {
       insMig.run(m.planId, m.vm, m.from, m.to, m.mode, m.ok ? 1 : 0, Math.round(m.startedMs), Math.round(m.totalMs),
@@ -963,8 +899,7 @@ export function openSqliteStore(path: string): Store {
       db.prepare('INSERT INTO round_errors (at_ms, code, message) VALUES (?, ?, ?)').run(Math.round(atMs), code, message);
     },
     roundErrors({ limit = 50 } = {}) {
-      const rows = db.prepare('SELECT at_ms, code, message FROM round_errors ORDER BY id DESC LIMIT ?').all(limit) as { at_ms: number; code: string; message: string }[];
-      return rows.map((r) => ({ atMs: r.at_ms, code: r.code, message: r.message }));
+      return (db.prepare('SELECT at_ms, code, message FROM round_errors ORDER BY id DESC LIMIT ?').all(limit) as RoundErrorRow[]).map(toRoundError);
     },
     recordUnknownMigration(m) {
       return recordUnknown.immediate(m);
@@ -1000,9 +935,8 @@ export function openSqliteStore(path: string): Store {
       db.prepare('UPDATE api_tokens SET last_used_ms = ? WHERE id = ?').run(Math.round(atMs), id);
     },
     configOverride(section) {
-      const r = db.prepare('SELECT * FROM config_overrides WHERE section = ?').get(section) as
-        { section: ConfigSection; value_json: string; base_json: string; set_ms: number; set_by: string } | undefined;
-      return r && { section: r.section, valueJson: r.value_json, baseJson: r.base_json, setMs: r.set_ms, setBy: r.set_by };
+      const r = db.prepare('SELECT * FROM config_overrides WHERE section = ?').get(section) as ConfigOverrideRow | undefined;
+      return r && toConfigOverride(r);
     },
     setConfigOverride({ section, valueJson, baseJson, setMs, setBy }) {
       db.prepare(`INSERT INTO config_overrides (section, value_json, base_json, set_ms, set_by) VALUES (?, ?, ?, ?, ?)
@@ -1052,8 +986,3 @@ const FENCED_WRITES = [
   'discardPlan', 'setHostMaintenance', 'saveDaemonStatus', 'createApiToken', 'revokeApiToken', 'touchApiToken',
   'setConfigOverride', 'clearConfigOverride',
 ] as const satisfies readonly (keyof Store)[];
-
-type ApiTokenRow = { id: number; name: string; role: ApiRole; hash: string; created_ms: number; created_by: string; last_used_ms: number | null; revoked_ms: number | null };
-function toToken(r: ApiTokenRow): ApiTokenRecord {
-  return { id: r.id, name: r.name, role: r.role, hash: r.hash, createdMs: r.created_ms, createdBy: r.created_by, lastUsedMs: r.last_used_ms, revokedMs: r.revoked_ms };
-}

@@ -10,14 +10,13 @@
  * that passes nowMs (tests) is taken at its word, as the SQLite store does.
  */
 import { randomUUID } from 'node:crypto';
-import type { Plan } from '../../core/plan/types.js';
 import { DriverError } from '../../drivers/errors.js';
 import {
-  describeHolder, holderAlive, takeoverReason,
-  type ApiRole, type ApiTokenRecord, type ConfigSection, type ClusterLease, type DaemonStatusRecord, type DecisionRecord, type HeldClusterLock, type HostState,
-  type MetricPoint, type MigrationRecord, type PlanStatus, type PowerActionRecord, type Store, type StoredPlan, type StoredStepRun,
-  type UnknownMigration, type WakePathRecord,
+  describeHolder, holderAlive, takeoverReason, type ClusterLease, type DaemonStatusRecord, type Store,
 } from '../store.js';
+import {
+  toConfigOverride, toDecision, toHostState, toLock, toMetric, toMig, toPlan, toPower, toRoundError, toStep, toToken, toUnknown, toWake, type Row,
+} from '../rows.js';
 import { BatchMismatch, SyncPg, type PgConnection, type Stmt, type StmtResult } from './bridge.js';
 import { MIGRATIONS, PG_SCHEMA_VERSION } from './schema.js';
 
@@ -29,46 +28,11 @@ const NOW_MS = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
 const MIGRATE_LOCK_KEY = 0x7469_6465_6d69;
 const HOUR_MS = 3_600_000;
 
-type Row = Record<string, unknown>;
 const n = (v: unknown): number => v as number;
-const nn = (v: unknown): number | null => (v === null || v === undefined ? null : (v as number));
 const s = (v: unknown): string => v as string;
-const sn = (v: unknown): string | null => (v === null || v === undefined ? null : (v as string));
 const round = (x: number): number => Math.round(x);
 const roundN = (x: number | null | undefined): number | null => (x === null || x === undefined ? null : Math.round(x));
 const cut = (x: string, len: number): string => (x.length > len ? `${x.slice(0, len - 1)}…` : x);
-
-const toPlan = (r: Row): StoredPlan => ({
-  id: n(r.id), createdMs: n(r.created_ms), policy: s(r.policy), mode: s(r.mode), status: r.status as PlanStatus, plan: JSON.parse(s(r.plan_json)) as Plan,
-  fingerprint: sn(r.fingerprint), statusReason: sn(r.status_reason), confirmedMs: nn(r.confirmed_ms),
-});
-const toStep = (r: Row): StoredStepRun => ({
-  planId: n(r.plan_id), stepId: n(r.step_id), kind: s(r.kind), vm: sn(r.vm), from: sn(r.host_from), to: sn(r.host_to), state: s(r.state),
-  startedMs: nn(r.started_ms), endedMs: nn(r.ended_ms), errorCode: sn(r.error_code), errorMessage: sn(r.error_message), note: sn(r.note),
-});
-const toMig = (r: Row): MigrationRecord => ({
-  planId: nn(r.plan_id), vm: s(r.vm), from: s(r.host_from), to: s(r.host_to), mode: s(r.mode), ok: r.ok === 1, startedMs: n(r.started_ms),
-  totalMs: n(r.total_ms), downtimeMs: nn(r.downtime_ms), probeDowntimeMs: nn(r.probe_downtime_ms), bytes: nn(r.bytes), error: sn(r.error),
-});
-const toWake = (r: Row): WakePathRecord => ({ host: s(r.host), testedMs: n(r.tested_ms), ok: r.ok === 1, reason: s(r.reason), method: sn(r.method), key: sn(r.wake_key) });
-const toHostState = (r: Row): HostState => ({ host: s(r.host), maintenance: r.maintenance === 1, sinceMs: n(r.since_ms), by: s(r.by), reason: sn(r.reason) });
-const toPower = (r: Row): PowerActionRecord => ({
-  id: n(r.id), planId: nn(r.plan_id), stepId: nn(r.step_id), host: s(r.host), action: r.action as 'powerOn' | 'powerOff', requestedMs: n(r.requested_ms),
-  endedMs: nn(r.ended_ms), outcome: s(r.outcome), errorCode: sn(r.error_code), errorMessage: sn(r.error_message), note: sn(r.note), by: s(r.by),
-});
-const toUnknown = (r: Row): UnknownMigration => ({
-  id: n(r.id), vm: s(r.vm), from: s(r.host_from), to: s(r.host_to), planId: nn(r.plan_id), sinceMs: n(r.since_ms), reason: s(r.reason),
-  status: r.status as UnknownMigration['status'], attempts: n(r.attempts), lastAttemptMs: nn(r.last_attempt_ms), outcome: sn(r.outcome),
-  outcomeReason: sn(r.outcome_reason), actions: JSON.parse(s(r.actions_json)) as string[], vmOn: sn(r.vm_on), resolvedMs: nn(r.resolved_ms),
-});
-const toToken = (r: Row): ApiTokenRecord => ({
-  id: n(r.id), name: s(r.name), role: r.role as ApiRole, hash: s(r.hash), createdMs: n(r.created_ms), createdBy: s(r.created_by),
-  lastUsedMs: nn(r.last_used_ms), revokedMs: nn(r.revoked_ms),
-});
-const toLock = (r: Row): HeldClusterLock => ({
-  token: s(r.token), holder: { pid: n(r.pid), host: s(r.host), command: s(r.command), startedMs: n(r.started_ms) },
-  acquiredMs: n(r.acquired_ms), heartbeatMs: n(r.heartbeat_ms), ttlMs: n(r.ttl_ms),
-});
 
 /** WHERE clause and $n parameters from optional conditions (undefined: left out). */
 function where(conds: readonly (readonly [string, unknown] | null)[], values: unknown[]): string {
@@ -291,10 +255,7 @@ export function openPgStore(opts: PgStoreOptions): Store {
       const rs = planId === undefined
         ? rows('SELECT * FROM decisions ORDER BY id DESC LIMIT $1', [limit])
         : rows('SELECT * FROM decisions WHERE plan_id = $1 ORDER BY id DESC LIMIT $2', [planId, limit]);
-      return rs.map((r): DecisionRecord => ({
-        atMs: n(r.at_ms), planId: nn(r.plan_id), mode: s(r.mode), policy: s(r.policy), window: sn(r.window), summary: s(r.summary), steps: n(r.steps),
-        notMoved: JSON.parse(s(r.not_moved_json)) as DecisionRecord['notMoved'],
-      }));
+      return rs.map(toDecision);
     },
     recordMetrics(atMs, samples, { rawKeepMs = 86_400_000, hourKeepMs = 56 * 86_400_000 } = {}) {
       const at = round(atMs);
@@ -312,9 +273,7 @@ export function openPgStore(opts: PgStoreOptions): Store {
       const values: unknown[] = [];
       const w = where([kind === undefined ? null : ['kind = ?', kind], name === undefined ? null : ['name = ?', name],
         sinceMs === undefined ? null : ['at_ms >= ?', round(sinceMs)], res === undefined ? null : ['res = ?', res]], values);
-      return rows(`SELECT * FROM metrics ${w} ORDER BY at_ms, res, kind, name`, values).map((r): MetricPoint => ({
-        atMs: n(r.at_ms), kind: r.kind as 'host' | 'vm', name: s(r.name), host: sn(r.host), cpuPct: nn(r.cpu_pct), memMiB: nn(r.mem_mib), samples: n(r.samples), res: r.res as 'raw' | 'hour',
-      }));
+      return rows(`SELECT * FROM metrics ${w} ORDER BY at_ms, res, kind, name`, values).map(toMetric);
     },
     recordMigration(m) {
       write1(`INSERT INTO migrations (plan_id, vm, host_from, host_to, mode, ok, started_ms, total_ms, downtime_ms, probe_downtime_ms, bytes, error)
@@ -378,7 +337,7 @@ export function openPgStore(opts: PgStoreOptions): Store {
       write1('INSERT INTO round_errors (at_ms, code, message) VALUES ($1, $2, $3)', [round(atMs), code, message]);
     },
     roundErrors({ limit = 50 } = {}) {
-      return rows('SELECT at_ms, code, message FROM round_errors ORDER BY id DESC LIMIT $1', [limit]).map((r) => ({ atMs: n(r.at_ms), code: s(r.code), message: s(r.message) }));
+      return rows('SELECT at_ms, code, message FROM round_errors ORDER BY id DESC LIMIT $1', [limit]).map(toRoundError);
     },
     recordUnknownMigration(m) {
       // One open (or operator) record per VM: update it, else insert; the table lock makes the pair atomic across controllers.
@@ -426,7 +385,7 @@ export function openPgStore(opts: PgStoreOptions): Store {
     },
     configOverride(section) {
       const r = rows('SELECT * FROM config_overrides WHERE section = $1', [section])[0];
-      return r && { section: r.section as ConfigSection, valueJson: s(r.value_json), baseJson: s(r.base_json), setMs: n(r.set_ms), setBy: s(r.set_by) };
+      return r && toConfigOverride(r);
     },
     setConfigOverride({ section, valueJson, baseJson, setMs, setBy }) {
       write1(`INSERT INTO config_overrides (section, value_json, base_json, set_ms, set_by) VALUES ($1, $2, $3, $4, $5)
