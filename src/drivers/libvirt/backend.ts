@@ -59,16 +59,43 @@ export interface RpcBackendOptions {
   connectTimeoutMs?: number;
   /** Passed to LibvirtConnection.open (keepalive, callTimeoutMs, ssh…); autoReconnect is always on. */
   connection?: ConnectOptions;
+  /**
+   * How long usage counters fetched along with an inventory (domains()) stay usable by the
+   * next counters() call, ms (default 1000). A collection round asks for the inventory and
+   * then for usage (src/app/controller.ts: listVms, then the metrics source's sample()); the
+   * counters leave with the inventory's request, so a round is one round trip per host.
+   * 0: counters() always asks the daemon itself.
+   */
+  shareCountersMs?: number;
+}
+
+/** One exchange with the daemon: its domains and, when asked for, its usage counters. */
+interface Polled {
+  domains: DomainFacts[];
+  counters: HostCounters | null;
 }
 
 const INVENTORY_STATS = VIR_DOMAIN_STATS.STATE | VIR_DOMAIN_STATS.BALLOON | VIR_DOMAIN_STATS.VCPU;
-const SAMPLE_STATS = VIR_DOMAIN_STATS.STATE | VIR_DOMAIN_STATS.CPU_TOTAL | VIR_DOMAIN_STATS.BALLOON | VIR_DOMAIN_STATS.VCPU
-  | VIR_DOMAIN_STATS.INTERFACE | VIR_DOMAIN_STATS.BLOCK;
+/** A superset of INVENTORY_STATS: one stats call answers both the inventory and the usage. */
+const SAMPLE_STATS = INVENTORY_STATS | VIR_DOMAIN_STATS.CPU_TOTAL | VIR_DOMAIN_STATS.INTERFACE | VIR_DOMAIN_STATS.BLOCK;
+/**
+ * NOWAIT: a domain whose job lock is taken (e.g. migrating) answers what needs no monitor
+ * (state, balloon maximum, vCPUs: all the inventory reads) instead of delaying the whole call.
+ */
+const NOWAIT = VIR_CONNECT_GET_ALL_DOMAINS_STATS.NOWAIT;
 
 export class RpcBackend implements HostBackend {
   private conn: LibvirtConnection | null = null;
   private opening: Promise<LibvirtConnection> | null = null;
   private facts: HostFacts | null = null;
+  /** Set by the first counters() call: from then on domains() fetches the counters too. */
+  private usageWanted = false;
+  /** The exchange in flight that fetches counters (a counters() call joins it). */
+  private polling: Promise<Polled> | null = null;
+  /** Counters fetched with the last inventory, until counters() takes them or they expire. */
+  private stash: HostCounters | null = null;
+  /** Counters counters() has returned: never stashed or returned again (no zero-length interval). */
+  private readonly served = new WeakSet<HostCounters>();
 
   constructor(readonly config: HostConfig, private readonly opts: RpcBackendOptions = {}) {}
 
@@ -100,7 +127,7 @@ export class RpcBackend implements HostBackend {
     });
     try {
       const c = await Promise.race([opening, timeout]);
-      c.on('disconnect', () => { this.facts = null; });
+      c.on('disconnect', () => { this.facts = null; this.stash = null; });
       c.on('close', () => { if (this.conn === c) this.conn = null; });
       c.on('event-error', () => { /* a broken event payload must not crash the process */ });
       this.conn = c;
@@ -161,15 +188,57 @@ export class RpcBackend implements HostBackend {
     };
   }
 
+  /**
+   * Always a fresh request (never an answer to a request sent before this call: a caller that
+   * just changed something must see it). Once counters() has been used, the same exchange
+   * fetches the usage counters too (see shareCountersMs): the calls leave in one write, so
+   * inventory + usage cost one round trip per host.
+   */
   async domains(): Promise<DomainFacts[]> {
     return this.run('inventory', 'list domains', async (c) => {
-      const [stats, persistent] = await Promise.all([
-        c.getAllDomainStats(INVENTORY_STATS, 0),
-        c.listAllDomains(VIR_CONNECT_LIST_DOMAINS.PERSISTENT),
-      ]);
-      const pers = new Set(persistent.map((d) => d.uuid));
-      return stats.map((s) => RpcBackend.facts(s.dom.name, s.dom.uuid, numbers(s.params), pers.has(s.dom.uuid)));
+      if (!this.usageWanted || (this.opts.shareCountersMs ?? 1000) <= 0) return (await this.exchange(c, false)).domains;
+      const p = this.exchange(c, true);
+      this.polling = p;
+      try {
+        const r = await p;
+        if (r.counters && !this.served.has(r.counters)) this.stash = r.counters;
+        return r.domains;
+      } finally {
+        if (this.polling === p) this.polling = null;
+      }
     });
+  }
+
+  /**
+   * The calls of one exchange, all made in the same tick (the RPC client sends them in one
+   * write): the domains' stats (with the usage groups when `usage`), the persistent list, and
+   * with `usage` the node's CPU and memory counters.
+   */
+  private async exchange(c: LibvirtConnection, usage: boolean): Promise<Polled> {
+    const [stats, persistent, cpu, mem] = await Promise.all([
+      c.getAllDomainStats(usage ? SAMPLE_STATS : INVENTORY_STATS, usage ? NOWAIT : 0),
+      c.listAllDomains(VIR_CONNECT_LIST_DOMAINS.PERSISTENT),
+      usage ? c.nodeGetCpuStats() : null,
+      usage ? c.nodeGetMemoryStats() : null,
+    ]);
+    const atMs = Date.now();
+    const monoMs = performance.now();
+    const pers = new Set(persistent.map((d) => d.uuid));
+    const domains: DomainFacts[] = [];
+    const vms: HostCounters['vms'] = [];
+    for (const s of stats) {
+      const p = numbers(s.params);
+      const f = RpcBackend.facts(s.dom.name, s.dom.uuid, p, pers.has(s.dom.uuid));
+      domains.push(f);
+      if (usage && f.active) vms.push(vmCountersFromStats(s.dom.name, s.dom.uuid, p));
+    }
+    if (!cpu || !mem) return { domains, counters: null };
+    const hc = hostCpuFromStats(numbers(cpu));
+    const hm = hostMemFromStats(numbers(mem));
+    return {
+      domains,
+      counters: { atMs, monoMs, cpuBusyNs: hc.busy, cpuTotalNs: hc.total, memTotalKiB: hm.totalKiB, memAvailableKiB: hm.availableKiB, vms },
+    };
   }
 
   async domain(vm: string): Promise<DomainFacts | null> {
@@ -193,7 +262,23 @@ export class RpcBackend implements HostBackend {
     });
   }
 
+  /**
+   * Usage counters: those of an exchange in flight or fetched with the inventory less than
+   * shareCountersMs ago (each taken once: the next call asks again), else asked for now. The
+   * counters carry the time they were read, so rates stay exact whichever request read them.
+   */
   async counters(): Promise<HostCounters> {
+    this.usageWanted = true;
+    const stashed = this.stash;
+    this.stash = null;
+    if (stashed && performance.now() - stashed.monoMs <= (this.opts.shareCountersMs ?? 1000) && this.up) return this.serve(stashed);
+    if (this.polling) {
+      const r = await this.polling.catch(() => null);
+      if (r?.counters && !this.served.has(r.counters)) {
+        if (this.stash === r.counters) this.stash = null;
+        return this.serve(r.counters);
+      }
+    }
     return this.run('inventory', 'statistics', async (c) => {
       const flags = VIR_CONNECT_GET_ALL_DOMAINS_STATS.ACTIVE | VIR_CONNECT_GET_ALL_DOMAINS_STATS.NOWAIT;
       const [stats, cpu, mem] = await Promise.all([c.getAllDomainStats(SAMPLE_STATS, flags), c.nodeGetCpuStats(), c.nodeGetMemoryStats()]);
@@ -206,6 +291,11 @@ export class RpcBackend implements HostBackend {
         vms: stats.map((s) => vmCountersFromStats(s.dom.name, s.dom.uuid, numbers(s.params))),
       };
     });
+  }
+
+  private serve(c: HostCounters): HostCounters {
+    this.served.add(c);
+    return c;
   }
 
   async memory(): Promise<{ totalKiB: number; availableKiB: number }> {
