@@ -22,6 +22,7 @@ import {
 import { hostCpuFromStats, hostMemFromStats, vmCountersFromStats } from '../common/usage.js';
 import { parsePoolXml, parseVolumeXml, type StoragePoolFacts, type StorageVolumeFacts, type VolumeRef } from '../common/storage.js';
 import { hostCpuModel, hostUuid } from '../common/xml.js';
+import { ProcessLimit } from './limit.js';
 import {
   classifyVirshError, kib, parseDomstats, parseKeyValues, parseNames, parseNodeStats, parseRawJob, parseUuidNames, stateCodeOf,
   virshErrorMessage,
@@ -32,7 +33,19 @@ export interface VirshBackendOptions {
   virsh?: string;
   /** Timeout of ordinary calls, ms (default 60 000; migrations have none). */
   callTimeoutMs?: number;
+  /**
+   * Most virsh processes alive at once (default 8; limit.ts says why). A VirshDriver shares
+   * one limit among its hosts; calls beyond it wait. Calls without a timeout (migrations,
+   * which run for minutes) are not counted, so they never starve collection or their own
+   * progress polling.
+   */
+  maxProcesses?: number;
+  /** A limit to share (VirshDriver passes one to all its backends); overrides maxProcesses. */
+  processLimit?: ProcessLimit;
 }
+
+/** Default of VirshBackendOptions.maxProcesses. */
+export const DEFAULT_VIRSH_PROCESSES = 8;
 
 interface Result { code: number; stdout: string; stderr: string; timedOut: boolean }
 
@@ -92,15 +105,25 @@ export class VirshBackend implements HostBackend {
   private lastOkAt = 0;
   private lastUp = false;
   private facts: HostFacts | null = null;
+  readonly limit: ProcessLimit;
 
-  constructor(readonly config: HostConfig, private readonly opts: VirshBackendOptions = {}) {}
+  constructor(readonly config: HostConfig, private readonly opts: VirshBackendOptions = {}) {
+    this.limit = opts.processLimit ?? new ProcessLimit(opts.maxProcesses ?? DEFAULT_VIRSH_PROCESSES);
+  }
 
   get up(): boolean {
     return this.lastUp;
   }
 
-  /** Runs `virsh -c URI args…`; never throws (see `ok`). timeoutMs 0 = none. */
+  /**
+   * Runs `virsh -c URI args…`; never throws (see `ok`). timeoutMs 0 = none (and not counted
+   * against the process limit); the timeout runs from the process's start, not from the wait.
+   */
   exec(args: readonly string[], timeoutMs = this.opts.callTimeoutMs ?? 60_000): Promise<Result> {
+    return timeoutMs === 0 ? this.spawn(args, 0) : this.limit.run(() => this.spawn(args, timeoutMs));
+  }
+
+  private spawn(args: readonly string[], timeoutMs: number): Promise<Result> {
     return new Promise((resolve) => {
       execFile(this.opts.virsh ?? 'virsh', ['-c', this.config.uri, ...args], {
         env: virshEnv(), timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 256 * 1024 * 1024, encoding: 'utf8',

@@ -5,13 +5,20 @@
  */
 import type { HostConfig } from '../../config/schema.js';
 import { HostBackendDriver, type EngineOptions } from '../common/engine.js';
-import { VirshBackend, type VirshBackendOptions } from './backend.js';
+import { DEFAULT_VIRSH_PROCESSES, VirshBackend, type VirshBackendOptions } from './backend.js';
+import { ProcessLimit } from './limit.js';
 
-export { VirshBackend, migrateArgv, virshEnv } from './backend.js';
+export { DEFAULT_VIRSH_PROCESSES, VirshBackend, migrateArgv, virshEnv } from './backend.js';
 export type { VirshBackendOptions } from './backend.js';
+export { ProcessLimit } from './limit.js';
 
+/** All hosts of one driver share one ProcessLimit (opts.maxProcesses, default 8 processes). */
 export class VirshDriver extends HostBackendDriver {
+  readonly processLimit: ProcessLimit;
+
   constructor(hosts: readonly HostConfig[], opts: VirshBackendOptions & EngineOptions = {}) {
-    super('virsh', hosts.map((h) => new VirshBackend(h, opts)), opts);
+    const processLimit = opts.processLimit ?? new ProcessLimit(opts.maxProcesses ?? DEFAULT_VIRSH_PROCESSES);
+    super('virsh', hosts.map((h) => new VirshBackend(h, { ...opts, processLimit })), opts);
+    this.processLimit = processLimit;
   }
 }
