@@ -8,16 +8,53 @@ export const systemClock: Clock = {
     new Promise<void>((resolve, reject) => {
       if (signal?.aborted) return reject(signal.reason);
       const t = setTimeout(() => {
-        signal?.removeEventListener('abort', onAbort);
+        off();
         resolve();
       }, Math.max(0, ms));
-      const onAbort = (): void => {
+      const off = onAbort(signal, () => {
         clearTimeout(t);
         reject(signal!.reason);
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
+      });
     }),
 };
+
+/**
+ * Sleepers waiting on each signal. One 'abort' listener per signal fans out to all of them
+ * (however many migrations sleep on a plan's signal at once, the signal carries one listener,
+ * so Node's MaxListenersExceededWarning at 11 never fires); a sleeper leaves the set when its
+ * sleep ends, and the listener is removed with the last one.
+ */
+const abortWaiters = new WeakMap<AbortSignal, { readonly fns: Set<() => void>; readonly listener: () => void }>();
+
+/**
+ * Calls `fn` once when `signal` aborts; returns the function that unregisters it (call it when
+ * the wait ends otherwise). No signal: nothing to register.
+ */
+export function onAbort(signal: AbortSignal | undefined, fn: () => void): () => void {
+  if (!signal) return () => {};
+  let entry = abortWaiters.get(signal);
+  if (!entry) {
+    const fns = new Set<() => void>();
+    const listener = (): void => {
+      abortWaiters.delete(signal);
+      for (const f of [...fns]) f();
+    };
+    entry = { fns, listener };
+    abortWaiters.set(signal, entry);
+    signal.addEventListener('abort', listener, { once: true });
+  }
+  const { fns, listener } = entry;
+  const once = (): void => {
+    fns.delete(once);
+    fn();
+  };
+  fns.add(once);
+  return () => {
+    if (!fns.delete(once) || fns.size > 0) return;
+    signal.removeEventListener('abort', listener);
+    if (abortWaiters.get(signal)?.fns === fns) abortWaiters.delete(signal);
+  };
+}
 
 /**
  * Wall-clock time running `factor` times faster (for a simulated datacenter driven by
@@ -61,16 +98,15 @@ export class VirtualClock implements Clock {
     return new Promise<void>((resolve, reject) => {
       if (signal?.aborted) return reject(signal.reason);
       const timer: Timer = { at: this.t + Math.max(0, ms), seq: this.seq++, resolve: () => {} };
-      const onAbort = (): void => {
+      const off = onAbort(signal, () => {
         const i = this.timers.indexOf(timer);
         if (i >= 0) this.timers.splice(i, 1);
         reject(signal!.reason);
-      };
+      });
       timer.resolve = () => {
-        signal?.removeEventListener('abort', onAbort);
+        off();
         resolve();
       };
-      signal?.addEventListener('abort', onAbort, { once: true });
       this.timers.push(timer);
     });
   }

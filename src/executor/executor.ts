@@ -86,6 +86,14 @@ export interface ExecutorDeps {
    * renewed). The step then ends 'cancelled' with nothing done. Absent: no check (simulations).
    */
   readonly fence?: (what: string) => void;
+  /**
+   * Scheduling work, for tests: `examined` counts each time the scheduler looks at a pending
+   * step to start, skip, cancel or park it. The scheduler examines a step when it becomes
+   * ready (its dependencies ended), when a migration slot or a host it waits for frees, and
+   * once more to cancel or skip it, so the count grows linearly with the plan (plus each
+   * host's queue of waiting moves), never as steps × completions.
+   */
+  readonly counters?: { examined: number };
 }
 
 /** The part of the store the wake-path rule needs. */
@@ -152,9 +160,81 @@ async function ask(h: HypervisorDriver, host: string): Promise<Asked> {
 
 const list = (doms: readonly VmInfo[]): string => doms.map((d) => `${d.name} (${d.state})`).join(', ');
 
+/** A min-heap of plan indexes (the scheduler's queues: lowest index, i.e. earliest in the plan, first). */
+class IndexHeap {
+  private readonly a: number[] = [];
+
+  push(x: number): void {
+    const a = this.a;
+    let i = a.push(x) - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (a[p]! <= x) break;
+      a[i] = a[p]!;
+      i = p;
+    }
+    a[i] = x;
+  }
+
+  peek(): number | undefined {
+    return this.a[0];
+  }
+
+  pop(): number | undefined {
+    const a = this.a;
+    const top = a[0];
+    const last = a.pop();
+    if (a.length > 0 && last !== undefined) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= a.length) break;
+        const c = l + 1 < a.length && a[l + 1]! < a[l]! ? l + 1 : l;
+        if (a[c]! >= last) break;
+        a[i] = a[c]!;
+        i = c;
+      }
+      a[i] = last;
+    }
+    return top;
+  }
+}
+
 export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSignal): Promise<PlanRun> {
   const runs = new Map<number, StepRun>(plan.steps.map((s) => [s.id, { step: s, state: 'pending' }]));
-  const inFlight = new Map<number, Promise<void>>();
+  /**
+   * Scheduling without rescanning the plan on every step end (linear in the steps): a step is
+   * examined only when it can have become startable. `waiting`: in-plan dependencies not ended
+   * yet; at 0 the step enters `ready` (a heap in plan order, so steps start in plan order as
+   * before). A migration or placement refused a cluster-wide slot waits in `slotWait` (taken
+   * in plan order as slots free); one refused because a host it touches is busy (per-host
+   * limit, or being powered off) waits in `hostWait` of that host until a step on it ends.
+   */
+  const byIndex: StepRun[] = plan.steps.map((s) => runs.get(s.id)!);
+  const indexOf = new Map<StepRun, number>(byIndex.map((r, i) => [r, i]));
+  const waiting = new Map<StepRun, number>();
+  const dependents = new Map<number, StepRun[]>();
+  for (const r of byIndex) {
+    let n = 0;
+    for (const d of new Set(r.step.deps)) {
+      if (!runs.has(d)) continue;
+      n++;
+      const l = dependents.get(d);
+      if (l) l.push(r);
+      else dependents.set(d, [r]);
+    }
+    waiting.set(r, n);
+  }
+  const ready = new IndexHeap();
+  const slotWait = new IndexHeap();
+  const hostWait = new Map<string, number[]>();
+  for (const r of byIndex) if (waiting.get(r) === 0) ready.push(indexOf.get(r)!);
+  /** Migrations and placements not ended, per target host (the spare count's "incoming"). */
+  const incomingTo = new Map<string, number>();
+  for (const r of byIndex) if (r.step.kind === 'migrate' || r.step.kind === 'place') incomingTo.set(r.step.to, (incomingTo.get(r.step.to) ?? 0) + 1);
+  const inFlight = new Set<number>();
+  /** Resolves the main loop's wait when a running step ends. */
+  let wakeLoop: (() => void) | null = null;
   const perHost = new Map<string, number>();
   let migrating = 0;
   /** Hosts whose power-off step is running: no migration or placement touching them starts meanwhile. */
@@ -196,6 +276,13 @@ export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSign
     if (run.error?.code === 'TIDE_MIGRATION_UNKNOWN' && st.kind !== 'powerOn' && st.kind !== 'powerOff') {
       const why = `the migration of ${st.vm} (step ${st.id}) has an unknown outcome: it may run on ${hostsOf(st).join(' or ')}`;
       for (const k of [`vm:${st.vm}`, ...hostsOf(st).map((h) => `host:${h}`)]) if (!unknownOutcome.has(k)) unknownOutcome.set(k, why);
+    }
+    if (st.kind === 'migrate' || st.kind === 'place') incomingTo.set(st.to, incomingTo.get(st.to)! - 1);
+    // Its dependants whose dependencies have now all ended are examined at the next pass.
+    for (const d of dependents.get(st.id) ?? []) {
+      const n = waiting.get(d)! - 1;
+      waiting.set(d, n);
+      if (n === 0) ready.push(indexOf.get(d)!);
     }
     notify(() => deps.observer?.onStepEnd?.(run));
   };
@@ -335,14 +422,10 @@ export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSign
    * or placement of this plan that has not ended.
    */
   const countSpares = async (host: string, need: number): Promise<number> => {
-    const incoming = new Set<string>();
-    for (const r of runs.values()) {
-      if ((r.state === 'pending' || r.state === 'running') && (r.step.kind === 'migrate' || r.step.kind === 'place')) incoming.add(r.step.to);
-    }
     let spares = 0;
     for (const h of await deps.hypervisor.listHosts()) {
       if (spares >= need) break;
-      if (!h.up || h.name === host || offInPlan.has(h.name) || incoming.has(h.name)) continue;
+      if (!h.up || h.name === host || offInPlan.has(h.name) || (incomingTo.get(h.name) ?? 0) > 0) continue;
       const a = await ask(deps.hypervisor, h.name);
       if (a.ok && a.domains.every((d) => MAY_STAY_WHEN_OFF.has(d.state))) spares++;
     }
@@ -436,52 +519,103 @@ export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSign
       migrating++;
       for (const h of hostsOf(run.step)) perHost.set(h, (perHost.get(h) ?? 0) + 1);
     }
-    const p = execute(run).then(
+    void execute(run).then(
       () => finish(run, 'succeeded'),
       (e) => finish(run, signal?.aborted || (isDriverError(e) && e.code === 'TIDE_FENCED') ? 'cancelled' : isDriverError(e) && e.code === 'TIDE_STALE_PLAN' ? 'skipped' : 'failed', e),
     ).finally(() => {
-      if (offHost !== null) poweringOff.delete(offHost);
+      if (offHost !== null) {
+        poweringOff.delete(offHost);
+        release(offHost);
+      }
       if (isMigration) {
         migrating--;
-        for (const h of hostsOf(run.step)) perHost.set(h, perHost.get(h)! - 1);
+        for (const h of hostsOf(run.step)) {
+          perHost.set(h, perHost.get(h)! - 1);
+          release(h);
+        }
       }
       inFlight.delete(run.step.id);
+      wakeLoop?.();
     });
-    inFlight.set(run.step.id, p);
+    inFlight.add(run.step.id);
+  };
+
+  /** A step touching `host` ended: the moves waiting for it are examined again. */
+  const release = (host: string): void => {
+    const w = hostWait.get(host);
+    if (!w) return;
+    hostWait.delete(host);
+    for (const i of w) ready.push(i);
+  };
+
+  const stopReason = (): string | null => (signal?.aborted ? 'plan aborted before this step started' : observerError ? 'plan stopped before this step started: a step could not be recorded'
+    : deps.drain?.aborted ? 'not started: Tide is stopping (running steps were let finish)' : null);
+
+  /** Examines the pending step at plan index `i`: skips, parks or starts it. */
+  const examine = (i: number): void => {
+    const run = byIndex[i]!;
+    if (run.state !== 'pending') return;
+    if (deps.counters) deps.counters.examined++;
+    const deps_ = run.step.deps.map((d) => runs.get(d));
+    const bad = deps_.find((d) => d && (d.state === 'failed' || d.state === 'skipped' || d.state === 'cancelled'));
+    if (bad) {
+      finish(run, 'skipped', new DriverError('TIDE_ABORTED', `skipped: step ${bad.step.id} (${bad.step.kind}) ${bad.state}`));
+      return;
+    }
+    const st = run.step;
+    const blockedBy = [...(st.kind === 'migrate' || st.kind === 'place' ? [`vm:${st.vm}`] : []), ...hostsOf(st).map((h) => `host:${h}`)]
+      .map((k) => unknownOutcome.get(k)).find((w) => w !== undefined);
+    if (blockedBy !== undefined) {
+      finish(run, 'skipped', new DriverError('TIDE_STALE_PLAN', `skipped: ${blockedBy}`));
+      return;
+    }
+    if (st.kind === 'migrate' || st.kind === 'place') {
+      if (migrating >= deps.limits.maxConcurrent) {
+        slotWait.push(i);
+        return;
+      }
+      const busy = hostsOf(st).find((h) => (perHost.get(h) ?? 0) >= deps.limits.maxPerHost || poweringOff.has(h));
+      if (busy !== undefined) {
+        const w = hostWait.get(busy);
+        if (w) w.push(i);
+        else hostWait.set(busy, [i]);
+        return;
+      }
+    }
+    start(run);
+  };
+
+  /**
+   * One scheduling pass: every step that may start now starts, in plan order (the ready steps
+   * and, while cluster-wide slots are free, the moves waiting for one). Once the plan is
+   * stopped (aborted, draining, a record failed), every pending step is cancelled instead.
+   */
+  const pass = (): void => {
+    for (;;) {
+      const why = stopReason();
+      if (why !== null) {
+        for (const run of byIndex) {
+          if (run.state !== 'pending') continue;
+          if (deps.counters) deps.counters.examined++;
+          finish(run, 'cancelled', new DriverError('TIDE_ABORTED', why));
+        }
+        return;
+      }
+      const r = ready.peek();
+      const w = migrating < deps.limits.maxConcurrent ? slotWait.peek() : undefined;
+      if (r === undefined && w === undefined) return;
+      if (w !== undefined && (r === undefined || w < r)) examine(slotWait.pop()!);
+      else examine(ready.pop()!);
+    }
   };
 
   for (;;) {
-    for (const run of runs.values()) {
-      if (run.state !== 'pending') continue;
-      if (signal?.aborted || deps.drain?.aborted || observerError) {
-        const why = signal?.aborted ? 'plan aborted before this step started' : observerError ? 'plan stopped before this step started: a step could not be recorded'
-          : 'not started: Tide is stopping (running steps were let finish)';
-        finish(run, 'cancelled', new DriverError('TIDE_ABORTED', why));
-        continue;
-      }
-      const deps_ = run.step.deps.map((d) => runs.get(d));
-      if (deps_.some((d) => d && (d.state === 'failed' || d.state === 'skipped' || d.state === 'cancelled'))) {
-        const bad = deps_.find((d) => d && d.state !== 'succeeded' && d.state !== 'pending' && d.state !== 'running')!;
-        finish(run, 'skipped', new DriverError('TIDE_ABORTED', `skipped: step ${bad.step.id} (${bad.step.kind}) ${bad.state}`));
-        continue;
-      }
-      if (!deps_.every((d) => !d || d.state === 'succeeded')) continue;
-      const st = run.step;
-      const blockedBy = [...(st.kind === 'migrate' || st.kind === 'place' ? [`vm:${st.vm}`] : []), ...hostsOf(st).map((h) => `host:${h}`)]
-        .map((k) => unknownOutcome.get(k)).find((w) => w !== undefined);
-      if (blockedBy !== undefined) {
-        finish(run, 'skipped', new DriverError('TIDE_STALE_PLAN', `skipped: ${blockedBy}`));
-        continue;
-      }
-      const isMigration = run.step.kind === 'migrate' || run.step.kind === 'place';
-      if (isMigration) {
-        if (migrating >= deps.limits.maxConcurrent) continue;
-        if (hostsOf(run.step).some((h) => (perHost.get(h) ?? 0) >= deps.limits.maxPerHost || poweringOff.has(h))) continue;
-      }
-      start(run);
-    }
+    pass();
     if (inFlight.size === 0) break;
-    await Promise.race(inFlight.values());
+    await new Promise<void>((resolve) => {
+      wakeLoop = resolve;
+    });
+    wakeLoop = null;
   }
   for (const run of runs.values()) {
     if (run.state === 'pending') finish(run, 'skipped', new DriverError('TIDE_ABORTED', 'skipped: its dependencies can never complete'));
