@@ -8,26 +8,46 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
-/** Transpiles `files` (in `dir`) into `$TMPDIR/<prefix>-<hash>/` if not there yet; returns that directory. */
-export async function transpiledCopy(dir: string, files: readonly string[], prefix: string): Promise<string> {
+export interface TranspiledCopyOptions {
+  /** Folder the copy is made in (default: the OS temp folder). A copy whose modules import packages goes inside the repository (e.g. node_modules/.cache) so that they resolve. */
+  readonly parentDir?: string;
+  /** Further files written as they are into the copy (name relative to it → content); part of the cache key. */
+  readonly extraFiles?: Readonly<Record<string, string>>;
+}
+
+/**
+ * Transpiles `files` (paths relative to `dir`, sub-folders kept) into `<parentDir>/<prefix>-<hash>/`
+ * if not there yet; returns that directory. The hash covers the files' names and content and the
+ * extra files. A copy is complete once its package.json is there (written last, then the folder
+ * renamed into place: concurrent callers race harmlessly).
+ */
+export async function transpiledCopy(dir: string, files: readonly string[], prefix: string, opts: TranspiledCopyOptions = {}): Promise<string> {
+  const extras = Object.entries(opts.extraFiles ?? {});
   const sources = files.map((f) => ({ f, text: readFileSync(join(dir, f), 'utf8') }));
-  const hash = createHash('sha256').update(sources.map((s) => `${s.f}\0${s.text}`).join('\0')).digest('hex').slice(0, 16);
-  const out = join(tmpdir(), `${prefix}-${hash}`);
+  const h = createHash('sha256').update(sources.map((s) => `${s.f}\0${s.text}`).join('\0'));
+  for (const [name, text] of extras) h.update(`\0${name}\0${text}`);
+  const out = join(opts.parentDir ?? tmpdir(), `${prefix}-${h.digest('hex').slice(0, 16)}`);
   if (existsSync(join(out, 'package.json'))) return out;
   const ts = (await import('typescript')).default;
   const tmp = `${out}.${process.pid}.tmp`;
-  mkdirSync(tmp, { recursive: true });
+  rmSync(tmp, { recursive: true, force: true }); // left by a crashed run of this pid
+  const write = (rel: string, text: string): void => {
+    const dest = join(tmp, rel);
+    mkdirSync(dirname(dest), { recursive: true });
+    writeFileSync(dest, text);
+  };
   for (const s of sources) {
     const js = ts.transpileModule(s.text, {
       compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true },
       fileName: s.f,
     }).outputText;
-    writeFileSync(join(tmp, s.f.replace(/\.ts$/, '.js')), js);
+    write(s.f.replace(/\.ts$/, '.js'), js);
   }
+  for (const [name, text] of extras) write(name, text);
   // Written last: its presence marks a complete copy.
-  writeFileSync(join(tmp, 'package.json'), '{"type":"module"}\n');
+  write('package.json', '{"type":"module"}\n');
   try {
     renameSync(tmp, out);
   } catch {

@@ -21,10 +21,10 @@
  * stops it gracefully.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { request } from 'node:http';
 import { join, relative } from 'node:path';
+import { transpiledCopy } from '../../src/probe/transpile.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 
@@ -42,33 +42,13 @@ export async function transpiledSources(): Promise<string> {
       else if (n.endsWith('.ts') && !n.endsWith('.d.ts')) files.push(p);
     }
   };
-  walk(join(ROOT, 'src'));
+  const src = join(ROOT, 'src');
+  walk(src);
   files.sort();
-  const sources = files.map((f) => ({ rel: relative(join(ROOT, 'src'), f), text: readFileSync(f, 'utf8') }));
-  const hash = createHash('sha256').update(sources.map((s) => `${s.rel}\0${s.text}`).join('\0')).update(WORLD_JS).update(DAEMON_JS).digest('hex').slice(0, 16);
-  const out = join(ROOT, 'node_modules/.cache', `tide-src-${hash}`);
-  if (existsSync(join(out, 'package.json'))) return out;
-  const ts = (await import('typescript')).default;
-  const tmp = `${out}.${process.pid}.tmp`;
-  rmSync(tmp, { recursive: true, force: true });
-  for (const s of sources) {
-    const js = ts.transpileModule(s.text, {
-      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true },
-      fileName: s.rel,
-    }).outputText;
-    const dest = join(tmp, s.rel.replace(/\.ts$/, '.js'));
-    mkdirSync(join(dest, '..'), { recursive: true });
-    writeFileSync(dest, js);
-  }
-  writeFileSync(join(tmp, 'world.mjs'), WORLD_JS);
-  writeFileSync(join(tmp, 'daemon.mjs'), DAEMON_JS);
-  writeFileSync(join(tmp, 'package.json'), '{"type":"module"}\n');
-  try {
-    renameSync(tmp, out);
-  } catch {
-    rmSync(tmp, { recursive: true, force: true }); // another process won the race: same content
-  }
-  return out;
+  return transpiledCopy(src, files.map((f) => relative(src, f)), 'tide-src', {
+    parentDir: join(ROOT, 'node_modules/.cache'),
+    extraFiles: { 'world.mjs': WORLD_JS, 'daemon.mjs': DAEMON_JS },
+  });
 }
 
 const CLOCK_JS = `
