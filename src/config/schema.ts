@@ -278,6 +278,12 @@ export const metricsConfigSchema = z.object({
   error: 'source prometheus needs a prometheus section (at least its url)', path: ['prometheus'],
 });
 
+/** This controller's identity among several of one cluster (src/daemon/node-id.ts). */
+export const daemonConfigSchema = z.object({
+  /** Node id in the lease row, `tide status`, the API and metrics; absent: hostname + a hash of the configuration file's path. */
+  nodeId: z.string().min(1).max(64).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'a node id uses letters, digits, ".", "_" and "-"').optional(),
+}).strict();
+
 export const tideConfigSchema = z.object({
   hosts: z.array(hostConfigSchema).min(1, 'at least one host'),
   vms: z.record(z.string(), vmConfigSchema).default({}),
@@ -300,6 +306,8 @@ export const tideConfigSchema = z.object({
   freeze: freezeConfigSchema.default(freezeConfigSchema.parse({})),
   /** After a failed wake, an off host is not planned for power-on for this long, s, unless `tide wake-test HOST` passes (src/app/wake-refused.ts). */
   wakeRetrySec: z.number().min(0).max(365 * 86_400).default(DEFAULT_WAKE_RETRY_SEC),
+  /** This controller's own settings (node id); absent: defaults. */
+  daemon: daemonConfigSchema.optional(),
 }).strict();
 
 export type TideConfigInput = z.input<typeof tideConfigSchema>;

@@ -16,7 +16,9 @@ import { createPowerDriver } from '../drivers/power/index.js';
 import { systemClock } from '../executor/clock.js';
 import { openStore } from '../store/open.js';
 import type { Store } from '../store/store.js';
+import { currentHolder } from '../store/lock.js';
 import { createDaemon, type Daemon, type DaemonDeps, type DaemonSettings, type StartContext } from './daemon.js';
+import { nodeIdOf } from './node-id.js';
 
 /** MigrateOptions from the configuration's `migration` section. */
 export function migrateOptionsOf(config: TideConfig): Omit<MigrateOptions, 'onProgress'> {
@@ -72,7 +74,9 @@ export function openDaemon(config: TideConfig, configFile: string, opts: OpenDae
   const metrics = opts.metrics ?? createMetricsSource(config, hypervisor);
   // crash recovery before the first round (src/app/journal.ts); opts.onStart replaces it
   const onStart = async (ctx: StartContext): Promise<void> => { await recoverAtDaemonStart(ctx); };
-  const daemon = createDaemon({ onStart, ...opts, clock, store, hypervisor, power, metrics, settings, configFile });
+  // the lease row names this controller's node id (daemon.nodeId, src/daemon/node-id.ts)
+  const lockHolder = opts.lockHolder ?? { ...currentHolder('tide daemon'), node: nodeIdOf(config, configFile) };
+  const daemon = createDaemon({ onStart, ...opts, clock, store, hypervisor, power, metrics, settings, configFile, lockHolder });
   return {
     daemon,
     store,

@@ -622,7 +622,7 @@ export function createDaemon(deps: DaemonDeps): Daemon {
     const onAbort = (): void => stop({ reason: 'the caller aborted' });
     if (signal?.aborted) onAbort();
     signal?.addEventListener('abort', onAbort, { once: true });
-    log.info({ event: 'start', mode: settings.mode, intervalSec: settings.intervalSec, policy: settings.policy.label, holder: describeHolder(holder), host: hostname() },
+    log.info({ event: 'start', mode: settings.mode, intervalSec: settings.intervalSec, policy: settings.policy.label, holder: describeHolder(holder), host: hostname(), node: holder.node ?? null },
       `tide daemon starting: mode ${settings.mode}, every ${settings.intervalSec} s, policy ${settings.policy.label}`);
     try {
       if (deps.holdLock === false) return await loop(null, untilMs, maxRounds);

@@ -12,7 +12,7 @@ import { activeWindow } from '../core/schedule.js';
 import { DriverError } from '../drivers/errors.js';
 import { effectiveConfig, type Provenance } from '../http/overrides.js';
 import {
-  describeHolder, type DaemonStatusRecord, type HeldClusterLock, type HostState, type PlanStatus, type Store, type StoredPlan, type StoredStepRun, type UnknownMigration,
+  describeHolder, type DaemonStatusRecord, type HeldClusterLock, type HostState, type LockHolder, type PlanStatus, type Store, type StoredPlan, type StoredStepRun, type UnknownMigration,
 } from '../store/store.js';
 
 /** "alice@ctl-1" (user name unknown: "?@ctl-1"). */
@@ -164,10 +164,16 @@ export interface StatusReport {
    */
   readonly leader: {
     readonly holderText: string; readonly host: string; readonly pid: number;
+    /** The leading controller's node id (daemon.nodeId; null: a lease taken by a one-shot command or an older Tide). */
+    readonly node: string | null;
     readonly sinceMs: number; readonly leaseExpiresMs: number; readonly expired: boolean;
   } | null;
-  /** This machine (where `tide status` runs): 'leader' when the current lease is held by a process on it, else 'standby'. */
-  readonly thisNode: { readonly host: string; readonly role: 'leader' | 'standby' };
+  /**
+   * This controller: the node id of the configuration's daemon (src/daemon/node-id.ts; null
+   * without a configuration) — 'leader' when the current lease carries that node id; without a
+   * node id on either side, by hostname (where `tide status` runs), as before node ids.
+   */
+  readonly thisNode: { readonly host: string; readonly node: string | null; readonly role: 'leader' | 'standby' };
   /**
    * The policy in force and where it comes from: the configuration file, or an edit through the
    * HTTP API kept in the store (when, by which token); rules likewise (src/http/overrides.ts).
@@ -177,7 +183,7 @@ export interface StatusReport {
   readonly rules: Provenance | null;
 }
 
-export function statusReport(store: Store, config: TideConfig | null, nowMs = Date.now()): StatusReport {
+export function statusReport(store: Store, config: TideConfig | null, nowMs = Date.now(), node: string | null = null): StatusReport {
   const row = store.daemonStatus() ?? null;
   const eff = config ? effectiveConfig(config, store) : null;
   const ageMs = row ? nowMs - row.heartbeatMs : Infinity;
@@ -203,7 +209,7 @@ export function statusReport(store: Store, config: TideConfig | null, nowMs = Da
     lock: lock ? { ...lock, holderText: describeHolder(lock.holder) } : null,
     maintenance: store.hostStates().filter((h) => h.maintenance),
     leader: leaderOf(lock, nowMs),
-    thisNode: { host: hostname(), role: lock && lock.holder.host === hostname() && !leaderOf(lock, nowMs)!.expired ? 'leader' : 'standby' },
+    thisNode: { host: hostname(), node, role: lock && !leaderOf(lock, nowMs)!.expired && isThisNode(lock.holder, node) ? 'leader' : 'standby' },
     policy: eff ? { name: eff.config.policy.name, args: eff.config.policy.args, ...eff.policy } : null,
     rules: eff ? eff.rules : null,
   };
@@ -212,5 +218,11 @@ export function statusReport(store: Store, config: TideConfig | null, nowMs = Da
 function leaderOf(lock: HeldClusterLock | undefined, nowMs: number): StatusReport['leader'] {
   if (!lock) return null;
   const leaseExpiresMs = lock.heartbeatMs + lock.ttlMs;
-  return { holderText: describeHolder(lock.holder), host: lock.holder.host, pid: lock.holder.pid, sinceMs: lock.acquiredMs, leaseExpiresMs, expired: nowMs > leaseExpiresMs };
+  return { holderText: describeHolder(lock.holder), host: lock.holder.host, pid: lock.holder.pid, node: lock.holder.node ?? null, sinceMs: lock.acquiredMs, leaseExpiresMs, expired: nowMs > leaseExpiresMs };
+}
+
+/** Is the lease holder `h` the controller with node id `node`? By node id when both have one (two controllers on one host differ); else by hostname. */
+function isThisNode(h: LockHolder, node: string | null): boolean {
+  if (node !== null && h.node !== undefined) return h.node === node;
+  return node === null && h.host === hostname();
 }

@@ -84,6 +84,8 @@ export interface HttpAppDeps {
    * after authentication. Reads are served. Absent or undefined: this daemon may act.
    */
   readonly notLeader?: () => string | undefined;
+  /** This daemon's node id (daemon.nodeId, src/daemon/node-id.ts): GET /status says whether this node leads. */
+  readonly nodeId?: string;
 }
 
 export interface ApiEnv {
@@ -252,7 +254,7 @@ export function createHttpApp(deps: HttpAppDeps): OpenAPIHono<ApiEnv> {
   app.openapi(createRoute({
     method: 'get', path: `${API_PREFIX}/status`, summary: "The daemon's mode, window, freeze, last round, pending plans, lock, maintenance",
     middleware: [requireRole('viewer')] as const, responses: { 200: anyJson('status report'), ...errors(...READ_ERRORS) },
-  }), (c) => c.json(statusReport(store, cfg(), nowMs()), 200));
+  }), (c) => c.json(statusReport(store, cfg(), nowMs(), deps.nodeId ?? null), 200));
 
   app.openapi(createRoute({
     method: 'get', path: `${API_PREFIX}/whoami`, summary: "The presented token: id, name, role (the dashboard's login)",

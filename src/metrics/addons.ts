@@ -15,7 +15,7 @@ import type { DaemonLog, DaemonObserver } from '../daemon/daemon.js';
 import { systemClock } from '../executor/clock.js';
 import type { Store } from '../store/store.js';
 import { createWebhooks, webhookTargetsFromConfig, type WebhookTarget, type Webhooks } from '../webhooks/webhooks.js';
-import { chainObservers, createMetrics, metricsHandler, type Metrics } from './prometheus.js';
+import { chainObservers, createMetrics, metricsHandler, type LeaderView, type Metrics } from './prometheus.js';
 
 export { webhookSecrets } from '../webhooks/webhooks.js';
 
@@ -30,6 +30,8 @@ export interface DaemonAddonsOptions {
   readonly migrationMode?: () => string;
   /** Webhook retry backoff (default: the system clock — a virtual clock would stall retries unless driven). */
   readonly webhookClock?: Clock;
+  /** Leader election gauges (tide_leader, tide_fencing_token, tide_lease_renew_age_seconds): this controller's identity and role. */
+  readonly leader?: () => LeaderView | undefined;
 }
 
 export interface DaemonAddons {
@@ -51,7 +53,9 @@ export interface DaemonAddons {
 
 /** Throws ConfigError when a webhook's secret cannot be read. */
 export function daemonAddons(opts: DaemonAddonsOptions): DaemonAddons {
-  const metrics = createMetrics({ ...(opts.store ? { store: opts.store } : {}), ...(opts.migrationMode ? { migrationMode: opts.migrationMode } : {}) });
+  const metrics = createMetrics({
+    ...(opts.store ? { store: opts.store } : {}), ...(opts.migrationMode ? { migrationMode: opts.migrationMode } : {}), ...(opts.leader ? { leader: opts.leader } : {}),
+  });
   const targets = webhookTargetsFromConfig(opts.config, opts.configFile, opts.env);
   // Always made (with no target it sends nothing), so that a reload can add targets.
   const webhooks = createWebhooks(targets, {

@@ -21,7 +21,7 @@ import { powerAt } from '../core/model/power.js';
 import type { ClusterSnapshot, Host, PowerModel } from '../core/model/types.js';
 import type { DaemonObserver } from '../daemon/daemon.js';
 import type { StepRun } from '../executor/executor.js';
-import type { PlanStatus, Store } from '../store/store.js';
+import type { ClusterLease, PlanStatus, Store } from '../store/store.js';
 
 /** Every host power state a gauge is exported for (exactly one is 1 per host). */
 export const POWER_STATES = ['on', 'off', 'standby', 'waking', 'booting', 'unknown'] as const;
@@ -47,6 +47,23 @@ export interface MetricsOptions {
   readonly migrationMode?: () => string;
   /** Metric name prefix (default 'tide_'). */
   readonly prefix?: string;
+  /**
+   * Leader election (several controllers): this controller's identity and role, read at each
+   * scrape. Absent: no tide_leader, tide_fencing_token, tide_lease_renew_age_seconds series.
+   */
+  readonly leader?: () => LeaderView | undefined;
+}
+
+/** What the leader gauges say of one controller. */
+export interface LeaderView {
+  /** The cluster (its store: src/daemon/node-id.ts clusterLabelOf). */
+  readonly cluster: string;
+  /** This controller's node id (daemon.nodeId). */
+  readonly node: string;
+  /** The daemon's role (Daemon.role()): only 'leader' counts as leading. */
+  readonly role: 'starting' | 'standby' | 'leader' | 'stopped';
+  /** The lease it holds when it leads. */
+  readonly lease: ClusterLease | null;
 }
 
 export interface Metrics {
@@ -153,6 +170,54 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
           this.set({ status: s }, store.listPlans({ status: s, limit: PLANS_READ }).length);
         } catch { /* a failing store: the last values stand */ }
       }
+    },
+  });
+
+  // Leader election, read at scrape time: the daemon's own role and lease, and the store's lease row.
+  const leaderOf = (): LeaderView | undefined => {
+    try {
+      return opts.leader?.();
+    } catch {
+      return undefined;
+    }
+  };
+  const leaseRow = (): ReturnType<Store['clusterLock']> => {
+    try {
+      return storeOf()?.clusterLock();
+    } catch {
+      return undefined; // a store that does not answer: no lease series this scrape
+    }
+  };
+  new Gauge({
+    name: `${p}leader`, help: 'Leader election: 1 while this controller leads the cluster (holds the lease), 0 on a standby (or starting, stopped)', labelNames: ['cluster', 'node'], registers: reg,
+    collect() {
+      this.reset();
+      const l = leaderOf();
+      if (l) this.set({ cluster: l.cluster, node: l.node }, l.role === 'leader' && l.lease !== null ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: `${p}fencing_token`,
+    help: 'The fencing token in force, as label `token` (an opaque id checked on every journal write and side effect); value: when that lease was acquired, s since the epoch (a newer lease has a larger value). On the leader its own lease; on a standby the lease row in the store',
+    labelNames: ['cluster', 'node', 'token'], registers: reg,
+    collect() {
+      this.reset();
+      const l = leaderOf();
+      if (!l) return;
+      const own = l.role === 'leader' ? l.lease : null;
+      const cur = own ?? leaseRow() ?? null;
+      if (cur) this.set({ cluster: l.cluster, node: l.node, token: cur.token }, cur.acquiredMs / 1000);
+    },
+  });
+  new Gauge({
+    name: `${p}lease_renew_age_seconds`,
+    help: 'Seconds since the cluster lease in the store was last renewed (by whichever controller leads), as this controller reads it; above the lease TTL a standby takes over. No series while no controller holds the lease',
+    labelNames: ['cluster', 'node'], registers: reg,
+    collect() {
+      this.reset();
+      const l = leaderOf();
+      const row = l ? leaseRow() : undefined;
+      if (l && row) this.set({ cluster: l.cluster, node: l.node }, Math.max(0, Date.now() - row.heartbeatMs) / 1000);
     },
   });
 

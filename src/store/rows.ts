@@ -16,7 +16,7 @@ import type {
 /** A row as a driver returns it (column name → value). */
 export type Row = Readonly<Record<string, unknown>>;
 
-export type LockRow = { token: string; pid: number; host: string; command: string; started_ms: number; acquired_ms: number; heartbeat_ms: number; ttl_ms: number };
+export type LockRow = { token: string; pid: number; host: string; command: string; started_ms: number; acquired_ms: number; heartbeat_ms: number; ttl_ms: number; node?: string | null };
 export type UnknownRow = {
   id: number; vm: string; host_from: string; host_to: string; plan_id: number | null; since_ms: number; reason: string;
   status: UnknownMigration['status']; attempts: number; last_attempt_ms: number | null; outcome: string | null; outcome_reason: string | null;
@@ -56,7 +56,7 @@ export type ConfigOverrideRow = { section: ConfigSection; value_json: string; ba
 export const toLock = (row: Row): HeldClusterLock => {
   const r = row as LockRow;
   return {
-    token: r.token, holder: { pid: r.pid, host: r.host, command: r.command, startedMs: r.started_ms },
+    token: r.token, holder: { pid: r.pid, host: r.host, command: r.command, startedMs: r.started_ms, ...(r.node ? { node: r.node } : {}) },
     acquiredMs: r.acquired_ms, heartbeatMs: r.heartbeat_ms, ttlMs: r.ttl_ms,
   };
 };

@@ -107,6 +107,8 @@ export interface LockHolder {
   readonly command: string;
   /** When the process started, ms since the epoch. */
   readonly startedMs: number;
+  /** The controller's node id (config daemon.nodeId, src/daemon/node-id.ts); absent for one-shot commands. */
+  readonly node?: string;
 }
 
 /** A held cluster lock. `token` identifies this acquisition: only its holder can heartbeat or release it. */
@@ -644,6 +646,8 @@ export function openSqliteStore(path: string): Store {
       for (const [col, type] of [['fingerprint', 'TEXT'], ['status_reason', 'TEXT'], ['confirmed_ms', 'INTEGER']] as const) {
         if (!planCols.has(col)) db.exec(`ALTER TABLE plans ADD COLUMN ${col} ${type}`);
       }
+      // the lease row's controller node id (daemon.nodeId); guarded, no version change of its own yet
+      if (!(db.prepare('PRAGMA table_info(cluster_lock)').all() as { name: string }[]).some((c) => c.name === 'node')) db.exec('ALTER TABLE cluster_lock ADD COLUMN node TEXT');
       if (!version) db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(SCHEMA_VERSION);
       else if (version.version < SCHEMA_VERSION) {
         // 1 → 2: step notes; the cluster lock and round errors are new tables (created above).
@@ -668,9 +672,9 @@ export function openSqliteStore(path: string): Store {
     VALUES (@plan_id, @step_id, @kind, @vm, @host_from, @host_to, @state, @started_ms, @ended_ms, @error_code, @error_message, @note)
     ON CONFLICT (plan_id, step_id) DO UPDATE SET state = excluded.state, started_ms = excluded.started_ms, ended_ms = excluded.ended_ms,
     error_code = excluded.error_code, error_message = excluded.error_message, note = excluded.note`);
-  const getLock = db.prepare('SELECT token, pid, host, command, started_ms, acquired_ms, heartbeat_ms, ttl_ms FROM cluster_lock WHERE id = 1');
-  const putLock = db.prepare(`INSERT OR REPLACE INTO cluster_lock (id, token, pid, host, command, started_ms, acquired_ms, heartbeat_ms, ttl_ms)
-    VALUES (1, @token, @pid, @host, @command, @started_ms, @acquired_ms, @heartbeat_ms, @ttl_ms)`);
+  const getLock = db.prepare('SELECT token, pid, host, command, started_ms, acquired_ms, heartbeat_ms, ttl_ms, node FROM cluster_lock WHERE id = 1');
+  const putLock = db.prepare(`INSERT OR REPLACE INTO cluster_lock (id, token, pid, host, command, started_ms, acquired_ms, heartbeat_ms, ttl_ms, node)
+    VALUES (1, @token, @pid, @host, @command, @started_ms, @acquired_ms, @heartbeat_ms, @ttl_ms, @node)`);
   const beatLock = db.prepare('UPDATE cluster_lock SET heartbeat_ms = ? WHERE id = 1 AND token = ?');
   const delLock = db.prepare('DELETE FROM cluster_lock WHERE id = 1 AND token = ?');
   const acquire = db.transaction((holder: LockHolder, ttlMs: number, nowMs: number, isAlive: (h: LockHolder) => boolean): ClusterLease => {
@@ -681,7 +685,7 @@ export function openSqliteStore(path: string): Store {
       tookOver = { holder: cur.holder, why: takeoverReason(cur, nowMs, isAlive) };
     }
     const token = randomUUID();
-    putLock.run({ token, pid: holder.pid, host: holder.host, command: holder.command, started_ms: Math.round(holder.startedMs), acquired_ms: Math.round(nowMs), heartbeat_ms: Math.round(nowMs), ttl_ms: Math.round(ttlMs) });
+    putLock.run({ token, pid: holder.pid, host: holder.host, command: holder.command, started_ms: Math.round(holder.startedMs), acquired_ms: Math.round(nowMs), heartbeat_ms: Math.round(nowMs), ttl_ms: Math.round(ttlMs), node: holder.node ?? null });
     return { token, holder, acquiredMs: nowMs, ttlMs, ...(tookOver ? { tookOver } : {}) };
   });
   const insMig = db.prepare(`INSERT INTO migrations (plan_id, vm, host_from, host_to, mode, ok, started_ms, total_ms, downtime_ms, probe_downtime_ms, bytes, error)

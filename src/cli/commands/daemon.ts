@@ -4,6 +4,7 @@ import { loadConfig } from '../../config/load.js';
 import type { TideConfig } from '../../config/schema.js';
 import { openDaemon, settingsFromConfig } from '../../daemon/config.js';
 import { configSecrets, createLogger } from '../../daemon/log.js';
+import { clusterLabelOf, nodeIdOf } from '../../daemon/node-id.js';
 import { createDriver } from '../../drivers/index.js';
 import { systemClock } from '../../executor/clock.js';
 import { createHttpApp } from '../../http/app.js';
@@ -78,7 +79,13 @@ export const daemonCommand: Command = {
     const bus = config.http ? new EventBus() : undefined;
     // Prometheus metrics (GET /metrics on the HTTP server) and webhooks (config section webhooks): src/metrics/addons.ts.
     // (the getters are read only once the daemon runs: opened and current exist by then)
-    const addons = daemonAddons({ config, configFile: file, env: io.env, log, store: () => opened.store, migrationMode: () => current.migration.mode });
+    // (leader gauges: this controller's node id, daemon.nodeId; the cluster named by its store)
+    const nodeId = nodeIdOf(config, file);
+    const clusterLabel = clusterLabelOf(config, file);
+    const addons = daemonAddons({
+      config, configFile: file, env: io.env, log, store: () => opened.store, migrationMode: () => current.migration.mode,
+      leader: () => ({ cluster: clusterLabel, node: nodeId, ...opened.daemon.role() }),
+    });
     // Running migrations, their progress and abort for the HTTP API (POST /api/v1/migrations/{vm}/abort).
     // (the daemon's driver wrapped; closed here, openDaemon closes only the drivers it made)
     const migrations = config.http ? new MigrationControl() : undefined;
@@ -104,7 +111,7 @@ export const daemonCommand: Command = {
       const h = config.http;
       const rel = (f: string): string => resolve(dirname(file), f);
       const app = createHttpApp({
-        store: opened.store, config: () => current, bus, notLeader: () => daemon.notLeader(), extraRoutes: (a) => addons.routes(a), staticDir: dashboardDir(), ...(migrations ? { migrations } : {}),
+        store: opened.store, config: () => current, bus, notLeader: () => daemon.notLeader(), nodeId, extraRoutes: (a) => addons.routes(a), staticDir: dashboardDir(), ...(migrations ? { migrations } : {}),
         onChange: (what, d) => {
           // webhooks: an approval through the API is announced at once (plan.approved, by the token)
           if (what === 'approve' && d?.planId !== undefined) addons.webhooks?.planApproved(d.planId, d.by ?? 'api');

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { loadConfig } from '../../config/load.js';
 import type { TideConfig } from '../../config/schema.js';
+import { nodeIdOf } from '../../daemon/node-id.js';
 import { statusReport, type StatusReport } from '../../daemon/ops.js';
 import { InputError } from '../../input/errors.js';
 import { checkStorePath } from '../../input/schema.js';
@@ -62,8 +63,8 @@ export function describeStatus(r: StatusReport): string {
   lines.push(`unknown migrations: ${r.unknownMigrations.length === 0 ? 'none' : r.unknownMigrations.map((u) => `${u.vm} ${u.from} → ${u.to} (${u.status})`).join(', ')}`);
   lines.push(`cluster lock: ${r.lock ? `held by ${r.lock.holderText} since ${fmtTime(r.lock.acquiredMs)}` : 'free'}`);
   // Several controllers: who leads, until when its lease runs without a renewal, and this node's part.
-  lines.push(`leader:   ${r.leader ? `${r.leader.holderText} since ${fmtTime(r.leader.sinceMs)}; lease ${r.leader.expired ? `expired at ${fmtTime(r.leader.leaseExpiresMs)} (a standby takes over)` : `until ${fmtTime(r.leader.leaseExpiresMs)} unless renewed`}` : 'none (no controller holds the lease)'}`);
-  lines.push(`this node: ${r.thisNode.host}, ${r.thisNode.role}`);
+  lines.push(`leader:   ${r.leader ? `${r.leader.node !== null ? `node ${r.leader.node}, ` : ''}${r.leader.holderText} since ${fmtTime(r.leader.sinceMs)}; lease ${r.leader.expired ? `expired at ${fmtTime(r.leader.leaseExpiresMs)} (a standby takes over)` : `until ${fmtTime(r.leader.leaseExpiresMs)} unless renewed`}` : 'none (no controller holds the lease)'}`);
+  lines.push(`this node: ${r.thisNode.node !== null ? `${r.thisNode.node} (on ${r.thisNode.host})` : r.thisNode.host}, ${r.thisNode.role}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -80,7 +81,8 @@ export const statusCommand: Command = {
     // A PostgreSQL store named by a valid configuration (and no --store FILE) is opened as such; otherwise the SQLite file.
     const store = src.config?.store.kind === 'postgres' && values.store === undefined ? openStore(src.config.store, src.configFile!) : openSqliteStore(src.storePath);
     try {
-      const r = statusReport(store, src.config);
+      // this node: the node id the daemon of this configuration file has (daemon.nodeId, or derived from the file)
+      const r = statusReport(store, src.config, Date.now(), src.config && src.configFile ? nodeIdOf(src.config, src.configFile) : null);
       const out = src.configError ? { ...r, configError: src.configError } : r;
       io.out(values.json ? `${JSON.stringify(out, null, 2)}\n` : describeStatus(r));
       return EXIT.ok;

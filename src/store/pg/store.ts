@@ -111,6 +111,8 @@ export function openPgStore(opts: PgStoreOptions): Store {
       if (cur && cur.version < 1) throw new DriverError('TIDE_STORE_VERSION', `${where0}: store schema version ${cur.version} is unknown`, { version: cur.version });
       const from = cur?.version ?? 0;
       for (let v = from; v < PG_SCHEMA_VERSION; v++) pg.query(MIGRATIONS[v]!);
+      // the lease row's controller node id (daemon.nodeId); guarded, no version change of its own yet
+      pg.query('ALTER TABLE cluster_lock ADD COLUMN IF NOT EXISTS node TEXT');
       if (!cur) pg.query('INSERT INTO schema_version (version) VALUES ($1)', [PG_SCHEMA_VERSION]);
       else if (from < PG_SCHEMA_VERSION) pg.query('UPDATE schema_version SET version = $1', [PG_SCHEMA_VERSION]);
     });
@@ -304,10 +306,10 @@ export function openPgStore(opts: PgStoreOptions): Store {
           tookOver = { holder: cur.holder, why: takeoverReason(cur, now, isAlive) };
         }
         const token = randomUUID();
-        pg.query(`INSERT INTO cluster_lock (id, token, pid, host, command, started_ms, acquired_ms, heartbeat_ms, ttl_ms) VALUES (1, $1, $2, $3, $4, $5, $6, $6, $7)
+        pg.query(`INSERT INTO cluster_lock (id, token, pid, host, command, started_ms, acquired_ms, heartbeat_ms, ttl_ms, node) VALUES (1, $1, $2, $3, $4, $5, $6, $6, $7, $8)
           ON CONFLICT (id) DO UPDATE SET token = excluded.token, pid = excluded.pid, host = excluded.host, command = excluded.command,
-          started_ms = excluded.started_ms, acquired_ms = excluded.acquired_ms, heartbeat_ms = excluded.heartbeat_ms, ttl_ms = excluded.ttl_ms`,
-        [token, holder.pid, holder.host, holder.command, round(holder.startedMs), round(now), round(ttlMs)]);
+          started_ms = excluded.started_ms, acquired_ms = excluded.acquired_ms, heartbeat_ms = excluded.heartbeat_ms, ttl_ms = excluded.ttl_ms, node = excluded.node`,
+        [token, holder.pid, holder.host, holder.command, round(holder.startedMs), round(now), round(ttlMs), holder.node ?? null]);
         return { token, holder, acquiredMs: now, ttlMs, ...(tookOver ? { tookOver } : {}) };
       });
     },
