@@ -31,7 +31,8 @@ import { POWER_BINARIES } from '../../src/lab/power.js';
 import { openSqliteStore } from '../../src/store/store.js';
 import { transpiledSources } from '../daemon/sim-world.js';
 import { bmcGate } from '../helpers/bmc.js';
-import { LAB_HOOK_TIMEOUT_MS, describeLab, migrate, sharedLab, type TestLab } from '../helpers/lab.js';
+import { LAB_HOOK_TIMEOUT_MS, describeLab, sharedLab, type TestLab } from '../helpers/lab.js';
+import { expectGuestsRunOnce, expectMigrateStepsTrue, guestCopies, guestsBackOn, waitForStepIntent, type GuestCopy } from '../helpers/lab-guests.js';
 
 const log = (m: string): void => { process.stderr.write(`[e2e crash-power] ${m}\n`); };
 const FROM: LabHostName = 'lab-a';
@@ -131,30 +132,13 @@ describeLab('SIGKILL of a Tide process around the power-off of an evacuated lab 
   };
 
   /** A guest's active copies as virsh on each host that is on reports them (an off host's libvirt does not answer: its guests are gone). */
-  const copies = async (vm: string): Promise<{ host: LabHostName; state: string }[]> => {
-    const out: { host: LabHostName; state: string }[] = [];
-    for (const h of [FROM, TO]) {
-      const r = await L().virsh(h, ['domstate', '--domain', vm]);
-      const st = r.stdout.trim();
-      if (r.code === 0 && st !== 'shut off') out.push({ host: h, state: st });
-    }
-    return out;
-  };
+  const copies = (vm: string): Promise<GuestCopy[]> => guestCopies(L(), vm, [FROM, TO]);
 
   /** Both hosts on, every guest running on lab-a. */
   const reset = async (): Promise<void> => {
     for (const h of [FROM, TO]) if ((await L().powerStatus(h)).state !== 'on') await L().powerAction(h, 'on');
     for (const h of [FROM, TO]) await L().waitHostUp(h, 90_000);
-    for (const vm of GUESTS) {
-      const c = await copies(vm);
-      if (c.length === 1 && c[0]!.host === FROM && c[0]!.state === 'running') continue;
-      if (c.length === 1 && c[0]!.host === TO && c[0]!.state === 'running') {
-        const r = await migrate(L(), vm, FROM);
-        expect(r.code, `${vm} → ${FROM}: ${r.stderr}`).toBe(0);
-        continue;
-      }
-      throw new Error(`${vm} is not in a state this test starts from: ${JSON.stringify(c)}`);
-    }
+    await guestsBackOn(L(), GUESTS, FROM, TO);
   };
 
   beforeAll(async () => {
@@ -191,19 +175,7 @@ describeLab('SIGKILL of a Tide process around the power-off of an evacuated lab 
     const child = runChild(['run', L().configFile, storeFile, planFile]);
     let exited = false;
     void child.done.then(() => { exited = true; });
-    let seenMs: number | null = null;
-    const t0 = Date.now();
-    while (seenMs === null && !exited && Date.now() - t0 < 180_000) {
-      await new Promise((r) => setTimeout(r, 10));
-      try {
-        const s = openSqliteStore(storeFile);
-        try {
-          if (s.runningStepRuns().some((r) => r.stepId === step)) seenMs = Date.now();
-        } finally {
-          s.close();
-        }
-      } catch { /* not created yet */ }
-    }
+    const seenMs = await waitForStepIntent(storeFile, step, () => exited, { timeoutMs: 180_000, pollMs: 10 });
     if (seenMs === null) log(`child: ${(await child.done).err}`);
     expect(seenMs, `step ${step} never started (child exited: ${exited})`).not.toBeNull();
     if (afterMs > 0) await new Promise((r) => setTimeout(r, afterMs));
@@ -252,14 +224,7 @@ describeLab('SIGKILL of a Tide process around the power-off of an evacuated lab 
     }
 
     const powerA = (await L().powerStatus(FROM)).state;
-    const where = new Map<string, LabHostName>();
-    for (const [i, vm] of GUESTS.entries()) {
-      const c = all[i]!;
-      expect(c, `${vm}: ${JSON.stringify(c)} (lab-a ${powerA})`).toHaveLength(1);
-      expect(c[0]!.state, `${vm} on ${c[0]!.host}`).toBe('running');
-      where.set(vm, c[0]!.host);
-      expect((await L().httpGet(L().vm(vm).probe, 10)).length, `${vm}'s service answers`).toBeGreaterThan(0);
-    }
+    const where = await expectGuestsRunOnce(L(), GUESTS, all, ` (lab-a ${powerA})`);
     // lab-a is off only when it holds no guest (it was evacuated first), or it is left on
     if (powerA !== 'on') expect([...where.values()].filter((h) => h === FROM), `lab-a is ${powerA}`).toEqual([]);
     if (step < 4) expect(powerA, 'the power-off never started: lab-a stays on').toBe('on');
@@ -273,11 +238,9 @@ describeLab('SIGKILL of a Tide process around the power-off of an evacuated lab 
       expect(s.powerActions({ pending: true })).toEqual([]);
       expect(s.unknownMigrations()).toEqual([]);
       const rows = s.stepRuns(plan.id);
-      for (const row of rows) {
-        if (row.kind === 'migrate') expect(where.get(row.vm!), `step ${row.stepId} (${row.vm}) is ${row.state}`).toBe(row.state === 'succeeded' ? TO : FROM);
-        // the power-off is 'succeeded' only if lab-a really is off
-        if (row.kind === 'powerOff' && row.state === 'succeeded') expect(powerA).not.toBe('on');
-      }
+      expectMigrateStepsTrue(rows, where, FROM, TO);
+      // the power-off is 'succeeded' only if lab-a really is off
+      for (const row of rows) if (row.kind === 'powerOff' && row.state === 'succeeded') expect(powerA).not.toBe('on');
       const off = report.steps.find((x) => x.kind === 'powerOff');
       log(`killed at step ${step} +${afterMs} ms: lab-a ${powerA}; recovery: ${report.steps.map((x) => `${x.stepId} ${x.kind} ${x.code}→${x.state}`).join(', ')}; power-off ${off ? `${off.code} (${off.reason})` : 'not started'}; plan ${plan.status}`);
     } finally {

@@ -22,7 +22,8 @@ import type { RecoverReport } from '../../src/app/journal.js';
 import type { Plan } from '../../src/core/plan/types.js';
 import type { LabHostName } from '../../src/lab/index.js';
 import { openSqliteStore } from '../../src/store/store.js';
-import { LAB_HOOK_TIMEOUT_MS, describeLab, migrate, sharedLab, type TestLab } from '../helpers/lab.js';
+import { LAB_HOOK_TIMEOUT_MS, describeLab, sharedLab, type TestLab } from '../helpers/lab.js';
+import { expectGuestsRunOnce, expectMigrateStepsTrue, guestCopies, guestsBackOn, waitForStepIntent, type GuestCopy } from '../helpers/lab-guests.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const CHILD = join(ROOT, 'test/helpers/crash-child.mjs');
@@ -71,28 +72,8 @@ describeLab('SIGKILL of a Tide process at each step of a 3-migration plan on the
   const dir = mkdtempSync(join(tmpdir(), 'tide-e2e-crash-'));
 
   /** Each guest's copies, as virsh on both hosts reports them (active ones only). */
-  const copies = async (vm: string): Promise<{ host: LabHostName; state: string }[]> => {
-    const out: { host: LabHostName; state: string }[] = [];
-    for (const h of [FROM, TO]) {
-      const r = await L().virsh(h, ['domstate', '--domain', vm]);
-      const st = r.stdout.trim();
-      if (r.code === 0 && st !== 'shut off') out.push({ host: h, state: st });
-    }
-    return out;
-  };
-
-  const allOnFrom = async (): Promise<void> => {
-    for (const vm of GUESTS) {
-      const c = await copies(vm);
-      if (c.length === 1 && c[0]!.host === FROM && c[0]!.state === 'running') continue;
-      if (c.length === 1 && c[0]!.host === TO && c[0]!.state === 'running') {
-        const r = await migrate(L(), vm, FROM);
-        expect(r.code, `${vm} → ${FROM}: ${r.stderr}`).toBe(0);
-        continue;
-      }
-      throw new Error(`${vm} is not in a state this test starts from: ${JSON.stringify(c)}`);
-    }
-  };
+  const copies = (vm: string): Promise<GuestCopy[]> => guestCopies(L(), vm, [FROM, TO]);
+  const allOnFrom = (): Promise<void> => guestsBackOn(L(), GUESTS, FROM, TO);
 
   beforeAll(async () => {
     expect(existsSync(join(ROOT, 'dist/app/journal.js')), 'dist/ missing or old: run npm run build').toBe(true);
@@ -113,22 +94,11 @@ describeLab('SIGKILL of a Tide process at each step of a 3-migration plan on the
     const planFile = join(dir, `${mode}-plan${step}.json`);
     writeFileSync(planFile, JSON.stringify(PLAN));
     await L().shapeLinks(SHAPE_MBIT);
-    const t0 = Date.now();
     const child = runChild(['run', L().configFile, storeFile, planFile, mode]);
     // watch the journal for the step's intent, then SIGKILL
-    let seenMs: number | null = null;
     let exited = false;
     void child.done.then(() => { exited = true; });
-    while (seenMs === null && !exited && Date.now() - t0 < 120_000) {
-      await new Promise((r) => setTimeout(r, 20));
-      if (!existsSync(storeFile)) continue;
-      const s = openSqliteStore(storeFile);
-      try {
-        if (s.runningStepRuns().some((r) => r.stepId === step)) seenMs = Date.now();
-      } finally {
-        s.close();
-      }
-    }
+    const seenMs = await waitForStepIntent(storeFile, step, () => exited, { timeoutMs: 120_000, pollMs: 20 });
     expect(seenMs, `step ${step} never started (child exited: ${exited})`).not.toBeNull();
     if (afterMs > 0) await new Promise((r) => setTimeout(r, afterMs));
     child.kill();
@@ -159,15 +129,7 @@ describeLab('SIGKILL of a Tide process at each step of a 3-migration plan on the
     expect(['migrated', 'stayed-on-source']).toContain(st.code);
 
     // virsh: every guest active on exactly one host, running; its service answers
-    const where = new Map<string, LabHostName>();
-    for (const vm of GUESTS) {
-      const c = await copies(vm);
-      expect(c, `${vm}: ${JSON.stringify(c)}`).toHaveLength(1);
-      expect(c[0]!.state, `${vm} on ${c[0]!.host}`).toBe('running');
-      where.set(vm, c[0]!.host);
-      const body = await L().httpGet(L().vm(vm).probe, 10);
-      expect(body.length, `${vm}'s service answers`).toBeGreaterThan(0);
-    }
+    const where = await expectGuestsRunOnce(L(), GUESTS, await Promise.all(GUESTS.map((vm) => copies(vm))));
     // the journal: true to virsh; the plan superseded; nothing left running
     const s = openSqliteStore(storeFile);
     try {
@@ -175,11 +137,7 @@ describeLab('SIGKILL of a Tide process at each step of a 3-migration plan on the
       expect(plan.status).toBe('superseded');
       const rows = s.stepRuns(plan.id);
       expect(rows.map((x) => x.stepId)).toEqual([1, 2, 3]);
-      for (const row of rows) {
-        const vm = row.vm!;
-        expect(row.state, `step ${row.stepId}`).not.toBe('running');
-        expect(where.get(vm), `step ${row.stepId} (${vm}) is ${row.state}`).toBe(row.state === 'succeeded' ? TO : FROM);
-      }
+      expectMigrateStepsTrue(rows, where, FROM, TO);
       expect(s.unknownMigrations()).toEqual([]);
       log(`step ${step}: recovery ${st.code} (${st.reason}); plan ${plan.id}: ${plan.statusReason}`);
     } finally {
