@@ -11,6 +11,13 @@
  * speed, energy with Tide vs the same datacenter left always on; with ?history=1 the per-round
  * history (hosts on, energy, migrations, CPU per host).
  *
+ * Observation first (observeDays > 0, `tide demo --serve --observe-days N`): as `tide demo`
+ * does, the daemon first runs N days in recommend mode — plans stored, nothing executed, metrics
+ * history recorded, demand profile learned — as fast as it can, before serveDemo resolves; then
+ * its configuration is reloaded in `mode` (as with SIGHUP) and the acting `hours` are served
+ * paced. The dashboard's history (GET /api/v1/demo?history=1) and its always-on baseline start
+ * at the observation's first round; `actingFromMs` says where acting began.
+ *
  * Migrations are watchable: while one runs, the pacing slows to `migrationSpeed` virtual seconds
  * per wall second (default 10: the office's 8 GiB VM moves in about 1.5 s on screen, its 32 GiB database in about 6 s),
  * so its progress bar shows; the API can abort it (POST /api/v1/migrations/{vm}/abort). Policy
@@ -69,6 +76,13 @@ export interface DemoServeOptions {
   readonly migrationSpeed?: number;
   /** Simulated hours to run (default 168, a week); the API keeps serving after the run ends. */
   readonly hours?: number;
+  /**
+   * Days observed in recommend mode before the acting hours (default 0: a cold start), run as
+   * fast as possible before serveDemo resolves; then the configuration is reloaded in `mode`.
+   */
+  readonly observeDays?: number;
+  /** Called once the observation is over, before the paced run starts (the CLI says so). */
+  readonly onObserved?: (info: { readonly observeDays: number; readonly recommendedPlans: number; readonly wallMs: number }) => void;
   readonly hosts?: number;
   readonly mode?: Mode;
   readonly policy?: string;
@@ -124,9 +138,14 @@ export async function serveDemo(opts: DemoServeOptions = {}): Promise<DemoServer
   const hours = opts.hours ?? 168;
   const speed = opts.speed ?? DAY_PER_TEN_MINUTES;
   if (!(speed > 0)) throw new RangeError(`speed must be > 0 (got ${speed})`);
+  const observeDays = opts.observeDays ?? 0;
+  if (!Number.isInteger(observeDays) || observeDays < 0) throw new RangeError(`observeDays must be an integer ≥ 0 (got ${observeDays})`);
+  /** Virtual ms observed in recommend mode before acting (0: act from the first round). */
+  const observeMs = observeDays * 86_400_000;
   const mode = opts.mode ?? 'automatic';
   const policyName = opts.policy ?? 'tide';
-  const scenario = officeScenario({ hosts: opts.hosts ?? 4, days: Math.max(1, Math.ceil(hours / 24)), seed: opts.seed });
+  // the scenario's traces cover the observation and the acting hours
+  const scenario = officeScenario({ hosts: opts.hosts ?? 4, days: Math.max(1, Math.ceil((observeDays * 24 + hours) / 24)), seed: opts.seed });
   const config = demoConfig(scenario, mode, policyName, scenario.intervalSec);
   const policy = compilePolicy(policyName, config.policy.args);
   const clock = new VirtualClock(0);
@@ -146,8 +165,16 @@ export async function serveDemo(opts: DemoServeOptions = {}): Promise<DemoServer
   let migrations = 0;
   let baseChain: Promise<void> = Promise.resolve();
   let lastAlwaysOn = 0;
+  let recommendedPlans = 0;
+  let flipped = false;
   const onTick = (t: TickResult): void => {
     const atMs = t.snapshot.time * 1000;
+    // The operator's flip after the observation (as tide demo does): `mode` in the configuration,
+    // then a reload, effective from the next round — the first of the acting period.
+    if (!flipped && atMs < observeMs && atMs + scenario.intervalSec * 1000 >= observeMs) {
+      flipped = true;
+      daemon.reload({ ...daemon.settings, mode });
+    }
     const hostsOn = t.snapshot.hosts.filter((h) => h.powerState === 'on').length;
     const energyKWh = driver.energyKWh();
     const m = migrations;
@@ -172,7 +199,7 @@ export async function serveDemo(opts: DemoServeOptions = {}): Promise<DemoServer
     // Approved plans are picked up within a simulated minute (and at once via wake()).
     pollMs: 60_000,
     settings: {
-      policy, mode,
+      policy, mode: observeMs > 0 ? 'recommend' : mode,
       limits: { maxConcurrent: 2, maxPerHost: 1 },
       migrate: { mode: 'live', autoConverge: true, timeoutSec: 600 },
       intervalSec: scenario.intervalSec,
@@ -184,6 +211,9 @@ export async function serveDemo(opts: DemoServeOptions = {}): Promise<DemoServer
     },
     observer: bus.observer(chainObservers(metrics.observer, {
       onTick,
+      onPlan: (p, atMs) => {
+        if (atMs < observeMs && p.steps.length > 0) recommendedPlans++;
+      },
       onStepEnd: (r) => {
         if (r.step.kind === 'migrate' && r.state === 'succeeded') migrations++;
       },
@@ -202,6 +232,8 @@ export async function serveDemo(opts: DemoServeOptions = {}): Promise<DemoServer
       api.get('/metrics', metricsHandler(metrics));
       api.get('/api/v1/demo', requireRole('viewer'), (c) => c.json({
         simMs: nowMs(), epochMs, speed, mode, hours, scenario: scenario.name,
+        // the observation in recommend mode (its rounds are in the history too) and where acting began
+        observeDays, actingFromMs: epochMs + observeMs, recommendedPlans,
         energyKWh: driver.energyKWh(), alwaysOnKWh: lastAlwaysOn, migrations,
         // The per-round history (up to a week of 5-minute rounds) only when asked: ?history=1.
         ...(c.req.query('history') === '1' ? { history } : {}),
@@ -222,6 +254,24 @@ export async function serveDemo(opts: DemoServeOptions = {}): Promise<DemoServer
   }
   const port = server.port;
   const admin = createToken(store, { role: 'admin', name: 'demo admin', by: 'tide demo --serve' });
+
+  // The daemon's whole run: the observation (if any) and the acting hours after it.
+  const running = daemon.run(observeMs + hours * 3_600_000);
+  if (observeMs > 0) {
+    running.catch(() => {}); // awaited through `done` below; only not left unhandled meanwhile
+    const t0 = performance.now();
+    try {
+      // nothing to watch while observing: as fast as it can go
+      await clock.drive(Promise.race([clock.sleep(observeMs), running.then(() => undefined)]));
+      await baseChain;
+    } catch (e) {
+      daemon.stop({ graceMs: 0, reason: 'observation failed' });
+      await server.close();
+      store.close();
+      throw e;
+    }
+    opts.onObserved?.({ observeDays, recommendedPlans, wallMs: Math.round(performance.now() - t0) });
+  }
 
   let stopped = false;
   // The real wall clock, except that close() cuts a pending pacing sleep short (a round at
@@ -245,9 +295,9 @@ export async function serveDemo(opts: DemoServeOptions = {}): Promise<DemoServer
   let startWall = 0;
   const migrationSpeed = opts.migrationSpeed ?? (speed <= WATCHABLE_SPEED ? MIGRATION_SPEED : speed);
   const wall = slowMotion(real, () => (migrationControl.inFlight > 0 ? Math.min(1, migrationSpeed / speed) : 1), migrationControl,
-    () => startWall + clock.now() / speed);
+    () => startWall + (clock.now() - observeMs) / speed);
   startWall = wall.now();
-  const done = drivePaced(clock, daemon.run(hours * 3_600_000), speed, wall).then(async () => {
+  const done = drivePaced(clock, running, speed, wall).then(async () => {
     await baseChain;
   }, (e: unknown) => {
     if (!stopped) throw e;
@@ -330,7 +380,7 @@ export async function runDemoServe(io: ServeIo, opts: DemoServeOptions & { token
       chmodSync(opts.tokenFile, 0o600);
     }
     const speed = opts.speed ?? DAY_PER_TEN_MINUTES;
-    io.out(`Tide demo: ${opts.hours ?? 168} simulated hours at ${Math.round(speed)}× (a day in ${(86_400 / speed / 60).toFixed(1)} min), mode ${opts.mode ?? 'automatic'}\n`);
+    io.out(`Tide demo: ${opts.observeDays ? `after ${opts.observeDays} observed day(s) (in the history), ` : ''}${opts.hours ?? 168} simulated hours at ${Math.round(speed)}× (a day in ${(86_400 / speed / 60).toFixed(1)} min), mode ${opts.mode ?? 'automatic'}\n`);
     io.out(`dashboard and API: ${demo.url}\n`);
     if (!demo.dashboard) io.err('tide demo: the dashboard is not built (npm run build:web); serving the API only\n');
     io.out(opts.tokenFile ? `admin token written to ${opts.tokenFile}\n` : `admin token (shown once): ${demo.adminToken}\n`);

@@ -70,7 +70,7 @@ const CASES: [string[], number, RegExp][] = [
   [['demo', '--observe-days', 'x'], 2, /--observe-days must be an integer in 0\.\.366 \(got 'x'\)/],
   [['demo', '--observe-days=-1'], 2, /--observe-days must be an integer in 0\.\.366 \(got '-1'\)/],
   [['demo', '--observe-days', '1.5'], 2, /--observe-days must be an integer/],
-  [['demo', '--serve', '--observe-days', '7'], 2, /--observe-days with --serve is not supported/],
+  [['demo', '--serve', '--observe-days', '300', '--hours', '2000'], 2, /--observe-days 300 and --hours 2000 exceed 366 simulated days together/],
   // simulate
   [['simulate', '--trace', nullTrace, '--policy', 'dvfs'], 2, /null\.json: \(top level\): expected a JSON object/],
   [['simulate', '--trace', nullVm, '--policy', 'dvfs'], 2, /nullvm\.json: vms\[0\]: expected a VM object/],

@@ -8,6 +8,7 @@ import { UsageError, type Command } from '../io.js';
 const usage = `tide demo [--hours H] [--hosts N] [--policy P] [--mode automatic|approve|recommend] [--seed S] [--store FILE]
           [--speed X] [--observe-days N] [--json] [--quiet]
 tide demo --serve [--port P] [--token-file F] [--speed X] [--hours H] [--hosts N] [--mode M] [--store FILE]
+          [--observe-days N]
 
   Runs the Tide daemon (collect → plan → execute, as \`tide daemon\` does) on the embedded
   simulated datacenter: a small company's mail, FTP, web, database and file VMs on N hosts
@@ -24,8 +25,10 @@ tide demo --serve [--port P] [--token-file F] [--speed X] [--hours H] [--hosts N
   nothing executed, the metrics history recorded, the demand profile learned; then its
   configuration is reloaded in --mode (default automatic), as with SIGHUP. The observation
   runs as fast as it can; the H hours after it are the run shown and measured.
-  --observe-days 0 acts from the first round (a cold start: nothing learned). --serve always
-  starts cold.
+  --observe-days 0 acts from the first round (a cold start: nothing learned). With --serve the
+  default is 0 (a cold start); --serve --observe-days N runs the N days first, as fast as it can
+  (before the URL is printed), then serves the H acting hours paced — the dashboard's history
+  and its always-on baseline include the observed days.
 
   --serve runs the same daemon at a watchable ${Math.round(DAY_PER_TEN_MINUTES)}× (a day in about 10 minutes; --speed)
   over H hours (default 168) and serves the HTTP API and the dashboard on 127.0.0.1:P (default
@@ -52,12 +55,17 @@ export const demoCommand: Command = {
     const speedArg = values.speed as string | undefined;
     if (values.serve) {
       if (values.json) throw new UsageError('--serve and --json do not go together');
-      // The served demo starts cold (its dashboard history and baseline begin at t = 0).
-      if (observeArg !== undefined && observeDays > 0) throw new UsageError('--observe-days with --serve is not supported: the served demo starts cold (--observe-days 0 or leave it out)');
+      // Served: a cold start unless --observe-days is given (then observed fast, acting paced).
+      const serveObserveDays = observeArg === undefined ? 0 : observeDays;
+      const serveHours = values.hours === undefined ? 168 : hours;
+      if (serveObserveDays * 24 + serveHours > LIMITS.officeDays * 24) throw new UsageError(`--observe-days ${serveObserveDays} and --hours ${serveHours} exceed ${LIMITS.officeDays} simulated days together`);
       const port = num(values.port as string | undefined, '--port', 0, { int: true, min: 0, max: 65535 });
+      if (serveObserveDays > 0) io.out(`observing ${serveObserveDays} day(s) in recommend mode first, as fast as it can (plans stored, nothing executed)…\n`);
       return runDemoServe(io, {
         port, hosts, mode: mode as 'automatic', seed, policy: values.policy as string | undefined,
-        hours: values.hours === undefined ? 168 : hours, storePath: values.store as string | undefined,
+        observeDays: serveObserveDays,
+        onObserved: (o) => io.out(`observed ${o.observeDays} day(s) in ${(o.wallMs / 1000).toFixed(1)} s: ${o.recommendedPlans} plan(s) recommended, nothing executed; now acting in ${mode} mode\n`),
+        hours: serveHours, storePath: values.store as string | undefined,
         speed: num(speedArg, '--speed', DAY_PER_TEN_MINUTES, { min: 1, max: 1e9 }),
         tokenFile: values['token-file'] as string | undefined,
       });
