@@ -32,7 +32,7 @@ const WARM = 200;
 /** Transpiles the Store modules and the PostgreSQL fixture into a temp tree (node_modules linked). */
 function transpile() {
   const dir = mkdtempSync(join(tmpdir(), 'tide-bench-store-'));
-  for (const rel of ['src/store/store.ts', 'src/store/pg/bridge.ts', 'src/store/pg/schema.ts', 'src/store/pg/store.ts', 'src/drivers/errors.ts', 'test/helpers/postgres.ts']) {
+  for (const rel of ['src/store/store.ts', 'src/store/rows.ts', 'src/store/pg/bridge.ts', 'src/store/pg/schema.ts', 'src/store/pg/store.ts', 'src/drivers/errors.ts', 'test/helpers/postgres.ts']) {
     const out = ts.transpileModule(readFileSync(join(ROOT, rel), 'utf8'), {
       compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true },
     }).outputText;

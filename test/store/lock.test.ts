@@ -5,12 +5,12 @@
  * lock and are taken over.
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import ts from 'typescript';
+import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DriverError } from '../../src/drivers/errors.js';
+import { transpiledCopy } from '../../src/probe/transpile.js';
 import { currentHolder, storePathFor, withClusterLock } from '../../src/store/lock.js';
 import { openSqliteStore, type LockHolder, type Store } from '../../src/store/store.js';
 
@@ -101,20 +101,12 @@ describe('cluster lock, SQLite', () => {
 
 describe('cluster lock across real processes', () => {
   let dir: string;
-  /** Transpiles the modules the child needs (store, lock, errors) into a temp tree with node_modules linked. */
-  beforeAll(() => {
-    dir = tempDir();
-    for (const rel of ['src/store/store.ts', 'src/store/lock.ts', 'src/drivers/errors.ts']) {
-      const out = ts.transpileModule(readFileSync(join(ROOT, rel), 'utf8'), {
-        compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true },
-      }).outputText;
-      const to = join(dir, rel.replace(/\.ts$/, '.js'));
-      mkdirSync(dirname(to), { recursive: true });
-      writeFileSync(to, out);
-    }
-    writeFileSync(join(dir, 'package.json'), '{"type":"module"}');
-    symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
-    writeFileSync(join(dir, 'child.js'), `
+  /** Transpiles the modules the child needs (store, its row mapping, lock, errors) and the child itself (transpiledCopy). */
+  beforeAll(async () => {
+    // Inside the repository (node_modules/.cache), so that better-sqlite3 resolves.
+    dir = await transpiledCopy(ROOT, ['src/store/store.ts', 'src/store/rows.ts', 'src/store/lock.ts', 'src/drivers/errors.ts'], 'tide-lock-test', {
+      parentDir: join(ROOT, 'node_modules/.cache'),
+      extraFiles: { 'child.js': `
       import { openSqliteStore } from './src/store/store.js';
       import { currentHolder, withClusterLock } from './src/store/lock.js';
       const [path, mode] = process.argv.slice(2);
@@ -127,7 +119,8 @@ describe('cluster lock across real processes', () => {
       } catch (e) {
         process.stdout.write(JSON.stringify({ held: false, code: e.code, message: e.message }) + '\\n');
       }
-    `);
+    ` },
+    });
   });
 
   /** Starts the child; resolves with its first line of output. */
