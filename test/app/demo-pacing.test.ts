@@ -59,6 +59,31 @@ describe('pacing math', () => {
     expect(wall.sleeps).toEqual([]);
   });
 
+  it('a sleeper added while the driver waits for a later one (an API-started migration) is paced, not run at once up to the later one', async () => {
+    const clock = new VirtualClock(0);
+    const wall = fakeWall();
+    const wokeAtWall: number[] = [];
+    let side: Promise<void> | undefined;
+    // The first wall sleep (towards the round at 300 s) ends early, before its due time, with
+    // five 1-s sleepers added meanwhile on the virtual clock.
+    const sleep = wall.sleep;
+    wall.sleep = (ms) => {
+      if (side) return sleep(ms);
+      side = (async () => {
+        for (let i = 0; i < 5; i++) {
+          await clock.sleep(1000);
+          wokeAtWall.push(wall.now());
+        }
+      })();
+      return Promise.resolve();
+    };
+    const round = (async () => { await clock.sleep(300_000); return wall.now(); })();
+    // 1000 virtual s per wall s: the sleepers are due 1 ms apart from wall 1000, the round at 1300.
+    expect(await drivePaced(clock, round, 1000, wall)).toBe(1300);
+    await side;
+    expect(wokeAtWall).toEqual([1001, 1002, 1003, 1004, 1005]);
+  });
+
   it('a failing work rejects; work waiting on nothing the clock can wake is reported', async () => {
     const clock = new VirtualClock(0);
     await expect(drivePaced(clock, (async () => { await clock.sleep(10); throw new Error('boom'); })(), 10, fakeWall())).rejects.toThrow('boom');
