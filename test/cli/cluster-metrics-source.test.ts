@@ -11,14 +11,13 @@
  *    host's memory total is this machine's (node-exporter's), not the FakeDriver's 16 GiB.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { FakeDriver } from '../../src/drivers/fake/index.js';
 import { setDriverFactory } from '../../src/drivers/index.js';
 import { runCli } from '../helpers/cli.js';
-import { prometheusGate, startNodeExporter, startPrometheus, type ExporterHandle, type PrometheusHandle } from '../helpers/prometheus.js';
+import { freePort, prometheusGate, startNodeExporter, startPrometheus, type ExporterHandle, type PrometheusHandle } from '../helpers/prometheus.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'tide-cli-metrics-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -39,17 +38,6 @@ function writeConfig(name: string, prometheus: { url: string; node: string }): s
   return f;
 }
 
-async function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
-
 let fake: FakeDriver;
 beforeEach(() => {
   fake = new FakeDriver({
@@ -67,7 +55,7 @@ interface VmJson { name: string; usage: unknown; usageGap?: string }
 
 describe('cluster commands with metrics.source prometheus, Prometheus down', () => {
   it('tide hosts / vms: usage unknown with the source\'s reason; the driver is never sampled', async () => {
-    const port = await closedPort();
+    const port = await freePort(); // closed: nothing listens on it
     const cfg = writeConfig('down.json', { url: `http://127.0.0.1:${port}`, node: '127.0.0.1:9' });
     const h = await runCli(['--config', cfg, 'hosts', '--json', '--interval-ms', '0']);
     expect(h.code, h.err).toBe(0);

@@ -32,8 +32,8 @@ export function prometheusGate(what: string): boolean {
   return false;
 }
 
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-async function freePort(): Promise<number> {
+/** A TCP port on 127.0.0.1 that was free a moment ago (nothing listens on it). */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once('error', reject);
