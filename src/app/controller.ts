@@ -544,8 +544,13 @@ export class Controller {
     const planMs = performance.now() - planT0;
     const store = this.deps.store;
     const status = plan.steps.length === 0 ? 'done' : this.deps.mode === 'automatic' ? 'running' : 'proposed';
-    const planId = store && plan.steps.length > 0 ? store.savePlan(plan, { createdMs: at, mode: this.deps.mode, status }) : null;
-    journalRound(store, { atMs: at, snapshot, plan, planId, mode: this.deps.mode });
+    // The round's journal (plan, decision, metrics) in one commit: nothing has acted on it yet.
+    const journal = (): number | null => {
+      const id = store && plan.steps.length > 0 ? store.savePlan(plan, { createdMs: at, mode: this.deps.mode, status }) : null;
+      journalRound(store, { atMs: at, snapshot, plan, planId: id, mode: this.deps.mode });
+      return id;
+    };
+    const planId = store ? store.batch(journal) : journal();
     const journalMs = performance.now() - planT0 - planMs;
     this.deps.observer?.onPlan?.(plan, at, planId, planMs);
     let run: PlanRun | null = null;
@@ -577,6 +582,8 @@ export class Controller {
       // Fencing: with a store the plan runs under the cluster lock; before each side effect the
       // lease is checked (src/store/lock.ts checkFence): a deposed or paused leader does nothing.
       ...(store ? { fence: (what: string) => checkFence(store, what) } : {}),
+      // The intents of the steps a scheduling pass starts, in one commit before any of them acts.
+      ...(store ? { journalGroup: (pass: () => void) => store.batch(pass) } : {}),
       observer: {
         onStepStart: (r) => {
           if (planId !== null) store?.saveStepRun(planId, r);
@@ -590,21 +597,25 @@ export class Controller {
         },
         onProgress: (r, p) => observer?.onProgress?.(r, p),
         onStepEnd: (r) => {
-          if (planId !== null) store?.saveStepRun(planId, r);
-          journalPowerEnd(store, powerJournal.get(r.step.id), r);
-          recordUnknownStep(store, planId, r, this.deps.clock.now());
-          const s = r.step;
-          if (s.kind === 'powerOff' && r.state === 'succeeded') this.offSince.set(s.host, (r.endedAt ?? this.deps.clock.now()) / 1000);
-          if (s.kind === 'migrate') {
-            if (r.state === 'succeeded') this.lastMigrated.set(s.vm, (r.endedAt ?? this.deps.clock.now()) / 1000);
-            if (r.state === 'succeeded' || r.state === 'failed') {
+          // The step's outcome records (step, power action, unknown migration, migration) in one commit, after its effect.
+          const record = (): void => {
+            if (planId !== null) store?.saveStepRun(planId, r);
+            journalPowerEnd(store, powerJournal.get(r.step.id), r);
+            recordUnknownStep(store, planId, r, this.deps.clock.now());
+            const s = r.step;
+            if (s.kind === 'migrate' && (r.state === 'succeeded' || r.state === 'failed')) {
               store?.recordMigration({
                 planId, vm: s.vm, from: s.from, to: s.to, mode: this.deps.migrate.mode, ok: r.state === 'succeeded',
                 startedMs: r.startedAt ?? 0, totalMs: (r.endedAt ?? 0) - (r.startedAt ?? 0), downtimeMs: r.result?.downtimeMs ?? null,
                 probeDowntimeMs: null, bytes: r.result?.bytes ?? null, error: r.error ? `${r.error.code}: ${r.error.message}` : null,
               });
             }
-          }
+          };
+          if (store) store.batch(record);
+          else record();
+          const s = r.step;
+          if (s.kind === 'powerOff' && r.state === 'succeeded') this.offSince.set(s.host, (r.endedAt ?? this.deps.clock.now()) / 1000);
+          if (s.kind === 'migrate' && r.state === 'succeeded') this.lastMigrated.set(s.vm, (r.endedAt ?? this.deps.clock.now()) / 1000);
           observer?.onStepEnd?.(r);
         },
       },

@@ -94,6 +94,15 @@ export interface ExecutorDeps {
    * host's queue of waiting moves), never as steps × completions.
    */
   readonly counters?: { examined: number };
+  /**
+   * Journal grouping (the store's batch): runs one scheduling pass — the intents of the steps it
+   * starts (onStepStart) and the outcomes of the steps it skips or cancels — as one transaction.
+   * The steps it started begin their side effects only after it returned, so every intent is
+   * committed before its effect; a step's outcome (onStepEnd, after its effect) is never grouped
+   * with a later step's intent. If it throws, nothing it held was recorded: the steps it started
+   * end 'failed' without doing anything, and the plan stops as when an observer throws.
+   */
+  readonly journalGroup?: (pass: () => void) => void;
 }
 
 /** The part of the store the wake-path rule needs. */
@@ -504,6 +513,11 @@ export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSign
     else await powerOff(run, s);
   };
 
+  /** Steps the current pass started (intent recorded), launched once the pass's journal group has returned. */
+  type Started = { readonly run: StepRun; readonly isMigration: boolean; readonly offHost: string | null };
+  let started: Started[] = [];
+
+  /** Records the intent and reserves the step's slots; its effect starts at launch (after the pass). */
   const start = (run: StepRun): void => {
     run.state = 'running';
     run.startedAt = deps.clock.now();
@@ -519,25 +533,35 @@ export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSign
       migrating++;
       for (const h of hostsOf(run.step)) perHost.set(h, (perHost.get(h) ?? 0) + 1);
     }
+    started.push({ run, isMigration, offHost });
+  };
+
+  /** Gives back a started step's slots (it ended, or never launched). */
+  const unreserve = ({ run, isMigration, offHost }: Started): void => {
+    if (offHost !== null) {
+      poweringOff.delete(offHost);
+      release(offHost);
+    }
+    if (isMigration) {
+      migrating--;
+      for (const h of hostsOf(run.step)) {
+        perHost.set(h, perHost.get(h)! - 1);
+        release(h);
+      }
+    }
+  };
+
+  const launch = (st: Started): void => {
+    const { run } = st;
+    inFlight.add(run.step.id);
     void execute(run).then(
       () => finish(run, 'succeeded'),
       (e) => finish(run, signal?.aborted || (isDriverError(e) && e.code === 'TIDE_FENCED') ? 'cancelled' : isDriverError(e) && e.code === 'TIDE_STALE_PLAN' ? 'skipped' : 'failed', e),
     ).finally(() => {
-      if (offHost !== null) {
-        poweringOff.delete(offHost);
-        release(offHost);
-      }
-      if (isMigration) {
-        migrating--;
-        for (const h of hostsOf(run.step)) {
-          perHost.set(h, perHost.get(h)! - 1);
-          release(h);
-        }
-      }
+      unreserve(st);
       inFlight.delete(run.step.id);
       wakeLoop?.();
     });
-    inFlight.add(run.step.id);
   };
 
   /** A step touching `host` ended: the moves waiting for it are examined again. */
@@ -610,7 +634,25 @@ export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSign
   };
 
   for (;;) {
-    pass();
+    let groupFailed: { error: unknown } | null = null;
+    try {
+      if (deps.journalGroup) deps.journalGroup(pass);
+      else pass();
+    } catch (e) {
+      groupFailed = { error: e };
+    }
+    const now = started;
+    started = [];
+    if (groupFailed) {
+      // Nothing the pass recorded is known to have landed: none of its steps may act.
+      observerError ??= groupFailed;
+      const why = `not started: recording the step failed (${String((groupFailed.error as Error)?.message ?? groupFailed.error)})`;
+      for (const st of now) {
+        unreserve(st);
+        finish(st.run, 'failed', new DriverError('TIDE_ABORTED', why));
+      }
+      pass(); // cancels the pending steps (observerError), one write each
+    } else for (const st of now) launch(st);
     if (inFlight.size === 0) break;
     await new Promise<void>((resolve) => {
       wakeLoop = resolve;

@@ -92,6 +92,7 @@ const WRITES: Record<string, (s: Store, planId: number) => unknown> = {
   touchApiToken: (s) => s.touchApiToken(1, 9),
   setConfigOverride: (s) => s.setConfigOverride({ section: 'rules', valueJson: '[]', baseJson: '[]', setMs: 9, setBy: 'me' }),
   clearConfigOverride: (s) => s.clearConfigOverride('policy'),
+  batch: (s) => s.batch(() => s.recordRoundError({ atMs: 9, code: 'B', message: 'batched' })),
 };
 
 const daemonStatus = {
@@ -170,6 +171,39 @@ export function storeContract(label: string, harness: () => StoreHarness, skip: 
       expect(t.migrations({ limit: 1 })).toHaveLength(1);
       // Only successful migrations count for cooldowns: the last one ended at 5000.
       expect([...t.lastMigrations()]).toEqual([['a', 5000]]);
+    });
+
+    it('batch: one commit — invisible to another connection until it returns; a throw out of it leaves nothing; a write that throws and is caught inside leaves the others; nested batches join', () => {
+      const f = fresh();
+      const s = f.conn();
+      const other = f.conn();
+      const id = s.batch(() => {
+        const planId = s.savePlan(plan, { createdMs: 1, mode: 'automatic', status: 'running' });
+        s.saveStepRun(planId, { step: plan.steps[0]!, state: 'running', startedAt: 2 });
+        s.batch(() => s.recordRoundError({ atMs: 3, code: 'NESTED', message: 'joined' }));
+        // not committed yet: the other connection sees nothing
+        expect(other.listPlans()).toEqual([]);
+        expect(other.roundErrors()).toEqual([]);
+        // a failing write, caught: only it is undone
+        expect(() => s.setPlanStatus(424242, 'done')).toThrow(/no plan with id 424242/);
+        s.recordRoundError({ atMs: 4, code: 'AFTER', message: 'still in' });
+        return planId;
+      });
+      expect(other.getPlan(id)).toMatchObject({ status: 'running', plan });
+      expect(other.stepRuns(id).map((r) => r.state)).toEqual(['running']);
+      expect(other.roundErrors().map((e) => e.code)).toEqual(['AFTER', 'NESTED']);
+      expect(() => s.batch(() => {
+        s.recordRoundError({ atMs: 5, code: 'LOST', message: 'rolled back' });
+        s.setPlanStatus(id, 'done');
+        throw new Error('the group fails');
+      })).toThrow('the group fails');
+      expect(other.roundErrors().map((e) => e.code)).toEqual(['AFTER', 'NESTED']);
+      expect(other.getPlan(id)!.status).toBe('running');
+      // a plan body and its status are independent rows: updating the status keeps the body
+      s.setPlanStatus(id, 'done', 'ran');
+      s.setPlanMeta(id, { fingerprint: 'fp' });
+      expect(other.getPlan(id)).toMatchObject({ status: 'done', statusReason: 'ran', fingerprint: 'fp', plan });
+      expect(other.listPlans({ status: 'done' })[0]!.plan).toEqual(plan);
     });
 
     it('plans: status with reason, compare-and-set transitions, metadata, discard only when nothing ran, newest first with limit', () => {

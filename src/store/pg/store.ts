@@ -137,14 +137,33 @@ export function openPgStore(opts: PgStoreOptions): Store {
     const why = fenceProblem(lease, row, row ? n(row.now_ms) : 0) ?? 'fenced: the lease was not the cluster lock when the write ran';
     return new DriverError('TIDE_FENCED', why, { token: lease.token });
   };
+  /** The fence: the lease row, still this lease's and alive by the database's clock, held FOR SHARE until the transaction ends (the acquirer's EXCLUSIVE lock waits for it). */
+  const fenceStmt = (f: ClusterLease): Stmt => ({
+    text: `SELECT 1 FROM cluster_lock WHERE id = 1 AND token = $1 AND heartbeat_ms + ttl_ms >= ${NOW_MS} FOR SHARE`, values: [f.token], mustMatch: true,
+  });
+  /** Inside Store.batch: writes join its transaction (fenced once at its start, the lease row held until its COMMIT). */
+  let inBatch = 0;
   /** A write: its statements in one round trip; in one transaction with the fence check first when fenced or several. */
   const write = (stmts: readonly Stmt[]): StmtResult[] => {
+    if (inBatch > 0) {
+      // A savepoint per write, as SQLite undoes only the statement that failed: a write that
+      // throws (and is caught by the caller) leaves the group's other writes to commit.
+      const epoch = pg.epoch;
+      try {
+        return pg.batch([{ text: 'SAVEPOINT tide_write' }, ...stmts, { text: 'RELEASE SAVEPOINT tide_write' }], false).slice(1, -1);
+      } catch (e) {
+        if (pg.epoch === epoch && !(e instanceof DriverError && e.code === 'TIDE_STORE_UNAVAILABLE')) {
+          try {
+            pg.query('ROLLBACK TO SAVEPOINT tide_write');
+          } catch { /* the connection is gone: the group's COMMIT fails and says so */ }
+        }
+        throw e;
+      }
+    }
     const f = fenced;
     if (!f) return pg.batch(stmts, stmts.length > 1);
     try {
-      return pg.batch([{
-        text: `SELECT 1 FROM cluster_lock WHERE id = 1 AND token = $1 AND heartbeat_ms + ttl_ms >= ${NOW_MS} FOR SHARE`, values: [f.token], mustMatch: true,
-      }, ...stmts], true).slice(1);
+      return pg.batch([fenceStmt(f), ...stmts], true).slice(1);
     } catch (e) {
       if (e instanceof BatchMismatch && e.index === 0) throw fencedError(f);
       throw e;
@@ -154,6 +173,26 @@ export function openPgStore(opts: PgStoreOptions): Store {
   const rows = (text: string, values: readonly unknown[] = []): Row[] => pg.query(text, values).rows;
 
   const store: Store = {
+    batch<T>(fn: () => T): T {
+      if (inBatch > 0) return fn();
+      return interactive(() => {
+        const f = fenced;
+        if (f) {
+          try {
+            pg.batch([fenceStmt(f)], false);
+          } catch (e) {
+            if (e instanceof BatchMismatch) throw fencedError(f);
+            throw e;
+          }
+        }
+        inBatch++;
+        try {
+          return fn();
+        } finally {
+          inBatch--;
+        }
+      });
+    },
     wakePath(host) {
       const r = rows('SELECT * FROM wake_path WHERE host = $1', [host])[0];
       return r && toWake(r);
