@@ -27,11 +27,13 @@ import { LibvirtError, localError } from './errors.js';
 import { EVENT_DECODERS, type DomainEventMap, type DomainEventName, type RawDomainEvent } from './events.js';
 import {
   EVENT_PROC_BY_ID,
+  NumericDomainStatsDecoder,
   REMOTE_PROGRAM,
   RemoteAuthType,
   VIR_DRV_FEATURE_PROGRAM_KEEPALIVE,
   procs,
   type Domain,
+  type NumericDomainStats,
   type StoragePoolRef,
   type StorageVolRef,
   type ProcArgs,
@@ -162,6 +164,10 @@ export class LibvirtConnection extends EventEmitter<LibvirtConnectionEvents> {
    * later call. Cleared on reconnect (the daemon may have changed).
    */
   private readonly paramCounts = new Map<string, number>();
+  /** CONNECT_GET_ALL_DOMAIN_STATS with the numeric reply decoder (its name cache is per connection). */
+  private readonly numericStats: ProcDef<ProcArgs<'CONNECT_GET_ALL_DOMAIN_STATS'>, { retStats: NumericDomainStats[] }> = {
+    ...procs.CONNECT_GET_ALL_DOMAIN_STATS, ret: new NumericDomainStatsDecoder(),
+  };
   /** Aborts the reconnect loop's wait and handshake when close() is called. */
   private reconnectAbort: AbortController | null = null;
   private description: string;
@@ -321,6 +327,11 @@ export class LibvirtConnection extends EventEmitter<LibvirtConnectionEvents> {
 
   /** Calls any procedure of the table by name, with its typed arguments and result. */
   call<P extends ProcName>(name: P, args: ProcArgs<P>, opts?: CallOptions): Promise<ProcRet<P>> {
+    return this.callDef(procs[name] as unknown as ProcDef<ProcArgs<P>, ProcRet<P>>, args, opts);
+  }
+
+  private callDef<A, R>(def: ProcDef<A, R>, args: A, opts?: CallOptions): Promise<R> {
+    const name = def.name;
     if (this.currentState !== 'open') {
       return Promise.reject(localError.unreachable(
         this.currentState === 'reconnecting'
@@ -330,7 +341,6 @@ export class LibvirtConnection extends EventEmitter<LibvirtConnectionEvents> {
         name,
       ));
     }
-    const def = procs[name] as unknown as ProcDef<ProcArgs<P>, ProcRet<P>>;
     return this.rpc.call(def, args, opts);
   }
 
@@ -526,6 +536,16 @@ export class LibvirtConnection extends EventEmitter<LibvirtConnectionEvents> {
     const resolved = await Promise.all(doms.map((d) => this.dom(d)));
     const r = await this.call('CONNECT_GET_ALL_DOMAIN_STATS', { doms: resolved, stats, flags }, opts);
     return r.retStats.map((s) => ({ dom: s.dom, params: decodeTypedParams(s.params) }));
+  }
+
+  /**
+   * getAllDomainStats for collection: every domain matching `flags`, each record's fields as
+   * numbers (NumericDomainStatsDecoder: string fields left out, 64-bit counters as doubles),
+   * without the per-field objects of the generic decoding. Field names are cached per
+   * connection.
+   */
+  async getAllDomainStatsNumeric(stats = 0, flags = 0, opts?: CallOptions): Promise<NumericDomainStats[]> {
+    return (await this.callDef(this.numericStats, { doms: [], stats, flags }, opts)).retStats;
   }
 
   async nodeGetInfo(): Promise<NodeInfo> {

@@ -4,7 +4,7 @@
  * Procedure numbers are stable facts of the protocol: they are never reused or renumbered, and
  * argument structures of an existing procedure never change (new procedures are added instead).
  */
-import { xdr, type Codec, type Infer } from './xdr.js';
+import { XdrError, xdr, type Codec, type Infer, type StringSlot, type XdrReader } from './xdr.js';
 
 // ---------------------------------------------------------------------------------------------
 // Programs, packet header
@@ -115,6 +115,78 @@ export const typedParamValue = xdr.union({
 export const typedParam = xdr.struct({ field: nonnullString, value: typedParamValue });
 export type WireTypedParam = Infer<typeof typedParam>;
 const typedParams = (max: number) => xdr.array(typedParam, max);
+
+/** One domain's bulk statistics as numbers (see NumericDomainStatsDecoder). */
+export interface NumericDomainStats {
+  dom: Domain;
+  values: Record<string, number>;
+}
+
+/**
+ * CONNECT_GET_ALL_DOMAIN_STATS's reply decoded for collection, straight into one record of
+ * numbers per domain: int, uint and double as they are, llong/ullong as a double (exact up to
+ * 2^53, beyond rounded to the nearest double like Number(bigint): a relative error of 1e-16,
+ * nothing for rates), boolean 0/1; string values are read and left out (nothing numeric is computed from them). No
+ * intermediate {field, value: {type, value}} objects and no bigint per field, unlike the
+ * generic typed-parameter codec. Field names come through per-position string slots: the i-th
+ * field of a record is usually the same name as last time, so one instance per connection
+ * decodes each name once and then compares bytes. Decode only (a reply codec).
+ */
+export class NumericDomainStatsDecoder implements Codec<{ retStats: NumericDomainStats[] }> {
+  private readonly names: StringSlot[] = [];
+
+  enc(): void {
+    throw new XdrError('NumericDomainStatsDecoder decodes replies only');
+  }
+
+  dec(r: XdrReader): { retStats: NumericDomainStats[] } {
+    const retStats: NumericDomainStats[] = [];
+    const off = r.offset;
+    const n = r.uint();
+    if (n > DOMAIN_LIST_MAX) throw new XdrError(`.retStats: array length ${n} exceeds maximum ${DOMAIN_LIST_MAX}`, off);
+    for (let d = 0; d < n; d++) {
+      let dom: Domain;
+      try {
+        dom = nonnullDomain.dec(r);
+      } catch (e) {
+        throw xdr.withPath(`.retStats[${d}].dom`, e);
+      }
+      retStats.push({ dom, values: this.params(r, d) });
+    }
+    return { retStats };
+  }
+
+  private params(r: XdrReader, d: number): Record<string, number> {
+    const values: Record<string, number> = {};
+    const off = r.offset;
+    const n = r.uint();
+    if (n > GET_ALL_DOMAIN_STATS_MAX) throw new XdrError(`.retStats[${d}].params: array length ${n} exceeds maximum ${GET_ALL_DOMAIN_STATS_MAX}`, off);
+    let i = 0;
+    try {
+      for (; i < n; i++) {
+        const slot = this.names[i] ?? (this.names[i] = { bytes: null, text: '' });
+        const field = r.string(STRING_MAX, slot);
+        const toff = r.offset;
+        const type = r.int();
+        switch (type) {
+          case 1: case 6: values[field] = r.int(); break; // INT; BOOLEAN travels as an int 0/1
+          case 2: values[field] = r.uint(); break;
+          case 3: { const hi = r.int(); values[field] = hi * 4294967296 + r.uint(); break; }
+          case 4: { const hi = r.uint(); values[field] = hi * 4294967296 + r.uint(); break; }
+          case 5: values[field] = r.double(); break;
+          case 7: // a repeated field keeps its last value, as in decodeTypedParams: a string one hides it
+            r.string(STRING_MAX);
+            if (field in values) delete values[field];
+            break;
+          default: throw new XdrError(`.value: union has no arm for discriminant ${type}`, toff);
+        }
+      }
+    } catch (e) {
+      throw xdr.withPath(`.retStats[${d}].params[${i}]`, e);
+    }
+    return values;
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Procedure table

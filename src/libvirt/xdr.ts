@@ -181,6 +181,34 @@ export class XdrReader {
     return out;
   }
 
+  /**
+   * A `string<max>` decoded from UTF-8 in place (no copy of the bytes). `slot`, when given, is
+   * a one-entry cache owned by the caller for a place where the same string recurs (e.g. the
+   * i-th field name of a statistics record, round after round): when the bytes equal the
+   * cached ones, the cached string is returned without decoding.
+   */
+  string(max: number, slot?: StringSlot): string {
+    const off = this.pos;
+    const len = this.uint();
+    checkLength(len, max, 'string', off);
+    const p = pad4(len);
+    this.need(len + p, `${len} byte(s) of string data`);
+    const start = this.pos;
+    this.pos += len + p;
+    if (slot) {
+      const cached = slot.bytes;
+      if (cached !== null && cached.length === len) {
+        let i = 0;
+        while (i < len && cached[i] === this.buf[start + i]) i++;
+        if (i === len) return slot.text;
+      }
+      slot.bytes = Buffer.from(this.buf.subarray(start, start + len));
+      slot.text = utf8.decode(slot.bytes);
+      return slot.text;
+    }
+    return utf8.decode(this.buf.subarray(start, start + len));
+  }
+
   /** Throws unless every byte was consumed: trailing garbage means the layout is wrong. */
   assertEnd(what = 'message'): void {
     if (this.pos !== this.end) throw new XdrError(`${this.end - this.pos} unexpected trailing byte(s) after ${what}`, this.pos);
@@ -198,17 +226,19 @@ export interface Codec<T> {
 
 export type Infer<C> = C extends Codec<infer T> ? T : never;
 
-/** Wraps a decode so that failures carry the field path ("ret.domains[3].name: ..."). */
-function at<T>(path: string, f: () => T): T {
-  try {
-    return f();
-  } catch (e) {
-    if (e instanceof XdrError) {
-      const err = new XdrError(`${path}: ${e.message}`, e.offset);
-      throw err;
-    }
-    throw e;
-  }
+/**
+ * A decode failure with the field path in front ("ret.domains[3].name: ..."). The combinators
+ * catch around their whole loop and build the path only on failure: no closure or path string
+ * per decoded field (a collection round decodes thousands).
+ */
+export function withPath(path: string, e: unknown): unknown {
+  return e instanceof XdrError ? new XdrError(`${path}: ${e.message}`, e.offset) : e;
+}
+
+/** The caller's one-entry cache for XdrReader.string (see there). */
+export interface StringSlot {
+  bytes: Buffer | null;
+  text: string;
 }
 
 export const int: Codec<number> = { enc: (w, v) => w.int(v), dec: (r) => r.int() };
@@ -276,12 +306,7 @@ export function string(max = 4194304): Codec<string> {
       w.uint(b.length);
       w.bytes(b);
     },
-    dec: (r) => {
-      const off = r.offset;
-      const len = r.uint();
-      checkLength(len, max, 'string', off);
-      return utf8.decode(r.bytes(len));
-    },
+    dec: (r) => r.string(max),
   };
 }
 
@@ -326,7 +351,12 @@ export function array<T>(item: Codec<T>, max = 0xffffffff): Codec<T[]> {
         throw new XdrError(`array length ${len} cannot fit in the ${r.remaining} remaining byte(s)`, off);
       }
       const out: T[] = new Array<T>(len);
-      for (let i = 0; i < len; i++) out[i] = at(`[${i}]`, () => item.dec(r));
+      let i = 0;
+      try {
+        for (; i < len; i++) out[i] = item.dec(r);
+      } catch (e) {
+        throw withPath(`[${i}]`, e);
+      }
       return out;
     },
   };
@@ -341,7 +371,12 @@ export function fixedArray<T>(item: Codec<T>, n: number): Codec<T[]> {
     },
     dec: (r) => {
       const out: T[] = new Array<T>(n);
-      for (let i = 0; i < n; i++) out[i] = at(`[${i}]`, () => item.dec(r));
+      let i = 0;
+      try {
+        for (; i < n; i++) out[i] = item.dec(r);
+      } catch (e) {
+        throw withPath(`[${i}]`, e);
+      }
       return out;
     },
   };
@@ -388,7 +423,15 @@ export function struct<S extends StructShape>(shape: S): Codec<StructValue<S>> {
     },
     dec: (r) => {
       const out: Record<string, unknown> = {};
-      for (const [name, codec] of fields) out[name] = at(`.${name}`, () => codec.dec(r));
+      let i = 0;
+      try {
+        for (; i < fields.length; i++) {
+          const [name, codec] = fields[i]!;
+          out[name] = codec.dec(r);
+        }
+      } catch (e) {
+        throw withPath(`.${fields[i]![0]}`, e);
+      }
       return out as StructValue<S>;
     },
   };
@@ -412,7 +455,11 @@ export function union<A extends UnionArms>(arms: A): Codec<UnionValue<A>> {
       const type = r.int();
       const arm = arms[type];
       if (!arm) throw new XdrError(`union has no arm for discriminant ${type}`, off);
-      return { type, value: at(`<${type}>`, () => arm.dec(r)) } as UnionValue<A>;
+      try {
+        return { type, value: arm.dec(r) } as UnionValue<A>;
+      } catch (e) {
+        throw withPath(`<${type}>`, e);
+      }
     },
   };
 }
@@ -468,4 +515,5 @@ export const xdr = {
   lazy,
   encode,
   decode,
+  withPath,
 };

@@ -175,6 +175,8 @@ describe('libvirt driver: one round trip per host and round', () => {
     calls();
     await driver.listVms();
     await driver.sample();
-    expect(calls()).toEqual(['CONNECT_LIST_ALL_DOMAINS', 'CONNECT_GET_ALL_DOMAIN_STATS', 'NODE_GET_CPU_STATS', 'NODE_GET_MEMORY_STATS', 'CONNECT_GET_ALL_DOMAIN_STATS']);
+    const seen = calls();
+    expect(seen.slice(0, 2).sort()).toEqual(['CONNECT_GET_ALL_DOMAIN_STATS', 'CONNECT_LIST_ALL_DOMAINS']);
+    expect(seen.slice(2).sort()).toEqual(['CONNECT_GET_ALL_DOMAIN_STATS', 'NODE_GET_CPU_STATS', 'NODE_GET_MEMORY_STATS']);
   });
 });

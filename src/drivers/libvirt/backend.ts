@@ -216,7 +216,7 @@ export class RpcBackend implements HostBackend {
    */
   private async exchange(c: LibvirtConnection, usage: boolean): Promise<Polled> {
     const [stats, persistent, cpu, mem] = await Promise.all([
-      c.getAllDomainStats(usage ? SAMPLE_STATS : INVENTORY_STATS, usage ? NOWAIT : 0),
+      c.getAllDomainStatsNumeric(usage ? SAMPLE_STATS : INVENTORY_STATS, usage ? NOWAIT : 0),
       c.listAllDomains(VIR_CONNECT_LIST_DOMAINS.PERSISTENT),
       usage ? c.nodeGetCpuStats() : null,
       usage ? c.nodeGetMemoryStats() : null,
@@ -227,7 +227,7 @@ export class RpcBackend implements HostBackend {
     const domains: DomainFacts[] = [];
     const vms: HostCounters['vms'] = [];
     for (const s of stats) {
-      const p = numbers(s.params);
+      const p = s.values;
       const f = RpcBackend.facts(s.dom.name, s.dom.uuid, p, pers.has(s.dom.uuid));
       domains.push(f);
       if (usage && f.active) vms.push(vmCountersFromStats(s.dom.name, s.dom.uuid, p));
@@ -281,14 +281,14 @@ export class RpcBackend implements HostBackend {
     }
     return this.run('inventory', 'statistics', async (c) => {
       const flags = VIR_CONNECT_GET_ALL_DOMAINS_STATS.ACTIVE | VIR_CONNECT_GET_ALL_DOMAINS_STATS.NOWAIT;
-      const [stats, cpu, mem] = await Promise.all([c.getAllDomainStats(SAMPLE_STATS, flags), c.nodeGetCpuStats(), c.nodeGetMemoryStats()]);
+      const [stats, cpu, mem] = await Promise.all([c.getAllDomainStatsNumeric(SAMPLE_STATS, flags), c.nodeGetCpuStats(), c.nodeGetMemoryStats()]);
       const atMs = Date.now();
       const monoMs = performance.now();
       const hc = hostCpuFromStats(numbers(cpu));
       const hm = hostMemFromStats(numbers(mem));
       return {
         atMs, monoMs, cpuBusyNs: hc.busy, cpuTotalNs: hc.total, memTotalKiB: hm.totalKiB, memAvailableKiB: hm.availableKiB,
-        vms: stats.map((s) => vmCountersFromStats(s.dom.name, s.dom.uuid, numbers(s.params))),
+        vms: stats.map((s) => vmCountersFromStats(s.dom.name, s.dom.uuid, s.values)),
       };
     });
   }
