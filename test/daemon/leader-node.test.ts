@@ -90,6 +90,45 @@ async function until<T>(what: string, f: () => T | undefined | Promise<T | undef
   }
 }
 
+describe('a node id used twice', () => {
+  it('tide daemon warns when the live lease holder has its node id (another controller), and waits as a standby', async () => {
+    const dir = mkdtempSync(join(tmp, 'dup-'));
+    const storePath = join(dir, 'shared.sqlite');
+    const file = join(dir, 'b.yaml');
+    writeFileSync(file, `mode: recommend\nintervalSec: 1\nhosts:\n  - name: a\n    uri: qemu:///system?socket=${dir}/no-such/sock\nstore: { path: ${storePath} }\ndaemon: { nodeId: ctl-shared }\n`);
+    const store = openSqliteStore(storePath);
+    let release!: () => void;
+    // the other controller: another machine (alive by its TTL), the same node id
+    const held = withClusterLock(store, { pid: 1, host: 'ctl-elsewhere', command: 'tide daemon', startedMs: 1, node: 'ctl-shared' }, () => new Promise<void>((r) => { release = r; }), { ttlMs: 60_000 });
+    const before = new Set(process.listeners('SIGTERM'));
+    const b = capture();
+    const run = main(['--config', file, 'daemon', '--log-format', 'json', '--poll-ms', '0', '--stop-grace', '0'], b.io);
+    try {
+      await until('the standby line', () => (b.text().includes('"event":"standby"') ? true : undefined));
+      const warn = b.text().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { event?: string; msg?: string; node?: string }).find((l) => l.event === 'node-id');
+      expect(warn?.node).toBe('ctl-shared');
+      expect(JSON.stringify(warn)).toContain('node id ctl-shared is also used by tide daemon (pid 1 on ctl-elsewhere)');
+    } finally {
+      for (const l of [...process.listeners('SIGTERM')]) if (!before.has(l)) (l as () => void)();
+      expect(await run).toBe(0);
+      release();
+      await held;
+      store.close();
+    }
+    // the other controller gone (lease released): no warning, and it leads
+    const c = capture();
+    const before2 = new Set(process.listeners('SIGTERM'));
+    const run2 = main(['--config', file, 'daemon', '--log-format', 'json', '--poll-ms', '0', '--stop-grace', '0'], c.io);
+    try {
+      await until('the leader line', () => (c.text().includes('"event":"leader"') ? true : undefined));
+      expect(c.text()).not.toContain('"event":"node-id"');
+    } finally {
+      for (const l of [...process.listeners('SIGTERM')]) if (!before2.has(l)) (l as () => void)();
+      expect(await run2).toBe(0);
+    }
+  }, 60_000);
+});
+
 describe('two tide daemons on one machine, one store', () => {
   it('lease row, tide status, GET /status and /metrics name each node and its role; the standby takes over with a newer token', async () => {
     const dir = mkdtempSync(join(tmp, 'pair-'));

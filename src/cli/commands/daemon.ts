@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { dashboardDir } from '../../api/dashboard.js';
 import { loadConfig } from '../../config/load.js';
@@ -5,6 +6,7 @@ import type { TideConfig } from '../../config/schema.js';
 import { openDaemon, settingsFromConfig } from '../../daemon/config.js';
 import { configSecrets, createLogger } from '../../daemon/log.js';
 import { clusterLabelOf, nodeIdOf } from '../../daemon/node-id.js';
+import { describeHolder, holderAlive } from '../../store/store.js';
 import { createDriver } from '../../drivers/index.js';
 import { systemClock } from '../../executor/clock.js';
 import { createHttpApp } from '../../http/app.js';
@@ -95,6 +97,17 @@ export const daemonCommand: Command = {
       ...(migrations && ownDriver ? { hypervisor: migrations.wrap(ownDriver) } : {}),
     });
     const { daemon } = opened;
+    {
+      // Two controllers with one node id (a shared configuration file on one machine, or
+      // containers with the same hostname and path) would be indistinguishable in tide status
+      // and the metrics: say so. Leader election itself is unaffected (the lease token decides).
+      const cur = opened.store.clusterLock();
+      const other = cur && cur.holder.node === nodeId && !(cur.holder.pid === process.pid && cur.holder.host === hostname()) && holderAlive(cur.holder) && Date.now() - cur.heartbeatMs <= cur.ttlMs;
+      if (other) {
+        log.warn({ event: 'node-id', node: nodeId, holder: describeHolder(cur.holder) },
+          `node id ${nodeId} is also used by ${describeHolder(cur.holder)}, which holds the cluster lease: give each controller its own daemon.nodeId`);
+      }
+    }
     // current: the configuration file's content; the policy and rules edited through the API
     // (kept in the store) are in force over it while the file's section is unchanged (src/http/overrides.ts).
     let current: TideConfig = config;
