@@ -1,14 +1,16 @@
 /**
- * Old vs new: the tide strategy's consolidation scan skips, through a MaxTree of the receivers'
- * guard headroom, receivers the CPU filter would reject anyway (a speed-up for clusters above
- * `exhaustiveUpTo` hosts). With the skip disabled (firstAtLeast answering "the next position",
- * i.e. the plain scan it replaced) every plan must be identical, step for step.
+ * Old vs new: the tide strategy's consolidation scan skips, through a MultiMaxTree of the
+ * receivers' guard headroom, free memory and demand headroom (and -∞ for hosts excluded this
+ * round), receivers a filter would reject anyway — bounded placement above `exhaustiveUpTo`
+ * hosts, the exhaustive scan and makeRoom's search below. With the skip disabled
+ * (firstAtLeast answering "the next position", i.e. the plain scan it replaced) every plan
+ * must be identical, step for step.
  */
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { ClusterSnapshot, Host, Vm } from '../../src/core/model/types.js';
 import { compilePolicy, plan } from '../../src/core/policy.js';
-import { MaxTree } from '../../src/core/util/maxtree.js';
+import { MultiMaxTree } from '../../src/core/util/maxtree.js';
 import { syntheticCluster } from '../../src/sim/synthetic.js';
 import { host, vm } from '../helpers/cluster.js';
 
@@ -34,37 +36,56 @@ const clusterArb = fc.record({
 
 afterEach(() => vi.restoreAllMocks());
 
-describe('tide consolidation: skipping receivers through the guard-headroom tree', () => {
+/** The plain scan: every position from `from` on, none skipped. */
+function plainScan(): void {
+  vi.spyOn(MultiMaxTree.prototype, 'firstAtLeast').mockImplementation(function (this: MultiMaxTree, from: number) {
+    return from < this.n ? Math.max(0, from) : -1;
+  });
+}
+
+describe('tide consolidation: skipping receivers through the room tree', () => {
   it('gives the same plan as the plain scan (bounded placement, as above exhaustiveUpTo)', () => {
     fc.assert(fc.property(clusterArb, fc.integer({ min: 1, max: 4 }), fc.constantFrom(0.6, 0.75, 0.85), (snap, feasible, util) => {
       const policy = compilePolicy(`tide:exhaustiveUpTo=0,feasibleHosts=${feasible},consolidateUtil=${util}`);
       const withSkip = plan(snap, policy, snap.time);
-      const spy = vi.spyOn(MaxTree.prototype, 'firstAtLeast').mockImplementation(function (this: MaxTree, from: number) {
-        return from < this.n ? Math.max(0, from) : -1;
-      });
+      plainScan();
       const plain = plan(snap, policy, snap.time);
-      spy.mockRestore();
+      vi.restoreAllMocks();
       expect(withSkip.steps).toEqual(plain.steps);
       expect(withSkip.notMoved).toEqual(plain.notMoved);
     }), { numRuns: 300 });
     // (small random clusters give the tree little to skip; the case below is sure to)
   });
 
-  it('gives the same plan on a synthetic cluster where it does skip receivers', () => {
-    const snap = syntheticCluster({ hosts: 120, vms: 2400, seed: 7 });
-    const policy = compilePolicy('tide:exhaustiveUpTo=0');
-    const original = MaxTree.prototype.firstAtLeast;
+  it('gives the same plan as the plain scan (exhaustive placement and makeRoom, up to exhaustiveUpTo; spread)', () => {
+    fc.assert(fc.property(clusterArb, fc.constantFrom('', ',orderings=4', ',scorer=spread'), fc.constantFrom(0.6, 0.85), (snap, extra, util) => {
+      const policy = compilePolicy(`tide:consolidateUtil=${util}${extra}`);
+      const withSkip = plan(snap, policy, snap.time);
+      plainScan();
+      const plain = plan(snap, policy, snap.time);
+      vi.restoreAllMocks();
+      expect(withSkip.steps).toEqual(plain.steps);
+      expect(withSkip.notMoved).toEqual(plain.notMoved);
+    }), { numRuns: 200 });
+  });
+
+  it.each([
+    ['tide:exhaustiveUpTo=0', 120, 7],
+    ['tide', 120, 7],
+    ['tide:orderings=4', 150, 3],
+  ])('gives the same plan on a synthetic cluster where it does skip receivers (%s, %i hosts)', (spec, hosts, seed) => {
+    const snap = syntheticCluster({ hosts, vms: 20 * hosts, seed });
+    const policy = compilePolicy(spec);
+    const original = MultiMaxTree.prototype.firstAtLeast;
     let skips = 0;
-    const counting = vi.spyOn(MaxTree.prototype, 'firstAtLeast').mockImplementation(function (this: MaxTree, from: number, x: number) {
-      const at = original.call(this, from, x);
+    const counting = vi.spyOn(MultiMaxTree.prototype, 'firstAtLeast').mockImplementation(function (this: MultiMaxTree, from: number, xs: ArrayLike<number>) {
+      const at = original.call(this, from, xs);
       if (at !== Math.max(0, from) && from < this.n) skips++;
       return at;
     });
     const withSkip = plan(snap, policy, snap.time);
     counting.mockRestore();
-    vi.spyOn(MaxTree.prototype, 'firstAtLeast').mockImplementation(function (this: MaxTree, from: number) {
-      return from < this.n ? Math.max(0, from) : -1;
-    });
+    plainScan();
     const plain = plan(snap, policy, snap.time);
     expect(skips).toBeGreaterThan(0);
     expect(withSkip.steps.length).toBeGreaterThan(0);

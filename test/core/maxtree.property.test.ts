@@ -6,7 +6,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { MaxTree } from '../../src/core/util/maxtree.js';
+import { MaxTree, MultiMaxTree } from '../../src/core/util/maxtree.js';
 
 const value = fc.oneof(fc.double({ min: -1e6, max: 1e6, noNaN: true }), fc.integer({ min: -5, max: 5 }).map((x) => x * 1000), fc.constant(-Infinity), fc.constant(Number.NaN));
 
@@ -49,5 +49,44 @@ describe('MaxTree', () => {
     expect(u.firstAtLeast(3, 0)).toBe(-1);
     expect(u.firstAtLeast(0, 2.5)).toBe(2);
     expect(u.firstAtLeast(0, 4)).toBe(-1);
+  });
+});
+
+/** The contract of MultiMaxTree: every key reaches its threshold (NaN rules as above). */
+function naiveMulti(cols: readonly (readonly number[])[], n: number, from: number, xs: readonly number[]): number {
+  for (let i = Math.max(0, from); i < n; i++) if (cols.every((c, k) => c[i]! >= xs[k]! || Number.isNaN(c[i]!) || Number.isNaN(xs[k]!))) return i;
+  return -1;
+}
+
+describe('MultiMaxTree', () => {
+  it('firstAtLeast equals a linear scan over all keys after builds and updates', () => {
+    fc.assert(fc.property(
+      fc.integer({ min: 1, max: 3 }),
+      fc.nat(40),
+      fc.array(value, { minLength: 3 * 40, maxLength: 3 * 40 }),
+      fc.array(fc.tuple(fc.nat(80), fc.nat(2), value), { maxLength: 40 }),
+      fc.array(fc.tuple(fc.integer({ min: -2, max: 80 }), fc.array(value, { minLength: 3, maxLength: 3 })), { minLength: 1, maxLength: 40 }),
+      (keys, n, pool, updates, queries) => {
+        const cols = Array.from({ length: keys }, (_, k) => pool.slice(k * 40, k * 40 + n));
+        const t = new MultiMaxTree(n, keys);
+        cols.forEach((c, k) => t.build(k, c));
+        for (const [i, k0, x] of updates) {
+          if (n === 0) break;
+          const at = i % n;
+          const k = k0 % keys;
+          cols[k]![at] = x;
+          t.set(at, k, x);
+          expect(t.get(at, k)).toBe(Number.isNaN(x) ? Infinity : x);
+        }
+        for (const [from, xs] of queries) expect(t.firstAtLeast(from, xs)).toBe(naiveMulti(cols, n, from, xs));
+        // thresholds taken from the values, so that some positions qualify
+        for (let from = 0; from < n; from++) {
+          for (let j = 0; j < n; j++) {
+            const xs = cols.map((c) => c[j]!);
+            expect(t.firstAtLeast(from, xs)).toBe(naiveMulti(cols, n, from, xs));
+          }
+        }
+      },
+    ), { numRuns: 200 });
   });
 });

@@ -28,7 +28,7 @@ import type { ClusterSnapshot } from '../model/types.js';
 import { hardRules, hostUsable, ioFits, memoryFits, notIn } from '../place/filters.js';
 import { allHosts, findHost, summariseRejections, type HostFilter, type HostScorer, type Placer } from '../place/placement.js';
 import { RuleIndex } from '../place/rules.js';
-import { MaxTree } from '../util/maxtree.js';
+import { MultiMaxTree } from '../util/maxtree.js';
 import { leastAllocated, softRules } from '../place/scorers.js';
 import { failClosed } from '../plan/fail-closed.js';
 import { compactMoves, orderPlan, type IntendedMove, type IntendedPower } from '../plan/order.js';
@@ -833,26 +833,132 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
     const full = (h: number): boolean => s.memReservedMiB[h]! + minMem > s.hosts[h]!.memMiB || headroom(h) < minCpu;
     let receivers: number[] = onSorted.filter((h) => !excluded[h] && !s.isEmpty(h));
     let keys = new Float64Array(0);
-    // Speed only, the chosen host is the same: the receivers' guard headroom (consolidateUtil ×
-    // capacity − guard peak, kept exact through s.onHostChange) in a max-tree by scan position.
-    // A receiver whose guard headroom is below VM v's guard mean fails the CPU filter
-    // (fitsBelow: z ≥ 0, variances add), so the scan skips it without checking it.
+    // Speed only, the chosen host is the same: per receiver, by scan position, three rooms kept
+    // exact through s.onHostChange in a MultiMaxTree — guard headroom (consolidateUtil ×
+    // capacity − guard peak), free memory, and demand headroom (consolidateUtil × capacity −
+    // demand now); -∞ for a host excluded this round. A receiver below VM v's guard mean, memory
+    // reservation or current demand in one of them fails a filter of the consolidator (fitsBelow:
+    // z ≥ 0, variances add; memoryFits; notIn), so the scan skips it without checking it.
     const guardRoom = (h: number): number => args.consolidateUtil * s.capMips[h]! - (s.columnSum(GUARD, h) + z2 * Math.sqrt(Math.max(0, s.columnSum(GUARD + 1, h))));
-    let roomTree = new MaxTree(0);
+    const ROOM_GUARD = 0;
+    const ROOM_MEM = 1;
+    const ROOM_NOW = 2;
+    let roomTree = new MultiMaxTree(0, 3);
     const posOf = new Int32Array(nh).fill(-1);
-    s.onHostChange = (h) => {
-      if (posOf[h]! >= 0) roomTree.set(posOf[h]!, guardRoom(h));
+    const setRoom = (h: number): void => {
+      const i = posOf[h]!;
+      if (i < 0) return;
+      const out = excluded[h] === 1;
+      roomTree.set(i, ROOM_GUARD, out ? -Infinity : guardRoom(h));
+      roomTree.set(i, ROOM_MEM, out ? -Infinity : s.hosts[h]!.memMiB - s.memReservedMiB[h]!);
+      roomTree.set(i, ROOM_NOW, out ? -Infinity : args.consolidateUtil * s.capMips[h]! - s.reqMips[h]!);
     };
+    // Hosts whose sums or exclusion changed since the last re-sort: only they can change
+    // place, key or filter verdict at the next one.
+    const dirty = new Uint8Array(nh).fill(1);
+    const touch = (h: number): void => {
+      dirty[h] = 1;
+    };
+    s.onHostChange = (h) => {
+      setRoom(h);
+      touch(h);
+    };
+    /** Sets excluded[h] and the host's rooms with it. */
+    const exclude = (h: number, x: 0 | 1): void => {
+      excluded[h] = x;
+      setRoom(h);
+      touch(h);
+    };
+    /** Headroom of each receiver at the last re-sort (the scan order's key). */
+    const keyOf = new Float64Array(nh);
+    /**
+     * Re-sort: the receivers that are neither excluded nor full, by headroom (then index).
+     * Speed only, the order is that of sorting them all: a host no move touched since the last
+     * re-sort keeps its key, verdict and relative order, so the touched ones are sorted alone
+     * and merged in (the comparison is a total order unless a key is NaN: then all are sorted).
+     */
     const resort = (): void => {
-      receivers = receivers.filter((h) => !excluded[h] && !full(h));
-      const k = new Float64Array(nh);
-      for (const h of receivers) k[h] = headroom(h);
-      receivers.sort((a, b) => k[a]! - k[b]! || a - b);
-      keys = Float64Array.from(receivers, (h) => k[h]!);
+      const kept: number[] = [];
+      const changed: number[] = [];
+      let nan = false;
+      for (const h of receivers) {
+        if (!dirty[h]) {
+          kept.push(h);
+          continue;
+        }
+        if (excluded[h] || full(h)) continue;
+        keyOf[h] = headroom(h);
+        if (Number.isNaN(keyOf[h])) nan = true;
+        changed.push(h);
+      }
+      const byKey = (a: number, b: number): number => keyOf[a]! - keyOf[b]! || a - b;
+      if (nan) {
+        receivers = receivers.filter((h) => !dirty[h] || (!excluded[h] && !full(h)));
+        receivers.sort(byKey);
+      } else {
+        changed.sort(byKey);
+        const merged = new Array<number>(kept.length + changed.length);
+        let a = 0;
+        let b = 0;
+        for (let i = 0; i < merged.length; i++) merged[i] = b >= changed.length || (a < kept.length && byKey(kept[a]!, changed[b]!) < 0) ? kept[a++]! : changed[b++]!;
+        receivers = merged;
+      }
+      dirty.fill(0);
+      const n = receivers.length;
+      keys = new Float64Array(n);
       posOf.fill(-1);
-      receivers.forEach((h, i) => (posOf[h] = i));
-      roomTree = new MaxTree(receivers.length);
-      roomTree.build(receivers.map(guardRoom));
+      roomTree = new MultiMaxTree(n, 3);
+      const room = new Float64Array(n);
+      for (let i = 0; i < n; i++) {
+        const h = receivers[i]!;
+        keys[i] = keyOf[h]!;
+        posOf[h] = i;
+      }
+      // (no receiver is excluded here: the filter above dropped them)
+      for (let i = 0; i < n; i++) room[i] = guardRoom(receivers[i]!);
+      roomTree.build(ROOM_GUARD, room);
+      for (let i = 0; i < n; i++) room[i] = s.hosts[receivers[i]!]!.memMiB - s.memReservedMiB[receivers[i]!]!;
+      roomTree.build(ROOM_MEM, room);
+      for (let i = 0; i < n; i++) room[i] = args.consolidateUtil * s.capMips[receivers[i]!]! - s.reqMips[receivers[i]!]!;
+      roomTree.build(ROOM_NOW, room);
+    };
+    /**
+     * Receivers from scan position `from` on, in scan order, that the room tree does not rule
+     * out for VM v; `skip` (a host index, or -1) is left out.
+     */
+    const scan = (v: number, from: number, skip = -1): Iterable<number> => {
+      const list = receivers;
+      const tree = roomTree;
+      // Thresholds below which a filter rejects v for sure (margins: rounding; a negative guard
+      // variance, which cannot occur, would only lower the first).
+      const rel = (x: number): number => 1e-6 * (1 + Math.abs(x));
+      const gm = guardMean[v]!;
+      const mem = s.vms[v]!.memReservedMiB;
+      const now = s.vms[v]!.demand.cpuMips;
+      const need = [gm - z2 * Math.sqrt(Math.max(0, -guardVariance[v]!)) - rel(gm), mem - rel(mem), now - rel(now)];
+      return {
+        [Symbol.iterator]: () => {
+          let i = from;
+          // one result object, refilled: for-of reads it before asking for the next
+          const res = { value: -1, done: true };
+          return {
+            next: (): IteratorResult<number> => {
+              for (;;) {
+                i = i >= 0 && i < list.length ? tree.firstAtLeast(i, need) : -1;
+                if (i < 0) {
+                  res.done = true;
+                  return res as IteratorResult<number>;
+                }
+                const h = list[i++]!;
+                if (h === skip) continue;
+                res.value = h;
+                res.done = false;
+                return res as IteratorResult<number>;
+              }
+            },
+          };
+        },
+      };
     };
     resort();
     let sinceSort = 0;
@@ -877,7 +983,8 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
             const mark = s.mark();
             s.move(w, -1);
             if (findHost(s, consolidator, v, [r]).host === r) {
-              const to = findHost(s, consolidator, w, recv.filter((x) => x !== r && x !== cand), false, bound).host;
+              // (cand is excluded: the scan skips it)
+              const to = findHost(s, consolidator, w, recv === receivers ? scan(w, 0, r) : recv.filter((x) => x !== r && x !== cand), false, bound).host;
               if (to >= 0) {
                 s.move(w, to);
                 s.move(v, r);
@@ -892,7 +999,8 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
       : null;
     /** Receivers that might take VM v: from the first whose (stale) headroom covers its mean. */
     const receiversFor = (v: number): Iterable<number> => {
-      if (args.scorer === 'spread' || bound === Infinity) return receivers;
+      // (spread or exhaustive: every receiver in order, less those the tree rules out)
+      if (args.scorer === 'spread' || bound === Infinity) return scan(v, 0);
       let lo = 0;
       let hi = keys.length;
       while (lo < hi) {
@@ -900,23 +1008,7 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
         if (keys[mid]! < mean[v]!) lo = mid + 1;
         else hi = mid;
       }
-      const from = lo;
-      const list = receivers;
-      const tree = roomTree;
-      // below this guard headroom the CPU filter rejects v for sure (margin: rounding; a
-      // negative guard variance, which cannot occur, would only lower it)
-      const need = guardMean[v]! - z2 * Math.sqrt(Math.max(0, -guardVariance[v]!)) - 1e-6 * (1 + Math.abs(guardMean[v]!));
-      return {
-        [Symbol.iterator]: () => {
-          let i = from;
-          return {
-            next: () => {
-              i = i >= 0 && i < list.length ? tree.firstAtLeast(i, need) : -1;
-              return i >= 0 ? { value: list[i++]!, done: false } : { value: undefined, done: true };
-            },
-          };
-        },
-      };
+      return scan(v, lo);
     };
     const order: { h: number; value: number }[] = [];
     for (let h = 0; h < nh; h++) {
@@ -941,8 +1033,16 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
       const vms = [...s.vmsOn(cand)];
       // Also a VM of unknown usage that an earlier move of this plan brought here.
       if (vms.some((v) => !s.vms[v]!.migratable || inCooldown(v) || vmCapped(v) || s.vms[v]!.usage === 'unknown')) continue;
+      if (vms.length > budget) {
+        // Emptying it takes at least one migration per VM, more than the budget has left: not
+        // even tried (building and rolling back evacuations the budget refuses anyway made the
+        // plan stage take seconds once the budget was spent). All or nothing, as below.
+        const why = `${s.hosts[cand]!.id} not evacuated: its ${vms.length} VM(s) need at least ${vms.length} migration(s) and ${budget} are left; ${budgetReason()}`;
+        for (const v of vms) held.push({ v, why: { vm: s.vms[v]!.id, host: s.hosts[cand]!.id, code: 'budget', reason: why, by: label } });
+        continue;
+      }
       vms.sort((a, b) => size(b) - size(a) || a - b);
-      excluded[cand] = 1;
+      exclude(cand, 1);
       const mark = s.mark();
       const moves: typeof raw = [];
       let ok = true;
@@ -969,14 +1069,14 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
       if (ok && moves.length > budget) {
         // All or nothing: half an evacuation saves no power and moves VMs for nothing.
         s.rollback(mark);
-        excluded[cand] = 0;
+        exclude(cand, 0);
         const why = `${s.hosts[cand]!.id} could be emptied (${moves.length} move(s)) but ${budgetReason()}`;
         for (const v of vms) held.push({ v, why: { vm: s.vms[v]!.id, host: s.hosts[cand]!.id, code: 'budget', reason: why, by: label } });
         continue;
       }
       if (!ok) {
         s.rollback(mark);
-        excluded[cand] = 0;
+        exclude(cand, 0);
         failures++;
         continue;
       }

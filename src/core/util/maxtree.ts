@@ -62,3 +62,78 @@ export class MaxTree {
     return at < this.n ? at : -1;
   }
 }
+
+/**
+ * K max trees over the same positions, searched together: `firstAtLeast(from, xs)` is the first
+ * position ≥ from where every key k reaches xs[k]. A subtree is skipped when one key's maximum
+ * there is below its threshold (necessary for any position inside to qualify); leaves are
+ * checked exactly, so the answer is that of a linear scan. Not O(log n) in the worst case
+ * (keys may qualify in different subtrees), but a subtree that fails one key is never entered.
+ * NaN contract as MaxTree: a NaN value counts as +∞, a NaN threshold is reached everywhere.
+ * Used by the tide strategy's consolidation to skip receivers that a filter is known to
+ * reject (CPU guard headroom, free memory, CPU demand headroom).
+ */
+export class MultiMaxTree {
+  private readonly size: number;
+  /** t[node * keys + k]: max of key k over the node's positions (node 1 = root). */
+  private readonly t: Float64Array;
+
+  constructor(readonly n: number, readonly keys: number) {
+    let size = 1;
+    while (size < n) size *= 2;
+    this.size = size;
+    this.t = new Float64Array(2 * size * keys).fill(-Infinity);
+  }
+
+  /** Sets every value of key k at once (values.length ≤ n), O(n). */
+  build(k: number, values: ArrayLike<number>): void {
+    const { t, size, keys: K } = this;
+    for (let i = size; i < 2 * size; i++) t[i * K + k] = -Infinity;
+    for (let i = 0; i < values.length; i++) t[(size + i) * K + k] = Number.isNaN(values[i]!) ? Infinity : values[i]!;
+    for (let i = size - 1; i >= 1; i--) t[i * K + k] = Math.max(t[2 * i * K + k]!, t[(2 * i + 1) * K + k]!);
+  }
+
+  set(i: number, k: number, x: number): void {
+    const { t, keys: K } = this;
+    let j = i + this.size;
+    t[j * K + k] = Number.isNaN(x) ? Infinity : x;
+    for (j >>= 1; j >= 1; j >>= 1) {
+      const m = Math.max(t[2 * j * K + k]!, t[(2 * j + 1) * K + k]!);
+      if (t[j * K + k] === m) break;
+      t[j * K + k] = m;
+    }
+  }
+
+  /** The stored value of key k at position i (a NaN was stored as +∞). */
+  get(i: number, k: number): number {
+    return this.t[(i + this.size) * this.keys + k]!;
+  }
+
+  /** The first position ≥ from where every key k is ≥ xs[k] (see NaN above), or -1. */
+  firstAtLeast(from: number, xs: ArrayLike<number>): number {
+    if (from < 0) from = 0;
+    if (from >= this.n) return -1;
+    const { t, size, keys: K } = this;
+    // Depth-first, left to right, over the subtrees right of `from` (inclusive): enter a node
+    // whose maxima all reach (left child first), else go on to the next subtree to its right.
+    let i = from + size;
+    for (;;) {
+      let reaches = true;
+      const o = i * K;
+      for (let k = 0; k < K; k++) {
+        if (t[o + k]! < xs[k]!) {
+          reaches = false;
+          break;
+        }
+      }
+      if (reaches) {
+        if (i >= size) return i - size < this.n ? i - size : -1;
+        i *= 2;
+        continue;
+      }
+      while (i & 1) i >>= 1; // a right child: its parent's subtree is done
+      if (i === 0) return -1;
+      i++;
+    }
+  }
+}
