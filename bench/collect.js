@@ -19,7 +19,13 @@
 // `clientCpuMs` is the bench process's CPU time per round including its finished children
 // (the virsh processes), from /proc/self/stat.
 //
+// `daemonCpuMs` is the 50 libvirtds' CPU time per measured round, summed (/proc/<pid>/stat).
+// The RPC driver's connections stay open through the virsh rounds; afterwards one more RPC
+// round checks whether they survived (a virsh round that blocks the event loop for longer than
+// libvirt's keepalive, 5 s × 5, gets them dropped: counted as `rpcDisconnectsDuringVirsh`).
+//
 // Knobs: --hosts N (50) --rounds R (30, RPC) --virsh-rounds V (3) --domains D (2 per host)
+//        --virsh-processes P (the virsh driver's cap on parallel virsh processes, its default 8)
 //        --concurrency C (10 hosts started at once) --dir DIR (/tmp/tide-many) --json
 //        TIDE_DIST=<dir> runs another build of the code than ../dist.
 import { readFileSync } from 'node:fs';
@@ -41,6 +47,7 @@ const { values: args } = parseArgs({
     'virsh-rounds': { type: 'string', default: '3' },
     domains: { type: 'string', default: '2' },
     concurrency: { type: 'string', default: '10' },
+    'virsh-processes': { type: 'string', default: '8' },
     dir: { type: 'string' },
     json: { type: 'boolean', default: false },
   },
@@ -58,8 +65,22 @@ const R = int('rounds', 2);
 const V = int('virsh-rounds', 2);
 const D = int('domains', 0);
 const C = int('concurrency', 1);
+const P = int('virsh-processes', 1);
 
 const log = (m) => process.stderr.write(`[collect ${new Date().toISOString().slice(11, 23)}] ${m}\n`);
+
+/** CPU time of the given processes (utime + stime), ms; a process gone meanwhile counts 0. */
+function pidsCpuMs(pids) {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch { /* exited */ }
+  }
+  return (ticks * 1000) / 100;
+}
 
 /** CPU time of this process and its waited-for children, ms (/proc/self/stat utime..cstime). */
 function cpuMs() {
@@ -151,20 +172,30 @@ async function main() {
     const memory = many.memory();
     const hostConfigs = many.hostConfigs();
     rpc = new LibvirtDriver(hostConfigs);
-    virsh = new VirshDriver(hostConfigs);
+    virsh = new VirshDriver(hostConfigs, { maxProcesses: P });
+    const daemonPids = many.libvirtdPids();
 
-    // All RPC rounds first, then the virsh ones: a virsh round spawns ~9 processes per host at
-    // once, and each spawn blocks this process's event loop (fork of a large process) — for
-    // tens of seconds at 50 hosts on a loaded machine, long enough for the daemons' keepalive
-    // to drop the RPC connections. Each driver is measured with the other one idle.
+    // All RPC rounds first, then the virsh ones, each driver measured with the other one idle.
+    // A virsh round runs ~9 processes per host (at most --virsh-processes at once); spawning
+    // them blocks this process's event loop (fork of a large process, per spawn). Uncapped, at
+    // 50 hosts on a loaded machine, for tens of seconds: long enough for the daemons' keepalive
+    // to drop the RPC connections this process holds (counted below).
     const times = { rpc: [], virsh: [] };
     const cpu = { rpc: [], virsh: [] };
     const stall = { rpc: [], virsh: [] };
     const incomplete = { rpc: 0, virsh: 0 };
     const first = {};
+    const daemonCpu = {};
+    let rpcDisconnects = 0;
     for (const [kind, driver, n] of [['rpc', rpc, R], ['virsh', virsh, V]]) {
       log(`${kind}: first round (connect / host facts), then ${n - 1} measured rounds`);
       first[kind] = await round(driver);
+      if (kind === 'virsh') {
+        // the RPC connections stay open (idle, keepalive running) through the virsh rounds
+        for (const b of rpc.backends) (await b.connection()).on('disconnect', () => { rpcDisconnects++; });
+      }
+      const d0 = pidsCpuMs(daemonPids);
+      let measured = 0;
       for (let i = 1; i < n; i++) {
         const r = await round(driver);
         if (!r.complete || r.vms.length !== first[kind].vms.length) {
@@ -175,9 +206,13 @@ async function main() {
         times[kind].push(r.ms);
         cpu[kind].push(r.cpuMs);
         stall[kind].push(r.stallMs);
+        measured++;
       }
-      if (kind === 'rpc') await rpc.close();
+      daemonCpu[kind] = measured > 0 ? (pidsCpuMs(daemonPids) - d0) / (n - 1) : NaN;
     }
+    const rpcAfterVirsh = await round(rpc);
+    log(`rpc round after the virsh rounds: ${Math.round(rpcAfterVirsh.ms)} ms, ${rpcAfterVirsh.complete ? 'complete' : rpcAfterVirsh.why}; RPC disconnects during the virsh rounds: ${rpcDisconnects}`);
+    await rpc.close();
     const rpcFirst = first.rpc;
     const virshFirst = first.virsh;
     const a = inventoryKey(rpcFirst);
@@ -198,6 +233,11 @@ async function main() {
       roundMs: { rpc: summary(times.rpc), virsh: summary(times.virsh) },
       firstRoundMs: { rpc: rpcFirst.ms, virsh: virshFirst.ms },
       clientCpuMsPerRound: { rpc: summary(cpu.rpc).mean, virsh: summary(cpu.virsh).mean },
+      /** The libvirtds' CPU per measured round, summed over all of them. */
+      daemonCpuMsPerRound: daemonCpu,
+      virshMaxProcesses: P,
+      rpcDisconnectsDuringVirsh: rpcDisconnects,
+      rpcRoundAfterVirsh: { ms: rpcAfterVirsh.ms, complete: rpcAfterVirsh.complete },
       /** Longest event-loop stall of this process during a round (monitorEventLoopDelay max). */
       maxEventLoopStallMs: { rpc: Math.max(0, ...stall.rpc), virsh: Math.max(0, ...stall.virsh) },
       budgetMs: 200,
@@ -214,14 +254,15 @@ async function main() {
       console.log(JSON.stringify(result, null, 2));
     } else {
       const rows = [
-        ['driver', 'rounds', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'mean ms', 'rounds > 200 ms', 'first round ms', 'client CPU ms/round', 'max event-loop stall ms'],
-        ['libvirt (RPC)', String(times.rpc.length), fmt(result.roundMs.rpc.p50), fmt(result.roundMs.rpc.p95), fmt(result.roundMs.rpc.p99), fmt(result.roundMs.rpc.max), fmt(result.roundMs.rpc.mean), String(result.roundMs.rpc.over200), fmt(rpcFirst.ms), fmt(result.clientCpuMsPerRound.rpc), fmt(result.maxEventLoopStallMs.rpc)],
-        ['virsh', String(times.virsh.length), fmt(result.roundMs.virsh.p50), fmt(result.roundMs.virsh.p95), fmt(result.roundMs.virsh.p99), fmt(result.roundMs.virsh.max), fmt(result.roundMs.virsh.mean), String(result.roundMs.virsh.over200), fmt(virshFirst.ms), fmt(result.clientCpuMsPerRound.virsh), fmt(result.maxEventLoopStallMs.virsh)],
+        ['driver', 'rounds', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'mean ms', 'rounds > 200 ms', 'first round ms', 'client CPU ms/round', 'daemons CPU ms/round', 'max event-loop stall ms'],
+        ['libvirt (RPC)', String(times.rpc.length), fmt(result.roundMs.rpc.p50), fmt(result.roundMs.rpc.p95), fmt(result.roundMs.rpc.p99), fmt(result.roundMs.rpc.max), fmt(result.roundMs.rpc.mean), String(result.roundMs.rpc.over200), fmt(rpcFirst.ms), fmt(result.clientCpuMsPerRound.rpc), fmt(daemonCpu.rpc), fmt(result.maxEventLoopStallMs.rpc)],
+        [`virsh (≤ ${P} processes)`, String(times.virsh.length), fmt(result.roundMs.virsh.p50), fmt(result.roundMs.virsh.p95), fmt(result.roundMs.virsh.p99), fmt(result.roundMs.virsh.max), fmt(result.roundMs.virsh.mean), String(result.roundMs.virsh.over200), fmt(virshFirst.ms), fmt(result.clientCpuMsPerRound.virsh), fmt(daemonCpu.virsh), fmt(result.maxEventLoopStallMs.virsh)],
       ];
       console.log(`${N} hosts, ${result.domains} shut-off domains; one round = listHosts + listVms + sample; inventories ${same ? 'identical' : 'DIFFER'}; incomplete rounds (left out) rpc ${incomplete.rpc}, virsh ${incomplete.virsh}`);
       console.log(`| ${rows[0].join(' | ')} |`);
       console.log(`|${rows[0].map(() => '---').join('|')}|`);
       for (const r of rows.slice(1)) console.log(`| ${r.join(' | ')} |`);
+      console.log(`RPC connections held open through the virsh rounds: ${rpcDisconnects} disconnects; the RPC round after them ${fmt(rpcAfterVirsh.ms)} ms, ${rpcAfterVirsh.complete ? 'complete' : 'INCOMPLETE'}`);
       console.log(`startup ${result.startup.totalMs} ms (first host ${result.startup.firstHostMs} ms); libvirtd RSS ${memory.libvirtdRssMiB} MiB total (PSS ${memory.libvirtdPssMiB} MiB, max ${memory.maxLibvirtdRssMiB} MiB per daemon), reapers RSS ${memory.reaperRssMiB} MiB (PSS ${memory.reaperPssMiB} MiB); teardown ${down?.ms} ms, left ${JSON.stringify(down?.left)}`);
       console.log(`machine: ${result.machine.cpu}, ${result.machine.cores} cores, ${result.machine.memGiB} GiB, ${result.machine.libvirt}, node ${result.machine.node}, load ${result.machine.loadAvg} → ${result.machine.loadAvgAfter}`);
     }

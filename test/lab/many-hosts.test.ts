@@ -9,7 +9,7 @@
 import { existsSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { HostConfig } from '../../src/config/schema.js';
-import { LibvirtDriver } from '../../src/drivers/libvirt/index.js';
+import { LibvirtDriver, type RpcBackend } from '../../src/drivers/libvirt/index.js';
 import { VirshDriver } from '../../src/drivers/virsh/index.js';
 import type { HostInfo, HypervisorDriver, VmInfo } from '../../src/drivers/hypervisor.js';
 import { labLayout } from '../../src/lab/layout.js';
@@ -96,6 +96,25 @@ describeLab('many-host lab: RPC and virsh drivers agree on every host; teardown 
     expect(usageKey(sa)).toEqual(usageKey(sb));
     // no domain runs: no VM usage from either
     expect([sa.vms, sb.vms]).toEqual([[], []]);
+  });
+
+  it('RPC driver, once usage is polled: a controller round (inventory, then usage) is one exchange of 4 calls per host; sample() then asks nothing', async () => {
+    const lv = rpc as LibvirtDriver;
+    await lv.sample();
+    const conns = await Promise.all(lv.backends.map((b) => (b as RpcBackend).connection()));
+    const sent = (): number[] => conns.map((c) => c.rpcStats.callsSent);
+    for (let round = 0; round < 2; round++) {
+      const before = sent();
+      const [hosts, vms] = await Promise.all([lv.listHosts(), lv.listVms()]);
+      const mid = sent();
+      const s = await lv.sample();
+      // domain stats with the usage groups, the persistent list, node CPU and memory counters
+      expect(mid.map((n, i) => n - before[i]!)).toEqual(Array(N).fill(4));
+      expect(sent()).toEqual(mid);
+      expect(hosts.filter((h) => h.up)).toHaveLength(N);
+      expect(vms).toHaveLength(N * PER_HOST);
+      expect(s.hosts.map((u) => u.host).sort()).toEqual(many!.hosts.map((h) => h.name).sort());
+    }
   });
 
   it('teardown stops every daemon and leaves no process, namespace, mount or file behind', async () => {
