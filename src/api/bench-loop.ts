@@ -10,7 +10,7 @@
  * per-step journal writes), not how long the migrations would take on real hosts.
  */
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compilePolicy } from '../core/policy.js';
 import { createDaemon } from '../daemon/daemon.js';
@@ -55,6 +55,8 @@ export interface BenchLoopRound {
   readonly roundMs: number;
   /** CPU time of the process during the round, ms (user + system): on a shared machine the wall times also count waiting for a core. */
   readonly roundCpuMs: number;
+  /** CPU time of the process in each stage, ms (TickResult.stageCpuMs). */
+  readonly cpuMs: { readonly collectMs: number; readonly planMs: number; readonly journalMs: number; readonly executeMs: number };
   readonly steps: number;
   readonly migrations: number;
   readonly powerOffs: number;
@@ -76,6 +78,8 @@ export interface BenchLoopResult {
   readonly executeMs: Percentiles;
   readonly roundMs: Percentiles;
   readonly roundCpuMs: Percentiles;
+  /** The stages' CPU time, ms (p50, p99 over the rounds). */
+  readonly stageCpuMs: { readonly collectMs: Percentiles; readonly planMs: Percentiles; readonly journalMs: Percentiles; readonly executeMs: Percentiles };
   /** Peak resident memory of the process, MiB (getrusage maxrss): scenario, driver, daemon and store together. */
   readonly peakRssMiB: number;
   /** Time to build the synthetic cluster and the simulated driver, ms (not part of a round). */
@@ -84,6 +88,12 @@ export interface BenchLoopResult {
   readonly storeBytes: number;
   /** Steps executed (succeeded) over all rounds. */
   readonly stepsExecuted: number;
+  /**
+   * The machine: CPU model and count, Node version, and its 1-minute load average when the run
+   * began and when it ended (on a shared machine wall times include waiting for a core; compare
+   * roundCpuMs).
+   */
+  readonly machine: { readonly cpuModel: string; readonly cpus: number; readonly node: string; readonly loadAvg1Start: number; readonly loadAvg1End: number };
   readonly perRound: readonly BenchLoopRound[];
 }
 
@@ -123,6 +133,7 @@ export async function benchLoop(opts: BenchLoopOptions): Promise<BenchLoopResult
   const rounds = opts.rounds ?? 5;
   const intervalSec = opts.intervalSec ?? 60;
   const policy = compilePolicy(opts.policy ?? 'tide');
+  const loadAvg1Start = loadavg()[0]!;
   const t0 = performance.now();
   const { scenario, placement } = loopScenario({ hosts: opts.hosts, vms: opts.vms, seed: opts.seed, intervalSec });
   const clock = new VirtualClock(0);
@@ -157,9 +168,10 @@ export async function benchLoop(opts: BenchLoopOptions): Promise<BenchLoopResult
       if (report.result === 'error' || !report.tick) throw new Error(`bench loop: round ${i + 1} failed: ${report.error?.code ?? ''} ${report.error?.message ?? 'no round'}`);
       const { tick } = report;
       const st = tick.stageMs ?? { collectMs: 0, planMs: 0, journalMs: 0, executeMs: 0 };
+      const sc = tick.stageCpuMs ?? { collectMs: 0, planMs: 0, journalMs: 0, executeMs: 0 };
       const kind = (k: string): number => tick.plan.steps.filter((s) => s.kind === k).length;
       const r: BenchLoopRound = {
-        round: i + 1, ...st, roundMs, roundCpuMs, steps: tick.plan.steps.length,
+        round: i + 1, ...st, roundMs, roundCpuMs, cpuMs: { collectMs: round1(sc.collectMs), planMs: round1(sc.planMs), journalMs: round1(sc.journalMs), executeMs: round1(sc.executeMs) }, steps: tick.plan.steps.length,
         migrations: kind('migrate'), powerOffs: kind('powerOff'), powerOns: kind('powerOn'),
         succeeded: tick.run?.succeeded ?? 0, failed: tick.run?.failed ?? 0, skipped: tick.run?.skipped ?? 0,
       };
@@ -180,10 +192,16 @@ export async function benchLoop(opts: BenchLoopOptions): Promise<BenchLoopResult
   return {
     hosts: opts.hosts, vms: opts.vms, rounds, policy: policy.label, intervalSec,
     collectMs: of('collectMs'), planMs: of('planMs'), journalMs: of('journalMs'), executeMs: of('executeMs'), roundMs: of('roundMs'), roundCpuMs: of('roundCpuMs'),
+    stageCpuMs: {
+      collectMs: pct(perRound.map((r) => r.cpuMs.collectMs)), planMs: pct(perRound.map((r) => r.cpuMs.planMs)),
+      journalMs: pct(perRound.map((r) => r.cpuMs.journalMs)), executeMs: pct(perRound.map((r) => r.cpuMs.executeMs)),
+    },
     peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024), buildMs, storeBytes,
     stepsExecuted: perRound.reduce((a, r) => a + r.succeeded, 0),
+    machine: { cpuModel: cpus()[0]?.model ?? 'unknown', cpus: cpus().length, node: process.version, loadAvg1Start: round2(loadAvg1Start), loadAvg1End: round2(loadavg()[0]!) },
     perRound: perRound.map((r) => ({ ...r, collectMs: round1(r.collectMs), planMs: round1(r.planMs), journalMs: round1(r.journalMs), executeMs: round1(r.executeMs), roundMs: round1(r.roundMs), roundCpuMs: round1(r.roundCpuMs) })),
   };
 }
 
 const round1 = (x: number): number => Math.round(x * 10) / 10;
+const round2 = (x: number): number => Math.round(x * 100) / 100;

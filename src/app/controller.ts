@@ -130,7 +130,15 @@ export interface TickResult {
    * metrics rows), execute (the executor with its per-step journal writes; 0 when nothing ran).
    */
   readonly stageMs?: { readonly collectMs: number; readonly planMs: number; readonly journalMs: number; readonly executeMs: number };
+  /** The process's CPU time (user + system, all threads) in the same stages, ms: on a shared machine wall times also count waiting for a core. */
+  readonly stageCpuMs?: { readonly collectMs: number; readonly planMs: number; readonly journalMs: number; readonly executeMs: number };
 }
+
+/** This process's CPU time so far (user + system), ms. */
+const cpuMs = (): number => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
 
 /** A host's power model when the configuration gives none: a typical 2-socket server. */
 const DEFAULT_POWER = linearPower(120, 320, { offW: 10, bootSec: 240, bootW: 180 });
@@ -529,6 +537,7 @@ export class Controller {
     }
     let collected: ClusterSnapshot;
     const collectT0 = performance.now();
+    const cpu0 = cpuMs();
     try {
       collected = await this.collect();
     } catch (e) {
@@ -537,11 +546,13 @@ export class Controller {
     }
     const snapshot = this.applyFreeze(collected);
     const collectMs = performance.now() - collectT0;
+    const cpu1 = cpuMs();
     const at = this.deps.clock.now();
     const blocks = this.blocks();
     const planT0 = performance.now();
     const plan = guardPlan(makePlan(snapshot, this.deps.policy, snapshot.time), blocks, new Map(snapshot.vms.map((v) => [v.id, v.host])));
     const planMs = performance.now() - planT0;
+    const cpu2 = cpuMs();
     const store = this.deps.store;
     const status = plan.steps.length === 0 ? 'done' : this.deps.mode === 'automatic' ? 'running' : 'proposed';
     // The round's journal (plan, decision, metrics) in one commit: nothing has acted on it yet.
@@ -552,12 +563,14 @@ export class Controller {
     };
     const planId = store ? store.batch(journal) : journal();
     const journalMs = performance.now() - planT0 - planMs;
+    const cpu3 = cpuMs();
     this.deps.observer?.onPlan?.(plan, at, planId, planMs);
     let run: PlanRun | null = null;
     const executeT0 = performance.now();
     if (this.deps.mode === 'automatic' && plan.steps.length > 0) run = await this.execute(plan, planId, signal);
     const stageMs = { collectMs, planMs, journalMs, executeMs: run ? performance.now() - executeT0 : 0 };
-    const result: TickResult = { at, snapshot, plan, planId, run, reconciled, freeze: tickFreeze(this.freeze), stageMs };
+    const stageCpuMs = { collectMs: cpu1 - cpu0, planMs: cpu2 - cpu1, journalMs: cpu3 - cpu2, executeMs: run ? cpuMs() - cpu3 : 0 };
+    const result: TickResult = { at, snapshot, plan, planId, run, reconciled, freeze: tickFreeze(this.freeze), stageMs, stageCpuMs };
     this.deps.observer?.onTick?.(result);
     return result;
   }
