@@ -10,9 +10,12 @@
 // the same inventory, and removes the hosts again (also on Ctrl-C). It holds the two-host
 // lab's lease (like the lab tests and bench/migrate.js), so it never shares the CPUs with them.
 //
-// One round is exactly what the controller does every interval (src/app/controller.ts):
-//   Promise.all([driver.listHosts(), driver.listVms(), driver.sample()])
-// timed from the call to the last answer. All RPC rounds run first, then the virsh rounds
+// One round is what the controller does every interval (src/app/controller.ts), timed from
+// the first call to the last answer. --shape controller (default): the inventory, then the
+// usage, as the controller asks since metrics sources exist (usage may come from Prometheus):
+//   await Promise.all([driver.listHosts(), driver.listVms()]); await driver.sample();
+// --shape parallel: all three at once, Promise.all([listHosts(), listVms(), sample()]) (the
+// controller before metrics sources; what this bench measured until then). All RPC rounds run first, then the virsh rounds
 // (see main: virsh blocks the event loop). The first round of each driver (connects; host
 // facts) is reported apart and not in p50/p99; a round in which any host did not answer is
 // counted as incomplete and left out (a missing host makes a round fast, not slow).
@@ -25,6 +28,7 @@
 // libvirt's keepalive, 5 s × 5, gets them dropped: counted as `rpcDisconnectsDuringVirsh`).
 //
 // Knobs: --hosts N (50) --rounds R (30, RPC) --virsh-rounds V (3) --domains D (2 per host)
+//        --shape controller|parallel (see above)
 //        --virsh-processes P (the virsh driver's cap on parallel virsh processes, its default 8)
 //        --concurrency C (10 hosts started at once) --dir DIR (/tmp/tide-many) --json
 //        TIDE_DIST=<dir> runs another build of the code than ../dist.
@@ -48,6 +52,7 @@ const { values: args } = parseArgs({
     domains: { type: 'string', default: '2' },
     concurrency: { type: 'string', default: '10' },
     'virsh-processes': { type: 'string', default: '8' },
+    shape: { type: 'string', default: 'controller' },
     dir: { type: 'string' },
     json: { type: 'boolean', default: false },
   },
@@ -66,6 +71,11 @@ const V = int('virsh-rounds', 2);
 const D = int('domains', 0);
 const C = int('concurrency', 1);
 const P = int('virsh-processes', 1);
+const SHAPE = args.shape;
+if (SHAPE !== 'controller' && SHAPE !== 'parallel') {
+  console.error(`--shape must be controller or parallel (got ${SHAPE})`);
+  process.exit(2);
+}
 
 const log = (m) => process.stderr.write(`[collect ${new Date().toISOString().slice(11, 23)}] ${m}\n`);
 
@@ -109,7 +119,12 @@ async function round(driver) {
   loop.enable();
   const c0 = cpuMs();
   const t0 = performance.now();
-  const [hosts, vms, usage] = await Promise.all([driver.listHosts(), driver.listVms(), driver.sample()]);
+  let hosts, vms, usage;
+  if (SHAPE === 'parallel') [hosts, vms, usage] = await Promise.all([driver.listHosts(), driver.listVms(), driver.sample()]);
+  else {
+    [hosts, vms] = await Promise.all([driver.listHosts(), driver.listVms()]);
+    usage = await driver.sample();
+  }
   const ms = performance.now() - t0;
   loop.disable();
   const stallMs = loop.max / 1e6;
@@ -225,6 +240,7 @@ async function main() {
     const result = {
       hosts: N,
       domainsPerHost: D,
+      shape: SHAPE,
       domains: rpcFirst.vms.length,
       roundsMeasured: { rpc: times.rpc.length, virsh: times.virsh.length },
       roundsIncomplete: incomplete,
@@ -258,7 +274,7 @@ async function main() {
         ['libvirt (RPC)', String(times.rpc.length), fmt(result.roundMs.rpc.p50), fmt(result.roundMs.rpc.p95), fmt(result.roundMs.rpc.p99), fmt(result.roundMs.rpc.max), fmt(result.roundMs.rpc.mean), String(result.roundMs.rpc.over200), fmt(rpcFirst.ms), fmt(result.clientCpuMsPerRound.rpc), fmt(daemonCpu.rpc), fmt(result.maxEventLoopStallMs.rpc)],
         [`virsh (≤ ${P} processes)`, String(times.virsh.length), fmt(result.roundMs.virsh.p50), fmt(result.roundMs.virsh.p95), fmt(result.roundMs.virsh.p99), fmt(result.roundMs.virsh.max), fmt(result.roundMs.virsh.mean), String(result.roundMs.virsh.over200), fmt(virshFirst.ms), fmt(result.clientCpuMsPerRound.virsh), fmt(daemonCpu.virsh), fmt(result.maxEventLoopStallMs.virsh)],
       ];
-      console.log(`${N} hosts, ${result.domains} shut-off domains; one round = listHosts + listVms + sample; inventories ${same ? 'identical' : 'DIFFER'}; incomplete rounds (left out) rpc ${incomplete.rpc}, virsh ${incomplete.virsh}`);
+      console.log(`${N} hosts, ${result.domains} shut-off domains; one round (${SHAPE}) = ${SHAPE === 'parallel' ? 'listHosts + listVms + sample at once' : 'listHosts + listVms, then sample'}; inventories ${same ? 'identical' : 'DIFFER'}; incomplete rounds (left out) rpc ${incomplete.rpc}, virsh ${incomplete.virsh}`);
       console.log(`| ${rows[0].join(' | ')} |`);
       console.log(`|${rows[0].map(() => '---').join('|')}|`);
       for (const r of rows.slice(1)) console.log(`| ${r.join(' | ')} |`);
