@@ -13,6 +13,7 @@
 //               BENCH_JSON=out.json (write every row)  TIDE_PLANETLAB_DIR=...
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { simulate } from '../dist/sim/run.js';
@@ -156,6 +157,8 @@ if (!process.env.BENCH_SKIP_SCALING) {
     if (hosts === 10000 && (r.planCpuMs > 1000 || r.peakRssMiB > 1024)) failures.push(`bench plan 10k: ${r.planMs} ms (CPU ${r.planCpuMs} ms), ${r.peakRssMiB} MiB`);
   }
   console.log(table(['hosts', 'vms', 'migrations', 'power-offs', 'plan ms', 'plan CPU ms', 'peak RSS MiB'], data));
+  // a shared machine: the CPU time is the figure to compare, the load says how noisy the wall time is
+  console.log(`  load average after: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   console.log('');
 }
 

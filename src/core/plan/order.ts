@@ -51,15 +51,23 @@ export interface OrderResult {
  * in the order of each VM's first move; VMs that end where they started drop out.
  */
 export function compactMoves<T extends { vm: number; from: number; to: number }>(raw: readonly T[]): { vm: number; from: number; to: number; first: T; last: T }[] {
-  const byVm = new Map<number, { vm: number; from: number; to: number; first: T; last: T }>();
+  type Net = { vm: number; from: number; to: number; first: T; last: T };
+  // by VM index (a sparse array: VM indices are small non-negative integers), and in order of
+  // each VM's first move
+  const byVm: (Net | undefined)[] = [];
+  const inOrder: Net[] = [];
   for (const m of raw) {
-    const cur = byVm.get(m.vm);
+    const cur = byVm[m.vm];
     if (cur) {
       cur.to = m.to;
       cur.last = m;
-    } else byVm.set(m.vm, { vm: m.vm, from: m.from, to: m.to, first: m, last: m });
+    } else {
+      const net = { vm: m.vm, from: m.from, to: m.to, first: m, last: m };
+      byVm[m.vm] = net;
+      inOrder.push(net);
+    }
   }
-  return [...byVm.values()].filter((m) => m.from !== m.to);
+  return inOrder.filter((m) => m.from !== m.to);
 }
 
 /**
@@ -105,7 +113,8 @@ export function orderPlan(start: ClusterSnapshot | ClusterState, input: OrderInp
   const steps: Step[] = [];
   const deferred: NotMoved[] = [];
   const outs: number[][] = Array.from({ length: nh }, () => []);
-  const lastStepOfVm = new Map<number, number>();
+  /** Id of the last step emitted for each VM (0: none; ids start at 1). */
+  const lastStepOfVm = new Int32Array(s.vms.length);
   const powerOnStep = new Map<number, number>();
   let nextId = 1;
 
@@ -129,8 +138,8 @@ export function orderPlan(start: ClusterSnapshot | ClusterState, input: OrderInp
     const deps = outs[to]!.slice();
     const on = powerOnStep.get(to);
     if (on !== undefined) deps.unshift(on);
-    const prev = lastStepOfVm.get(m.vm);
-    if (prev !== undefined && !deps.includes(prev)) {
+    const prev = lastStepOfVm[m.vm]!;
+    if (prev !== 0 && !deps.includes(prev)) {
       deps.push(prev);
       deps.sort((a, b) => a - b);
     }
@@ -147,7 +156,7 @@ export function orderPlan(start: ClusterSnapshot | ClusterState, input: OrderInp
       steps.push(step);
       outs[from]!.push(id);
     }
-    lastStepOfVm.set(m.vm, id);
+    lastStepOfVm[m.vm] = id;
     s.move(m.vm, to);
   };
 

@@ -126,16 +126,24 @@ const fmt = (x: number, d = 0): string => x.toFixed(d);
  * Mean and variance (MIPS, MIPS²) of one VM's next-interval CPU demand from its last samples
  * `hist` (oldest first), followed by `extra` more samples equal to the current demand.
  */
-function forecastOne(hist: ArrayLike<number>, extra: number, cur: number, size: number, window: number, trendSamples: number, learned: boolean): [number, number] {
+function forecastOne(hist: ArrayLike<number>, extra: number, cur: number, size: number, window: number, trendSamples: number, learned: boolean, out: Float64Array): void {
   const n = hist.length + extra;
-  const at = (k: number): number => (k < hist.length ? hist[k]! : cur);
+  const hn = hist.length;
   const len = Math.min(window, n);
-  if (len === 0) return [cur, 0];
+  if (len === 0) {
+    out[0] = cur;
+    out[1] = 0;
+    return;
+  }
+  // (sample k is hist[k], or the current demand past the history: `extra` more samples)
   let s = 0;
-  for (let k = n - len; k < n; k++) s += at(k);
+  for (let k = n - len; k < n; k++) s += k < hn ? hist[k]! : cur;
   const mu = s / len;
   let ss = 0;
-  for (let k = n - len; k < n; k++) ss += (at(k) - mu) * (at(k) - mu);
+  for (let k = n - len; k < n; k++) {
+    const d = (k < hn ? hist[k]! : cur) - mu;
+    ss += d * d;
+  }
   let mean = Math.min(size, 0.5 * cur + 0.5 * mu);
   // A rising trend the learned profile does not know about (no profile yet: a first day, a
   // new VM): project the last `trendSamples` samples' least-squares slope two samples ahead
@@ -147,7 +155,8 @@ function forecastOne(hist: ArrayLike<number>, extra: number, cur: number, size: 
     let sxy = 0;
     let sxx = 0;
     for (let i = 0; i < tn; i++) {
-      const y = at(n - tn + i);
+      const k = n - tn + i;
+      const y = k < hn ? hist[k]! : cur;
       sx += i;
       sy += y;
       sxy += i * y;
@@ -159,7 +168,8 @@ function forecastOne(hist: ArrayLike<number>, extra: number, cur: number, size: 
   // A short history says little: assume at least the spread a uniform draw over
   // [0, 2·mean] would have, until enough samples are seen.
   const floor = len < window ? (mean * mean) / 3 : 0;
-  return [mean, Math.max(ss / len, floor)];
+  out[0] = mean;
+  out[1] = Math.max(ss / len, floor);
 }
 
 /**
@@ -177,12 +187,19 @@ function forecast(snapshot: ClusterSnapshot, window: number, trendSamples = 0): 
   const variance = new Float64Array(n);
   const guardMean = new Float64Array(n);
   const guardVariance = new Float64Array(n);
+  const f0 = new Float64Array(2);
+  const f1 = new Float64Array(2);
   for (let v = 0; v < n; v++) {
     const vm = snapshot.vms[v]!;
     const size = vm.vcpus * vm.mipsPerVcpu;
     const known = !!learned?.[vm.id];
-    const [m0, q0] = forecastOne(vm.cpuHistoryMips, 0, vm.demand.cpuMips, size, window, trendSamples, known);
-    const [m1, q1] = vm.cpuHistoryMips.length === 0 ? [m0, q0] : forecastOne(vm.cpuHistoryMips, 1, vm.demand.cpuMips, size, window, trendSamples, known);
+    forecastOne(vm.cpuHistoryMips, 0, vm.demand.cpuMips, size, window, trendSamples, known, f0);
+    const m0 = f0[0]!;
+    const q0 = f0[1]!;
+    if (vm.cpuHistoryMips.length === 0) f1.set(f0);
+    else forecastOne(vm.cpuHistoryMips, 1, vm.demand.cpuMips, size, window, trendSamples, known, f1);
+    const m1 = f1[0]!;
+    const q1 = f1[1]!;
     mean[v] = m0;
     variance[v] = q0;
     guardMean[v] = Math.max(m0, m1);
