@@ -861,6 +861,7 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
     const ROOM_MEM = 1;
     const ROOM_NOW = 2;
     let roomTree = new MultiMaxTree(0, 3);
+    let roomBuf = new Float64Array(0);
     const posOf = new Int32Array(nh).fill(-1);
     const setRoom = (h: number): void => {
       const i = posOf[h]!;
@@ -924,8 +925,11 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
       const n = receivers.length;
       keys = new Float64Array(n);
       posOf.fill(-1);
-      roomTree = new MultiMaxTree(n, 3);
-      const room = new Float64Array(n);
+      // (receivers only get fewer: the first tree and buffer are reused)
+      if (roomTree.capacity < n) roomTree = new MultiMaxTree(n, 3);
+      else roomTree.setLength(n);
+      if (roomBuf.length < n) roomBuf = new Float64Array(n);
+      const room = roomBuf.subarray(0, n);
       for (let i = 0; i < n; i++) {
         const h = receivers[i]!;
         keys[i] = keyOf[h]!;

@@ -78,11 +78,29 @@ export class MultiMaxTree {
   /** t[node * keys + k]: max of key k over the node's positions (node 1 = root). */
   private readonly t: Float64Array;
 
-  constructor(readonly n: number, readonly keys: number) {
+  /** Positions in use (≤ capacity); see setLength. */
+  n: number;
+
+  constructor(n: number, readonly keys: number) {
+    this.n = n;
     let size = 1;
     while (size < n) size *= 2;
     this.size = size;
     this.t = new Float64Array(2 * size * keys).fill(-Infinity);
+  }
+
+  /** How many positions the tree can hold without a new one. */
+  get capacity(): number {
+    return this.size;
+  }
+
+  /**
+   * Reuses the tree for n ≤ capacity positions (no allocation); every key must then be built
+   * again before a search.
+   */
+  setLength(n: number): void {
+    if (n > this.size) throw new RangeError(`MultiMaxTree: ${n} positions > capacity ${this.size}`);
+    this.n = n;
   }
 
   /** Sets every value of key k at once (values.length ≤ n), O(n). */
