@@ -436,7 +436,7 @@ export interface Store {
  * 5 the policy and rules set through the API (a Tide that ignores them would act on the file's
  * policy and rules while the operator's edit is shown as in force).
  */
-const SCHEMA_VERSION = 5;
+const SCHEMA_VERSION = 6;
 
 function pidAlive(pid: number): boolean {
   try {
@@ -661,7 +661,7 @@ export function openSqliteStore(path: string): Store {
       for (const [col, type] of [['fingerprint', 'TEXT'], ['status_reason', 'TEXT'], ['confirmed_ms', 'INTEGER']] as const) {
         if (!planCols.has(col)) db.exec(`ALTER TABLE plans ADD COLUMN ${col} ${type}`);
       }
-      // the lease row's controller node id (daemon.nodeId); guarded, no version change of its own yet
+      // 5 → 6: the lease row's controller node id (daemon.nodeId). Guarded, like the plan columns.
       if (!(db.prepare('PRAGMA table_info(cluster_lock)').all() as { name: string }[]).some((c) => c.name === 'node')) db.exec('ALTER TABLE cluster_lock ADD COLUMN node TEXT');
       if (!version) db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(SCHEMA_VERSION);
       else if (version.version < SCHEMA_VERSION) {
@@ -670,6 +670,8 @@ export function openSqliteStore(path: string): Store {
         // 3 → 4: the daemon's, the journal's and the API's tables (host_state, daemon_status, wake_path, api_tokens,
         // power_actions, decisions, metrics: created above) and the plan columns (added above).
         // 4 → 5: config_overrides (policy and rules set through the API; created above).
+        // 5 → 6: plan_bodies (a plan's JSON apart from its row, created above; plans written since
+        // keep plans.plan_json empty, so an older Tide must not open them) and cluster_lock.node.
         const cols = db.prepare('PRAGMA table_info(step_runs)').all() as { name: string }[];
         if (!cols.some((c) => c.name === 'note')) db.exec('ALTER TABLE step_runs ADD COLUMN note TEXT');
         db.prepare('UPDATE schema_version SET version = ?').run(SCHEMA_VERSION);

@@ -62,7 +62,8 @@ describe.skipIf(skip !== null)('lease row node id: PostgreSQL', () => {
   it('round-trips; a store from before the column gets it on open', () => {
     const opts = { host: server.host, port: server.port, database, user: server.user, password: server.password, ssl: false, schema: 'lease_node', timeoutMs: 5_000 };
     openPgStore(opts).close();
-    server.psql(database, 'ALTER TABLE lease_node.cluster_lock DROP COLUMN node');
+    // As a version-4 store (before the column) was: migration V5 adds it.
+    server.psql(database, 'ALTER TABLE lease_node.cluster_lock DROP COLUMN node; UPDATE lease_node.schema_version SET version = 4');
     const s = openPgStore(opts);
     try {
       roundTrip(s);

@@ -87,9 +87,9 @@ describe('cluster lock, SQLite', () => {
     expect(up.acquireClusterLock(holder('t'), 1000).token).toBeTruthy();
     expect(up.recordUnknownMigration({ vm: 'v', from: 'a', to: 'b', planId: id, sinceMs: 1, reason: 'r' })).toBeGreaterThan(0);
     up.close();
-    const bump = spawnSync(process.execPath, ['-e', `const D = require('better-sqlite3'); const db = new D(process.argv[1]); db.exec('UPDATE schema_version SET version = 6'); db.close();`, path], { cwd: ROOT });
+    const bump = spawnSync(process.execPath, ['-e', `const D = require('better-sqlite3'); const db = new D(process.argv[1]); db.exec('UPDATE schema_version SET version = 7'); db.close();`, path], { cwd: ROOT });
     expect(bump.status).toBe(0);
-    expect(() => openSqliteStore(path)).toThrow(/store schema version 6, this Tide understands up to 5/);
+    expect(() => openSqliteStore(path)).toThrow(/store schema version 7, this Tide understands up to 6/);
   });
 
   it("resolves the configuration's store path against the configuration file, not the working directory", () => {

@@ -31,13 +31,13 @@ describe('unknown migrations in the store', () => {
     expect(up.recordUnknownMigration({ vm: 'v', from: 'a', to: 'b', planId: null, sinceMs: 0, reason: 'r' })).toBeGreaterThan(0);
     up.close();
     const v = new Database(path);
-    expect((v.prepare('SELECT version FROM schema_version').all() as { version: number }[])).toEqual([{ version: 5 }]);
-    v.exec('UPDATE schema_version SET version = 6');
+    expect((v.prepare('SELECT version FROM schema_version').all() as { version: number }[])).toEqual([{ version: 6 }]);
+    v.exec('UPDATE schema_version SET version = 7');
     v.close();
-    expect(() => openSqliteStore(path)).toThrow(/schema version 6, this Tide understands up to 5/);
+    expect(() => openSqliteStore(path)).toThrow(/schema version 7, this Tide understands up to 6/);
   });
 
-  it('upgrades a version-3 store to 5 in place: plans kept, the daemon and journal tables and plan columns added', () => {
+  it('upgrades a version-3 store to 6 in place: plans kept, the daemon and journal tables and plan columns added', () => {
     const path = tempPath();
     const s = openSqliteStore(path);
     const id = s.savePlan({ policy: 'p', time: 0, steps: [], hosts: [], notMoved: [] }, { createdMs: 0, mode: 'approve', status: 'proposed' });
@@ -56,11 +56,11 @@ describe('unknown migrations in the store', () => {
     expect(up.apiTokens()).toEqual([]);
     up.close();
     const v = new Database(path);
-    expect((v.prepare('SELECT version FROM schema_version').all() as { version: number }[])).toEqual([{ version: 5 }]);
+    expect((v.prepare('SELECT version FROM schema_version').all() as { version: number }[])).toEqual([{ version: 6 }]);
     v.close();
   });
 
-  it('upgrades a version-4 store to 5 in place: plans kept, the API overrides table added', () => {
+  it('upgrades a version-4 store to 6 in place: plans kept, the API overrides table added', () => {
     const path = tempPath();
     const s = openSqliteStore(path);
     const id = s.savePlan({ policy: 'p', time: 0, steps: [], hosts: [], notMoved: [] }, { createdMs: 0, mode: 'approve', status: 'proposed' });
@@ -75,7 +75,30 @@ describe('unknown migrations in the store', () => {
     expect(up.configOverride('policy')?.setBy).toBe('test');
     up.close();
     const v = new Database(path);
-    expect((v.prepare('SELECT version FROM schema_version').all() as { version: number }[])).toEqual([{ version: 5 }]);
+    expect((v.prepare('SELECT version FROM schema_version').all() as { version: number }[])).toEqual([{ version: 6 }]);
+    v.close();
+  });
+
+  it('upgrades a version-5 store to 6 in place: a plan kept in plans.plan_json still reads whole, the lease row gains its node', () => {
+    const path = tempPath();
+    const s = openSqliteStore(path);
+    const id = s.savePlan({ policy: 'p', time: 7, steps: [{ id: 1, kind: 'powerOff', host: 'h1', deps: [], reason: 'r', by: 'b' }], hosts: [], notMoved: [] },
+      { createdMs: 0, mode: 'approve', status: 'proposed' });
+    s.close();
+    // As a version-5 Tide wrote it: the body in the plan row, no plan_bodies, no lease node.
+    const db = new Database(path);
+    db.exec(`UPDATE plans SET plan_json = (SELECT plan_json FROM plan_bodies b WHERE b.plan_id = plans.id);
+      DROP TABLE plan_bodies; ALTER TABLE cluster_lock DROP COLUMN node; UPDATE schema_version SET version = 5`);
+    db.close();
+    const up = openSqliteStore(path);
+    expect(up.getPlan(id)?.plan.steps.map((st) => st.kind)).toEqual(['powerOff']);
+    const id2 = up.savePlan({ policy: 'q', time: 8, steps: [], hosts: [], notMoved: [] }, { createdMs: 1, mode: 'approve', status: 'proposed' });
+    expect(up.getPlan(id2)?.plan.policy).toBe('q');
+    up.close();
+    const v = new Database(path);
+    expect((v.prepare('SELECT version FROM schema_version').all() as { version: number }[])).toEqual([{ version: 6 }]);
+    expect((v.prepare('PRAGMA table_info(cluster_lock)').all() as { name: string }[]).map((c) => c.name)).toContain('node');
+    expect((v.prepare('SELECT plan_json FROM plan_bodies WHERE plan_id = ?').get(id2) as { plan_json: string }).plan_json).toContain('"q"');
     v.close();
   });
 });

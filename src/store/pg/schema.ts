@@ -183,7 +183,12 @@ CREATE TABLE IF NOT EXISTS config_overrides (
 );
 `;
 
+/** Version 5: the lease row names the controller's node id (daemon.nodeId). */
+const V5 = `
+ALTER TABLE cluster_lock ADD COLUMN IF NOT EXISTS node TEXT;
+`;
+
 /** MIGRATIONS[v - 1]: version v - 1 → v. The store's version is MIGRATIONS.length. */
-export const MIGRATIONS: readonly string[] = [V1, V2, V3, V4];
+export const MIGRATIONS: readonly string[] = [V1, V2, V3, V4, V5];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;

@@ -111,8 +111,6 @@ export function openPgStore(opts: PgStoreOptions): Store {
       if (cur && cur.version < 1) throw new DriverError('TIDE_STORE_VERSION', `${where0}: store schema version ${cur.version} is unknown`, { version: cur.version });
       const from = cur?.version ?? 0;
       for (let v = from; v < PG_SCHEMA_VERSION; v++) pg.query(MIGRATIONS[v]!);
-      // the lease row's controller node id (daemon.nodeId); guarded, no version change of its own yet
-      pg.query('ALTER TABLE cluster_lock ADD COLUMN IF NOT EXISTS node TEXT');
       if (!cur) pg.query('INSERT INTO schema_version (version) VALUES ($1)', [PG_SCHEMA_VERSION]);
       else if (from < PG_SCHEMA_VERSION) pg.query('UPDATE schema_version SET version = $1', [PG_SCHEMA_VERSION]);
     });
