@@ -249,7 +249,7 @@ describe.skipIf(!haveChromium)('dashboard in headless Chromium against tide demo
       const from = /from (\S+) to/.exec((await admin.textContent('[data-testid=migrate-bar]')) ?? '')?.[1];
       expect(from).toMatch(/^srv-/);
       const offered = await admin.$$eval('[data-testid=migrate-bar] select option', (els) =>
-        els.map((e) => (e as HTMLOptionElement).value).filter((v) => v !== 'best'));
+        els.map((e) => (e as unknown as { value: string }).value).filter((v) => v !== 'best'));
       expect(offered.length).toBeGreaterThan(0);
       expect(offered).not.toContain(from);
       const dest = offered[0]!;
