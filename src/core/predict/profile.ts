@@ -53,29 +53,54 @@ export interface Prediction {
   readonly samples: number;
 }
 
-const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 const mod = (a: number, m: number): number => ((a % m) + m) % m;
 
-/** Bounded list of the most recent values of one bucket. */
+/**
+ * Most samples a bucket keeps for a `keep` option: what `push` then drop-the-oldest-while-longer
+ * kept before (floor of keep, at least 0; unbounded for NaN or Infinity).
+ */
+const capOf = (keep: number): number => (Number.isNaN(keep) || keep === Infinity ? Infinity : Math.max(0, Math.floor(keep)));
+
+/**
+ * The most recent samples of one bucket (at most `cap`, passed in by the learner so that it is
+ * not stored per bucket): CPU and memory interleaved in one plain array of doubles, a circular
+ * buffer once full (`head` = the oldest). Created on a bucket's first sample, so a profile
+ * costs memory only for the buckets it has seen. No cached statistics (they would cost memory
+ * in every bucket); predictions compute them from the ≤ cap values.
+ */
 class Ring {
-  readonly cpu: number[] = [];
-  readonly mem: number[] = [];
-  /** Statistics of the current contents (computed on demand, dropped on push). */
-  private stats: { q: number; cpu: number; cpuHigh: number; mem: number; memHigh: number } | null = null;
-  constructor(private readonly keep: number) {}
-  push(cpu: number, mem: number): void {
-    this.cpu.push(cpu);
-    this.mem.push(mem);
-    this.stats = null;
-    if (this.cpu.length > this.keep) {
-      this.cpu.shift();
-      this.mem.shift();
+  readonly v: number[];
+  head = 0;
+  constructor(cpu: number, mem: number) {
+    this.v = [cpu, mem];
+  }
+  get size(): number {
+    return this.v.length >> 1;
+  }
+  push(cpu: number, mem: number, cap: number): void {
+    const n = this.v.length >> 1;
+    if (n < cap) {
+      this.v.push(cpu, mem);
+      return;
     }
+    this.v[2 * this.head] = cpu;
+    this.v[2 * this.head + 1] = mem;
+    this.head = (this.head + 1) % n;
   }
-  summary(q: number): { cpu: number; cpuHigh: number; mem: number; memHigh: number } {
-    if (this.stats?.q !== q) this.stats = { q, cpu: mean(this.cpu), cpuHigh: quantile(this.cpu, q), mem: mean(this.mem), memHigh: quantile(this.mem, q) };
-    return this.stats;
+  /** Column c (0 CPU, 1 memory), oldest first. */
+  column(c: 0 | 1): number[] {
+    const n = this.v.length >> 1;
+    const out = new Array<number>(n);
+    for (let i = 0; i < n; i++) out[i] = this.v[2 * ((this.head + i) % n) + c]!;
+    return out;
   }
+}
+
+/** Mean of the values, summed oldest first from 0 (the order fixes the rounding). */
+function mean(xs: readonly number[]): number {
+  let s = 0;
+  for (const x of xs) s += x;
+  return s / xs.length;
 }
 
 /** Linear-interpolated quantile q of values (type 7, as R and NumPy default). */
@@ -88,15 +113,24 @@ export function quantile(values: readonly number[], q: number): number {
   return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
 }
 
+/** Where an instant falls: its time-of-week bucket, time-of-day bucket and kind of day. */
+export interface BucketOf {
+  readonly w: number;
+  readonly d: number;
+  readonly weekend: boolean;
+}
 
+/**
+ * Storage: one Map per profile from a bucket key to its Ring, created on the first sample (an
+ * empty profile holds no bucket slots at all). Keys: time-of-week bucket w → w (≥ 0);
+ * time-of-day bucket d of day kind k (0 weekdays, 1 weekends, 2 any day) → −1 − (3d + k).
+ */
 export class ProfileLearner {
   readonly bucketSec: number;
   readonly quantile: number;
-  private readonly weekly: (Ring | undefined)[];
-  /** Time-of-day buckets: [0] weekdays, [1] weekends, [2] any day. */
-  private readonly daily: (Ring | undefined)[][];
-  private readonly keepWeekly: number;
-  private readonly keepDaily: number;
+  private rings: Map<number, Ring> | null = null;
+  private readonly capWeekly: number;
+  private readonly capDaily: number;
   private firstSec = Infinity;
   private lastSec = -Infinity;
 
@@ -105,10 +139,8 @@ export class ProfileLearner {
     if (!(b > 0) || DAY_SEC % b !== 0) throw new RangeError(`bucketSec ${b} must be > 0 and divide a day`);
     this.bucketSec = b;
     this.quantile = opts.quantile ?? 0.9;
-    this.keepWeekly = opts.keepWeekly ?? 24;
-    this.keepDaily = opts.keepDaily ?? 42;
-    this.weekly = new Array<Ring | undefined>(WEEK_SEC / b);
-    this.daily = [0, 1, 2].map(() => new Array<Ring | undefined>(DAY_SEC / b));
+    this.capWeekly = capOf(opts.keepWeekly ?? 24);
+    this.capDaily = capOf(opts.keepDaily ?? 42);
   }
 
   /** Seconds of history seen (newest − oldest sample). */
@@ -116,36 +148,63 @@ export class ProfileLearner {
     return this.lastSec >= this.firstSec ? this.lastSec - this.firstSec : 0;
   }
 
+  /** The buckets of instant `timeSec` (same time base as samples). */
+  bucketOf(timeSec: number): BucketOf {
+    return { w: Math.floor(mod(timeSec, WEEK_SEC) / this.bucketSec), d: Math.floor(mod(timeSec, DAY_SEC) / this.bucketSec), weekend: isWeekend(timeSec) };
+  }
+
   /** Records a sample. Non-finite values are ignored (a missing measurement is no zero). */
   add(s: DemandSample): void {
     if (!Number.isFinite(s.timeSec) || !Number.isFinite(s.cpuMips) || !Number.isFinite(s.memMiB)) return;
     this.firstSec = Math.min(this.firstSec, s.timeSec);
     this.lastSec = Math.max(this.lastSec, s.timeSec);
-    const w = Math.floor(mod(s.timeSec, WEEK_SEC) / this.bucketSec);
-    (this.weekly[w] ??= new Ring(this.keepWeekly)).push(s.cpuMips, s.memMiB);
-    const d = Math.floor(mod(s.timeSec, DAY_SEC) / this.bucketSec);
-    const kind = isWeekend(s.timeSec) ? 1 : 0;
-    (this.daily[kind]![d] ??= new Ring(this.keepDaily)).push(s.cpuMips, s.memMiB);
-    (this.daily[2]![d] ??= new Ring(this.keepDaily)).push(s.cpuMips, s.memMiB);
+    const { w, d, weekend } = this.bucketOf(s.timeSec);
+    const rings = (this.rings ??= new Map());
+    this.push(rings, w, this.capWeekly, s);
+    this.push(rings, -1 - (3 * d + (weekend ? 1 : 0)), this.capDaily, s);
+    this.push(rings, -1 - (3 * d + 2), this.capDaily, s);
+  }
+
+  private push(rings: Map<number, Ring>, key: number, cap: number, s: DemandSample): void {
+    if (cap === 0) return; // such a bucket never holds a sample
+    const r = rings.get(key);
+    if (r) r.push(s.cpuMips, s.memMiB, cap);
+    else rings.set(key, new Ring(s.cpuMips, s.memMiB));
+  }
+
+  /** The bucket a prediction at instant `b` uses (see the module comment), or null. */
+  private ringFor(b: BucketOf): { ring: Ring; source: ProfileSource } | null {
+    const rings = this.rings;
+    if (!rings) return null;
+    let ring: Ring | undefined;
+    if (this.spanSec >= WEEK_SEC && (ring = rings.get(b.w))) return { ring, source: 'weekly' };
+    if ((ring = rings.get(-1 - (3 * b.d + (b.weekend ? 1 : 0))))) return { ring, source: 'daily-same-kind' };
+    if ((ring = rings.get(-1 - (3 * b.d + 2)))) return { ring, source: 'daily' };
+    return null;
   }
 
   /** Expected demand at `atSec` from the profile; null when no bucket for it was ever seen. */
   predict(atSec: number): Prediction | null {
-    let ring: Ring | undefined;
-    let source: ProfileSource = 'weekly';
-    if (this.spanSec >= WEEK_SEC) ring = this.weekly[Math.floor(mod(atSec, WEEK_SEC) / this.bucketSec)];
-    if (!ring || ring.cpu.length === 0) {
-      const d = Math.floor(mod(atSec, DAY_SEC) / this.bucketSec);
-      ring = this.daily[isWeekend(atSec) ? 1 : 0]![d];
-      source = 'daily-same-kind';
-      if (!ring || ring.cpu.length === 0) {
-        ring = this.daily[2]![d];
-        source = 'daily';
-      }
-    }
-    if (!ring || ring.cpu.length === 0) return null;
-    const st = ring.summary(this.quantile);
-    return { cpuMips: st.cpu, cpuMipsHigh: st.cpuHigh, memMiB: st.mem, memMiBHigh: st.memHigh, source, samples: ring.cpu.length };
+    const found = this.ringFor(this.bucketOf(atSec));
+    if (!found) return null;
+    const { ring, source } = found;
+    const cpu = ring.column(0);
+    const mem = ring.column(1);
+    return { cpuMips: mean(cpu), cpuMipsHigh: quantile(cpu, this.quantile), memMiB: mean(mem), memMiBHigh: quantile(mem, this.quantile), source, samples: ring.size };
+  }
+
+  /**
+   * CPU only of `predict` at an instant in bucket `b`: writes the mean and the high quantile to
+   * out[0], out[1] and returns true, or returns false when predict would return null. For the
+   * recorder's per-VM forecast, which needs no memory figures and no Prediction object.
+   */
+  predictCpu(b: BucketOf, out: Float64Array): boolean {
+    const found = this.ringFor(b);
+    if (!found) return false;
+    const cpu = found.ring.column(0);
+    out[0] = mean(cpu);
+    out[1] = quantile(cpu, this.quantile);
+    return true;
   }
 
   /**
