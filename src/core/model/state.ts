@@ -108,10 +108,12 @@ export class ClusterState {
   readonly vmMemUsedMiB: Float64Array;
   private readonly vmDiskBps: Float64Array;
   private readonly vmNetBps: Float64Array;
-  private readonly vmVcpus: Float64Array;
+  /** vms[v].vcpus */
+  readonly vmVcpus: Float64Array;
   /** hosts[h].memMiB */
   readonly hostMemMiB: Float64Array;
-  private readonly hostMipsPerCore: Float64Array;
+  /** hosts[h].mipsPerCore */
+  readonly hostMipsPerCore: Float64Array;
   /** Samples VM v gives the host aggregate: min(history length, window). */
   private readonly vmHistN: Int32Array;
   /** vmHist[v * W + k]: VM v's k-th newest sample (only for a window of at most 4; else null). */

@@ -49,9 +49,10 @@ export function notIn(excluded: Uint8Array, code: string, why: string): HostFilt
 export const cpuAvailable: HostFilter = {
   name: 'cpu',
   check: (s, v, h) => {
-    const vm = s.vms[v]!;
-    if (vm.demand.cpuMips / vm.vcpus > s.hosts[h]!.mipsPerCore) return 'cpu-core-too-small';
-    return s.availableMips(h) < vm.demand.cpuMips ? 'insufficient-cpu' : null;
+    // (the state's typed copies of vms[v].demand.cpuMips, .vcpus and hosts[h].mipsPerCore)
+    const cpuMips = s.vmCpuMips[v]!;
+    if (cpuMips / s.vmVcpus[v]! > s.hostMipsPerCore[h]!) return 'cpu-core-too-small';
+    return s.availableMips(h) < cpuMips ? 'insufficient-cpu' : null;
   },
   explain: (s, v, h, code) => {
     const vm = s.vms[v]!;
@@ -64,7 +65,7 @@ export const cpuAvailable: HostFilter = {
 /** Memory reservations must fit the host's RAM (a hard limit: hosts do not overcommit RAM here). */
 export const memoryFits: HostFilter = {
   name: 'memory',
-  check: (s, v, h) => (s.memReservedMiB[h]! + s.vms[v]!.memReservedMiB > s.hosts[h]!.memMiB ? 'insufficient-memory' : null),
+  check: (s, v, h) => (s.memReservedMiB[h]! + s.vmMemReservedMiB[v]! > s.hostMemMiB[h]! ? 'insufficient-memory' : null),
   explain: (s, v, h) =>
     `${s.hosts[h]!.id}: ${fmt(s.hosts[h]!.memMiB - s.memReservedMiB[h]!)} MiB free, ${s.vms[v]!.id} holds ${fmt(s.vms[v]!.memReservedMiB)} MiB`,
 };

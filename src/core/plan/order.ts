@@ -126,9 +126,8 @@ export function orderPlan(start: ClusterSnapshot | ClusterState, input: OrderInp
 
   const fits = (v: number, to: number): boolean => {
     if (!checkCapacity) return true;
-    const vm = s.vms[v]!;
-    if (s.reqMips[to]! + vm.demand.cpuMips > cpuLimit[to]! + 1e-9) return false;
-    if (s.memReservedMiB[to]! + vm.memReservedMiB > memLimit[to]! + 1e-9) return false;
+    if (s.reqMips[to]! + s.vmCpuMips[v]! > cpuLimit[to]! + 1e-9) return false;
+    if (s.memReservedMiB[to]! + s.vmMemReservedMiB[v]! > memLimit[to]! + 1e-9) return false;
     return rules.violated(s, v, to, 'hard') === null || brokenAtEnd(v, to);
   };
 

@@ -501,13 +501,13 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
   });
   const bestWpm = Math.min(...wpm);
   /** A VM's size for first-fit-decreasing, in the same scarcity-weighted terms as packing. */
-  const size = (v: number): number => wCpu * (mean[v]! / (avgCap || 1)) + wMem * (s.vms[v]!.memReservedMiB / (avgMem || 1));
+  const size = (v: number): number => wCpu * (mean[v]! / (avgCap || 1)) + wMem * (s.vmMemReservedMiB[v]! / (avgMem || 1));
   const packScorer: HostScorer = {
     name: 'pack-forecast',
     score: (st, v, h) => {
       const cpu = Math.min(1, peak(h, v) / st.capMips[h]!);
       const host = st.hosts[h]!;
-      const mem = host.memMiB > 0 ? Math.min(1, (st.memReservedMiB[h]! + st.vms[v]!.memReservedMiB) / host.memMiB) : 0;
+      const mem = host.memMiB > 0 ? Math.min(1, (st.memReservedMiB[h]! + st.vmMemReservedMiB[v]!) / host.memMiB) : 0;
       return (100 * (wCpu * cpu + wMem * mem)) / (wCpu + wMem || 1);
     },
   };
@@ -847,7 +847,7 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
       minCpu = Math.min(minCpu, mean[v]!);
     }
     const headroom = (h: number): number => args.consolidateUtil * s.capMips[h]! - peak(h);
-    const full = (h: number): boolean => s.memReservedMiB[h]! + minMem > s.hosts[h]!.memMiB || headroom(h) < minCpu;
+    const full = (h: number): boolean => s.memReservedMiB[h]! + minMem > s.hostMemMiB[h]! || headroom(h) < minCpu;
     let receivers: number[] = onSorted.filter((h) => !excluded[h] && !s.isEmpty(h));
     let keys = new Float64Array(0);
     // Speed only, the chosen host is the same: per receiver, by scan position, three rooms kept
@@ -868,7 +868,7 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
       if (i < 0) return;
       const out = excluded[h] === 1;
       roomTree.set(i, ROOM_GUARD, out ? -Infinity : guardRoom(h));
-      roomTree.set(i, ROOM_MEM, out ? -Infinity : s.hosts[h]!.memMiB - s.memReservedMiB[h]!);
+      roomTree.set(i, ROOM_MEM, out ? -Infinity : s.hostMemMiB[h]! - s.memReservedMiB[h]!);
       roomTree.set(i, ROOM_NOW, out ? -Infinity : args.consolidateUtil * s.capMips[h]! - s.reqMips[h]!);
     };
     // Hosts whose sums or exclusion changed since the last re-sort: only they can change
@@ -938,7 +938,7 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
       // (no receiver is excluded here: the filter above dropped them)
       for (let i = 0; i < n; i++) room[i] = guardRoom(receivers[i]!);
       roomTree.build(ROOM_GUARD, room);
-      for (let i = 0; i < n; i++) room[i] = s.hosts[receivers[i]!]!.memMiB - s.memReservedMiB[receivers[i]!]!;
+      for (let i = 0; i < n; i++) room[i] = s.hostMemMiB[receivers[i]!]! - s.memReservedMiB[receivers[i]!]!;
       roomTree.build(ROOM_MEM, room);
       for (let i = 0; i < n; i++) room[i] = args.consolidateUtil * s.capMips[receivers[i]!]! - s.reqMips[receivers[i]!]!;
       roomTree.build(ROOM_NOW, room);
@@ -954,8 +954,8 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
       // variance, which cannot occur, would only lower the first).
       const rel = (x: number): number => 1e-6 * (1 + Math.abs(x));
       const gm = guardMean[v]!;
-      const mem = s.vms[v]!.memReservedMiB;
-      const now = s.vms[v]!.demand.cpuMips;
+      const mem = s.vmMemReservedMiB[v]!;
+      const now = s.vmCpuMips[v]!;
       const need = [gm - z2 * Math.sqrt(Math.max(0, -guardVariance[v]!)) - rel(gm), mem - rel(mem), now - rel(now)];
       return {
         [Symbol.iterator]: () => {
@@ -1038,7 +1038,7 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
       if (host.excluded || host.maintenance || blind.unmeasured[h]) continue;
       if (args.minOnSec > 0 && host.onSinceSec !== undefined && ctx.now - host.onSinceSec < args.minOnSec) continue;
       let mem = 0;
-      for (const v of s.vmsOn(h)) mem += s.vms[v]!.memMiB;
+      for (const v of s.vmsOn(h)) mem += s.vmMemMiB[v]!;
       // value: watts the host draws now, weighted by how inefficient it is, per MiB that must
       // move; memory: emptiest host first; cpu: least utilised first (as PABFD does).
       const value = ordering === 'value'
