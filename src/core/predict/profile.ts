@@ -69,18 +69,25 @@ const capOf = (keep: number): number => (Number.isNaN(keep) || keep === Infinity
  * in every bucket); predictions compute them from the ≤ cap values.
  */
 class Ring {
-  readonly v: number[];
-  head = 0;
+  /** Room for up to `cap` samples, grown by doubling (not by push: its spare capacity would stay in every bucket). */
+  private v: number[];
+  /** Samples held. */
+  size = 1;
+  private head = 0;
   constructor(cpu: number, mem: number) {
     this.v = [cpu, mem];
   }
-  get size(): number {
-    return this.v.length >> 1;
-  }
   push(cpu: number, mem: number, cap: number): void {
-    const n = this.v.length >> 1;
+    const n = this.size;
     if (n < cap) {
-      this.v.push(cpu, mem);
+      if (2 * n === this.v.length) {
+        const grown = new Array<number>(2 * Math.min(cap, 2 * n));
+        for (let i = 0; i < 2 * n; i++) grown[i] = this.v[i]!;
+        this.v = grown;
+      }
+      this.v[2 * n] = cpu;
+      this.v[2 * n + 1] = mem;
+      this.size = n + 1;
       return;
     }
     this.v[2 * this.head] = cpu;
@@ -89,7 +96,7 @@ class Ring {
   }
   /** Column c (0 CPU, 1 memory), oldest first. */
   column(c: 0 | 1): number[] {
-    const n = this.v.length >> 1;
+    const n = this.size;
     const out = new Array<number>(n);
     for (let i = 0; i < n; i++) out[i] = this.v[2 * ((this.head + i) % n) + c]!;
     return out;
