@@ -110,6 +110,8 @@ export class ClusterState {
   private readonly vmNetBps: Float64Array;
   /** vms[v].vcpus */
   readonly vmVcpus: Float64Array;
+  /** vms[v].mipsPerVcpu */
+  readonly vmMipsPerVcpu: Float64Array;
   /** hosts[h].memMiB */
   readonly hostMemMiB: Float64Array;
   /** hosts[h].mipsPerCore */
@@ -194,6 +196,7 @@ export class ClusterState {
     this.vmDiskBps = new Float64Array(nv);
     this.vmNetBps = new Float64Array(nv);
     this.vmVcpus = new Float64Array(nv);
+    this.vmMipsPerVcpu = new Float64Array(nv);
     this.vmHistN = new Int32Array(nv);
     this.vmHist = W <= 4 ? new Float64Array(nv * W) : null;
     for (let v = 0; v < nv; v++) {
@@ -205,6 +208,7 @@ export class ClusterState {
       this.vmDiskBps[v] = vm.demand.diskBytesPerSec;
       this.vmNetBps[v] = vm.demand.netBytesPerSec;
       this.vmVcpus[v] = vm.vcpus;
+      this.vmMipsPerVcpu[v] = vm.mipsPerVcpu;
       const series = vm.cpuHistoryMips;
       const n = Math.min(series.length, W);
       this.vmHistN[v] = n;

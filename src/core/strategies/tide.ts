@@ -453,7 +453,7 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
     name,
     check: (st, v, h) => {
       const cap = st.capMips[h]!;
-      if (st.reqMips[h]! + st.vms[v]!.demand.cpuMips > limit * cap) return 'demand-over-limit';
+      if (st.reqMips[h]! + st.vmCpuMips[v]! > limit * cap) return 'demand-over-limit';
       if (guardPeak(h, v) > limit * cap) return 'forecast-over-limit';
       return ahead.at.length > 0 && aheadPeak(h, v) > limit * cap ? 'predicted-over-limit' : null;
     },
@@ -467,7 +467,7 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
   // host's cores would be capped as soon as it gets busy, so it only goes where they fit.
   const coreFits: HostFilter = {
     name: 'core',
-    check: (st, v, h) => (st.vms[v]!.mipsPerVcpu > st.hosts[h]!.mipsPerCore ? 'core-too-small' : null),
+    check: (st, v, h) => (st.vmMipsPerVcpu[v]! > st.hostMipsPerCore[h]! ? 'core-too-small' : null),
     explain: (st, v, h) => `${st.hosts[h]!.id}: one core gives ${fmt(st.hosts[h]!.mipsPerCore)} MIPS, a vCPU of ${st.vms[v]!.id} may use ${fmt(st.vms[v]!.mipsPerVcpu)}`,
   };
   // Best fit weighs each resource by how scarce it is cluster-wide (its share in use), so
@@ -827,6 +827,8 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
    * One greedy consolidation pass in the given candidate order; returns the evacuations it
    * made (already applied to the working state and `excluded`).
    */
+  /** stays[v] = 1: VM v is not moved by consolidation (not migratable, cooling down, capped, usage unknown). */
+  let stays: Uint8Array | null = null;
   const consolidate = (ordering: Ordering): { moves: typeof raw; evacuated: HostVerdict[]; held: { v: number; why: NotMoved }[] } => {
     const made: typeof raw = [];
     const evacuated: HostVerdict[] = [];
@@ -842,6 +844,12 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
     let minMem = Infinity;
     let minCpu = Infinity;
     for (let v = 0; v < s.vms.length; v++) {
+      if (!stays) {
+        // First consolidation: which VMs keep their host cannot change during the pass (snapshot
+        // fields and ctx.now), so it is read from the VM objects once, in index order.
+        stays = new Uint8Array(s.vms.length);
+        for (let w = 0; w < s.vms.length; w++) stays[w] = !s.vms[w]!.migratable || inCooldown(w) || vmCapped(w) || s.vms[w]!.usage === 'unknown' ? 1 : 0;
+      }
       if (!s.vms[v]!.migratable) continue;
       minMem = Math.min(minMem, s.vms[v]!.memReservedMiB);
       minCpu = Math.min(minCpu, mean[v]!);
@@ -1053,7 +1061,7 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
       if (s.isEmpty(cand)) continue;
       const vms = [...s.vmsOn(cand)];
       // Also a VM of unknown usage that an earlier move of this plan brought here.
-      if (vms.some((v) => !s.vms[v]!.migratable || inCooldown(v) || vmCapped(v) || s.vms[v]!.usage === 'unknown')) continue;
+      if (vms.some((v) => stays![v] === 1)) continue;
       if (vms.length > budget) {
         // Emptying it takes at least one migration per VM, more than the budget has left: not
         // even tried (building and rolling back evacuations the budget refuses anyway made the
