@@ -106,8 +106,10 @@ export class ClusterState {
   readonly vmMemMiB: Float64Array;
   /** vms[v].demand.memMiB */
   readonly vmMemUsedMiB: Float64Array;
-  private readonly vmDiskBps: Float64Array;
-  private readonly vmNetBps: Float64Array;
+  /** vms[v].demand.diskBytesPerSec */
+  readonly vmDiskBps: Float64Array;
+  /** vms[v].demand.netBytesPerSec */
+  readonly vmNetBps: Float64Array;
   /** vms[v].vcpus */
   readonly vmVcpus: Float64Array;
   /** vms[v].mipsPerVcpu */
@@ -116,6 +118,10 @@ export class ClusterState {
   readonly hostMemMiB: Float64Array;
   /** hosts[h].mipsPerCore */
   readonly hostMipsPerCore: Float64Array;
+  /** hosts[h].diskBytesPerSec */
+  readonly hostDiskBps: Float64Array;
+  /** hosts[h].netBytesPerSec */
+  readonly hostNetBps: Float64Array;
   /** Samples VM v gives the host aggregate: min(history length, window). */
   private readonly vmHistN: Int32Array;
   /** vmHist[v * W + k]: VM v's k-th newest sample (only for a window of at most 4; else null). */
@@ -216,6 +222,8 @@ export class ClusterState {
     }
     this.hostMemMiB = new Float64Array(nh);
     this.hostMipsPerCore = new Float64Array(nh);
+    this.hostDiskBps = new Float64Array(nh);
+    this.hostNetBps = new Float64Array(nh);
     this.hist = new Float64Array(nh * W);
     this.histCnt = new Int32Array(nh * W);
     this.lists = Array.from({ length: nh }, () => []);
@@ -226,6 +234,8 @@ export class ClusterState {
       this.capMips[h] = host.cpuCores * host.mipsPerCore;
       this.hostMemMiB[h] = host.memMiB;
       this.hostMipsPerCore[h] = host.mipsPerCore;
+      this.hostDiskBps[h] = host.diskBytesPerSec;
+      this.hostNetBps[h] = host.netBytesPerSec;
     }
     for (let v = 0; v < nv; v++) {
       const vm = this.vms[v]!;

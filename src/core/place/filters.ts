@@ -75,10 +75,11 @@ export function ioFits(fraction: number): HostFilter {
   return {
     name: 'io',
     check: (s, v, h) => {
-      const vm = s.vms[v]!;
-      const host = s.hosts[h]!;
-      if (vm.demand.diskBytesPerSec > 0 && s.diskBytesPerSec[h]! + vm.demand.diskBytesPerSec > fraction * host.diskBytesPerSec) return 'insufficient-disk-bandwidth';
-      if (vm.demand.netBytesPerSec > 0 && s.netBytesPerSec[h]! + vm.demand.netBytesPerSec > fraction * host.netBytesPerSec) return 'insufficient-network-bandwidth';
+      // (the state's typed copies of the VM's demand and the host's capacities)
+      const disk = s.vmDiskBps[v]!;
+      if (disk > 0 && s.diskBytesPerSec[h]! + disk > fraction * s.hostDiskBps[h]!) return 'insufficient-disk-bandwidth';
+      const net = s.vmNetBps[v]!;
+      if (net > 0 && s.netBytesPerSec[h]! + net > fraction * s.hostNetBps[h]!) return 'insufficient-network-bandwidth';
       return null;
     },
     explain: (s, v, h, code) => {
