@@ -23,6 +23,7 @@ import { DriverError, isDriverError } from '../drivers/errors.js';
 import type { HypervisorDriver, MigrateOptions, MigrationProgress, MigrationResult, VmInfo, VmState } from '../drivers/hypervisor.js';
 import type { HostPower, PowerDriver, WakeTestResult } from '../drivers/power.js';
 import type { Store, WakePathRecord } from '../store/store.js';
+import { MinHeap } from '../core/util/heap.js';
 
 export type StepState = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';
 
@@ -169,45 +170,8 @@ async function ask(h: HypervisorDriver, host: string): Promise<Asked> {
 
 const list = (doms: readonly VmInfo[]): string => doms.map((d) => `${d.name} (${d.state})`).join(', ');
 
-/** A min-heap of plan indexes (the scheduler's queues: lowest index, i.e. earliest in the plan, first). */
-class IndexHeap {
-  private readonly a: number[] = [];
-
-  push(x: number): void {
-    const a = this.a;
-    let i = a.push(x) - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (a[p]! <= x) break;
-      a[i] = a[p]!;
-      i = p;
-    }
-    a[i] = x;
-  }
-
-  peek(): number | undefined {
-    return this.a[0];
-  }
-
-  pop(): number | undefined {
-    const a = this.a;
-    const top = a[0];
-    const last = a.pop();
-    if (a.length > 0 && last !== undefined) {
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        if (l >= a.length) break;
-        const c = l + 1 < a.length && a[l + 1]! < a[l]! ? l + 1 : l;
-        if (a[c]! >= last) break;
-        a[i] = a[c]!;
-        i = c;
-      }
-      a[i] = last;
-    }
-    return top;
-  }
-}
+/** The scheduler's queues: plan indexes, lowest (earliest in the plan) first. */
+const indexHeap = (): MinHeap<number> => new MinHeap<number>((x, y) => x < y);
 
 export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSignal): Promise<PlanRun> {
   const runs = new Map<number, StepRun>(plan.steps.map((s) => [s.id, { step: s, state: 'pending' }]));
@@ -234,8 +198,8 @@ export async function runPlan(plan: Plan, deps: ExecutorDeps, signal?: AbortSign
     }
     waiting.set(r, n);
   }
-  const ready = new IndexHeap();
-  const slotWait = new IndexHeap();
+  const ready = indexHeap();
+  const slotWait = indexHeap();
   const hostWait = new Map<string, number[]>();
   for (const r of byIndex) if (waiting.get(r) === 0) ready.push(indexOf.get(r)!);
   /** Migrations and placements not ended, per target host (the spare count's "incoming"). */

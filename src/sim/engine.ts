@@ -25,6 +25,7 @@ import { activeWindow, SIM_MONDAY_EPOCH_SEC } from '../core/schedule.js';
 import { InputError } from '../input/errors.js';
 import type { SimScenario } from './scenario.js';
 import type { TimelineEntry } from './timeline.js';
+import { MinHeap } from '../core/util/heap.js';
 
 export type Accounting = 'cloudsim' | 'realistic';
 export type InitialPlacement = 'pabfd' | 'first-fit';
@@ -115,56 +116,25 @@ interface Event {
   readonly gen: number;
 }
 
-/** Binary min-heap on (t, seq): equal times run in the order they were scheduled (CloudSim's). */
+/** Events by (t, seq): equal times run in the order they were scheduled (CloudSim's). */
 class EventQueue {
-  private readonly heap: Event[] = [];
+  private readonly heap = new MinHeap<Event>(less);
   private seq = 0;
   get size(): number {
-    return this.heap.length;
+    return this.heap.size;
   }
   push(e: Omit<Event, 'seq'>): void {
-    const ev = { ...e, seq: this.seq++ };
-    const h = this.heap;
-    h.push(ev);
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (less(h[p]!, ev)) break;
-      h[i] = h[p]!;
-      i = p;
-    }
-    h[i] = ev;
+    this.heap.push({ ...e, seq: this.seq++ });
   }
   peek(): Event | undefined {
-    return this.heap[0];
+    return this.heap.peek();
   }
   pop(): Event | undefined {
-    const h = this.heap;
-    const top = h[0];
-    const last = h.pop();
-    if (h.length > 0 && last) {
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        let mv = last;
-        if (l < h.length && less(h[l]!, mv)) {
-          m = l;
-          mv = h[l]!;
-        }
-        if (r < h.length && less(h[r]!, mv)) m = r;
-        if (m === i) break;
-        h[i] = h[m]!;
-        i = m;
-      }
-      h[i] = last;
-    }
-    return top;
+    return this.heap.pop();
   }
   /** Any pending event of this kind at exactly time t? */
   hasAt(kind: Event['kind'], t: number): boolean {
-    return this.heap.some((e) => e.kind === kind && e.t === t);
+    return this.heap.items.some((e) => e.kind === kind && e.t === t);
   }
 }
 

@@ -43,16 +43,21 @@ function plainScan(): void {
   });
 }
 
+/** The plan with the room tree's skips equals the plan of the plain scan (steps and non-moves). */
+function expectSameAsPlainScan(snap: Parameters<typeof plan>[0], policy: Parameters<typeof plan>[1]): void {
+  const withSkip = plan(snap, policy, snap.time);
+  plainScan();
+  const plain = plan(snap, policy, snap.time);
+  vi.restoreAllMocks();
+  expect(withSkip.steps).toEqual(plain.steps);
+  expect(withSkip.notMoved).toEqual(plain.notMoved);
+}
+
 describe('tide consolidation: skipping receivers through the room tree', () => {
   it('gives the same plan as the plain scan (bounded placement, as above exhaustiveUpTo)', () => {
     fc.assert(fc.property(clusterArb, fc.integer({ min: 1, max: 4 }), fc.constantFrom(0.6, 0.75, 0.85), (snap, feasible, util) => {
       const policy = compilePolicy(`tide:exhaustiveUpTo=0,feasibleHosts=${feasible},consolidateUtil=${util}`);
-      const withSkip = plan(snap, policy, snap.time);
-      plainScan();
-      const plain = plan(snap, policy, snap.time);
-      vi.restoreAllMocks();
-      expect(withSkip.steps).toEqual(plain.steps);
-      expect(withSkip.notMoved).toEqual(plain.notMoved);
+      expectSameAsPlainScan(snap, policy);
     }), { numRuns: 300 });
     // (small random clusters give the tree little to skip; the case below is sure to)
   });
@@ -60,12 +65,7 @@ describe('tide consolidation: skipping receivers through the room tree', () => {
   it('gives the same plan as the plain scan (exhaustive placement and makeRoom, up to exhaustiveUpTo; spread)', () => {
     fc.assert(fc.property(clusterArb, fc.constantFrom('', ',orderings=4', ',scorer=spread'), fc.constantFrom(0.6, 0.85), (snap, extra, util) => {
       const policy = compilePolicy(`tide:consolidateUtil=${util}${extra}`);
-      const withSkip = plan(snap, policy, snap.time);
-      plainScan();
-      const plain = plan(snap, policy, snap.time);
-      vi.restoreAllMocks();
-      expect(withSkip.steps).toEqual(plain.steps);
-      expect(withSkip.notMoved).toEqual(plain.notMoved);
+      expectSameAsPlainScan(snap, policy);
     }), { numRuns: 200 });
   });
 
