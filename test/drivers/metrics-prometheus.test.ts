@@ -95,6 +95,8 @@ if (labGate('metrics source contract: Prometheus (private libvirtd)', { qemu: tr
         expect(r.hosts.map((h) => h.host)).toEqual([METRICS_HOST]);
       } finally {
         await p.libvirt.start();
+        // back only once Prometheus scraped it again (up = 1): the next test starts healthy
+        await readUntil(p, src, (x) => x.gaps.length === 0);
       }
     }, 90_000);
 
@@ -109,6 +111,8 @@ if (labGate('metrics source contract: Prometheus (private libvirtd)', { qemu: tr
           metrics: { source: 'prometheus', prometheus: { url: p.prometheus.url, staleSec: 10, rateWindowSec: 5, hosts: { [METRICS_HOST]: { node: p.node.address, libvirt: p.libvirt.address } } } },
         };
         writeFileSync(cfgFile, JSON.stringify(raw));
+        // every exporter scraped healthy before the healthy round (an earlier test restarts them)
+        await readUntil(p, src, (x) => x.gaps.length === 0);
         // `tide daemon --once`: one round through the CLI, the configuration and openDaemon
         const healthy = await runCli(['--config', cfgFile, 'daemon', '--once', '--log-format', 'json']);
         expect(healthy.code, healthy.err).toBe(0);
