@@ -8,6 +8,8 @@ import { z } from 'zod';
 import { DEFAULT_WAKE_RETRY_SEC } from '../app/wake-refused.js';
 import { DEFAULT_FREEZE_OPTIONS } from '../core/freeze.js';
 import { isKnownTimeZone } from '../core/schedule.js';
+import { DEFAULT_SHARE_COUNTERS_MS } from '../drivers/libvirt/backend.js';
+import { DEFAULT_VIRSH_PROCESSES, MAX_VIRSH_PROCESSES } from '../drivers/virsh/limit.js';
 import { MAX_TIMEOUT_SEC } from '../input/schema.js';
 
 const hostName = z.string().min(1).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'host names use letters, digits, ".", "_" and "-"');
@@ -278,6 +280,27 @@ export const metricsConfigSchema = z.object({
   error: 'source prometheus needs a prometheus section (at least its url)', path: ['prometheus'],
 });
 
+/**
+ * Settings of the libvirt RPC driver (`driver: libvirt`; src/drivers/libvirt/backend.ts
+ * RpcBackendOptions). Read only when that driver is selected.
+ */
+export const libvirtDriverConfigSchema = z.object({
+  /**
+   * How long usage counters fetched with a round's inventory stay usable by the same round's
+   * usage read, ms (one round trip per host); 0: the usage read always asks libvirtd itself.
+   */
+  shareCountersMs: z.number().int().min(0).max(60_000).default(DEFAULT_SHARE_COUNTERS_MS),
+}).strict();
+
+/**
+ * Settings of the virsh driver (`driver: virsh`; src/drivers/virsh). Read only when that
+ * driver is selected.
+ */
+export const virshDriverConfigSchema = z.object({
+  /** Most virsh processes running at once, shared by all hosts (src/drivers/virsh/limit.ts says why); migrations are not counted. */
+  maxProcesses: z.number().int().min(1).max(MAX_VIRSH_PROCESSES).default(DEFAULT_VIRSH_PROCESSES),
+}).strict();
+
 /** This controller's identity among several of one cluster (src/daemon/node-id.ts). */
 export const daemonConfigSchema = z.object({
   /** Node id in the lease row, `tide status`, the API and metrics; absent: hostname + a hash of the configuration file's path. */
@@ -294,6 +317,10 @@ export const tideConfigSchema = z.object({
   intervalSec: z.number().min(1).max(MAX_TIMEOUT_SEC).default(300),
   store: storeConfigSchema.default(() => storeConfigSchema.parse({})),
   driver: z.enum(['libvirt', 'virsh']).default('libvirt'),
+  /** The libvirt RPC driver's settings (driver: libvirt). */
+  libvirt: libvirtDriverConfigSchema.default(() => libvirtDriverConfigSchema.parse({})),
+  /** The virsh driver's settings (driver: virsh). */
+  virsh: virshDriverConfigSchema.default(() => virshDriverConfigSchema.parse({})),
   /** Consolidate / balance / blackout windows; absent: the policy's arguments apply at all hours. */
   schedule: scheduleConfigSchema.optional(),
   /** Signed JSON POSTs on plan, migration, power and freeze events (docs/webhooks.md). */
@@ -321,4 +348,6 @@ export type WebhookConfig = z.output<typeof webhookConfigSchema>;
 export type MetricsConfig = z.output<typeof metricsConfigSchema>;
 export type FreezeConfig = z.output<typeof freezeConfigSchema>;
 export type StoreConfig = z.output<typeof storeConfigSchema>;
+export type LibvirtDriverConfig = z.output<typeof libvirtDriverConfigSchema>;
+export type VirshDriverConfig = z.output<typeof virshDriverConfigSchema>;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];

@@ -54,6 +54,9 @@ function numbers(p: TypedParams): Record<string, number> {
   return out;
 }
 
+/** Default of RpcBackendOptions.shareCountersMs (config `libvirt.shareCountersMs`), ms. */
+export const DEFAULT_SHARE_COUNTERS_MS = 1000;
+
 export interface RpcBackendOptions {
   /** Give up connecting after this long, ms (default 10 000; libvirt has no connect timeout). */
   connectTimeoutMs?: number;
@@ -64,7 +67,7 @@ export interface RpcBackendOptions {
    * next counters() call, ms (default 1000). A collection round asks for the inventory and
    * then for usage (src/app/controller.ts: listVms, then the metrics source's sample()); the
    * counters leave with the inventory's request, so a round is one round trip per host.
-   * 0: counters() always asks the daemon itself.
+   * 0: counters() always asks the daemon itself. Configured by `libvirt.shareCountersMs`.
    */
   shareCountersMs?: number;
 }
@@ -101,6 +104,11 @@ export class RpcBackend implements HostBackend {
 
   get up(): boolean {
     return this.conn?.state === 'open';
+  }
+
+  /** How long counters fetched with an inventory stay usable, ms (RpcBackendOptions.shareCountersMs with its default). */
+  get shareCountersMs(): number {
+    return this.opts.shareCountersMs ?? DEFAULT_SHARE_COUNTERS_MS;
   }
 
   /** The open connection (connecting first if needed). */
@@ -196,7 +204,7 @@ export class RpcBackend implements HostBackend {
    */
   async domains(): Promise<DomainFacts[]> {
     return this.run('inventory', 'list domains', async (c) => {
-      if (!this.usageWanted || (this.opts.shareCountersMs ?? 1000) <= 0) return (await this.exchange(c, false)).domains;
+      if (!this.usageWanted || this.shareCountersMs <= 0) return (await this.exchange(c, false)).domains;
       const p = this.exchange(c, true);
       this.polling = p;
       try {
@@ -271,7 +279,7 @@ export class RpcBackend implements HostBackend {
     this.usageWanted = true;
     const stashed = this.stash;
     this.stash = null;
-    if (stashed && performance.now() - stashed.monoMs <= (this.opts.shareCountersMs ?? 1000) && this.up) return this.serve(stashed);
+    if (stashed && performance.now() - stashed.monoMs <= this.shareCountersMs && this.up) return this.serve(stashed);
     if (this.polling) {
       const r = await this.polling.catch(() => null);
       if (r?.counters && !this.served.has(r.counters)) {

@@ -6,7 +6,7 @@ import type { HostConfig } from '../../config/schema.js';
 import { HostBackendDriver, type EngineOptions } from '../common/engine.js';
 import { RpcBackend, type RpcBackendOptions } from './backend.js';
 
-export { RpcBackend, toDriverError } from './backend.js';
+export { DEFAULT_SHARE_COUNTERS_MS, RpcBackend, toDriverError } from './backend.js';
 export type { RpcBackendOptions } from './backend.js';
 
 export class LibvirtDriver extends HostBackendDriver {

@@ -22,7 +22,7 @@ import {
 import { hostCpuFromStats, hostMemFromStats, vmCountersFromStats } from '../common/usage.js';
 import { parsePoolXml, parseVolumeXml, type StoragePoolFacts, type StorageVolumeFacts, type VolumeRef } from '../common/storage.js';
 import { hostCpuModel, hostUuid } from '../common/xml.js';
-import { ProcessLimit } from './limit.js';
+import { DEFAULT_VIRSH_PROCESSES, ProcessLimit } from './limit.js';
 import {
   classifyVirshError, kib, parseDomstats, parseKeyValues, parseNames, parseNodeStats, parseRawJob, parseUuidNames, stateCodeOf,
   virshErrorMessage,
@@ -44,8 +44,7 @@ export interface VirshBackendOptions {
   processLimit?: ProcessLimit;
 }
 
-/** Default of VirshBackendOptions.maxProcesses. */
-export const DEFAULT_VIRSH_PROCESSES = 8;
+export { DEFAULT_VIRSH_PROCESSES } from './limit.js';
 
 interface Result { code: number; stdout: string; stderr: string; timedOut: boolean }
 

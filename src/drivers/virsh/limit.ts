@@ -6,6 +6,15 @@
  * seconds, long enough for libvirt's keepalive to close RPC connections the same process holds
  * (bench/README.md, "Collection from many hosts"). Queued calls start as earlier ones exit.
  */
+/**
+ * Default of the virsh driver's cap (config `virsh.maxProcesses`, VirshBackendOptions.maxProcesses):
+ * 8 processes kept a 50-host round from stalling the event loop (bench/README.md).
+ */
+export const DEFAULT_VIRSH_PROCESSES = 8;
+
+/** Largest cap the configuration accepts (`virsh.maxProcesses`): a sane maximum, not a measured one (450 at once stalled a round). */
+export const MAX_VIRSH_PROCESSES = 256;
+
 export class ProcessLimit {
   private active = 0;
   private peakActive = 0;
