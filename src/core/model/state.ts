@@ -42,6 +42,25 @@ function specNumber(host: Host): number {
   return n;
 }
 
+/**
+ * list.splice(i, 1) without the array of removed elements splice returns: a planning pass makes
+ * hundreds of thousands of moves and rollbacks, and that garbage kept the collector busy.
+ * Same resulting list.
+ */
+function removeAt(list: number[], i: number): void {
+  const n = list.length - 1;
+  for (let k = i; k < n; k++) list[k] = list[k + 1]!;
+  list.pop();
+}
+
+/** list.splice(i, 0, x) without the (empty) array splice returns; 0 ≤ i ≤ list.length. */
+function insertAt(list: number[], i: number, x: number): void {
+  let k = list.length;
+  list.push(x);
+  for (; k > i; k--) list[k] = list[k - 1]!;
+  list[i] = x;
+}
+
 const POWER_STATE_CODE: Record<PowerState, number> = { on: 0, off: 1, standby: 2, waking: 3, unknown: 4 };
 
 /** Opaque position in the journal (see ClusterState.mark). */
@@ -431,7 +450,7 @@ export class ClusterState {
     if (from >= 0) {
       const list = this.lists[from]!;
       fromPos = list.lastIndexOf(v);
-      list.splice(fromPos, 1);
+      removeAt(list, fromPos);
       this.detach(v, from);
     }
     if (to >= 0) {
@@ -471,9 +490,9 @@ export class ClusterState {
       const saveAt = this.jSave[j]!;
       if (to >= 0) {
         const list = this.lists[to]!;
-        list.splice(list.lastIndexOf(vm), 1);
+        removeAt(list, list.lastIndexOf(vm));
       }
-      if (from >= 0) this.lists[from]!.splice(this.jPos[j]!, 0, vm);
+      if (from >= 0) insertAt(this.lists[from]!, this.jPos[j]!, vm);
       this.hostOf[vm] = from;
       this.savedLen = saveAt;
       this.restoreHost(from, saveAt);

@@ -52,19 +52,22 @@ export interface OrderResult {
  */
 export function compactMoves<T extends { vm: number; from: number; to: number }>(raw: readonly T[]): { vm: number; from: number; to: number; first: T; last: T }[] {
   type Net = { vm: number; from: number; to: number; first: T; last: T };
-  // by VM index (a sparse array: VM indices are small non-negative integers), and in order of
-  // each VM's first move
-  const byVm: (Net | undefined)[] = [];
+  // In order of each VM's first move; slot[vm] = 1 + its position in inOrder (0: none yet).
+  // VM indices are small non-negative integers: a typed array, not a sparse JS array (which,
+  // filled at 100,000s of scattered indices, falls back to a slow dictionary).
+  let maxVm = -1;
+  for (const m of raw) if (m.vm > maxVm) maxVm = m.vm;
+  const slot = new Int32Array(maxVm + 1);
   const inOrder: Net[] = [];
   for (const m of raw) {
-    const cur = byVm[m.vm];
-    if (cur) {
+    const at = slot[m.vm]!;
+    if (at > 0) {
+      const cur = inOrder[at - 1]!;
       cur.to = m.to;
       cur.last = m;
     } else {
-      const net = { vm: m.vm, from: m.from, to: m.to, first: m, last: m };
-      byVm[m.vm] = net;
-      inOrder.push(net);
+      inOrder.push({ vm: m.vm, from: m.from, to: m.to, first: m, last: m });
+      slot[m.vm] = inOrder.length;
     }
   }
   return inOrder.filter((m) => m.from !== m.to);

@@ -28,7 +28,7 @@ import type { ClusterSnapshot } from '../model/types.js';
 import { hardRules, hostUsable, ioFits, memoryFits, notIn } from '../place/filters.js';
 import { allHosts, findHost, summariseRejections, type HostFilter, type HostScorer, type Placer } from '../place/placement.js';
 import { RuleIndex } from '../place/rules.js';
-import { MultiMaxTree } from '../util/maxtree.js';
+import { MultiMaxTree, TreeScan } from '../util/maxtree.js';
 import { leastAllocated, softRules } from '../place/scorers.js';
 import { failClosed } from '../plan/fail-closed.js';
 import { compactMoves, orderPlan, type IntendedMove, type IntendedPower } from '../plan/order.js';
@@ -500,8 +500,12 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
     return powerAt(host.power, uCluster) / (capacity || 1);
   });
   const bestWpm = Math.min(...wpm);
-  /** A VM's size for first-fit-decreasing, in the same scarcity-weighted terms as packing. */
-  const size = (v: number): number => wCpu * (mean[v]! / (avgCap || 1)) + wMem * (s.vmMemReservedMiB[v]! / (avgMem || 1));
+  /**
+   * Each VM's size for first-fit-decreasing, in the same scarcity-weighted terms as packing
+   * (computed once: its inputs do not change while planning).
+   */
+  const sizeOf = new Float64Array(s.vms.length);
+  for (let v = 0; v < sizeOf.length; v++) sizeOf[v] = wCpu * (mean[v]! / (avgCap || 1)) + wMem * (s.vmMemReservedMiB[v]! / (avgMem || 1));
   const packScorer: HostScorer = {
     name: 'pack-forecast',
     score: (st, v, h) => {
@@ -951,43 +955,24 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
       for (let i = 0; i < n; i++) room[i] = args.consolidateUtil * s.capMips[receivers[i]!]! - s.reqMips[receivers[i]!]!;
       roomTree.build(ROOM_NOW, room);
     };
+    /** The scan of receiversFor, and a second one for makeRoom's searches. */
+    const mainScan = new TreeScan(3);
+    const roomScan = new TreeScan(3);
     /**
      * Receivers from scan position `from` on, in scan order, that the room tree does not rule
-     * out for VM v; `skip` (a host index, or -1) is left out.
+     * out for VM v; `skip` (a host index, or -1) is left out. Resets and returns `cursor`.
      */
-    const scan = (v: number, from: number, skip = -1): Iterable<number> => {
-      const list = receivers;
-      const tree = roomTree;
+    const scan = (v: number, from: number, skip = -1, cursor = mainScan): Iterable<number> => {
       // Thresholds below which a filter rejects v for sure (margins: rounding; a negative guard
       // variance, which cannot occur, would only lower the first).
-      const rel = (x: number): number => 1e-6 * (1 + Math.abs(x));
       const gm = guardMean[v]!;
       const mem = s.vmMemReservedMiB[v]!;
       const now = s.vmCpuMips[v]!;
-      const need = [gm - z2 * Math.sqrt(Math.max(0, -guardVariance[v]!)) - rel(gm), mem - rel(mem), now - rel(now)];
-      return {
-        [Symbol.iterator]: () => {
-          let i = from;
-          // one result object, refilled: for-of reads it before asking for the next
-          const res = { value: -1, done: true };
-          return {
-            next: (): IteratorResult<number> => {
-              for (;;) {
-                i = i >= 0 && i < list.length ? tree.firstAtLeast(i, need) : -1;
-                if (i < 0) {
-                  res.done = true;
-                  return res as IteratorResult<number>;
-                }
-                const h = list[i++]!;
-                if (h === skip) continue;
-                res.value = h;
-                res.done = false;
-                return res as IteratorResult<number>;
-              }
-            },
-          };
-        },
-      };
+      const need = cursor.need;
+      need[ROOM_GUARD] = gm - z2 * Math.sqrt(Math.max(0, -guardVariance[v]!)) - 1e-6 * (1 + Math.abs(gm));
+      need[ROOM_MEM] = mem - 1e-6 * (1 + Math.abs(mem));
+      need[ROOM_NOW] = now - 1e-6 * (1 + Math.abs(now));
+      return cursor.reset(roomTree, receivers, from, skip);
     };
     resort();
     let sinceSort = 0;
@@ -1013,7 +998,7 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
             s.move(w, -1);
             if (findHost(s, consolidator, v, [r]).host === r) {
               // (cand is excluded: the scan skips it)
-              const to = findHost(s, consolidator, w, recv === receivers ? scan(w, 0, r) : recv.filter((x) => x !== r && x !== cand), false, bound).host;
+              const to = findHost(s, consolidator, w, recv === receivers ? scan(w, 0, r, roomScan) : recv.filter((x) => x !== r && x !== cand), false, bound).host;
               if (to >= 0) {
                 s.move(w, to);
                 s.move(v, r);
@@ -1070,7 +1055,7 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
         for (const v of vms) held.push({ v, why: { vm: s.vms[v]!.id, host: s.hosts[cand]!.id, code: 'budget', reason: why, by: label } });
         continue;
       }
-      vms.sort((a, b) => size(b) - size(a) || a - b);
+      vms.sort((a, b) => sizeOf[b]! - sizeOf[a]! || a - b);
       exclude(cand, 1);
       const mark = s.mark();
       const moves: typeof raw = [];

@@ -155,3 +155,58 @@ export class MultiMaxTree {
     }
   }
 }
+
+/**
+ * A reusable iterable over `list[i]` for the positions i ≥ from, in increasing order, that
+ * `tree.firstAtLeast(i, need)` reaches (every key k of position i ≥ need[k]), leaving out the
+ * value `skip`: the same sequence as a generator over those positions, but one object reset
+ * per search, so a search allocates nothing (consolidation runs 100,000s of them per pass).
+ * One iteration at a time per object: `reset` starts a new one and ends the previous.
+ */
+export class TreeScan implements Iterable<number>, Iterator<number> {
+  /** Thresholds per key, set by the caller before (or right after) reset. */
+  readonly need: Float64Array;
+  private tree: MultiMaxTree;
+  private list: readonly number[] = [];
+  private i = -1;
+  private skip = -1;
+  /** One result object, refilled: for-of reads it before asking for the next. */
+  private readonly res: { value: number; done: boolean } = { value: -1, done: true };
+
+  constructor(keys: number) {
+    this.need = new Float64Array(keys);
+    this.tree = new MultiMaxTree(0, keys);
+  }
+
+  /** Starts a scan of `list` (list[i] at tree position i) from position `from` (< 0: 0). */
+  reset(tree: MultiMaxTree, list: readonly number[], from: number, skip = -1): this {
+    this.tree = tree;
+    this.list = list;
+    this.i = from < 0 ? 0 : from;
+    this.skip = skip;
+    return this;
+  }
+
+  [Symbol.iterator](): Iterator<number> {
+    return this;
+  }
+
+  next(): IteratorResult<number> {
+    const res = this.res;
+    const list = this.list;
+    for (;;) {
+      const i = this.i >= 0 && this.i < list.length ? this.tree.firstAtLeast(this.i, this.need) : -1;
+      if (i < 0) {
+        this.i = -1;
+        res.done = true;
+        return res as IteratorResult<number>;
+      }
+      this.i = i + 1;
+      const h = list[i]!;
+      if (h === this.skip) continue;
+      res.value = h;
+      res.done = false;
+      return res as IteratorResult<number>;
+    }
+  }
+}

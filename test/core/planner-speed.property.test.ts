@@ -1,0 +1,103 @@
+/**
+ * The allocation-free pieces of the planner's fourth speed pass (issue 9, point 4), against
+ * the plain code they replace: a wrong answer would silently change a plan.
+ * - TreeScan (src/core/util/maxtree.ts) yields exactly list[i] for the positions a linear scan
+ *   over all keys finds, from `from` on, less `skip`, and can be reset mid-iteration.
+ * - ClusterState.move / rollback (src/core/model/state.ts) keep host lists in the order the
+ *   splice-based lists had: moves append, rollback puts each VM back at its old position.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { ClusterState } from '../../src/core/model/state.js';
+import { MultiMaxTree, TreeScan } from '../../src/core/util/maxtree.js';
+import { cluster, host, vm } from '../helpers/cluster.js';
+
+const value = fc.oneof(fc.double({ min: -1e6, max: 1e6, noNaN: true }), fc.integer({ min: -3, max: 3 }).map((x) => x * 1000), fc.constant(-Infinity), fc.constant(Number.NaN));
+
+/** Positions ≥ from where every key reaches its threshold (NaN: always), as list values less skip. */
+function naive(cols: readonly (readonly number[])[], list: readonly number[], from: number, xs: readonly number[], skip: number): number[] {
+  const out: number[] = [];
+  for (let i = Math.max(0, from); i < list.length; i++) {
+    if (!cols.every((c, k) => c[i]! >= xs[k]! || Number.isNaN(c[i]!) || Number.isNaN(xs[k]!))) continue;
+    if (list[i] !== skip) out.push(list[i]!);
+  }
+  return out;
+}
+
+describe('TreeScan', () => {
+  it('yields what a linear scan yields, and a reset starts over', () => {
+    fc.assert(fc.property(
+      fc.nat(40),
+      fc.array(value, { minLength: 3 * 40, maxLength: 3 * 40 }),
+      fc.array(fc.tuple(fc.integer({ min: -2, max: 45 }), fc.array(value, { minLength: 3, maxLength: 3 }), fc.integer({ min: -1, max: 45 }), fc.nat(5)), { minLength: 1, maxLength: 20 }),
+      (n, pool, queries) => {
+        const cols = Array.from({ length: 3 }, (_, k) => pool.slice(k * 40, k * 40 + n));
+        // list values: host-like indices in some order (here: reversed positions + 100)
+        const list = Array.from({ length: n }, (_, i) => 100 + n - i);
+        const t = new MultiMaxTree(n, 3);
+        cols.forEach((c, k) => t.build(k, c));
+        const scan = new TreeScan(3);
+        for (const [from, xs, skipAt, partial] of queries) {
+          const skip = skipAt >= 0 && skipAt < n ? list[skipAt]! : -1;
+          const want = naive(cols, list, from, xs, skip);
+          // a partial iteration first, then a reset: the reset must not carry anything over
+          scan.need.set(xs);
+          const it = scan.reset(t, list, from, skip)[Symbol.iterator]();
+          for (let k = 0; k < partial; k++) it.next();
+          scan.need.set(xs);
+          expect([...scan.reset(t, list, from, skip)]).toEqual(want);
+          // exhausted: stays done
+          expect(scan.next().done).toBe(true);
+        }
+      },
+    ), { numRuns: 300 });
+  });
+});
+
+describe('ClusterState lists without splice', () => {
+  it('move and rollback leave every host list as the splice-based reference does', () => {
+    fc.assert(fc.property(
+      fc.array(fc.nat(3), { minLength: 1, maxLength: 12 }),
+      fc.array(fc.oneof(fc.tuple(fc.constant('move' as const), fc.nat(11), fc.integer({ min: -1, max: 3 })), fc.tuple(fc.constant('mark' as const), fc.constant(0), fc.constant(0)), fc.tuple(fc.constant('rollback' as const), fc.constant(0), fc.constant(0))), { maxLength: 60 }),
+      (placement, ops) => {
+        const hosts = Array.from({ length: 4 }, (_, h) => host(`h${h}`));
+        const vms = placement.map((h, v) => vm(`v${v}`, `h${h}`, { history: [10 + v], memMiB: 100 + v }));
+        const s = new ClusterState(cluster(hosts, vms), { historyWindow: 1 });
+        // reference: plain lists with splice, and a journal of (vm, from, fromPos, to)
+        const ref: number[][] = [[], [], [], []];
+        placement.forEach((h, v) => ref[h]!.push(v));
+        const where = [...placement];
+        const journal: { v: number; from: number; pos: number; to: number }[] = [];
+        const marks: { state: ReturnType<ClusterState['mark']>; len: number }[] = [];
+        for (const [op, a, b] of ops) {
+          if (op === 'move') {
+            const v = a % placement.length;
+            const from = where[v]!;
+            if (from === b) continue;
+            let pos = -1;
+            if (from >= 0) {
+              pos = ref[from]!.lastIndexOf(v);
+              ref[from]!.splice(pos, 1);
+            }
+            if (b >= 0) ref[b]!.push(v);
+            where[v] = b;
+            journal.push({ v, from, pos, to: b });
+            s.move(v, b);
+          } else if (op === 'mark') {
+            marks.push({ state: s.mark(), len: journal.length });
+          } else if (marks.length > 0) {
+            const m = marks.pop()!;
+            while (journal.length > m.len) {
+              const j = journal.pop()!;
+              if (j.to >= 0) ref[j.to]!.splice(ref[j.to]!.lastIndexOf(j.v), 1);
+              if (j.from >= 0) ref[j.from]!.splice(j.pos, 0, j.v);
+              where[j.v] = j.from;
+            }
+            s.rollback(m.state);
+          }
+          for (let h = 0; h < 4; h++) expect([...s.vmsOn(h)]).toEqual(ref[h]);
+        }
+      },
+    ), { numRuns: 300 });
+  });
+});
