@@ -149,8 +149,6 @@ const DAY_SEC = 86_400;
 const HOUR_SEC = 3600;
 /** Migrations read back from the store for the per-VM and per-hour counts (the last 24 h fit easily). */
 const MIGRATIONS_READ = 10_000;
-/** Recent plans whose power steps say since when a host is off, after a restart. */
-const PLANS_READ = 200;
 
 /** What makes a freeze "change" for observer.onFreeze: frozen or not, and which causes on which hosts. */
 function freezeKey(st: FreezeState): string {
@@ -226,22 +224,15 @@ export class Controller {
   }
 
   /**
-   * After a restart: since when each host is off, from the recent plans' power steps (the
-   * newest successful powerOff not followed by a successful powerOn). Used only for a host
-   * that is off when first seen.
+   * After a restart: since when each host is off, from the plans' power steps (a host whose
+   * newest successful power step is a powerOff is off since it ended). Used only for a host
+   * that is off when first seen. One narrow store query (Store.lastPowerSteps: a row per
+   * host), never the plans themselves (tens of MB each at 10,000 hosts).
    */
   private seedOffSince(): void {
-    const store = this.deps.store;
-    if (!store) return;
-    const last = new Map<string, { kind: string; atMs: number }>();
-    for (const p of store.listPlans({ limit: PLANS_READ })) {
-      for (const r of store.stepRuns(p.id)) {
-        if ((r.kind !== 'powerOff' && r.kind !== 'powerOn') || r.state !== 'succeeded' || r.endedMs === null || r.to === null) continue;
-        const prev = last.get(r.to);
-        if (!prev || prev.atMs < r.endedMs) last.set(r.to, { kind: r.kind, atMs: r.endedMs });
-      }
+    for (const r of this.deps.store?.lastPowerSteps() ?? []) {
+      if (r.kind === 'powerOff' && r.to !== null && r.endedMs !== null) this.offSince.set(r.to, r.endedMs / 1000);
     }
-    for (const [host, e] of last) if (e.kind === 'powerOff') this.offSince.set(host, e.atMs / 1000);
   }
 
   /**

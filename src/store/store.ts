@@ -327,6 +327,12 @@ export interface Store {
   stepRuns(planId: number): StoredStepRun[];
   /** Steps saved as started and never ended (`running`), of every plan: what a crash left behind. */
   runningStepRuns(): StoredStepRun[];
+  /**
+   * Per host, its newest succeeded power step (powerOn or powerOff) of any plan: the one with
+   * the latest endedMs (a tie: the later plan, then the later step), by host name. What a
+   * restarted controller needs to know since when an off host is off, without reading plans.
+   */
+  lastPowerSteps(): StoredStepRun[];
   /** Journals a power request before it is sent (outcome 'pending'); returns its id. */
   recordPowerIntent(a: { planId: number | null; stepId: number | null; host: string; action: 'powerOn' | 'powerOff'; atMs: number }): number;
   /** Journals how a power action ended (`by`: who found out, default 'plan'). */
@@ -437,6 +443,17 @@ export interface Store {
  * policy and rules while the operator's edit is shown as in force).
  */
 const SCHEMA_VERSION = 6;
+
+/**
+ * Store.lastPowerSteps in SQL both stores run (window functions: SQLite ≥ 3.25, PostgreSQL):
+ * the succeeded powerOn/powerOff rows, ranked per host by ended_ms, plan_id, step_id, newest
+ * first, the first of each. Reads only step_runs (never a plan's body); no index needed: power
+ * steps are a small share of the rows, and this runs once, when a controller starts.
+ */
+export const LAST_POWER_STEPS_SQL = `SELECT plan_id, step_id, kind, vm, host_from, host_to, state, started_ms, ended_ms, error_code, error_message, note
+  FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY host_to ORDER BY ended_ms DESC, plan_id DESC, step_id DESC) AS newest
+    FROM step_runs WHERE kind IN ('powerOn', 'powerOff') AND state = 'succeeded' AND ended_ms IS NOT NULL AND host_to IS NOT NULL) AS power_steps
+  WHERE newest = 1 ORDER BY host_to`;
 
 function pidAlive(pid: number): boolean {
   try {
@@ -861,6 +878,9 @@ export function openSqliteStore(path: string): Store {
     },
     runningStepRuns() {
       return (db.prepare("SELECT * FROM step_runs WHERE state = 'running' ORDER BY plan_id, step_id").all() as StepRow[]).map(toStep);
+    },
+    lastPowerSteps() {
+      return (db.prepare(LAST_POWER_STEPS_SQL).all() as StepRow[]).map(toStep);
     },
     recordPowerIntent({ planId, stepId, host, action, atMs }) {
       return Number(db.prepare("INSERT INTO power_actions (plan_id, step_id, host, action, requested_ms, outcome, by) VALUES (?, ?, ?, ?, ?, 'pending', 'plan')")

@@ -63,7 +63,7 @@ function driverError(f: () => unknown, code: string): DriverError {
  * "classifies every method" test: a new write must be fenced (setFence) like the others.
  */
 const READS = [
-  'wakePath', 'wakePaths', 'getPlan', 'listPlans', 'stepRuns', 'runningStepRuns', 'powerActions', 'decisions', 'metricsHistory', 'migrations',
+  'wakePath', 'wakePaths', 'getPlan', 'listPlans', 'stepRuns', 'runningStepRuns', 'lastPowerSteps', 'powerActions', 'decisions', 'metricsHistory', 'migrations',
   'lastMigrations', 'clusterLock', 'roundErrors', 'unknownMigrations', 'hostStates', 'daemonStatus', 'apiTokens', 'apiTokenByHash', 'configOverride',
 ] as const;
 const LOCK = ['acquireClusterLock', 'heartbeatClusterLock', 'releaseClusterLock', 'fence', 'setFence', 'close'] as const;
@@ -230,6 +230,43 @@ export function storeContract(label: string, harness: () => StoreHarness, skip: 
       expect(s.getPlan(b)).toBeUndefined();
       expect(s.getPlan(999)).toBeUndefined();
       expect(s.runningStepRuns()).toEqual([expect.objectContaining({ planId: a, stepId: 1, state: 'running' })]);
+    });
+
+    it('lastPowerSteps: per host its newest succeeded powerOn/powerOff of any plan (latest end; a tie: the later plan); failed, running and other steps left out', () => {
+      const s = fresh().conn();
+      expect(s.lastPowerSteps()).toEqual([]);
+      const on = (id: number, host: string): Plan['steps'][number] => ({ id, kind: 'powerOn', host, deps: [], reason: 'r', by: 'test' });
+      const off = (id: number, host: string): Plan['steps'][number] => ({ id, kind: 'powerOff', host, deps: [], reason: 'r', by: 'test' });
+      const mig = (id: number, to: string): Plan['steps'][number] => ({ id, kind: 'migrate', vm: 'v', from: 'h9', to, memMiB: 1, deps: [], reason: 'r', by: 'test' });
+      const run = (planId: number, step: Plan['steps'][number], state: 'succeeded' | 'failed' | 'running', endedAt?: number): void =>
+        s.saveStepRun(planId, { step, state, startedAt: 1, ...(endedAt === undefined ? {} : { endedAt }) });
+      const save = (steps: Plan['steps']): number => s.savePlan({ ...plan, steps }, { createdMs: 1, mode: 'automatic', status: 'done' });
+      const a = save([off(1, 'h0'), on(2, 'h1'), off(3, 'h2'), mig(4, 'h5')]);
+      const b = save([on(1, 'h0'), off(2, 'h1'), off(3, 'h2'), off(4, 'h3'), off(5, 'h4')]);
+      const c = save([off(1, 'h3'), on(2, 'h4'), on(3, 'h1')]);
+      run(a, off(1, 'h0'), 'succeeded', 100);
+      run(a, on(2, 'h1'), 'succeeded', 50);
+      run(a, off(3, 'h2'), 'failed', 200);
+      run(a, mig(4, 'h5'), 'succeeded', 700);
+      run(b, on(1, 'h0'), 'succeeded', 300.4);
+      run(b, off(2, 'h1'), 'succeeded', 400);
+      run(b, off(3, 'h2'), 'running');
+      run(b, off(4, 'h3'), 'succeeded', 500);
+      run(b, off(5, 'h4'), 'succeeded', 600);
+      run(c, off(1, 'h3'), 'succeeded', 450); // a later plan whose step ended earlier (clock stepped back): not newer
+      run(c, on(2, 'h4'), 'succeeded', 600); // same end as b's powerOff of h4: the later plan wins
+      run(c, on(3, 'h1'), 'failed', 900); // failed: does not count
+      const got = s.lastPowerSteps().map((r) => [r.to, r.kind, r.planId, r.stepId, r.endedMs, r.state]);
+      expect(got).toEqual([
+        ['h0', 'powerOn', b, 1, 300, 'succeeded'],
+        ['h1', 'powerOff', b, 2, 400, 'succeeded'],
+        ['h3', 'powerOff', b, 4, 500, 'succeeded'],
+        ['h4', 'powerOn', c, 2, 600, 'succeeded'],
+      ]);
+      expect(s.lastPowerSteps()[0]).toEqual(s.stepRuns(b)[0]); // the whole record, as stepRuns gives it
+      // a step's record is updated in place: h2's running powerOff succeeding makes it h2's newest
+      run(b, off(3, 'h2'), 'succeeded', 800);
+      expect(s.lastPowerSteps().find((r) => r.to === 'h2')).toMatchObject({ kind: 'powerOff', planId: b, stepId: 3, endedMs: 800 });
     });
 
     it('journals power intents before their outcome; filters by host, plan and pending', () => {

@@ -12,7 +12,7 @@
 import { randomUUID } from 'node:crypto';
 import { DriverError } from '../../drivers/errors.js';
 import {
-  describeHolder, holderAlive, takeoverReason, type ClusterLease, type DaemonStatusRecord, type Store,
+  describeHolder, holderAlive, LAST_POWER_STEPS_SQL, takeoverReason, type ClusterLease, type DaemonStatusRecord, type Store,
 } from '../store.js';
 import {
   toConfigOverride, toDecision, toHostState, toLock, toMetric, toMig, toPlan, toPower, toRoundError, toStep, toToken, toUnknown, toWake, type Row,
@@ -266,6 +266,9 @@ export function openPgStore(opts: PgStoreOptions): Store {
     },
     runningStepRuns() {
       return rows("SELECT * FROM step_runs WHERE state = 'running' ORDER BY plan_id, step_id").map(toStep);
+    },
+    lastPowerSteps() {
+      return rows(LAST_POWER_STEPS_SQL).map(toStep);
     },
     recordPowerIntent({ planId, stepId, host, action, atMs }) {
       return n(write1(`INSERT INTO power_actions (plan_id, step_id, host, action, requested_ms, outcome, "by") VALUES ($1, $2, $3, $4, $5, 'pending', 'plan') RETURNING id`,
