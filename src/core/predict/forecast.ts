@@ -4,8 +4,9 @@
  * engine, the controller) and asked for the next hours when a snapshot is built. Pure: the
  * caller passes the times.
  */
-import type { DemandForecast, ForecastPoint, VmForecast } from '../model/types.js';
-import { ProfileLearner, type BucketOf, type ProfileOptions } from './profile.js';
+import type { DemandForecast, ForecastPoint, Vm, VmForecast } from '../model/types.js';
+import { CpuProfile } from './cpu-profile.js';
+import { ProfileLearner, WEEK_SEC, type BucketOf, type ProfileOptions } from './profile.js';
 
 export interface RecorderOptions extends ProfileOptions {
   /** How far ahead forecasts reach, s (default 4 h). */
@@ -16,11 +17,19 @@ export interface RecorderOptions extends ProfileOptions {
   readonly perVm?: boolean;
   /**
    * Samples kept per bucket of a VM's profile (defaults 6 per time-of-week bucket = 2 weeks of
-   * 5-min samples in 15-min buckets, 12 per time-of-day bucket): a VM profile costs at most
-   * about (672 × 6 + 288 × 12) × 2 numbers, the cluster's uses the ProfileOptions defaults.
+   * 5-min samples in 15-min buckets, 12 per time-of-day bucket); the cluster's uses the
+   * ProfileOptions defaults. With whole capacities 1..127 (the defaults) a VM profile is a
+   * CpuProfile (./cpu-profile.ts: CPU only, 16-bit values, time-of-day rings freed once a week
+   * is known): about 9 KiB with two weeks learned at 5-min rounds; otherwise a ProfileLearner.
    */
   readonly vmKeepWeekly?: number;
   readonly vmKeepDaily?: number;
+  /**
+   * A VM's profile is dropped once no sample of it was recorded for longer than this, s
+   * (default 2 weeks: a VM gone that long is deleted, or back as a new workload; its profile
+   * would be the history the default time-of-week rings hold). Infinity: never.
+   */
+  readonly vmForgetAfterSec?: number;
   /**
    * Added to the caller's seconds to get time of week with 0 = Monday 00:00 (default 0: the
    * simulator's t = 0 is a Monday midnight). Forecast instants come back in the caller's seconds.
@@ -34,12 +43,23 @@ export interface VmDemandSample {
   readonly memMiB: number;
 }
 
+/** What the recorder needs of a VM's profile: CpuProfile, or ProfileLearner for other capacities. */
+interface VmProfile {
+  predictCpu(b: BucketOf, out: Float64Array): boolean;
+  readonly lastSec: number;
+}
+
 export class DemandRecorder {
   private readonly cluster: ProfileLearner;
-  private readonly vms = new Map<string, ProfileLearner>();
+  private readonly vms = new Map<string, VmProfile>();
   private readonly opts: RecorderOptions;
   /** Options of every VM profile (one object, shared). */
   private readonly vmOpts: ProfileOptions;
+  /** The VM profiles are CpuProfiles with these options (else ProfileLearners). */
+  private readonly compact: ConstructorParameters<typeof CpuProfile>[0] | null;
+  private readonly forgetAfterSec: number;
+  /** Time (recorder base) of the last sweep for VMs to forget. */
+  private sweptSec = -Infinity;
   readonly horizonSec: number;
   readonly stepSec: number;
   private readonly offsetSec: number;
@@ -51,6 +71,10 @@ export class DemandRecorder {
     this.opts = opts;
     this.cluster = new ProfileLearner(opts);
     this.vmOpts = { ...opts, keepWeekly: opts.vmKeepWeekly ?? 6, keepDaily: opts.vmKeepDaily ?? 12 };
+    const capW = capOf(this.vmOpts.keepWeekly!);
+    const capD = capOf(this.vmOpts.keepDaily!);
+    this.compact = CpuProfile.supports(capW, capD) ? { bucketSec: this.cluster.bucketSec, quantile: this.cluster.quantile, capWeekly: capW, capDaily: capD } : null;
+    this.forgetAfterSec = opts.vmForgetAfterSec ?? 2 * WEEK_SEC;
     this.horizonSec = opts.horizonSec ?? 4 * 3600;
     this.stepSec = opts.stepSec ?? this.cluster.bucketSec;
     this.offsetSec = opts.offsetSec ?? 0;
@@ -58,19 +82,85 @@ export class DemandRecorder {
 
   /** Records one round: each VM's demand and (their sum) the cluster's. */
   record(callerSec: number, vms: readonly VmDemandSample[]): void {
-    this.version++;
     const timeSec = callerSec + this.offsetSec;
+    const b = this.roundStart(timeSec);
     let cpu = 0;
     let mem = 0;
     for (const v of vms) {
       cpu += v.cpuMips;
       mem += v.memMiB;
-      if (this.opts.perVm === false) continue;
-      let l = this.vms.get(v.id);
-      if (!l) this.vms.set(v.id, (l = new ProfileLearner(this.vmOpts)));
-      l.add({ timeSec, cpuMips: v.cpuMips, memMiB: v.memMiB });
+      this.addVm(timeSec, b, v.id, v.cpuMips, v.memMiB);
     }
+    this.roundEnd(timeSec, cpu, mem);
+  }
+
+  /**
+   * `record` of the measured VMs of a snapshot's VM list, straight from it (no sample objects):
+   * each VM without `usage` (a fresh measurement: a stale or unknown value is a guess, no
+   * history) with its `demand.cpuMips` and `demand.memMiB`.
+   */
+  recordVms(callerSec: number, vms: readonly Vm[]): void {
+    const timeSec = callerSec + this.offsetSec;
+    const b = this.roundStart(timeSec);
+    let cpu = 0;
+    let mem = 0;
+    for (const v of vms) {
+      if (v.usage !== undefined) continue;
+      cpu += v.demand.cpuMips;
+      mem += v.demand.memMiB;
+      this.addVm(timeSec, b, v.id, v.demand.cpuMips, v.demand.memMiB);
+    }
+    this.roundEnd(timeSec, cpu, mem);
+  }
+
+  /** VM profiles held (forgotten ones excluded). */
+  get vmCount(): number {
+    return this.vms.size;
+  }
+
+  /**
+   * Bytes of typed-array storage of the VM profiles (CpuProfile.storedBytes; 0 for
+   * ProfileLearner ones, which keep plain arrays): what the values cost, without the objects.
+   */
+  vmStoredBytes(): number {
+    let n = 0;
+    for (const l of this.vms.values()) if (l instanceof CpuProfile) n += l.storedBytes;
+    return n;
+  }
+
+  private roundStart(timeSec: number): BucketOf {
+    this.version++;
+    return this.cluster.bucketOf(timeSec);
+  }
+
+  /**
+   * One VM's sample. As ProfileLearner.add, a sample with a non-finite time, CPU or memory is
+   * ignored (the memory value is not kept: no VM forecast uses it).
+   */
+  private addVm(timeSec: number, b: BucketOf, id: string, cpuMips: number, memMiB: number): void {
+    if (this.opts.perVm === false) return;
+    let l = this.vms.get(id);
+    if (this.compact) {
+      // (ProfileLearner would hold an empty profile for such a VM: it predicts nothing either)
+      if (!Number.isFinite(timeSec) || !Number.isFinite(cpuMips) || !Number.isFinite(memMiB)) return;
+      if (!l) this.vms.set(id, (l = new CpuProfile(this.compact)));
+      (l as CpuProfile).add(timeSec, b, cpuMips);
+      return;
+    }
+    if (!l) this.vms.set(id, (l = new ProfileLearner(this.vmOpts)));
+    (l as ProfileLearner).add({ timeSec, cpuMips, memMiB });
+  }
+
+  /**
+   * The cluster's sample; then, at most once per bucket width, drops the VM profiles without a
+   * sample for longer than vmForgetAfterSec (an empty one, which predicts nothing, at the first
+   * sweep).
+   */
+  private roundEnd(timeSec: number, cpu: number, mem: number): void {
     this.cluster.add({ timeSec, cpuMips: cpu, memMiB: mem });
+    if (!Number.isFinite(timeSec) || this.forgetAfterSec === Infinity || !(timeSec - this.sweptSec >= this.cluster.bucketSec)) return;
+    this.sweptSec = timeSec;
+    for (const [id, l] of this.vms) if (!(timeSec - l.lastSec <= this.forgetAfterSec)) this.vms.delete(id);
   }
 
   /**
@@ -131,4 +221,9 @@ export class DemandRecorder {
     }
     return { quantile: this.cluster.quantile, points, vms };
   }
+}
+
+/** As profile.ts capOf: the capacity a `keep` option means. */
+function capOf(keep: number): number {
+  return Number.isNaN(keep) || keep === Infinity ? Infinity : Math.max(0, Math.floor(keep));
 }

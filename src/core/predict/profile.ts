@@ -139,7 +139,7 @@ export class ProfileLearner {
   private readonly capWeekly: number;
   private readonly capDaily: number;
   private firstSec = Infinity;
-  private lastSec = -Infinity;
+  private newestSec = -Infinity;
 
   constructor(opts: ProfileOptions = {}) {
     const b = opts.bucketSec ?? 900;
@@ -150,9 +150,14 @@ export class ProfileLearner {
     this.capDaily = capOf(opts.keepDaily ?? 42);
   }
 
+  /** The newest sample's time, s (−Infinity before the first). */
+  get lastSec(): number {
+    return this.newestSec;
+  }
+
   /** Seconds of history seen (newest − oldest sample). */
   get spanSec(): number {
-    return this.lastSec >= this.firstSec ? this.lastSec - this.firstSec : 0;
+    return this.newestSec >= this.firstSec ? this.newestSec - this.firstSec : 0;
   }
 
   /** The buckets of instant `timeSec` (same time base as samples). */
@@ -164,7 +169,7 @@ export class ProfileLearner {
   add(s: DemandSample): void {
     if (!Number.isFinite(s.timeSec) || !Number.isFinite(s.cpuMips) || !Number.isFinite(s.memMiB)) return;
     this.firstSec = Math.min(this.firstSec, s.timeSec);
-    this.lastSec = Math.max(this.lastSec, s.timeSec);
+    this.newestSec = Math.max(this.newestSec, s.timeSec);
     const { w, d, weekend } = this.bucketOf(s.timeSec);
     const rings = (this.rings ??= new Map());
     this.push(rings, w, this.capWeekly, s);
