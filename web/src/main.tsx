@@ -2,8 +2,9 @@
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, client, type Host, type Plan, type Role, type Vm } from './api';
-import { HistoryCharts } from './charts';
+import { HistoryCharts, type ChartMarker } from './charts';
 import { RulesPage, WhatIfPage } from './pages';
+import { demoSavings, type Saving } from './saving';
 import { useCluster, whoami, type ClusterState } from './state';
 import './styles.css';
 
@@ -137,17 +138,43 @@ function HostColumn({ host, vms, role, onMaintenance, moving, onPick, picked }: 
   );
 }
 
+const days = (n: number): string => `${n} observed day${n === 1 ? '' : 's'}`;
+const pctText = (x: Saving | null): string => (x === null ? '—' : `${x.pct.toFixed(1)} %`);
+
+/**
+ * Energy saved vs always-on. A demo that observed days first (recommend mode: every host on,
+ * nothing saved) shows the acting period's saving, and the whole run's (observed days
+ * included) below it, each labelled; without observed days the two are the same figure.
+ */
+function EnergyKpi({ s }: { s: ClusterState }) {
+  const d = s.demo;
+  const { all, acting } = demoSavings(d);
+  const observed = d !== null && d.observeDays > 0;
+  if (!observed) {
+    return (
+      <div class="kpi"><span class="kpi-label">Energy saved</span><span class="kpi-value" data-testid="saved-all">{pctText(all)}</span>
+        {all && <span class="kpi-sub">{all.energyKWh.toFixed(2)} kWh vs {all.alwaysOnKWh.toFixed(2)} always-on</span>}</div>
+    );
+  }
+  return (
+    <div class="kpi" data-testid="energy-kpi">
+      <span class="kpi-label">Energy saved while acting{d.actingFromMs !== null ? ` (since ${fmtClock(d.actingFromMs)})` : ''}</span>
+      <span class="kpi-value" data-testid="saved-acting" data-pct={acting ? acting.pct.toFixed(1) : ''}>{pctText(acting)}</span>
+      <span class="kpi-sub">{acting ? `${acting.energyKWh.toFixed(2)} kWh vs ${acting.alwaysOnKWh.toFixed(2)} always-on` : 'known after the first acting round'}</span>
+      <span class="kpi-sub" data-testid="saved-all" data-pct={all ? all.pct.toFixed(1) : ''}>whole run, incl. {days(d.observeDays)}: {pctText(all)}</span>
+    </div>
+  );
+}
+
 function Kpis({ s }: { s: ClusterState }) {
   const on = s.hosts.filter((h) => h.power === 'on').length;
-  const saved = s.demo?.energyKWh != null && s.demo.alwaysOnKWh ? 100 * (1 - s.demo.energyKWh / s.demo.alwaysOnKWh) : null;
   const pending = s.plans.find((p) => p.status === 'proposed' && p.stepCount > 0);
   return (
     <div class="kpis">
       <div class="kpi"><span class="kpi-label">Hosts on</span><span class="kpi-value" data-testid="hosts-on">{on}<small> / {s.hosts.length}</small></span></div>
       <div class="kpi"><span class="kpi-label">VMs</span><span class="kpi-value">{s.vms.length}</span></div>
       <div class="kpi"><span class="kpi-label">Live migrations</span><span class="kpi-value">{s.migrations.filter((m) => m.state === 'running').length}</span></div>
-      <div class="kpi"><span class="kpi-label">Energy saved</span><span class="kpi-value">{saved === null ? '—' : `${saved.toFixed(1)} %`}</span>
-        {s.demo?.energyKWh != null && <span class="kpi-sub">{s.demo.energyKWh.toFixed(2)} kWh vs {s.demo.alwaysOnKWh?.toFixed(2)} always-on</span>}</div>
+      <EnergyKpi s={s} />
       <div class="kpi"><span class="kpi-label">Plan</span><span class="kpi-value small">{pending ? <a href="#/plan">{pending.stepCount} steps awaiting approval</a> : 'Nothing pending'}</span></div>
     </div>
   );
@@ -394,10 +421,35 @@ function Dashboard({ token, role, onLogout }: { token: string; role: Role; onLog
               : page === 'schedule' ? <SchedulePage {...props} />
                 : page === 'whatif' ? <WhatIfPage token={token} role={role} notify={notify} />
                   : page === 'rules' ? <RulesPage token={token} role={role} notify={notify} />
-                    : <HistoryCharts points={s.history} />}
+                    : <HistoryPage s={s} />}
       </main>
       {toast && <div class={`toast ${toast.err ? 'err' : ''}`} role="status">{toast.m}</div>}
     </div>
+  );
+}
+
+/**
+ * The history charts; for a demo that observed days first, the span observed in recommend mode
+ * is shaded and where acting began is marked on every chart, and a line says what each part is.
+ */
+function HistoryPage({ s }: { s: ClusterState }) {
+  const d = s.demo;
+  const observed = d !== null && d.observeDays > 0 && d.actingFromMs !== null;
+  const markers: ChartMarker[] = observed
+    ? [{ tMs: d.actingFromMs!, label: `acting from ${fmtClock(d.actingFromMs)}`, before: `observed · recommend mode`, testid: 'acting-marker' }]
+    : [];
+  const { all, acting } = demoSavings(d);
+  return (
+    <>
+      {observed && (
+        <div class="card history-note" data-testid="acting-note">
+          <b>{days(d.observeDays)}</b> in recommend mode (plans recommended, nothing executed), then acting in {d.mode ?? 'the configured'} mode
+          from <b>{fmtClock(d.actingFromMs)}</b>. Saved vs always-on while acting: <b data-testid="history-saved-acting">{pctText(acting)}</b>;
+          over the whole run, observed days included: <b data-testid="history-saved-all">{pctText(all)}</b>.
+        </div>
+      )}
+      <HistoryCharts points={s.history} markers={markers} />
+    </>
   );
 }
 

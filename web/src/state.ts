@@ -7,6 +7,7 @@ import {
   ApiError, client, historyFromRecent, listOf, normHistory, normHost, normMigration, normPlan, normSchedule, normVm, streamEvents,
   type Client, type HistoryPoint, type Host, type Migration, type Plan, type Role, type ScheduleView, type Vm,
 } from './api';
+import { energyAt, type EnergyMark } from './saving';
 
 export interface DemoStatus {
   simMs: number | null;
@@ -17,6 +18,12 @@ export interface DemoStatus {
   alwaysOnKWh: number | null;
   migrations: number | null;
   mode: string | null;
+  /** Days observed in recommend mode before acting (`--observe-days`; 0: none). */
+  observeDays: number;
+  /** Where acting began (simulated ms on the epoch, like simMs); null: not a demo that says so. */
+  actingFromMs: number | null;
+  /** The cumulative energy at actingFromMs, read once from the history (see useCluster); null until known. */
+  actingStart: EnergyMark | null;
 }
 
 export interface ClusterState {
@@ -60,7 +67,13 @@ function demoOf(x: unknown): DemoStatus | null {
   return {
     simMs: n(o.simMs), epochMs: n(o.epochMs) ?? 0, speed: n(o.speed), energyKWh: n(o.energyKWh), alwaysOnKWh: n(o.alwaysOnKWh), migrations: n(o.migrations),
     mode: typeof o.mode === 'string' ? o.mode : null,
+    observeDays: n(o.observeDays) ?? 0, actingFromMs: n(o.actingFromMs), actingStart: null,
   };
+}
+
+/** A history as the API sends it: the demo's own points as they are, anything else normalised. */
+function historyOf(raw: unknown): HistoryPoint[] {
+  return Array.isArray(raw) && raw.every((p) => 'hostCpuPct' in (p as object)) ? raw as HistoryPoint[] : normHistory(raw);
 }
 
 export function useCluster(token: string, onUnauthorized: () => void, withHistory: boolean): [ClusterState, () => void] {
@@ -71,6 +84,8 @@ export function useCluster(token: string, onUnauthorized: () => void, withHistor
   const timer = useRef<number | undefined>(undefined);
   const inflight = useRef(false);
   const again = useRef(false);
+  // The demo's energy where acting began: fixed once the history has passed it, so read once.
+  const actingStart = useRef<EnergyMark | null>(null);
 
   const load = async (): Promise<void> => {
     if (inflight.current) {
@@ -95,6 +110,15 @@ export function useCluster(token: string, onUnauthorized: () => void, withHistor
         const recent = await Promise.all(hostList.map((h) => optional(api, `/hosts/${encodeURIComponent(h.id)}?hours=48`)));
         rawHistory = historyFromRecent(Object.fromEntries(hostList.map((h, i) => [h.id, recent[i]])));
       }
+      // A demo that observed days first: the acting period's saving needs the energy at its start,
+      // from the history (the History page's, else fetched here until the history has reached it).
+      if (d && d.observeDays > 0 && d.actingFromMs !== null) {
+        if (actingStart.current === null && d.simMs !== null && d.simMs >= d.actingFromMs) {
+          const raw = rawHistory ?? (await optional<{ history?: unknown }>(api, '/demo?history=1'))?.history;
+          if (raw !== undefined) actingStart.current = energyAt(historyOf(raw), d.actingFromMs);
+        }
+        d.actingStart = actingStart.current;
+      }
       setState((s) => ({
         ...s,
         loaded: true,
@@ -103,7 +127,7 @@ export function useCluster(token: string, onUnauthorized: () => void, withHistor
         plans: rows.map((p) => (detail && p.id === detail.id ? detail : p)),
         schedule: schedule ? normSchedule(schedule) : null,
         demo: d,
-        history: rawHistory === undefined ? s.history : Array.isArray(rawHistory) && rawHistory.every((p) => 'hostCpuPct' in (p as object)) ? rawHistory as HistoryPoint[] : normHistory(rawHistory),
+        history: rawHistory === undefined ? s.history : historyOf(rawHistory),
         error: null,
         updatedMs: Date.now(),
       }));
