@@ -59,8 +59,9 @@ describe('a VM profile is bounded', () => {
     expect(week.p.holdsDaily).toBe(true); // before a week: time-of-day buckets are what it predicts from
     const two = learned(14);
     expect(two.p.holdsDaily).toBe(false);
-    // 672 buckets × 6 values × 2 B + 864 bucket bytes + 216 chunk entries × 1 B
-    expect(two.p.storedBytes).toBe(672 * 6 * 2 + 864 + 216);
+    // 84 chunks of 8 time-of-week buckets (8 count bytes, 8 × 6 values × 2 B) and a header of
+    // 132 chunk entries + 192 bits, in 2-B words
+    expect(two.p.storedBytes).toBe(84 * (8 + 8 * 6 * 2) + (132 + 12) * 2);
     expect(two.p.storedBytes).toBeLessThanOrEqual(10 * 1024);
     const out = new Float64Array(2);
     for (let t = 14 * DAY_SEC; t < 15 * DAY_SEC; t += 900) expect(two.p.predictCpu(two.at(t), out)).toBe(true);
@@ -71,7 +72,8 @@ describe('a VM profile is bounded', () => {
   it('a recorder with 1 round holds little per VM (profiles grow with what they see)', () => {
     const r = new DemandRecorder({ stepSec: STEP });
     r.record(0, Array.from({ length: 100 }, (_, i) => ({ id: `vm${i}`, cpuMips: i, memMiB: 1 })));
-    expect(r.vmStoredBytes() / 100).toBeLessThanOrEqual(1300);
+    // the header and one chunk of each table it saw (time of week, time of day)
+    expect(r.vmStoredBytes() / 100).toBe((132 + 12) * 2 + 2 * 104);
   });
 });
 

@@ -22,12 +22,12 @@
  *    again): nothing consults it afterwards. With regular rounds this frees all time-of-day
  *    storage after the first week.
  *
- * Layout: buckets are grouped in chunks of CHUNK consecutive buckets of one table (time of week;
- * time of day on weekdays; on weekends); a chunk's values live in one growable typed array per
- * table kind (weekly, daily), allocated on the chunk's first sample, so a profile costs memory
- * only for what it has seen. Per bucket one byte says how many samples it holds and where the
- * oldest is (see `meta`). Only for capacities 1..MAX_COMPACT_KEEP (the recorder falls back to
- * ProfileLearner otherwise).
+ * Layout: buckets are grouped in chunks of consecutive buckets of one table (time of week; time
+ * of day on weekdays; on weekends), 8 × 6 or 4 × 12 values with the recorder's defaults; a
+ * chunk is allocated on its first sample in the profile's one typed array (see CpuProfile), so
+ * a profile costs memory only for what it has seen: with the defaults about 0.5 KiB after one
+ * round, 8.8 KiB once two weeks of rounds are learned (84 chunks of 104 B, a 288-B header).
+ * Only for capacities 1..MAX_COMPACT_KEEP (the recorder falls back to ProfileLearner otherwise).
  */
 import { DAY_SEC, WEEK_SEC, quantile, type BucketOf } from './profile.js';
 
@@ -38,7 +38,6 @@ export const CPU_REL_ERROR = 2 ** -12;
 /** Bound on |kept − sample| below 2^-8 MIPS, MIPS. */
 export const CPU_ABS_ERROR = 2 ** -20;
 
-const CHUNK = 4;
 const MAX_CODE = 0xffff;
 /** code → value, shared (65,536 doubles, 512 KiB once per process). */
 let decodeTable: Float64Array | null = null;
@@ -78,79 +77,75 @@ export function encodeCpu(x: number): number {
 
 type Values = Uint16Array | Float64Array;
 
-/** One growable array of fixed-size chunks (a chunk = CHUNK buckets × cap values). */
-class Chunks {
-  vals: Values;
-  /** Chunks in use. */
-  used = 0;
-  constructor(
-    readonly chunkLen: number,
-    /** Most chunks this array can ever hold (its growth stops there). */
-    readonly maxChunks: number,
-    wide: boolean,
-  ) {
-    this.vals = wide ? new Float64Array(0) : new Uint16Array(0);
-  }
-  /** A new chunk's number (0-based). */
-  add(): number {
-    const n = this.used++;
-    if (this.used * this.chunkLen > this.vals.length) {
-      // grow by a quarter (at least one chunk), never beyond what can be needed
-      const chunks = Math.min(this.maxChunks, Math.max(this.used, Math.floor(this.used * 1.25)));
-      const grown = this.vals instanceof Float64Array ? new Float64Array(chunks * this.chunkLen) : new Uint16Array(chunks * this.chunkLen);
-      grown.set(this.vals);
-      this.vals = grown;
-    }
-    return n;
-  }
-  /** The same chunks in doubles (decoded). */
-  widen(): void {
-    if (this.vals instanceof Float64Array) return;
-    const t = table();
-    const wide = new Float64Array(this.vals.length);
-    for (let i = 0; i < this.used * this.chunkLen; i++) wide[i] = t[this.vals[i]!]!;
-    this.vals = wide;
+/** Values per chunk (a chunk holds ⌊CHUNK_VALUES / cap⌋ buckets of one table, at least one). */
+const CHUNK_VALUES = 48;
+
+/** The options of a CpuProfile and the layout they give (one object shared by a recorder's profiles). */
+export interface CpuProfileOptions {
+  readonly bucketSec: number;
+  readonly quantile: number;
+  readonly capWeekly: number;
+  readonly capDaily: number;
+}
+
+class Layout {
+  readonly nW: number;
+  readonly nD: number;
+  /** Buckets per chunk: time of week, time of day. */
+  readonly bw: number;
+  readonly bd: number;
+  /** Chunks of the time-of-week table; of each time-of-day table (weekdays, then weekends). */
+  readonly chunksW: number;
+  readonly chunksD: number;
+  readonly chunks: number;
+  /** Words of a chunk holding its buckets' counts (one byte per bucket). */
+  readonly countWords: number;
+  readonly chunkLen: number;
+  /** Header words: the chunk table, then one bit per time-of-day bucket "ever had a sample". */
+  readonly header: number;
+  constructor(readonly o: CpuProfileOptions) {
+    this.nW = WEEK_SEC / o.bucketSec;
+    this.nD = DAY_SEC / o.bucketSec;
+    this.bw = Math.max(1, Math.floor(CHUNK_VALUES / o.capWeekly));
+    this.bd = Math.max(1, Math.floor(CHUNK_VALUES / o.capDaily));
+    this.chunksW = Math.ceil(this.nW / this.bw);
+    this.chunksD = Math.ceil(this.nD / this.bd);
+    this.chunks = this.chunksW + 2 * this.chunksD;
+    this.countWords = Math.ceil(Math.max(this.bw, this.bd) / 2);
+    this.chunkLen = this.countWords + Math.max(this.bw * o.capWeekly, this.bd * o.capDaily);
+    this.header = this.chunks + Math.ceil((2 * this.nD) / 16);
   }
 }
+
+const layouts = new WeakMap<CpuProfileOptions, Layout>();
 
 /**
  * The CPU column of a ProfileLearner, compact (see the module comment). `add` and `predictCpu`
  * behave as ProfileLearner's (same options), within CPU_REL_ERROR / CPU_ABS_ERROR.
+ *
+ * Storage: one typed array per profile (Uint16Array; Float64Array once widened), created on the
+ * first sample and grown as chunks are needed: a header — per chunk its number + 1 (0 = none:
+ * never, or freed), and a bit per time-of-day bucket that ever had a sample — then the chunks,
+ * each the count bytes of its buckets (n: size = min(n, cap), and once full (n ≥ cap) the oldest
+ * at slot n − cap) and cap values per bucket.
  */
 export class CpuProfile {
-  readonly bucketSec: number;
-  readonly quantile: number;
-  private readonly capW: number;
-  private readonly capD: number;
-  private readonly nW: number;
-  private readonly nD: number;
-  /** Chunks of the time-of-week table; then of time of day, weekdays; then weekends. */
-  private readonly chunksW: number;
-  private readonly chunksD: number;
-  /**
-   * Per bucket (index: time-of-week w; nW + d weekdays; nW + nD + d weekends): 0 = never a
-   * sample; else n with size = min(n, cap) and, once full (n ≥ cap), the oldest at slot n − cap.
-   * Created on the first sample.
-   */
-  private meta: Uint8Array | null = null;
-  /** Per chunk (same order): its number + 1 in its Chunks, 0 = no storage (never, or freed). */
-  private where: Uint8Array | Uint16Array | Uint32Array | null = null;
-  private weekly: Chunks | null = null;
-  private daily: Chunks | null = null;
-  private wide = false;
+  private readonly l: Layout;
+  private buf: Values | null = null;
+  /** Chunk slots used in buf (freed ones included until compacted). */
+  private used = 0;
+  private freed = 0;
+  /** Time-of-day chunks held. */
+  private heldDaily = 0;
   private firstSec = Infinity;
   /** The newest sample's time (s, the recorder's time base); −Infinity before the first. */
   lastSec = -Infinity;
 
-  constructor(opts: { readonly bucketSec: number; readonly quantile: number; readonly capWeekly: number; readonly capDaily: number }) {
-    this.bucketSec = opts.bucketSec;
-    this.quantile = opts.quantile;
-    this.capW = opts.capWeekly;
-    this.capD = opts.capDaily;
-    this.nW = WEEK_SEC / opts.bucketSec;
-    this.nD = DAY_SEC / opts.bucketSec;
-    this.chunksW = Math.ceil(this.nW / CHUNK);
-    this.chunksD = Math.ceil(this.nD / CHUNK);
+  /** `opts` is the key of a shared layout: pass one object for all profiles of a recorder. */
+  constructor(opts: CpuProfileOptions) {
+    let l = layouts.get(opts);
+    if (!l) layouts.set(opts, (l = new Layout(opts)));
+    this.l = l;
   }
 
   /** Whether this storage supports per-bucket capacities cw, cd (whole, 1..MAX_COMPACT_KEEP). */
@@ -158,14 +153,18 @@ export class CpuProfile {
     return [capWeekly, capDaily].every((c) => Number.isInteger(c) && c >= 1 && c <= MAX_COMPACT_KEEP);
   }
 
-  /** Bytes of typed-array storage this profile holds (values, per-bucket bytes, chunk table). */
+  get bucketSec(): number {
+    return this.l.o.bucketSec;
+  }
+
+  /** Bytes of storage this profile holds (its typed array). */
   get storedBytes(): number {
-    return (this.meta?.byteLength ?? 0) + (this.where?.byteLength ?? 0) + (this.weekly?.vals.byteLength ?? 0) + (this.daily?.vals.byteLength ?? 0);
+    return this.buf?.byteLength ?? 0;
   }
 
   /** Whether time-of-day values are still stored (false once all are freed, or before the first sample). */
   get holdsDaily(): boolean {
-    return this.daily !== null && this.daily.used > 0;
+    return this.heldDaily > 0;
   }
 
   get spanSec(): number {
@@ -174,110 +173,157 @@ export class CpuProfile {
 
   /** Records a CPU sample at `b` (the buckets of `timeSec`). Callers filter non-finite values. */
   add(timeSec: number, b: BucketOf, cpuMips: number): void {
+    const l = this.l;
     this.firstSec = Math.min(this.firstSec, timeSec);
     this.lastSec = Math.max(this.lastSec, timeSec);
-    if (!this.meta) {
-      this.meta = new Uint8Array(this.nW + 2 * this.nD);
-      const chunks = this.chunksW + 2 * this.chunksD;
-      this.where = chunks <= 0xff ? new Uint8Array(chunks) : chunks <= 0xffff ? new Uint16Array(chunks) : new Uint32Array(chunks);
-      this.weekly = new Chunks(CHUNK * this.capW, this.chunksW, false);
-      this.daily = new Chunks(CHUNK * this.capD, 2 * this.chunksD, false);
+    // room for the header and the two chunks a first sample needs
+    this.buf ??= new Uint16Array(l.header + 2 * l.chunkLen);
+    let v = cpuMips;
+    if (this.buf instanceof Uint16Array) {
+      const code = encodeCpu(cpuMips);
+      if (code >= 0) v = code;
+      else this.widen();
     }
-    let code = -1;
-    if (!this.wide && (code = encodeCpu(cpuMips)) < 0) {
-      this.wide = true;
-      this.weekly!.widen();
-      this.daily?.widen();
-    }
-    const v = this.wide ? cpuMips : code;
-    this.push(b.w, 0, b.w, this.capW, this.weekly!, v);
+    this.push(Math.floor(b.w / l.bw), b.w % l.bw, l.o.capWeekly, v);
     const k = b.weekend ? 1 : 0;
-    const bucket = this.nW + k * this.nD + b.d;
-    const chunk = this.chunksW + k * this.chunksD + Math.floor(b.d / CHUNK);
-    // A freed ring (it had samples, its chunk has no storage) is never consulted again: skip it.
-    if (this.meta[bucket] === 0 || this.where![chunk] !== 0) {
-      this.daily ??= new Chunks(CHUNK * this.capD, 2 * this.chunksD, this.wide);
-      this.push(bucket, this.chunksW + k * this.chunksD, b.d, this.capD, this.daily, v);
+    const c = l.chunksW + k * l.chunksD + Math.floor(b.d / l.bd);
+    const seen = this.ever(k * l.nD + b.d);
+    // A freed ring (it had samples, its chunk is not held) is never consulted again: skip it.
+    if (!seen || this.buf[c] !== 0) {
+      this.push(c, b.d % l.bd, l.o.capDaily, v);
+      const bit = k * l.nD + b.d;
+      if (!seen) this.buf[l.chunks + (bit >> 4)] = this.buf[l.chunks + (bit >> 4)]! | (1 << (bit & 15));
     }
-    if (this.daily && this.spanSec >= WEEK_SEC) this.freeDaily(b.d);
+    if (this.heldDaily > 0 && this.spanSec >= WEEK_SEC) this.freeDaily(b.d);
   }
 
-  /** Pushes value v into bucket `bucket` (position `i` in its table, whose first chunk is `chunk0`). */
-  private push(bucket: number, chunk0: number, i: number, cap: number, store: Chunks, v: number): void {
-    const meta = this.meta!;
-    const where = this.where!;
-    const c = chunk0 + Math.floor(i / CHUNK);
-    if (where[c] === 0) where[c] = store.add() + 1;
-    const base = (where[c]! - 1) * store.chunkLen + (i % CHUNK) * cap;
-    const n = meta[bucket]!;
-    if (n < cap) {
-      store.vals[base + n] = v;
-      meta[bucket] = n + 1;
-    } else {
-      store.vals[base + n - cap] = v;
-      meta[bucket] = cap + ((n - cap + 1) % cap);
-    }
+  /** Whether time-of-day bucket i (k · nD + d) ever had a sample. */
+  private ever(i: number): boolean {
+    return ((this.buf![this.l.chunks + (i >> 4)]! >> (i & 15)) & 1) === 1;
   }
 
-  /** Frees the time-of-day storage at time of day d that nothing can consult any more (span ≥ 1 week). */
-  private freeDaily(d: number): void {
-    const meta = this.meta!;
-    const where = this.where!;
-    const c0 = Math.floor(d / CHUNK) * CHUNK;
-    let changed = false;
-    for (const k of [0, 1]) {
-      const chunk = this.chunksW + k * this.chunksD + c0 / CHUNK;
-      if (where[chunk] === 0) continue;
-      let freeable = true;
-      for (let dd = c0; dd < Math.min(c0 + CHUNK, this.nD) && freeable; dd++) {
-        if (meta[this.nW + k * this.nD + dd] === 0) continue; // no sample: nothing stored to keep
-        if (meta[this.nW + (1 - k) * this.nD + dd] === 0) freeable = false; // may stand in for the "any day" ring
-        for (let day = k === 0 ? 0 : 5; day < (k === 0 ? 5 : 7) && freeable; day++) if (meta[day * this.nD + dd] === 0) freeable = false;
+  /** Base index of chunk c in buf, allocating it (zeroed) when not held. */
+  private chunk(c: number): number {
+    const l = this.l;
+    let buf = this.buf!;
+    if (buf[c] === 0) {
+      // freed slots are reclaimed before the array grows (so it never holds more than l.chunks)
+      if (this.freed > 0 && l.header + (this.used + 1) * l.chunkLen > buf.length) {
+        this.compact();
+        buf = this.buf!;
       }
-      if (!freeable) continue;
-      where[chunk] = 0;
-      changed = true;
+      const n = this.used++;
+      const need = l.header + this.used * l.chunkLen;
+      if (need > buf.length) {
+        // grow by a quarter (at least one chunk), never beyond what can be needed
+        const chunks = Math.min(l.chunks, Math.max(this.used, Math.floor(this.used * 1.25)));
+        const grown = buf instanceof Float64Array ? new Float64Array(l.header + chunks * l.chunkLen) : new Uint16Array(l.header + chunks * l.chunkLen);
+        grown.set(buf.subarray(0, l.header + n * l.chunkLen));
+        this.buf = buf = grown;
+      } else buf.fill(0, l.header + n * l.chunkLen, need);
+      buf[c] = n + 1;
+      if (c >= l.chunksW) this.heldDaily++;
     }
-    if (changed) this.compactDaily();
+    return l.header + (buf[c]! - 1) * l.chunkLen;
   }
 
-  /** Rebuilds the time-of-day storage with the chunks still held (none: dropped). */
-  private compactDaily(): void {
-    const old = this.daily!;
-    const where = this.where!;
-    const held: number[] = [];
-    for (let c = this.chunksW; c < where.length; c++) if (where[c] !== 0) held.push(c);
-    if (held.length === 0) {
-      this.daily = null;
-      return;
+  /** Pushes value v into slot s (a bucket) of chunk c. */
+  private push(c: number, s: number, cap: number, v: number): void {
+    const base = this.chunk(c);
+    const buf = this.buf!;
+    const word = base + (s >> 1);
+    const shift = (s & 1) * 8;
+    const n = (buf[word]! >> shift) & 255;
+    const at = base + this.l.countWords + s * cap;
+    let next: number;
+    if (n < cap) {
+      buf[at + n] = v;
+      next = n + 1;
+    } else {
+      buf[at + n - cap] = v;
+      next = cap + ((n - cap + 1) % cap);
     }
-    const next = new Chunks(old.chunkLen, old.maxChunks, this.wide);
-    for (const c of held) {
-      const from = (where[c]! - 1) * old.chunkLen;
-      const to = next.add() * old.chunkLen;
-      next.vals.set(old.vals.subarray(from, from + old.chunkLen), to);
-      where[c] = to / old.chunkLen + 1;
-    }
-    this.daily = next;
+    buf[word] = (buf[word]! & ~(255 << shift)) | (next << shift);
   }
 
-  /** The values of a bucket, oldest first, decoded; null when it never had a sample. */
-  private column(bucket: number, chunk0: number, i: number, cap: number, store: Chunks | null): number[] | null {
-    const n = this.meta![bucket]!;
+  /** Samples of slot s of chunk c (held), oldest first, decoded; null when it has none. */
+  private column(c: number, s: number, cap: number): number[] | null {
+    const buf = this.buf!;
+    if (buf[c] === 0) return null;
+    const base = this.l.header + (buf[c]! - 1) * this.l.chunkLen;
+    const n = (buf[base + (s >> 1)]! >> ((s & 1) * 8)) & 255;
     if (n === 0) return null;
-    const c = this.where![chunk0 + Math.floor(i / CHUNK)]!;
-    if (c === 0 || !store) throw new Error(`CpuProfile: bucket ${bucket} was freed but is asked`); // a bug: see freeDaily
-    const base = (c - 1) * store.chunkLen + (i % CHUNK) * cap;
+    const at = base + this.l.countWords + s * cap;
     const size = Math.min(n, cap);
     const head = n < cap ? 0 : n - cap;
     const out = new Array<number>(size);
-    const vals = store.vals;
-    if (this.wide) for (let j = 0; j < size; j++) out[j] = vals[base + ((head + j) % size)]!;
+    if (buf instanceof Float64Array) for (let j = 0; j < size; j++) out[j] = buf[at + ((head + j) % size)]!;
     else {
       const t = table();
-      for (let j = 0; j < size; j++) out[j] = t[vals[base + ((head + j) % size)]!]!;
+      for (let j = 0; j < size; j++) out[j] = t[buf[at + ((head + j) % size)]!]!;
     }
     return out;
+  }
+
+  /** The same profile in doubles (values decoded; header and counts as they are). */
+  private widen(): void {
+    const buf = this.buf as Uint16Array;
+    const l = this.l;
+    const wide = new Float64Array(buf.length);
+    wide.set(buf);
+    const t = table();
+    for (let n = 0; n < this.used; n++) {
+      const base = l.header + n * l.chunkLen;
+      for (let i = base + l.countWords; i < base + l.chunkLen; i++) wide[i] = t[buf[i]!]!;
+    }
+    this.buf = wide;
+  }
+
+  /** Frees the time-of-day chunks around time of day d that nothing can consult any more (span ≥ 1 week). */
+  private freeDaily(d: number): void {
+    const l = this.l;
+    const buf = this.buf!;
+    const d0 = Math.floor(d / l.bd) * l.bd;
+    for (const k of [0, 1]) {
+      const c = l.chunksW + k * l.chunksD + d0 / l.bd;
+      if (buf[c] === 0) continue;
+      let freeable = true;
+      for (let dd = d0; dd < Math.min(d0 + l.bd, l.nD) && freeable; dd++) {
+        if (!this.ever(k * l.nD + dd)) continue; // no sample: nothing stored to keep
+        // it may stand in for the "any day" ring while the other kind has no ring here
+        if (!this.ever((1 - k) * l.nD + dd)) freeable = false;
+        // every time-of-week bucket of this kind at dd has a sample
+        for (let day = k === 0 ? 0 : 5; day < (k === 0 ? 5 : 7) && freeable; day++) {
+          const w = day * l.nD + dd;
+          if (this.column(Math.floor(w / l.bw), w % l.bw, l.o.capWeekly) === null) freeable = false;
+        }
+      }
+      if (!freeable) continue;
+      buf[c] = 0;
+      this.heldDaily--;
+      this.freed++;
+    }
+    // reclaim in batches (a compaction copies the profile)
+    if (this.freed > 0 && (this.heldDaily === 0 || this.freed >= 16)) this.compact();
+  }
+
+  /** A new buffer with the held chunks only, renumbered in order. */
+  private compact(): void {
+    const l = this.l;
+    const old = this.buf!;
+    const held: number[] = [];
+    for (let c = 0; c < l.chunks; c++) if (old[c] !== 0) held.push(c);
+    held.sort((a, b) => old[a]! - old[b]!);
+    const buf = old instanceof Float64Array ? new Float64Array(l.header + held.length * l.chunkLen) : new Uint16Array(l.header + held.length * l.chunkLen);
+    buf.set(old.subarray(0, l.header));
+    held.forEach((c, n) => {
+      const from = l.header + (old[c]! - 1) * l.chunkLen;
+      buf.set(old.subarray(from, from + l.chunkLen), l.header + n * l.chunkLen);
+      buf[c] = n + 1;
+    });
+    this.buf = buf;
+    this.used = held.length;
+    this.freed = 0;
   }
 
   /**
@@ -285,18 +331,26 @@ export class CpuProfile {
    * `b` uses into out[0], out[1] and true; false when there is none.
    */
   predictCpu(b: BucketOf, out: Float64Array): boolean {
-    if (!this.meta) return false;
+    if (!this.buf) return false;
+    const l = this.l;
     let xs: number[] | null = null;
-    if (this.spanSec >= WEEK_SEC) xs = this.column(b.w, 0, b.w, this.capW, this.weekly);
-    const k = b.weekend ? 1 : 0;
-    // the instant's kind of day, else (the "any day" ring) the other kind
-    xs ??= this.column(this.nW + k * this.nD + b.d, this.chunksW + k * this.chunksD, b.d, this.capD, this.daily);
-    xs ??= this.column(this.nW + (1 - k) * this.nD + b.d, this.chunksW + (1 - k) * this.chunksD, b.d, this.capD, this.daily);
-    if (!xs) return false;
+    if (this.spanSec >= WEEK_SEC) xs = this.column(Math.floor(b.w / l.bw), b.w % l.bw, l.o.capWeekly);
+    if (!xs) {
+      // the instant's kind of day, else (the "any day" ring) the other kind
+      const k = b.weekend ? 1 : 0;
+      const kind = this.ever(k * l.nD + b.d) ? k : this.ever((1 - k) * l.nD + b.d) ? 1 - k : -1;
+      if (kind < 0) return false;
+      xs = this.column(l.chunksW + kind * l.chunksD + Math.floor(b.d / l.bd), b.d % l.bd, l.o.capDaily);
+      if (!xs) throw new Error(`CpuProfile: a freed time-of-day bucket (${kind}, ${b.d}) was asked`); // a bug: see freeDaily
+    }
     let s = 0;
     for (const x of xs) s += x;
     out[0] = s / xs.length;
     out[1] = quantile(xs, this.quantile);
     return true;
+  }
+
+  get quantile(): number {
+    return this.l.o.quantile;
   }
 }
