@@ -427,7 +427,7 @@ export class Controller {
     }
     const r = this.demandRecorder;
     if (!r) return undefined;
-    if (record) r.record(nowSec, vms.filter((v) => v.usage === undefined).map((v) => ({ id: v.id, cpuMips: v.demand.cpuMips, memMiB: v.demand.memMiB })));
+    if (record) r.recordVms(nowSec, vms); // the fresh ones, straight from the list (no per-round sample objects)
     return r.forecast(nowSec);
   }
 

@@ -574,7 +574,7 @@ export class Engine {
         vms.push(vm);
       }
     }
-    if (this.demand) this.demand.record(t, vms.map((vm) => ({ id: vm.id, cpuMips: vm.demand.cpuMips, memMiB: vm.demand.memMiB })));
+    if (this.demand) this.demand.recordVms(t, vms); // simulated VMs are always measured (no `usage`)
     const forecast = this.demand?.forecast(t);
     const snap: ClusterSnapshot = { time: t, sampleIntervalSec: this.sc.intervalSec, hosts, vms, rules: this.sc.rules, movesLastHour: this.moveTimes.length, ...(forecast ? { forecast } : {}) };
     if (!this.sc.schedule) return snap;
