@@ -29,7 +29,7 @@
  * round, 8.8 KiB once two weeks of rounds are learned (84 chunks of 104 B, a 288-B header).
  * Only for capacities 1..MAX_COMPACT_KEEP (the recorder falls back to ProfileLearner otherwise).
  */
-import { DAY_SEC, WEEK_SEC, quantile, type BucketOf } from './profile.js';
+import { DAY_SEC, WEEK_SEC, type BucketOf } from './profile.js';
 
 /** Largest per-bucket capacity this storage supports (its per-bucket byte holds < 2 · cap). */
 export const MAX_COMPACT_KEEP = 127;
@@ -76,6 +76,9 @@ export function encodeCpu(x: number): number {
 }
 
 type Values = Uint16Array | Float64Array;
+
+/** One bucket's decoded samples while a prediction is computed (no allocation per bucket). */
+const SCRATCH = new Float64Array(MAX_COMPACT_KEEP);
 
 /** Values per chunk (a chunk holds ⌊CHUNK_VALUES / cap⌋ buckets of one table, at least one). */
 const CHUNK_VALUES = 48;
@@ -246,23 +249,30 @@ export class CpuProfile {
     buf[word] = (buf[word]! & ~(255 << shift)) | (next << shift);
   }
 
-  /** Samples of slot s of chunk c (held), oldest first, decoded; null when it has none. */
-  private column(c: number, s: number, cap: number): number[] | null {
+  /** Whether slot s of chunk c is held and has a sample. */
+  private has(c: number, s: number): boolean {
     const buf = this.buf!;
-    if (buf[c] === 0) return null;
+    if (buf[c] === 0) return false;
+    const base = this.l.header + (buf[c]! - 1) * this.l.chunkLen;
+    return ((buf[base + (s >> 1)]! >> ((s & 1) * 8)) & 255) !== 0;
+  }
+
+  /** Decodes the samples of slot s of chunk c (held), oldest first, into SCRATCH; their count (0: none). */
+  private column(c: number, s: number, cap: number): number {
+    const buf = this.buf!;
+    if (buf[c] === 0) return 0;
     const base = this.l.header + (buf[c]! - 1) * this.l.chunkLen;
     const n = (buf[base + (s >> 1)]! >> ((s & 1) * 8)) & 255;
-    if (n === 0) return null;
+    if (n === 0) return 0;
     const at = base + this.l.countWords + s * cap;
     const size = Math.min(n, cap);
     const head = n < cap ? 0 : n - cap;
-    const out = new Array<number>(size);
-    if (buf instanceof Float64Array) for (let j = 0; j < size; j++) out[j] = buf[at + ((head + j) % size)]!;
+    if (buf instanceof Float64Array) for (let j = 0; j < size; j++) SCRATCH[j] = buf[at + ((head + j) % size)]!;
     else {
       const t = table();
-      for (let j = 0; j < size; j++) out[j] = t[buf[at + ((head + j) % size)]!]!;
+      for (let j = 0; j < size; j++) SCRATCH[j] = t[buf[at + ((head + j) % size)]!]!;
     }
-    return out;
+    return size;
   }
 
   /** The same profile in doubles (values decoded; header and counts as they are). */
@@ -295,7 +305,7 @@ export class CpuProfile {
         // every time-of-week bucket of this kind at dd has a sample
         for (let day = k === 0 ? 0 : 5; day < (k === 0 ? 5 : 7) && freeable; day++) {
           const w = day * l.nD + dd;
-          if (this.column(Math.floor(w / l.bw), w % l.bw, l.o.capWeekly) === null) freeable = false;
+          if (!this.has(Math.floor(w / l.bw), w % l.bw)) freeable = false;
         }
       }
       if (!freeable) continue;
@@ -333,20 +343,31 @@ export class CpuProfile {
   predictCpu(b: BucketOf, out: Float64Array): boolean {
     if (!this.buf) return false;
     const l = this.l;
-    let xs: number[] | null = null;
-    if (this.spanSec >= WEEK_SEC) xs = this.column(Math.floor(b.w / l.bw), b.w % l.bw, l.o.capWeekly);
-    if (!xs) {
+    let n = 0;
+    if (this.spanSec >= WEEK_SEC) n = this.column(Math.floor(b.w / l.bw), b.w % l.bw, l.o.capWeekly);
+    if (n === 0) {
       // the instant's kind of day, else (the "any day" ring) the other kind
       const k = b.weekend ? 1 : 0;
       const kind = this.ever(k * l.nD + b.d) ? k : this.ever((1 - k) * l.nD + b.d) ? 1 - k : -1;
       if (kind < 0) return false;
-      xs = this.column(l.chunksW + kind * l.chunksD + Math.floor(b.d / l.bd), b.d % l.bd, l.o.capDaily);
-      if (!xs) throw new Error(`CpuProfile: a freed time-of-day bucket (${kind}, ${b.d}) was asked`); // a bug: see freeDaily
+      n = this.column(l.chunksW + kind * l.chunksD + Math.floor(b.d / l.bd), b.d % l.bd, l.o.capDaily);
+      if (n === 0) throw new Error(`CpuProfile: a freed time-of-day bucket (${kind}, ${b.d}) was asked`); // a bug: see freeDaily
     }
-    let s = 0;
-    for (const x of xs) s += x;
-    out[0] = s / xs.length;
-    out[1] = quantile(xs, this.quantile);
+    // profile.ts's mean (summed oldest first) and quantile (sorted ascending, type 7), on SCRATCH
+    // without allocating: an insertion sort gives the order Array.sort does (both stable)
+    let sum = 0;
+    for (let j = 0; j < n; j++) sum += SCRATCH[j]!;
+    out[0] = sum / n;
+    for (let j = 1; j < n; j++) {
+      const x = SCRATCH[j]!;
+      let i = j - 1;
+      for (; i >= 0 && SCRATCH[i]! > x; i--) SCRATCH[i + 1] = SCRATCH[i]!;
+      SCRATCH[i + 1] = x;
+    }
+    const pos = (n - 1) * Math.min(1, Math.max(0, this.quantile));
+    const lo = Math.floor(pos);
+    const hi = Math.ceil(pos);
+    out[1] = SCRATCH[lo]! + (SCRATCH[hi]! - SCRATCH[lo]!) * (pos - lo);
     return true;
   }
 
