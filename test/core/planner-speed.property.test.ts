@@ -5,10 +5,13 @@
  *   over all keys finds, from `from` on, less `skip`, and can be reset mid-iteration.
  * - ClusterState.move / rollback (src/core/model/state.ts) keep host lists in the order the
  *   splice-based lists had: moves append, rollback puts each VM back at its old position.
+ * - compileSearch (src/core/place/placement.ts), the unrolled search consolidation uses, picks
+ *   the host findHost picks, for any filters, scorers, weights, candidates and bound.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ClusterState } from '../../src/core/model/state.js';
+import { compileSearch, findHost, type HostFilter, type HostScorer, type Placer } from '../../src/core/place/placement.js';
 import { MultiMaxTree, TreeScan } from '../../src/core/util/maxtree.js';
 import { cluster, host, vm } from '../helpers/cluster.js';
 
@@ -99,5 +102,38 @@ describe('ClusterState lists without splice', () => {
         }
       },
     ), { numRuns: 300 });
+  });
+});
+
+describe('compileSearch', () => {
+  it('chooses the host findHost chooses', () => {
+    const nh = 12;
+    const s = new ClusterState(cluster(Array.from({ length: nh }, (_, h) => host(`h${h}`)), [vm('v', 'h0')]), { historyWindow: 1 });
+    const score = fc.oneof(fc.double({ min: 0, max: 100, noNaN: true }), fc.integer({ min: 0, max: 4 }).map((x) => x * 25), fc.constant(Number.NaN));
+    fc.assert(fc.property(
+      // per filter: the hosts it rejects; per scorer: a weight and a score per host
+      fc.array(fc.array(fc.boolean(), { minLength: nh, maxLength: nh }), { maxLength: 8 }),
+      fc.array(fc.tuple(fc.integer({ min: 0, max: 4 }), fc.array(score, { minLength: nh, maxLength: nh })), { maxLength: 3 }),
+      fc.array(fc.nat(nh - 1), { maxLength: 2 * nh }),
+      fc.oneof(fc.constant(Infinity), fc.integer({ min: 0, max: 5 })),
+      (rejects, scores, candidates, bound) => {
+        const filters: HostFilter[] = rejects.map((r, i) => ({ name: `f${i}`, check: (_s, _v, h) => (r[h] ? `no-${i}` : null), explain: () => '' }));
+        const scorers = scores.map(([weight, t], i) => ({ weight, scorer: { name: `s${i}`, score: (_s, _v, h) => t[h]! } satisfies HostScorer }));
+        const placer: Placer = { filters, scorers };
+        const search = compileSearch(placer)!;
+        expect(search).not.toBeNull();
+        expect(search(s, 0, candidates, bound)).toBe(findHost(s, placer, 0, candidates, false, bound).host);
+        // also through an iterable that is not an array
+        expect(search(s, 0, new Set(candidates), bound)).toBe(findHost(s, placer, 0, new Set(candidates), false, bound).host);
+      },
+    ), { numRuns: 500 });
+  });
+
+  it('declines placers it does not unroll (an expensive filter, too many filters or scorers)', () => {
+    const f: HostFilter = { name: 'f', check: () => null, explain: () => '' };
+    const sc = { weight: 1, scorer: { name: 's', score: () => 1 } };
+    expect(compileSearch({ filters: [{ ...f, expensive: true }], scorers: [] })).toBeNull();
+    expect(compileSearch({ filters: Array.from({ length: 9 }, () => f), scorers: [] })).toBeNull();
+    expect(compileSearch({ filters: [f], scorers: [sc, sc, sc, sc] })).toBeNull();
   });
 });

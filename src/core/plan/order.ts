@@ -55,11 +55,13 @@ export function compactMoves<T extends { vm: number; from: number; to: number }>
   // In order of each VM's first move; slot[vm] = 1 + its position in inOrder (0: none yet).
   // VM indices are small non-negative integers: a typed array, not a sparse JS array (which,
   // filled at 100,000s of scattered indices, falls back to a slow dictionary).
+  // (indexed loops: run once per plan, they start in the interpreter, where for-of allocates)
   let maxVm = -1;
-  for (const m of raw) if (m.vm > maxVm) maxVm = m.vm;
+  for (let i = 0; i < raw.length; i++) if (raw[i]!.vm > maxVm) maxVm = raw[i]!.vm;
   const slot = new Int32Array(maxVm + 1);
   const inOrder: Net[] = [];
-  for (const m of raw) {
+  for (let i = 0; i < raw.length; i++) {
+    const m = raw[i]!;
     const at = slot[m.vm]!;
     if (at > 0) {
       const cur = inOrder[at - 1]!;
@@ -169,7 +171,8 @@ export function orderPlan(start: ClusterSnapshot | ClusterState, input: OrderInp
   while (pending.length > 0) {
     const stalled: IntendedMove[] = [];
     let progress = false;
-    for (const m of pending) {
+    for (let i = 0; i < pending.length; i++) {
+      const m = pending[i]!;
       if (s.hostOf[m.vm] === m.to) {
         progress = true;
         continue;

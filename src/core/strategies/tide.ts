@@ -26,7 +26,7 @@ import { powerAt } from '../model/power.js';
 import { ClusterState } from '../model/state.js';
 import type { ClusterSnapshot } from '../model/types.js';
 import { hardRules, hostUsable, ioFits, memoryFits, notIn } from '../place/filters.js';
-import { allHosts, findHost, summariseRejections, type HostFilter, type HostScorer, type Placer } from '../place/placement.js';
+import { allHosts, compileSearch, findHost, summariseRejections, type HostFilter, type HostScorer, type Placer } from '../place/placement.js';
 import { RuleIndex } from '../place/rules.js';
 import { MultiMaxTree, TreeScan } from '../util/maxtree.js';
 import { leastAllocated, softRules } from '../place/scorers.js';
@@ -123,6 +123,14 @@ export type TideArgs = z.output<typeof tideArgs>;
 const fmt = (x: number, d = 0): string => x.toFixed(d);
 
 /**
+ * -1, 1 or 0 (NaN: 0) as x is below, above or equal to y: in a sort comparator, the same order
+ * as `x - y` (the sign of a difference of doubles is that of the comparison, and NaN is falsy),
+ * but a small integer — a comparator's double result is boxed into a new heap number on every
+ * call from the engine's sort (megabytes of garbage per pass at 10,000 hosts).
+ */
+const cmp = (x: number, y: number): number => (x < y ? -1 : x > y ? 1 : 0);
+
+/**
  * Mean and variance (MIPS, MIPS²) of one VM's next-interval CPU demand from its last samples
  * `hist` (oldest first), followed by `extra` more samples equal to the current demand.
  */
@@ -135,13 +143,24 @@ function forecastOne(hist: ArrayLike<number>, extra: number, cur: number, size: 
     out[1] = 0;
     return;
   }
-  // (sample k is hist[k], or the current demand past the history: `extra` more samples)
+  // Sample k is hist[k] for k < hn, the current demand past the history (`extra` more
+  // samples). Each sum runs over the history part, then over the extra part: the same additions
+  // in the same order as one loop choosing per k, but no value that is sometimes a typed-array
+  // element and sometimes `cur` — V8 boxed every such value into a new heap number (~170 MB of
+  // garbage per 10,000-host pass).
+  const k0 = n - len;
+  const kx = k0 > hn ? k0 : hn;
   let s = 0;
-  for (let k = n - len; k < n; k++) s += k < hn ? hist[k]! : cur;
+  for (let k = k0; k < hn; k++) s += hist[k]!;
+  for (let k = kx; k < n; k++) s += cur;
   const mu = s / len;
   let ss = 0;
-  for (let k = n - len; k < n; k++) {
-    const d = (k < hn ? hist[k]! : cur) - mu;
+  for (let k = k0; k < hn; k++) {
+    const d = hist[k]! - mu;
+    ss += d * d;
+  }
+  for (let k = kx; k < n; k++) {
+    const d = cur - mu;
     ss += d * d;
   }
   let mean = Math.min(size, 0.5 * cur + 0.5 * mu);
@@ -154,9 +173,19 @@ function forecastOne(hist: ArrayLike<number>, extra: number, cur: number, size: 
     let sy = 0;
     let sxy = 0;
     let sxx = 0;
-    for (let i = 0; i < tn; i++) {
-      const k = n - tn + i;
-      const y = k < hn ? hist[k]! : cur;
+    // (sample n − tn + i: from the history while that index is below hn, then the current
+    // demand; two loops for the reason above)
+    const ih = hn - (n - tn);
+    let i = 0;
+    for (; i < tn && i < ih; i++) {
+      const y = hist[n - tn + i]!;
+      sx += i;
+      sy += y;
+      sxy += i * y;
+      sxx += i * i;
+    }
+    for (; i < tn; i++) {
+      const y = cur;
       sx += i;
       sy += y;
       sxy += i * y;
@@ -454,7 +483,11 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
     check: (st, v, h) => {
       const cap = st.capMips[h]!;
       if (st.reqMips[h]! + st.vmCpuMips[v]! > limit * cap) return 'demand-over-limit';
-      if (guardPeak(h, v) > limit * cap) return 'forecast-over-limit';
+      // guardPeak(h, v), written out: this check runs ~900,000 times a pass at 10,000 hosts,
+      // and a call returning a double that the engine does not inline allocates a heap number
+      const gm = s.columnSum(GUARD, h) + guardMean[v]!;
+      const gq = s.columnSum(GUARD + 1, h) + guardVariance[v]!;
+      if (gm + z2 * Math.sqrt(Math.max(0, gq)) > limit * cap) return 'forecast-over-limit';
       return ahead.at.length > 0 && aheadPeak(h, v) > limit * cap ? 'predicted-over-limit' : null;
     },
     explain: (st, v, h, code) => code === 'demand-over-limit'
@@ -509,7 +542,10 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
   const packScorer: HostScorer = {
     name: 'pack-forecast',
     score: (st, v, h) => {
-      const cpu = Math.min(1, peak(h, v) / st.capMips[h]!);
+      // peak(h, v), written out (see fitsBelow)
+      const pm = s.columnSum(MEAN, h) + mean[v]!;
+      const pq = s.columnSum(VAR, h) + variance[v]!;
+      const cpu = Math.min(1, (pm + z2 * Math.sqrt(Math.max(0, pq))) / st.capMips[h]!);
       const host = st.hosts[h]!;
       const mem = host.memMiB > 0 ? Math.min(1, (st.memReservedMiB[h]! + st.vmMemReservedMiB[v]!) / host.memMiB) : 0;
       return (100 * (wCpu * cpu + wMem * mem)) / (wCpu + wMem || 1);
@@ -558,7 +594,7 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
     const key = new Float64Array(nh);
     for (const h of on) key[h] = fullness(h);
     const sign = args.scorer === 'pack' ? -1 : 1;
-    onSorted = on.sort((a, b) => sign * (key[a]! - key[b]!) || a - b);
+    onSorted = on.sort((a, b) => (sign < 0 ? cmp(key[b]!, key[a]!) : cmp(key[a]!, key[b]!)) || a - b);
   };
   const reliefOn = placer(args.targetUtil, false);
   const reliefWake = placer(args.targetUtil, true);
@@ -838,6 +874,8 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
     const evacuated: HostVerdict[] = [];
     const held: { v: number; why: NotMoved }[] = [];
     const consolidator = placer(args.consolidateUtil, false);
+    // findHost(s, consolidator, …, false, ·).host with its filters and scorers unrolled (speed only)
+    const search = compileSearch(consolidator);
     refresh();
     // Only hosts that already run VMs receive: moving onto an empty host saves nothing.
     // Receivers are kept in ascending order of forecast CPU headroom (stale between re-sorts:
@@ -845,8 +883,10 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
     // whose headroom covers its mean demand and scans towards roomier hosts: the tightest
     // fits come first, which is what packing wants, and hosts that cannot fit are never seen.
     // A receiver with less room than the smallest movable VM needs is dropped at each re-sort.
-    let minMem = Infinity;
-    let minCpu = Infinity;
+    // (locals, assigned to the captured constants once: a captured variable holding a double
+    // is a heap number, allocated anew on every assignment)
+    let minMemNow = Infinity;
+    let minCpuNow = Infinity;
     for (let v = 0; v < s.vms.length; v++) {
       if (!stays) {
         // First consolidation: which VMs keep their host cannot change during the pass (snapshot
@@ -855,13 +895,18 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
         for (let w = 0; w < s.vms.length; w++) stays[w] = !s.vms[w]!.migratable || inCooldown(w) || vmCapped(w) || s.vms[w]!.usage === 'unknown' ? 1 : 0;
       }
       if (!s.vms[v]!.migratable) continue;
-      minMem = Math.min(minMem, s.vms[v]!.memReservedMiB);
-      minCpu = Math.min(minCpu, mean[v]!);
+      minMemNow = Math.min(minMemNow, s.vms[v]!.memReservedMiB);
+      minCpuNow = Math.min(minCpuNow, mean[v]!);
     }
+    const minMem = minMemNow;
+    const minCpu = minCpuNow;
     const headroom = (h: number): number => args.consolidateUtil * s.capMips[h]! - peak(h);
     const full = (h: number): boolean => s.memReservedMiB[h]! + minMem > s.hostMemMiB[h]! || headroom(h) < minCpu;
     let receivers: number[] = onSorted.filter((h) => !excluded[h] && !s.isEmpty(h));
     let keys = new Float64Array(0);
+    const keysBuf = new Float64Array(nh);
+    const keptBuf = new Int32Array(nh);
+    const changedBuf = new Int32Array(nh);
     // Speed only, the chosen host is the same: per receiver, by scan position, three rooms kept
     // exact through s.onHostChange in a MultiMaxTree — guard headroom (consolidateUtil ×
     // capacity − guard peak), free memory, and demand headroom (consolidateUtil × capacity −
@@ -908,34 +953,38 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
      * and merged in (the comparison is a total order unless a key is NaN: then all are sorted).
      */
     const resort = (): void => {
-      const kept: number[] = [];
-      const changed: number[] = [];
+      // (kept and changed in buffers reused by every re-sort; receivers is rewritten in place)
+      const kept = keptBuf;
+      let nk = 0;
+      let nc = 0;
       let nan = false;
-      for (const h of receivers) {
+      const list = receivers;
+      for (let i = 0; i < list.length; i++) {
+        const h = list[i]!;
         if (!dirty[h]) {
-          kept.push(h);
+          kept[nk++] = h;
           continue;
         }
         if (excluded[h] || full(h)) continue;
         keyOf[h] = headroom(h);
         if (Number.isNaN(keyOf[h])) nan = true;
-        changed.push(h);
+        changedBuf[nc++] = h;
       }
-      const byKey = (a: number, b: number): number => keyOf[a]! - keyOf[b]! || a - b;
+      const byKey = (a: number, b: number): number => cmp(keyOf[a]!, keyOf[b]!) || a - b;
       if (nan) {
         receivers = receivers.filter((h) => !dirty[h] || (!excluded[h] && !full(h)));
         receivers.sort(byKey);
       } else {
-        changed.sort(byKey);
-        const merged = new Array<number>(kept.length + changed.length);
+        const changed = changedBuf.subarray(0, nc).sort(byKey);
+        const total = nk + nc;
+        list.length = total;
         let a = 0;
         let b = 0;
-        for (let i = 0; i < merged.length; i++) merged[i] = b >= changed.length || (a < kept.length && byKey(kept[a]!, changed[b]!) < 0) ? kept[a++]! : changed[b++]!;
-        receivers = merged;
+        for (let i = 0; i < total; i++) list[i] = b >= nc || (a < nk && byKey(kept[a]!, changed[b]!) < 0) ? kept[a++]! : changed[b++]!;
       }
       dirty.fill(0);
       const n = receivers.length;
-      keys = new Float64Array(n);
+      keys = keysBuf.subarray(0, n);
       posOf.fill(-1);
       // (receivers only get fewer: the first tree and buffer are reused)
       if (roomTree.capacity < n) roomTree = new MultiMaxTree(n, 3);
@@ -1031,7 +1080,8 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
       if (host.excluded || host.maintenance || blind.unmeasured[h]) continue;
       if (args.minOnSec > 0 && host.onSinceSec !== undefined && ctx.now - host.onSinceSec < args.minOnSec) continue;
       let mem = 0;
-      for (const v of s.vmsOn(h)) mem += s.vmMemMiB[v]!;
+      const on = s.vmsOn(h);
+      for (let i = 0; i < on.length; i++) mem += s.vmMemMiB[on[i]!]!;
       // value: watts the host draws now, weighted by how inefficient it is, per MiB that must
       // move; memory: emptiest host first; cpu: least utilised first (as PABFD does).
       const value = ordering === 'value'
@@ -1039,14 +1089,19 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
         : ordering === 'memory' ? -mem / host.memMiB : ordering === 'count' ? -s.vmsOn(h).length - mem / host.memMiB : -s.reqMips[h]! / s.capMips[h]!;
       order.push({ h, value });
     }
-    order.sort((a, b) => b.value - a.value || a.h - b.h);
+    order.sort((a, b) => cmp(b.value, a.value) || a.h - b.h);
     let failures = 0;
-    for (const { h: cand } of order) {
+    // (indexed loops here and below: this function runs once or twice per plan, so its loops
+    // start in the interpreter, where for-of allocates a result object per element)
+    for (let oi = 0; oi < order.length; oi++) {
+      const cand = order[oi]!.h;
       if (failures >= args.maxFailedEvacuations && nh > args.exhaustiveUpTo) break;
       if (s.isEmpty(cand)) continue;
-      const vms = [...s.vmsOn(cand)];
+      const vms = s.vmsOn(cand).slice();
       // Also a VM of unknown usage that an earlier move of this plan brought here.
-      if (vms.some((v) => stays![v] === 1)) continue;
+      let staying = false;
+      for (let i = 0; i < vms.length && !staying; i++) staying = stays![vms[i]!] === 1;
+      if (staying) continue;
       if (vms.length > budget) {
         // Emptying it takes at least one migration per VM, more than the budget has left: not
         // even tried (building and rolling back evacuations the budget refuses anyway made the
@@ -1055,16 +1110,17 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
         for (const v of vms) held.push({ v, why: { vm: s.vms[v]!.id, host: s.hosts[cand]!.id, code: 'budget', reason: why, by: label } });
         continue;
       }
-      vms.sort((a, b) => sizeOf[b]! - sizeOf[a]! || a - b);
+      vms.sort((a, b) => cmp(sizeOf[b]!, sizeOf[a]!) || a - b);
       exclude(cand, 1);
       const mark = s.mark();
       const moves: typeof raw = [];
       let ok = true;
-      for (const v of vms) {
-        const r = findHost(s, consolidator, v, receiversFor(v), false, bound);
-        if (r.host >= 0) {
-          s.move(v, r.host);
-          moves.push({ vm: v, from: cand, to: r.host, by: 'tide:consolidate', reason: '' });
+      for (let i = 0; i < vms.length; i++) {
+        const v = vms[i]!;
+        const to = search ? search(s, v, receiversFor(v), bound) : findHost(s, consolidator, v, receiversFor(v), false, bound).host;
+        if (to >= 0) {
+          s.move(v, to);
+          moves.push({ vm: v, from: cand, to, by: 'tide:consolidate', reason: '' });
           continue;
         }
         const room = makeRoom ? makeRoom(v, cand, receivers) : null;
@@ -1078,7 +1134,7 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
       if (ok) {
         // One sentence for the whole evacuation (each step names its own target).
         const why = `${s.hosts[cand]!.id} can be emptied and switched off (saves about ${fmt(powerAt(s.hosts[cand]!.power, Math.min(1, s.uNow[cand]!)))} W); every receiver stays below ${fmt(args.consolidateUtil * 100)} % on forecast`;
-        for (const m of moves) m.reason = why;
+        for (let i = 0; i < moves.length; i++) moves[i]!.reason = why;
       }
       if (ok && moves.length > budget) {
         // All or nothing: half an evacuation saves no power and moves VMs for nothing.
@@ -1096,7 +1152,7 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
       }
       failures = 0;
       budget -= moves.length;
-      for (const m of moves) made.push(m);
+      for (let i = 0; i < moves.length; i++) made.push(moves[i]!);
       evacuated.push({ host: s.hosts[cand]!.id, class: 'underloaded', reason: `evacuated: ${moves.length} VM(s) fit on other active hosts`, by: label });
       if (++sinceSort >= 32) {
         resort();
@@ -1134,7 +1190,7 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
       }
     }
     const r = consolidate(best);
-    for (const m of r.moves) raw.push(m);
+    for (let i = 0; i < r.moves.length; i++) raw.push(r.moves[i]!);
     for (const v of r.evacuated) verdicts.push(v);
     for (const { v, why } of r.held) budgetHeld.set(v, why);
   };
@@ -1153,7 +1209,7 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
     if (raw.length === before) break;
   }
   // A VM the budget held back on one pass but that a later pass moved is not "not moved".
-  for (const m of raw) budgetHeld.delete(m.vm);
+  if (budgetHeld.size > 0) for (const m of raw) budgetHeld.delete(m.vm);
   // (a loop, not push(...spread): a budget can hold back 100,000s of VMs, beyond a call's argument limit)
   for (const m of [stuck, unfixable, budgetHeld]) for (const x of m.values()) notMoved.push(x);
 
@@ -1197,7 +1253,7 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
       empty.length = 0;
     }
     // Keep the most efficient empty hosts as spares.
-    empty.sort((a, b) => wpm[a]! - wpm[b]! || a - b);
+    empty.sort((a, b) => cmp(wpm[a]!, wpm[b]!) || a - b);
     const spares = Math.max(0, args.spareHosts - keptOn.length);
     for (const h of empty.slice(spares)) {
       powerOff.push({ host: h, reason: `${s.hosts[h]!.id} is empty${args.spareHosts > 0 ? ` and ${args.spareHosts} spare host(s) stay on` : ''}`, by: label });
