@@ -227,6 +227,10 @@ export const storeConfigSchema = z.object({
   schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, { error: 'a lower-case SQL identifier' }).default('tide'),
   /** Longest one store call may take (connecting included), ms: then TIDE_STORE_UNAVAILABLE. */
   timeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+  /** Metrics history: every round's raw host and VM points kept this long, hours, then merged into hourly means (Store.recordMetrics). */
+  metricsRawKeepHours: z.number().positive().max(8_760).default(24),
+  /** Metrics history: hourly means kept this long, days. */
+  metricsHourKeepDays: z.number().positive().max(3_660).default(56),
 }).strict().superRefine((st, ctx) => {
   const pgOnly = ['host', 'database', 'user', 'passwordFile', 'passwordEnv'] as const;
   if (st.kind !== 'postgres') {

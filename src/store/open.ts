@@ -10,7 +10,7 @@ import type { StoreConfig } from '../config/schema.js';
 import { DriverError } from '../drivers/errors.js';
 import { storePathFor } from './lock.js';
 import { openPgStore, type PgStoreOptions } from './pg/store.js';
-import { openSqliteStore, type Store } from './store.js';
+import { openSqliteStore, type MetricsRetention, type Store } from './store.js';
 
 /** The PostgreSQL connection a `kind: postgres` store section names, password read. */
 export function pgOptionsFor(config: StoreConfig, configFile: string, env: NodeJS.ProcessEnv = process.env): PgStoreOptions {
@@ -44,7 +44,13 @@ export function describeStore(config: StoreConfig, configFile: string): string {
     : `SQLite ${storePathFor(config.path, configFile)}`;
 }
 
+/** The metrics retention a store section gives (store.metricsRawKeepHours, store.metricsHourKeepDays). */
+export function metricsRetentionOf(config: Pick<StoreConfig, 'metricsRawKeepHours' | 'metricsHourKeepDays'>): Required<MetricsRetention> {
+  return { rawKeepMs: Math.round(config.metricsRawKeepHours * 3_600_000), hourKeepMs: Math.round(config.metricsHourKeepDays * 86_400_000) };
+}
+
 /** Opens the store a configuration names (see the module comment). */
 export function openStore(config: StoreConfig, configFile: string): Store {
-  return config.kind === 'postgres' ? openPgStore(pgOptionsFor(config, configFile)) : openSqliteStore(storePathFor(config.path, configFile));
+  const metrics = metricsRetentionOf(config);
+  return config.kind === 'postgres' ? openPgStore({ ...pgOptionsFor(config, configFile), metrics }) : openSqliteStore(storePathFor(config.path, configFile), { metrics });
 }

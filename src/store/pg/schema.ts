@@ -188,7 +188,20 @@ const V5 = `
 ALTER TABLE cluster_lock ADD COLUMN IF NOT EXISTS node TEXT;
 `;
 
+/**
+ * Version 6: metrics at scale (200,000 VMs: 210,000 rows a round). The entity-ordered index over
+ * every metrics row is replaced by two partial ones: a host's points (the dashboard's host
+ * history) and the hourly means. A round's raw VM rows (95 % of the rows) then go only into
+ * metrics_res, in time order, instead of one index page per VM per round, so a round's cost no
+ * longer grows with the history kept. Queries name kind and res as literals (store.ts).
+ */
+const V6 = `
+CREATE INDEX IF NOT EXISTS metrics_host ON metrics(name, res, at_ms) WHERE kind = 'host';
+CREATE INDEX IF NOT EXISTS metrics_hour ON metrics(kind, name, at_ms) WHERE res = 'hour';
+DROP INDEX IF EXISTS metrics_entity;
+`;
+
 /** MIGRATIONS[v - 1]: version v - 1 → v. The store's version is MIGRATIONS.length. */
-export const MIGRATIONS: readonly string[] = [V1, V2, V3, V4, V5];
+export const MIGRATIONS: readonly string[] = [V1, V2, V3, V4, V5, V6];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;

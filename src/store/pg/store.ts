@@ -12,7 +12,7 @@
 import { randomUUID } from 'node:crypto';
 import { DriverError } from '../../drivers/errors.js';
 import {
-  describeHolder, holderAlive, LAST_POWER_STEPS_SQL, takeoverReason, type ClusterLease, type DaemonStatusRecord, type Store,
+  describeHolder, holderAlive, LAST_POWER_STEPS_SQL, retentionOf, takeoverReason, type ClusterLease, type DaemonStatusRecord, type Store, type StoreOptions,
 } from '../store.js';
 import {
   toConfigOverride, toDecision, toHostState, toLock, toMetric, toMig, toPlan, toPower, toRoundError, toStep, toToken, toUnknown, toWake, type Row,
@@ -20,7 +20,8 @@ import {
 import { BatchMismatch, SyncPg, type PgConnection, type Stmt, type StmtResult } from './bridge.js';
 import { MIGRATIONS, PG_SCHEMA_VERSION } from './schema.js';
 
-export type PgStoreOptions = PgConnection;
+/** The connection, and the store's options (the metrics retention: StoreOptions). */
+export type PgStoreOptions = PgConnection & StoreOptions;
 
 /** The database's clock, ms since the epoch. */
 const NOW_MS = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
@@ -299,7 +300,8 @@ export function openPgStore(opts: PgStoreOptions): Store {
         : rows('SELECT * FROM decisions WHERE plan_id = $1 ORDER BY id DESC LIMIT $2', [planId, limit]);
       return rs.map(toDecision);
     },
-    recordMetrics(atMs, samples, { rawKeepMs = 86_400_000, hourKeepMs = 56 * 86_400_000 } = {}) {
+    recordMetrics(atMs, samples, retention) {
+      const { rawKeepMs, hourKeepMs } = retentionOf(opts.metrics, retention);
       const at = round(atMs);
       // One round's samples in one INSERT (arrays unnested), then whole hours downsampled (see MetricPoint).
       write([
@@ -313,8 +315,12 @@ export function openPgStore(opts: PgStoreOptions): Store {
     },
     metricsHistory({ kind, name, sinceMs, res } = {}) {
       const values: unknown[] = [];
-      const w = where([kind === undefined ? null : ['kind = ?', kind], name === undefined ? null : ['name = ?', name],
-        sinceMs === undefined ? null : ['at_ms >= ?', round(sinceMs)], res === undefined ? null : ['res = ?', res]], values);
+      // kind and res as literals when they are the known values, so the partial indexes
+      // (metrics_host, metrics_hour: schema V6) apply to every plan of the query.
+      const lit = (col: string, v: string | undefined, known: readonly string[]): readonly [string, unknown] | null =>
+        (v === undefined ? null : known.includes(v) ? [`${col} = '${v}'`, undefined] : [`${col} = ?`, v]);
+      const w = where([lit('kind', kind, ['host', 'vm']), name === undefined ? null : ['name = ?', name],
+        sinceMs === undefined ? null : ['at_ms >= ?', round(sinceMs)], lit('res', res, ['raw', 'hour'])], values);
       return rows(`SELECT * FROM metrics ${w} ORDER BY at_ms, res, kind, name`, values).map(toMetric);
     },
     recordMigration(m) {
