@@ -1,6 +1,8 @@
 /**
  * The allocation-free pieces of the planner's fourth speed pass (issue 9, point 4), against
  * the plain code they replace: a wrong answer would silently change a plan.
+ * - MultiMaxTree.buildAll (one pass over interleaved values) builds the tree that one build per
+ *   key builds, also when reused for fewer positions.
  * - TreeScan (src/core/util/maxtree.ts) yields exactly list[i] for the positions a linear scan
  *   over all keys finds, from `from` on, less `skip`, and can be reset mid-iteration.
  * - ClusterState.move / rollback (src/core/model/state.ts) keep host lists in the order the
@@ -26,6 +28,37 @@ function naive(cols: readonly (readonly number[])[], list: readonly number[], fr
   }
   return out;
 }
+
+describe('MultiMaxTree.buildAll', () => {
+  it('answers as one build per key, after a longer build and after updates', () => {
+    fc.assert(fc.property(
+      fc.integer({ min: 1, max: 3 }),
+      fc.integer({ min: 0, max: 30 }),
+      fc.integer({ min: 0, max: 30 }),
+      fc.array(value, { minLength: 3 * 30, maxLength: 3 * 30 }),
+      fc.array(fc.tuple(fc.integer({ min: -1, max: 31 }), fc.array(value, { minLength: 3, maxLength: 3 })), { minLength: 1, maxLength: 20 }),
+      (keys, n0, n, pool, queries) => {
+        const cap = Math.max(n0, n);
+        const a = new MultiMaxTree(cap, keys);
+        const b = new MultiMaxTree(cap, keys);
+        // first a longer (or shorter) tree, then n positions: leftovers must not count
+        a.setLength(n0);
+        a.buildAll(pool.slice(0, n0 * keys));
+        a.setLength(n);
+        b.setLength(n);
+        a.buildAll(pool.slice(0, n * keys));
+        for (let k = 0; k < keys; k++) b.build(k, Array.from({ length: n }, (_, i) => pool[i * keys + k]!));
+        for (let i = 0; i < n; i++) for (let k = 0; k < keys; k++) expect(a.get(i, k)).toBe(b.get(i, k));
+        for (const [from, xs] of queries) expect(a.firstAtLeast(from, xs.slice(0, keys))).toBe(b.firstAtLeast(from, xs.slice(0, keys)));
+        if (n > 0) {
+          a.set(n - 1, 0, 5e6);
+          b.set(n - 1, 0, 5e6);
+          for (const [from, xs] of queries) expect(a.firstAtLeast(from, xs.slice(0, keys))).toBe(b.firstAtLeast(from, xs.slice(0, keys)));
+        }
+      },
+    ), { numRuns: 300 });
+  });
+});
 
 describe('TreeScan', () => {
   it('yields what a linear scan yields, and a reset starts over', () => {

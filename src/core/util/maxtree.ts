@@ -111,6 +111,25 @@ export class MultiMaxTree {
     for (let i = size - 1; i >= 1; i--) t[i * K + k] = Math.max(t[2 * i * K + k]!, t[(2 * i + 1) * K + k]!);
   }
 
+  /**
+   * Sets every value of every key at once, O(n·keys): `values[i * keys + k]` is key k at
+   * position i (values.length ≤ n · keys). The same tree as `build(k, column k)` for each key,
+   * in one pass over the nodes instead of one per key.
+   */
+  buildAll(values: ArrayLike<number>): void {
+    const { t, size, keys: K } = this;
+    const m = values.length;
+    for (let j = 0; j < size * K; j++) {
+      const x = j < m ? values[j]! : -Infinity;
+      t[size * K + j] = Number.isNaN(x) ? Infinity : x;
+    }
+    for (let i = size - 1; i >= 1; i--) {
+      const o = i * K;
+      const l = 2 * i * K;
+      for (let k = 0; k < K; k++) t[o + k] = Math.max(t[l + k]!, t[l + K + k]!);
+    }
+  }
+
   set(i: number, k: number, x: number): void {
     const { t, keys: K } = this;
     let j = i + this.size;
