@@ -120,28 +120,31 @@ export function orderPlan(start: ClusterSnapshot | ClusterState, input: OrderInp
   const outs: number[][] = Array.from({ length: nh }, () => []);
   /** Id of the last step emitted for each VM (0: none; ids start at 1). */
   const lastStepOfVm = new Int32Array(s.vms.length);
-  const powerOnStep = new Map<number, number>();
+  /** Id of the power-on step of each host (0: none). */
+  const powerOnStep = new Int32Array(nh);
   let nextId = 1;
 
   for (const p of input.powerOn ?? []) {
     const step: PowerOnStep = { id: nextId++, kind: 'powerOn', host: s.hosts[p.host]!.id, deps: [], reason: p.reason, by: p.by };
     steps.push(step);
-    powerOnStep.set(p.host, step.id);
+    powerOnStep[p.host] = step.id;
   }
 
+  // (without rules nothing can be violated: the index is not even asked)
+  const noRules = s.rules.length === 0;
   const fits = (v: number, to: number): boolean => {
     if (!checkCapacity) return true;
     if (s.reqMips[to]! + s.vmCpuMips[v]! > cpuLimit[to]! + 1e-9) return false;
     if (s.memReservedMiB[to]! + s.vmMemReservedMiB[v]! > memLimit[to]! + 1e-9) return false;
-    return rules.violated(s, v, to, 'hard') === null || brokenAtEnd(v, to);
+    return noRules || rules.violated(s, v, to, 'hard') === null || brokenAtEnd(v, to);
   };
 
   const emit = (m: IntendedMove, to: number, reason: string, by: string): void => {
     const from = s.hostOf[m.vm]!;
     // Ids grow, so outs[to] is sorted; the power-on step precedes every move.
     const deps = outs[to]!.slice();
-    const on = powerOnStep.get(to);
-    if (on !== undefined) deps.unshift(on);
+    const on = powerOnStep[to]!;
+    if (on !== 0) deps.unshift(on);
     const prev = lastStepOfVm[m.vm]!;
     if (prev !== 0 && !deps.includes(prev)) {
       deps.push(prev);

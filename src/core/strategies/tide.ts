@@ -670,6 +670,9 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
   //    after consolidation, which may have made room.
   const unfixable = new Map<number, NotMoved>();
   const fixRules = (): void => {
+    // (no rules: no VM has one, nothing below could happen — and the loop would read 100,000s
+    // of VM objects for nothing, on every pass)
+    if (s.rules.length === 0) return;
     for (let v = 0; v < s.vms.length; v++) {
       const h = s.hostOf[v]!;
       if (h < 0 || !s.vms[v]!.migratable || !rules.hasRules(v)) continue;
@@ -869,6 +872,9 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
    */
   /** stays[v] = 1: VM v is not moved by consolidation (not migratable, cooling down, capped, usage unknown). */
   let stays: Uint8Array | null = null;
+  /** The smallest memory reservation (MiB) and forecast mean (MIPS) of a migratable VM (set with stays). */
+  let minMigratableMem = Infinity;
+  let minMigratableCpu = Infinity;
   const consolidate = (ordering: Ordering): { moves: typeof raw; evacuated: HostVerdict[]; held: { v: number; why: NotMoved }[] } => {
     const made: typeof raw = [];
     const evacuated: HostVerdict[] = [];
@@ -883,23 +889,26 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
     // whose headroom covers its mean demand and scans towards roomier hosts: the tightest
     // fits come first, which is what packing wants, and hosts that cannot fit are never seen.
     // A receiver with less room than the smallest movable VM needs is dropped at each re-sort.
-    // (locals, assigned to the captured constants once: a captured variable holding a double
-    // is a heap number, allocated anew on every assignment)
-    let minMemNow = Infinity;
-    let minCpuNow = Infinity;
-    for (let v = 0; v < s.vms.length; v++) {
-      if (!stays) {
-        // First consolidation: which VMs keep their host cannot change during the pass (snapshot
-        // fields and ctx.now), so it is read from the VM objects once, in index order.
-        stays = new Uint8Array(s.vms.length);
-        for (let w = 0; w < s.vms.length; w++) stays[w] = !s.vms[w]!.migratable || inCooldown(w) || vmCapped(w) || s.vms[w]!.usage === 'unknown' ? 1 : 0;
+    if (!stays) {
+      // First consolidation: which VMs keep their host, and the smallest migratable VM's
+      // memory and forecast mean, cannot change during the pass (snapshot fields, ctx.now and
+      // the forecast), so they are read from the VM objects once, in index order. (Locals,
+      // assigned to the captured variables once: a captured variable holding a double is a
+      // heap number, allocated anew on every assignment.)
+      stays = new Uint8Array(s.vms.length);
+      for (let w = 0; w < s.vms.length; w++) stays[w] = !s.vms[w]!.migratable || inCooldown(w) || vmCapped(w) || s.vms[w]!.usage === 'unknown' ? 1 : 0;
+      let mm = Infinity;
+      let mc = Infinity;
+      for (let v = 0; v < s.vms.length; v++) {
+        if (!s.vms[v]!.migratable) continue;
+        mm = Math.min(mm, s.vms[v]!.memReservedMiB);
+        mc = Math.min(mc, mean[v]!);
       }
-      if (!s.vms[v]!.migratable) continue;
-      minMemNow = Math.min(minMemNow, s.vms[v]!.memReservedMiB);
-      minCpuNow = Math.min(minCpuNow, mean[v]!);
+      minMigratableMem = mm;
+      minMigratableCpu = mc;
     }
-    const minMem = minMemNow;
-    const minCpu = minCpuNow;
+    const minMem = minMigratableMem;
+    const minCpu = minMigratableCpu;
     const headroom = (h: number): number => args.consolidateUtil * s.capMips[h]! - peak(h);
     const full = (h: number): boolean => s.memReservedMiB[h]! + minMem > s.hostMemMiB[h]! || headroom(h) < minCpu;
     let receivers: number[] = onSorted.filter((h) => !excluded[h] && !s.isEmpty(h));
