@@ -55,6 +55,15 @@ describe('MultiMaxTree.buildAll', () => {
           b.set(n - 1, 0, 5e6);
           for (const [from, xs] of queries) expect(a.firstAtLeast(from, xs.slice(0, keys))).toBe(b.firstAtLeast(from, xs.slice(0, keys)));
         }
+        // and once more, shorter, from the reversed pool: against a fresh tree
+        const m = Math.floor(n / 2);
+        const rev = [...pool].reverse();
+        a.setLength(m);
+        a.buildAll(rev.slice(0, m * keys));
+        const c = new MultiMaxTree(m, keys);
+        for (let k = 0; k < keys; k++) c.build(k, Array.from({ length: m }, (_, i) => rev[i * keys + k]!));
+        for (const [from, xs] of queries) expect(a.firstAtLeast(from, xs.slice(0, keys))).toBe(c.firstAtLeast(from, xs.slice(0, keys)));
+        for (let from = 0; from < m; from++) for (let i = 0; i < m; i++) expect(a.firstAtLeast(from, rev.slice(i * keys, i * keys + keys))).toBe(c.firstAtLeast(from, rev.slice(i * keys, i * keys + keys)));
       },
     ), { numRuns: 300 });
   });

@@ -80,6 +80,11 @@ export class MultiMaxTree {
 
   /** Positions in use (≤ capacity); see setLength. */
   n: number;
+  /**
+   * Leaves at or past this position hold −∞ (never written since the tree was made, or reset
+   * by buildAll), and so does every node above only such leaves: buildAll rebuilds only below.
+   */
+  private written: number;
 
   constructor(n: number, readonly keys: number) {
     this.n = n;
@@ -87,6 +92,7 @@ export class MultiMaxTree {
     while (size < n) size *= 2;
     this.size = size;
     this.t = new Float64Array(2 * size * keys).fill(-Infinity);
+    this.written = 0;
   }
 
   /** How many positions the tree can hold without a new one. */
@@ -106,6 +112,7 @@ export class MultiMaxTree {
   /** Sets every value of key k at once (values.length ≤ n), O(n). */
   build(k: number, values: ArrayLike<number>): void {
     const { t, size, keys: K } = this;
+    this.written = size;
     for (let i = size; i < 2 * size; i++) t[i * K + k] = -Infinity;
     for (let i = 0; i < values.length; i++) t[(size + i) * K + k] = Number.isNaN(values[i]!) ? Infinity : values[i]!;
     for (let i = size - 1; i >= 1; i--) t[i * K + k] = Math.max(t[2 * i * K + k]!, t[(2 * i + 1) * K + k]!);
@@ -119,19 +126,31 @@ export class MultiMaxTree {
   buildAll(values: ArrayLike<number>): void {
     const { t, size, keys: K } = this;
     const m = values.length;
-    for (let j = 0; j < size * K; j++) {
+    // Leaves [0, hi) are written (values, then −∞ up to the old `written`); the rest already
+    // hold −∞, and so do the nodes above them alone. Level by level, nodes [a, b) are those
+    // with a leaf below hi: only they are recomputed (the tree a full rebuild gives).
+    const hi = Math.min(size, Math.max(Math.ceil(m / K), this.written));
+    for (let j = 0; j < hi * K; j++) {
       const x = j < m ? values[j]! : -Infinity;
       t[size * K + j] = Number.isNaN(x) ? Infinity : x;
     }
-    for (let i = size - 1; i >= 1; i--) {
-      const o = i * K;
-      const l = 2 * i * K;
-      for (let k = 0; k < K; k++) t[o + k] = Math.max(t[l + k]!, t[l + K + k]!);
+    this.written = Math.min(size, Math.ceil(m / K));
+    let a = size;
+    let b = size + hi;
+    while (a > 1) {
+      a >>= 1;
+      b = (b + 1) >> 1;
+      for (let i = a; i < b; i++) {
+        const o = i * K;
+        const l = 2 * i * K;
+        for (let k = 0; k < K; k++) t[o + k] = Math.max(t[l + k]!, t[l + K + k]!);
+      }
     }
   }
 
   set(i: number, k: number, x: number): void {
     const { t, keys: K } = this;
+    if (i >= this.written) this.written = i + 1;
     let j = i + this.size;
     t[j * K + k] = Number.isNaN(x) ? Infinity : x;
     for (j >>= 1; j >= 1; j >>= 1) {
