@@ -91,6 +91,7 @@ describe('the recorder forgets VMs that are gone', () => {
     expect(r.vmCount).toBe(2); // exactly two weeks: not yet
     round(r, t, ['stays']);
     expect(r.vmCount).toBe(1);
+    expect(r.knowsVm('gone')).toBe(false);
     expect(Object.keys(r.forecast(t)?.vms ?? {})).toEqual(['stays']);
     // back after that: a new profile, from its new samples
     round(r, t + 3600, ['gone', 'stays']);
@@ -108,11 +109,14 @@ describe('the recorder forgets VMs that are gone', () => {
     expect(never.vmCount).toBe(2);
   });
 
-  it('time going back (a clock step) forgets nothing', () => {
-    const r = new DemandRecorder({});
+  it('time going back (a clock step) forgets nothing, and forgetting goes on from the new time', () => {
+    const r = new DemandRecorder({ vmForgetAfterSec: DAY_SEC });
     round(r, 30 * DAY_SEC, ['a']);
     round(r, 0, ['b']);
     expect(r.vmCount).toBe(2);
+    for (let t = 3600; t <= 2 * DAY_SEC; t += 3600) round(r, t, ['c']);
+    // 'b' is gone for more than a day; 'a' was last seen "in the future": kept
+    expect(['a', 'b', 'c'].map((id) => r.knowsVm(id))).toEqual([true, false, true]);
   });
 });
 

@@ -118,6 +118,11 @@ export class DemandRecorder {
     return this.vms.size;
   }
 
+  /** Whether a profile of VM `id` is held. */
+  knowsVm(id: string): boolean {
+    return this.vms.has(id);
+  }
+
   /**
    * Bytes of typed-array storage of the VM profiles (CpuProfile.storedBytes; 0 for
    * ProfileLearner ones, which keep plain arrays): what the values cost, without the objects.
@@ -158,7 +163,8 @@ export class DemandRecorder {
    */
   private roundEnd(timeSec: number, cpu: number, mem: number): void {
     this.cluster.add({ timeSec, cpuMips: cpu, memMiB: mem });
-    if (!Number.isFinite(timeSec) || this.forgetAfterSec === Infinity || !(timeSec - this.sweptSec >= this.cluster.bucketSec)) return;
+    // (after a clock step back, sweeps go on from the new time)
+    if (!Number.isFinite(timeSec) || this.forgetAfterSec === Infinity || !(Math.abs(timeSec - this.sweptSec) >= this.cluster.bucketSec)) return;
     this.sweptSec = timeSec;
     for (const [id, l] of this.vms) if (!(timeSec - l.lastSec <= this.forgetAfterSec)) this.vms.delete(id);
   }
