@@ -929,10 +929,18 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
     let roomTree = new MultiMaxTree(0, 3);
     let roomBuf = new Float64Array(0);
     const posOf = new Int32Array(nh).fill(-1);
+    /**
+     * outAt[i] = 1: tree position i holds −∞ in every key (its host was excluded since). Every
+     * move off a candidate being evacuated changes the candidate's sums; its rooms stay −∞,
+     * so only the first of those ~20 updates writes (half of all tree updates otherwise).
+     */
+    const outAt = new Uint8Array(nh);
     const setRoom = (h: number): void => {
       const i = posOf[h]!;
       if (i < 0) return;
       const out = excluded[h] === 1;
+      if (out && outAt[i]) return;
+      outAt[i] = out ? 1 : 0;
       roomTree.set(i, ROOM_GUARD, out ? -Infinity : guardRoom(h));
       roomTree.set(i, ROOM_MEM, out ? -Infinity : s.hostMemMiB[h]! - s.memReservedMiB[h]!);
       roomTree.set(i, ROOM_NOW, out ? -Infinity : args.consolidateUtil * s.capMips[h]! - s.reqMips[h]!);
@@ -1002,6 +1010,8 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
       const n = receivers.length;
       keys = keysBuf.subarray(0, n);
       posOf.fill(-1);
+      // (every receiver is in, none excluded: see below)
+      outAt.fill(0);
       // (receivers only get fewer: the first tree and buffer are reused)
       if (roomTree.capacity < n) roomTree = new MultiMaxTree(n, 3);
       else roomTree.setLength(n);
