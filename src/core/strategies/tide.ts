@@ -1227,7 +1227,9 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
     const before = raw.length;
     if (args.consolidate) consolidateBest();
     release();
-    refresh();
+    // (the sorted lists serve only relief and rule fixes, which run below only with a stuck
+    // host or a rule; consolidation refreshes them itself: no sort of every host for nothing)
+    if (stuck.size > 0 || s.rules.length > 0) refresh();
     for (const h of [...stuck.keys()]) relieve(h);
     release();
     fixRules();
