@@ -1089,11 +1089,14 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
     const receiversFor = (v: number): Iterable<number> => {
       // (spread or exhaustive: every receiver in order, less those the tree rules out)
       if (args.scorer === 'spread' || bound === Infinity) return scan(v, 0);
+      // (the key array and the VM's mean in locals: read once, not once per step)
+      const ks = keys;
+      const m = mean[v]!;
       let lo = 0;
-      let hi = keys.length;
+      let hi = ks.length;
       while (lo < hi) {
         const mid = (lo + hi) >> 1;
-        if (keys[mid]! < mean[v]!) lo = mid + 1;
+        if (ks[mid]! < m) lo = mid + 1;
         else hi = mid;
       }
       return scan(v, lo);
