@@ -695,10 +695,12 @@ export function openSqliteStore(path: string, opts: StoreOptions = {}): Store {
       }
       // 5 → 6: the lease row's controller node id (daemon.nodeId). Guarded, like the plan columns.
       if (!(db.prepare('PRAGMA table_info(cluster_lock)').all() as { name: string }[]).some((c) => c.name === 'node')) db.exec('ALTER TABLE cluster_lock ADD COLUMN node TEXT');
-      // 6 → 7 (metrics at scale): the entity-ordered index over every metrics row is replaced by
-      // metrics_host and metrics_hour (created above, partial). A round's raw VM rows (95 % of the
-      // rows at 200,000 VMs) went into it at one page per VM, so a round's cost grew with the
-      // history kept; now they go only into metrics_res, in time order (an append). Guarded.
+      // Metrics at scale (no version bump: an older Tide opening the store only re-creates the
+      // index, which is harmless, and the next open drops it again): the entity-ordered index over
+      // every metrics row is replaced by metrics_host and metrics_hour (created above, partial). A
+      // round's raw VM rows (95 % of the rows at 200,000 VMs) went into it at one page per VM, so a
+      // round's cost grew with the history kept; now they go only into metrics_res, in time order
+      // (an append). Guarded, run at every open.
       db.exec('DROP INDEX IF EXISTS metrics_entity');
       if (!version) db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(SCHEMA_VERSION);
       else if (version.version < SCHEMA_VERSION) {
