@@ -31,7 +31,7 @@ import { RuleIndex } from '../place/rules.js';
 import { MultiMaxTree, TreeScan } from '../util/maxtree.js';
 import { leastAllocated, softRules } from '../place/scorers.js';
 import { failClosed } from '../plan/fail-closed.js';
-import { compactMoves, orderPlan, type IntendedMove, type IntendedPower } from '../plan/order.js';
+import { orderPlan, type IntendedMove, type IntendedPower } from '../plan/order.js';
 import type { HostVerdict, NotMoved, Plan } from '../plan/types.js';
 import type { PlanContext, Strategy } from './strategy.js';
 
@@ -1244,10 +1244,38 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
   for (const m of [stuck, unfixable, budgetHeld]) for (const x of m.values()) notMoved.push(x);
 
   // 3. Power: wake hosts that receive VMs; switch off empty ones beyond the spares.
-  const net = compactMoves(raw);
-  const intended: IntendedMove[] = net.map((m) => ({ vm: m.vm, to: m.to, reason: m.last.reason, by: m.last.by }));
+  // compactMoves(raw), mapped to intended moves, without its per-VM objects: each VM's net move
+  // (first move's source, last move's target and reason), in the order of each VM's first move,
+  // less those that end where they started.
+  const nv = s.vms.length;
+  const firstFrom = new Int32Array(nv);
+  const lastAt = new Int32Array(nv).fill(-1);
+  const firstOrder: number[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    const v = raw[i]!.vm;
+    if (lastAt[v]! < 0) {
+      firstFrom[v] = raw[i]!.from;
+      firstOrder.push(v);
+    }
+    lastAt[v] = i;
+  }
+  const intended: IntendedMove[] = [];
+  for (let i = 0; i < firstOrder.length; i++) {
+    const v = firstOrder[i]!;
+    const last = raw[lastAt[v]!]!;
+    if (firstFrom[v] !== last.to) intended.push({ vm: v, to: last.to, reason: last.reason, by: last.by });
+  }
   const powerOn: IntendedPower[] = [];
-  for (const h of new Set(intended.map((m) => m.to))) {
+  // (the targets in order of first appearance, as a Set of them would list them)
+  const targetSeen = new Uint8Array(nh);
+  const targets: number[] = [];
+  for (let i = 0; i < intended.length; i++) {
+    const h = intended[i]!.to;
+    if (targetSeen[h]) continue;
+    targetSeen[h] = 1;
+    targets.push(h);
+  }
+  for (const h of targets) {
     const was = snapshot.hosts[h]!.powerState;
     if (was !== 'on') {
       const early = wokenEarly.has(h) ? ` (off for only ${fmt(ctx.now - (s.hosts[h]!.offSinceSec ?? ctx.now))} s < minOffSec ${fmt(args.minOffSec)} s, but no powered-on or longer-off host can take them)` : '';
