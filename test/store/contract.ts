@@ -13,7 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Plan } from '../../src/core/plan/types.js';
 import { DriverError } from '../../src/drivers/errors.js';
 import { withClusterLock } from '../../src/store/lock.js';
-import type { LockHolder, Store } from '../../src/store/store.js';
+import type { LockHolder, MetricPoint, MetricSample, Store } from '../../src/store/store.js';
 
 export interface FreshStore {
   /** Opens a connection to this store (several may be open at once). */
@@ -326,6 +326,23 @@ export function storeContract(label: string, harness: () => StoreHarness, skip: 
       ]);
       s.recordMetrics(10 * H, [{ kind: 'vm', name: 'v2', host: 'h1', cpuPct: null, memMiB: null }], { rawKeepMs: 2 * H, hourKeepMs: H });
       expect(s.metricsHistory()).toEqual([{ atMs: 10 * H, kind: 'vm', name: 'v2', host: 'h1', cpuPct: null, memMiB: null, samples: 1, res: 'raw' }]);
+    });
+
+    it('metrics: a time range [sinceMs, untilMs) and a limit (the oldest first), as a paged reader uses them', () => {
+      const s = fresh().conn();
+      const vm = (name: string, cpuPct: number): MetricSample => ({ kind: 'vm', name, host: 'h1', cpuPct, memMiB: 10 });
+      const keep = { rawKeepMs: 2 * H };
+      s.recordMetrics(0, [vm('v2', 1), vm('v1', 2)], keep);
+      s.recordMetrics(1_800_000, [vm('v1', 3)], keep);
+      s.recordMetrics(3 * H + 1, [vm('v1', 4), { kind: 'host', name: 'h1', host: null, cpuPct: 5, memMiB: 5 }], keep); // hour 0 merged
+      s.recordMetrics(4 * H, [vm('v1', 6)], keep);
+      const at = (ps: readonly MetricPoint[]): [number, string, string][] => ps.map((p) => [p.atMs, p.res, p.name]);
+      expect(at(s.metricsHistory({ kind: 'vm', untilMs: 4 * H }))).toEqual([[0, 'hour', 'v1'], [0, 'hour', 'v2'], [3 * H + 1, 'raw', 'v1']]);
+      expect(at(s.metricsHistory({ kind: 'vm', sinceMs: 1, untilMs: 4 * H + 1 }))).toEqual([[3 * H + 1, 'raw', 'v1'], [4 * H, 'raw', 'v1']]);
+      expect(at(s.metricsHistory({ kind: 'vm', sinceMs: 3 * H + 1, untilMs: 3 * H + 1 }))).toEqual([]);
+      expect(at(s.metricsHistory({ kind: 'vm', res: 'raw', sinceMs: 0, untilMs: 5 * H, limit: 1 }))).toEqual([[3 * H + 1, 'raw', 'v1']]);
+      expect(at(s.metricsHistory({ kind: 'vm', res: 'hour', limit: 1 }))).toEqual([[0, 'hour', 'v1']]);
+      expect(at(s.metricsHistory({ res: 'raw', sinceMs: 3 * H + 2, limit: 5 }))).toEqual([[4 * H, 'raw', 'v1']]);
     });
 
     it('unknown migrations: one open record per VM, attempts counted, operator outcomes kept blocking, resolved ones hidden', () => {

@@ -313,15 +313,16 @@ export function openPgStore(opts: PgStoreOptions): Store {
         { text: "DELETE FROM metrics WHERE res = 'hour' AND at_ms < $1", values: [at - hourKeepMs] },
       ]);
     },
-    metricsHistory({ kind, name, sinceMs, res } = {}) {
+    metricsHistory({ kind, name, sinceMs, untilMs, res, limit } = {}) {
       const values: unknown[] = [];
       // kind and res as literals when they are the known values, so the partial indexes
       // (metrics_host, metrics_hour: schema V6) apply to every plan of the query.
       const lit = (col: string, v: string | undefined, known: readonly string[]): readonly [string, unknown] | null =>
         (v === undefined ? null : known.includes(v) ? [`${col} = '${v}'`, undefined] : [`${col} = ?`, v]);
       const w = where([lit('kind', kind, ['host', 'vm']), name === undefined ? null : ['name = ?', name],
-        sinceMs === undefined ? null : ['at_ms >= ?', round(sinceMs)], lit('res', res, ['raw', 'hour'])], values);
-      return rows(`SELECT * FROM metrics ${w} ORDER BY at_ms, res, kind, name`, values).map(toMetric);
+        sinceMs === undefined ? null : ['at_ms >= ?', round(sinceMs)], untilMs === undefined ? null : ['at_ms < ?', Math.ceil(untilMs)], lit('res', res, ['raw', 'hour'])], values);
+      const lim = limit === undefined ? '' : ` LIMIT ${Math.max(0, Math.floor(limit))}`;
+      return rows(`SELECT * FROM metrics ${w} ORDER BY at_ms, res, kind, name${lim}`, values).map(toMetric);
     },
     recordMigration(m) {
       write1(`INSERT INTO migrations (plan_id, vm, host_from, host_to, mode, ok, started_ms, total_ms, downtime_ms, probe_downtime_ms, bytes, error)
