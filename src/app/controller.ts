@@ -423,7 +423,7 @@ export class Controller {
       const opts = this.deps.forecast;
       this.demandRecorder = opts === false ? null : new DemandRecorder({ stepSec: this.deps.intervalSec, ...opts, offsetSec: (this.deps.scheduleOffsetSec ?? 0) - SIM_MONDAY_EPOCH_SEC });
       // After a restart the learned profiles continue from the store's metrics history (src/app/forecast-seed.ts).
-      if (this.demandRecorder && this.deps.store) seedRecorderFromStore(this.demandRecorder, this.deps.store, vms, nowSec);
+      if (this.demandRecorder && this.deps.store) seedRecorderFromStore(this.demandRecorder, this.deps.store, vms, nowSec, { intervalSec: this.deps.intervalSec });
     }
     const r = this.demandRecorder;
     if (!r) return undefined;

@@ -13,6 +13,14 @@
  * rounds spread evenly over its hour, each at the mean (so it weighs as much as the rounds it
  * replaced, in the 15-min buckets they fell in). A VM not in the current snapshot has no known
  * size and is left out (the forecast is of the VMs that exist).
+ *
+ * At scale (200,000 VMs: 24 h of rounds and 56 days of hourly means are about 330 M points) the
+ * history is read in pages by time, each at most about `pagePoints` points, and fed page by
+ * page, so memory is bounded by a page, not by the history. Only what the recorder can still use
+ * is read (DemandRecorder.historyNeededSec): VM profiles about three weeks, the cluster's
+ * profile eight weeks at 5-min rounds (its time-of-week buckets keep 24 samples, 3 a week), so
+ * with the default retention every stored hour; rounds older than the VM profiles can use are
+ * replayed as the cluster's total only (recordTotal: the same sum in the same order).
  */
 import type { Vm } from '../core/model/types.js';
 import type { DemandRecorder, VmDemandSample } from '../core/predict/forecast.js';
@@ -28,14 +36,16 @@ export interface HistoryRound {
 
 /**
  * Rounds of demand from stored VM metrics points (oldest first, as store.metricsHistory returns
- * them), for VMs whose size (MIPS at 100 %) is in `sizeMips`. Pure.
+ * them), for VMs whose size (MIPS at 100 %) is in `sizeMips`. Pure; reads `points` once, holding
+ * one round at a time.
  */
-export function* historyRounds(points: readonly MetricPoint[], sizeMips: ReadonlyMap<string, number>): Generator<HistoryRound> {
-  let i = 0;
-  while (i < points.length) {
-    const first = points[i]!;
+export function* historyRounds(points: Iterable<MetricPoint>, sizeMips: ReadonlyMap<string, number>): Generator<HistoryRound> {
+  const it = points[Symbol.iterator]();
+  let next = it.next();
+  while (!next.done) {
+    const first = next.value;
     const group: MetricPoint[] = [];
-    for (; i < points.length && points[i]!.atMs === first.atMs && points[i]!.res === first.res; i++) group.push(points[i]!);
+    for (; !next.done && next.value.atMs === first.atMs && next.value.res === first.res; next = it.next()) group.push(next.value);
     const vms: VmDemandSample[] = [];
     let n = 1;
     for (const p of group) {
@@ -53,18 +63,103 @@ export function* historyRounds(points: readonly MetricPoint[], sizeMips: Readonl
   }
 }
 
+/** What a seed read and replayed. */
+export interface SeedStats {
+  /** Recorder rounds replayed (0: nothing stored). */
+  rounds: number;
+  /** Of which the cluster's total only (older than the VM profiles use). */
+  totalOnlyRounds: number;
+  /** Points read, and the pages (queries returning points) they came in. */
+  points: number;
+  pages: number;
+  /** The largest page, points. */
+  maxPagePoints: number;
+  /** Oldest time read (ms; null: all) and where VM profiles start being fed (ms). */
+  sinceMs: number | null;
+  vmSinceMs: number;
+}
+
+export interface SeedOptions {
+  /** The controller's round interval, s: how dense raw rounds are (page spans, historyNeededSec). */
+  readonly intervalSec: number;
+  /** Target points per page (default 200,000); a page spans at least one round or hour. */
+  readonly pagePoints?: number;
+  /** Read everything before nowSec, all VMs fed (the unbounded read; for comparison). */
+  readonly full?: boolean;
+}
+
+type Reader = Pick<Store, 'metricsHistory'>;
+
+/**
+ * One resolution's VM points in [sinceMs, untilMs), oldest first, a page of at most `spanMs` at a
+ * time: a probe for the oldest point left (LIMIT 1, through metrics_res), then the page from it.
+ * A page holds whole rounds (one at_ms is never split).
+ */
+function* pages(store: Reader, res: 'raw' | 'hour', sinceMs: number | null, untilMs: number, spanMs: number, stats: SeedStats): Generator<MetricPoint> {
+  let from = sinceMs;
+  for (;;) {
+    const first = store.metricsHistory({ kind: 'vm', res, ...(from === null ? {} : { sinceMs: from }), untilMs, limit: 1 })[0];
+    if (!first) return;
+    const to = Math.min(untilMs, first.atMs + spanMs);
+    const page = store.metricsHistory({ kind: 'vm', res, sinceMs: first.atMs, untilMs: to });
+    stats.pages++;
+    stats.points += page.length;
+    stats.maxPagePoints = Math.max(stats.maxPagePoints, page.length);
+    yield* page;
+    if (to >= untilMs) return;
+    from = to;
+  }
+}
+
+/** Two oldest-first streams as one, in metricsHistory's order (an hourly mean before the raw points of its time). */
+function* merge(hour: Iterator<MetricPoint>, raw: Iterator<MetricPoint>): Generator<MetricPoint> {
+  let h = hour.next();
+  let r = raw.next();
+  while (!h.done || !r.done) {
+    if (!h.done && (r.done || h.value.atMs <= r.value.atMs)) {
+      yield h.value;
+      h = hour.next();
+    } else if (!r.done) {
+      yield r.value;
+      r = raw.next();
+    }
+  }
+}
+
 /**
  * Feeds `recorder` the store's VM metrics recorded before `nowSec` (clock seconds), with sizes
- * from the VMs of the current snapshot. Returns the rounds replayed (0: nothing stored).
+ * from the VMs of the current snapshot, page by page (see the module comment).
  */
-export function seedRecorderFromStore(recorder: DemandRecorder, store: Pick<Store, 'metricsHistory'>, vms: readonly Vm[], nowSec: number): number {
+export function seedRecorderFromStore(recorder: DemandRecorder, store: Reader, vms: readonly Vm[], nowSec: number, opts: SeedOptions): SeedStats {
   const sizeMips = new Map(vms.map((v) => [v.id, v.vcpus * v.mipsPerVcpu]));
   const nowMs = nowSec * 1000;
-  const points = store.metricsHistory({ kind: 'vm' }).filter((p) => p.atMs < nowMs);
-  let rounds = 0;
+  const need = opts.full ? { vmSec: Infinity, clusterSec: Infinity } : recorder.historyNeededSec(opts.intervalSec);
+  // Whole hours: an hourly mean is replayed over its hour, so it is read whole or not at all.
+  const since = (sec: number): number | null => (Number.isFinite(sec) ? Math.floor((nowMs - sec * 1000) / HOUR_MS) * HOUR_MS : null);
+  const sinceMs = since(need.clusterSec);
+  const vmSinceMs = since(need.vmSec) ?? -Infinity;
+  const stats: SeedStats = { rounds: 0, totalOnlyRounds: 0, points: 0, pages: 0, maxPagePoints: 0, sinceMs, vmSinceMs };
+  const perPage = Math.max(1, Math.floor((opts.pagePoints ?? 200_000) / Math.max(1, vms.length)));
+  const intervalMs = Math.max(1, Math.round(opts.intervalSec * 1000));
+  const points = opts.full
+    ? store.metricsHistory({ kind: 'vm', untilMs: nowMs })
+    : merge(pages(store, 'hour', sinceMs, nowMs, perPage * HOUR_MS, stats), pages(store, 'raw', sinceMs, nowMs, perPage * intervalMs, stats));
+  if (opts.full) Object.assign(stats, { points: (points as MetricPoint[]).length, pages: 1, maxPagePoints: (points as MetricPoint[]).length });
   for (const r of historyRounds(points, sizeMips)) {
-    recorder.record(r.atSec, r.vms);
-    rounds++;
+    stats.rounds++;
+    if (r.atSec >= vmSinceMs / 1000) {
+      recorder.record(r.atSec, r.vms);
+      continue;
+    }
+    // as record() sums them: same order, from 0
+    let cpu = 0;
+    let mem = 0;
+    for (const v of r.vms) {
+      cpu += v.cpuMips;
+      mem += v.memMiB;
+    }
+    recorder.recordTotal(r.atSec, cpu, mem);
+    stats.totalOnlyRounds++;
   }
-  return rounds;
+  return stats;
 }

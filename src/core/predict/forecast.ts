@@ -95,6 +95,40 @@ export class DemandRecorder {
   }
 
   /**
+   * A round of which only the cluster's total is known (`record` with the VMs' sums, the VM
+   * profiles left alone): for history older than any VM profile can use (historyNeededSec).
+   */
+  recordTotal(callerSec: number, cpuMips: number, memMiB: number): void {
+    const timeSec = callerSec + this.offsetSec;
+    this.roundStart(timeSec);
+    this.roundEnd(timeSec, cpuMips, memMiB);
+  }
+
+  /**
+   * How far back history can still change what this recorder predicts, s before the present,
+   * when rounds come every `intervalSec` (Infinity: all of it). A bucket keeps its `cap` most
+   * recent samples; regular rounds put k = max(1, ⌊bucketSec / intervalSec⌋) samples a week
+   * into a time-of-week bucket and 2k into a weekend time-of-day one (the fewest of the
+   * time-of-day rings), so a sample older than max(⌈capWeekly / k⌉, ⌈capDaily / 2k⌉, 1) weeks
+   * (plus two buckets: the current one is partly filled) has been pushed out of every ring, and
+   * the kept samples still span the week that makes time-of-week buckets count. VM profiles
+   * also: a VM with no sample for vmForgetAfterSec is dropped at a sweep (at most a bucket
+   * apart), so a VM sample older than vmForgetAfterSec + 1 week was either followed by its
+   * VM's forgetting or by another sample over a week old (the kept ones span that week too).
+   * With gaps in the history a bucket fills more slowly and older samples could still count:
+   * the bound assumes regular rounds (a VM measured in every one, or long gone).
+   */
+  historyNeededSec(intervalSec: number): { vmSec: number; clusterSec: number } {
+    const b = this.cluster.bucketSec;
+    const k = Math.max(1, Math.floor(b / intervalSec));
+    const span = (capW: number, capD: number): number =>
+      (Number.isFinite(capW) && Number.isFinite(capD) ? Math.max(Math.ceil(capW / k), Math.ceil(capD / (2 * k)), 1) * WEEK_SEC + 2 * b : Infinity);
+    const vmSec = this.opts.perVm === false ? 0
+      : Math.max(span(capOf(this.vmOpts.keepWeekly!), capOf(this.vmOpts.keepDaily!)), this.forgetAfterSec + WEEK_SEC + 2 * b);
+    return { vmSec, clusterSec: span(this.cluster.capWeekly, this.cluster.capDaily) };
+  }
+
+  /**
    * `record` of the measured VMs of a snapshot's VM list, straight from it (no sample objects):
    * each VM without `usage` (a fresh measurement: a stale or unknown value is a guess, no
    * history) with its `demand.cpuMips` and `demand.memMiB`.

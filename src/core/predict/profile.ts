@@ -136,8 +136,9 @@ export class ProfileLearner {
   readonly bucketSec: number;
   readonly quantile: number;
   private rings: Map<number, Ring> | null = null;
-  private readonly capWeekly: number;
-  private readonly capDaily: number;
+  /** Most samples a time-of-week / time-of-day bucket keeps (from keepWeekly / keepDaily). */
+  readonly capWeekly: number;
+  readonly capDaily: number;
   private firstSec = Infinity;
   private newestSec = -Infinity;
 
