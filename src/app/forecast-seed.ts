@@ -92,17 +92,23 @@ type Reader = Pick<Store, 'metricsHistory'>;
 
 /**
  * One resolution's VM points in [sinceMs, untilMs), oldest first, a page of at most `spanMs` at a
- * time: a probe for the oldest point left (LIMIT 1, through metrics_res), then the page from it.
+ * time, each read through metrics_res (res, at_ms). After an empty page (or with no start), a
+ * probe (LIMIT 1) finds where the next points are, so gaps cost one query, not one per span.
  * A page holds whole rounds (one at_ms is never split).
  */
 function* pages(store: Reader, res: 'raw' | 'hour', sinceMs: number | null, untilMs: number, spanMs: number, stats: SeedStats): Generator<MetricPoint> {
   let from = sinceMs;
+  let probe = sinceMs === null;
   for (;;) {
-    const first = store.metricsHistory({ kind: 'vm', res, ...(from === null ? {} : { sinceMs: from }), untilMs, limit: 1 })[0];
-    if (!first) return;
-    const to = Math.min(untilMs, first.atMs + spanMs);
-    const page = store.metricsHistory({ kind: 'vm', res, sinceMs: first.atMs, untilMs: to });
-    stats.pages++;
+    if (probe || from === null) {
+      const first = store.metricsHistory({ kind: 'vm', res, ...(from === null ? {} : { sinceMs: from }), untilMs, limit: 1 })[0];
+      if (!first) return;
+      from = first.atMs;
+    }
+    const to = Math.min(untilMs, from + spanMs);
+    const page = store.metricsHistory({ kind: 'vm', res, sinceMs: from, untilMs: to });
+    probe = page.length === 0;
+    if (page.length > 0) stats.pages++;
     stats.points += page.length;
     stats.maxPagePoints = Math.max(stats.maxPagePoints, page.length);
     yield* page;

@@ -103,7 +103,7 @@ describe('seeding the forecaster from the store: paged, bounded, the same foreca
     expect(week.forecast(nowSec)).not.toEqual(f);
   });
 
-  it('an empty store: nothing replayed, two probes', () => {
+  it('an empty store: nothing replayed, no forecast', () => {
     const store = openSqliteStore(':memory:');
     stores.push(store);
     const { r, stats } = seeded(store, 1000, 300, {}, {});
