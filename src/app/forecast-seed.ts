@@ -151,18 +151,24 @@ export function seedRecorderFromStore(recorder: DemandRecorder, store: Reader, v
     ? store.metricsHistory({ kind: 'vm', untilMs: nowMs })
     : merge(pages(store, 'hour', sinceMs, nowMs, perPage * HOUR_MS, stats), pages(store, 'raw', sinceMs, nowMs, perPage * intervalMs, stats));
   if (opts.full) Object.assign(stats, { points: (points as MetricPoint[]).length, pages: 1, maxPagePoints: (points as MetricPoint[]).length });
+  let summed: readonly VmDemandSample[] | null = null;
+  let cpu = 0;
+  let mem = 0;
   for (const r of historyRounds(points, sizeMips)) {
     stats.rounds++;
     if (r.atSec >= vmSinceMs / 1000) {
       recorder.record(r.atSec, r.vms);
       continue;
     }
-    // as record() sums them: same order, from 0
-    let cpu = 0;
-    let mem = 0;
-    for (const v of r.vms) {
-      cpu += v.cpuMips;
-      mem += v.memMiB;
+    // as record() sums them: same order, from 0 (once for an hourly mean's n rounds: same array)
+    if (r.vms !== summed) {
+      summed = r.vms;
+      cpu = 0;
+      mem = 0;
+      for (const v of r.vms) {
+        cpu += v.cpuMips;
+        mem += v.memMiB;
+      }
     }
     recorder.recordTotal(r.atSec, cpu, mem);
     stats.totalOnlyRounds++;

@@ -208,6 +208,20 @@ describe('metrics history: SQLite indexes and upgrade', () => {
     db.close();
   });
 
+  it('the forecaster seed\'s paged VM read (a time range of one resolution, and its LIMIT 1 probe) goes through metrics_res (res, at_ms)', () => {
+    const path = sqlitePath();
+    openSqliteStore(path).close();
+    const db = new Database(path, { readonly: true });
+    const plan = (sql: string): string => (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as { detail: string }[]).map((r) => r.detail).join('; ');
+    for (const res of ['raw', 'hour']) {
+      for (const tail of ['', ' LIMIT 1']) {
+        const p = plan(`SELECT * FROM metrics WHERE kind = 'vm' AND at_ms >= 0 AND at_ms < 10 AND res = '${res}' ORDER BY at_ms, res, kind, name${tail}`);
+        expect(p, `${res}${tail}`).toContain('USING INDEX metrics_res (res=? AND at_ms>? AND at_ms<?)');
+      }
+    }
+    db.close();
+  });
+
   it('a schema-6 store with the old entity index is upgraded in place: the index replaced, its rows kept and rolled up', () => {
     const path = sqlitePath();
     openSqliteStore(path).close();
