@@ -649,7 +649,8 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
   // the budget refuses are listed in notMoved with code 'budget'.
   const HOUR_SEC = 3600;
   const DAY_SEC = 86400;
-  const movedLastHour = snapshot.movesLastHour
+  // (counted only with a budget: without one it is never used, and counting reads every VM object)
+  const movedLastHour = args.maxMovesPerHour === undefined ? 0 : snapshot.movesLastHour
     ?? snapshot.vms.reduce((n, vm) => n + (vm.lastMigratedAt !== undefined && ctx.now - vm.lastMigratedAt < HOUR_SEC ? 1 : 0), 0);
   /** Migrations this plan may still start (raw moves are counted: a conservative bound). */
   let budget = args.maxMovesPerHour === undefined ? Infinity : Math.max(0, args.maxMovesPerHour - movedLastHour);
@@ -896,12 +897,14 @@ export function planTide(input: ClusterSnapshot, givenArgs: TideArgs, ctx: PlanC
       // assigned to the captured variables once: a captured variable holding a double is a
       // heap number, allocated anew on every assignment.)
       stays = new Uint8Array(s.vms.length);
-      for (let w = 0; w < s.vms.length; w++) stays[w] = !s.vms[w]!.migratable || inCooldown(w) || vmCapped(w) || s.vms[w]!.usage === 'unknown' ? 1 : 0;
       let mm = Infinity;
       let mc = Infinity;
+      // (one pass over the VM objects for both)
       for (let v = 0; v < s.vms.length; v++) {
-        if (!s.vms[v]!.migratable) continue;
-        mm = Math.min(mm, s.vms[v]!.memReservedMiB);
+        const vm = s.vms[v]!;
+        stays[v] = !vm.migratable || inCooldown(v) || vmCapped(v) || vm.usage === 'unknown' ? 1 : 0;
+        if (!vm.migratable) continue;
+        mm = Math.min(mm, vm.memReservedMiB);
         mc = Math.min(mc, mean[v]!);
       }
       minMigratableMem = mm;
