@@ -309,6 +309,24 @@ describe.skipIf(skip !== null)('metrics history: PostgreSQL', () => {
     }
   });
 
+  it('the forecaster seed\'s paged VM read (one resolution, a time range, and its LIMIT 1 probe) is planned through metrics_res on an analysed table', () => {
+    const schema = `metrics_${++schemas}`;
+    openPgStore(pgOptions(schema)).close();
+    // 200 VMs × 300 raw rounds and × 300 hours, analysed: the planner chooses by the table's statistics
+    server!.psql(database, `SET search_path TO ${schema};
+      INSERT INTO metrics (at_ms, kind, name, host, cpu_pct, cpu_n, mem_mib, mem_n, samples, res)
+        SELECT r * 300000, 'vm', 'v' || v, 'h1', 10, 1, 100, 1, 1, 'raw' FROM generate_series(0, 299) r, generate_series(0, 199) v;
+      INSERT INTO metrics (at_ms, kind, name, host, cpu_pct, cpu_n, mem_mib, mem_n, samples, res)
+        SELECT -r * ${H}, 'vm', 'v' || v, 'h1', 10, 12, 100, 12, 12, 'hour' FROM generate_series(1, 300) r, generate_series(0, 199) v;
+      ANALYZE metrics;`);
+    for (const [res, range] of [['raw', 'at_ms >= 3000000 AND at_ms < 6000000'], ['hour', `at_ms >= ${-50 * H} AND at_ms < ${-40 * H}`]] as const) {
+      for (const tail of ['', ' LIMIT 1']) {
+        const plan = server!.psql(database, `SET search_path TO ${schema}; EXPLAIN SELECT * FROM metrics WHERE kind = 'vm' AND ${range} AND res = '${res}' ORDER BY at_ms, res, kind, name${tail}`);
+        expect(plan, `${res}${tail}: ${plan}`).toMatch(/Index Scan using metrics_res|Bitmap Index Scan on metrics_res/);
+      }
+    }
+  });
+
   it('a host\'s history is planned through metrics_host (the kind named as a literal)', () => {
     const schema = `metrics_${++schemas}`;
     const s = openPgStore(pgOptions(schema));
