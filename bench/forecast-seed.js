@@ -5,7 +5,10 @@
 // paged read (one metricsHistory({ kind: 'vm' }) of everything, then a filter) and the current
 // one side by side, in one run, on the same SQLite store file.
 //
-//   node bench/forecast-seed.js [--vms 2000,20000] [--days 2] [--interval 300] [--json]
+//   node bench/forecast-seed.js [--vms 2000,20000] [--days 2] [--interval 300] [--heap-mib M] [--json]
+//
+// --heap-mib M: each seed runs with node --max-old-space-size=M; a seed that runs out of heap is
+// shown as "out of heap" (the unbounded read at 20,000 VMs needs ~2 GiB; the paged one does not).
 //
 // No build needed: the store, the recorder (src/core/predict) and the seed of the working tree
 // ("after") and the seed of commit 5187af1 ("before", via `git show`) are transpiled into a temp
@@ -35,6 +38,8 @@ const { values: args } = parseArgs({
     days: { type: 'string', default: '2' },
     interval: { type: 'string', default: '300' },
     json: { type: 'boolean', default: false },
+    // each seed's process limited to this V8 old space, MiB (0: node's default): does it fit?
+    'heap-mib': { type: 'string', default: '0' },
     // internal: one measurement in a child process
     child: { type: 'string' },
   },
@@ -125,10 +130,15 @@ async function main() {
       const row = { vms, days, points: w.points, fileMiB, writeMs: w.writeMs };
       for (const impl of ['before', 'after']) {
         const spec = JSON.stringify({ dir, path, vms, impl, nowMs });
-        const r = JSON.parse(execFileSync(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), '--interval', String(INTERVAL), '--child', spec], { encoding: 'utf8', maxBuffer: 1 << 20 }));
-        row[impl] = r;
+        const heap = Number(args['heap-mib']) > 0 ? [`--max-old-space-size=${Number(args['heap-mib'])}`] : [];
+        try {
+          row[impl] = JSON.parse(execFileSync(process.execPath, ['--expose-gc', ...heap, fileURLToPath(import.meta.url), '--interval', String(INTERVAL), '--child', spec],
+            { encoding: 'utf8', maxBuffer: 1 << 20, stdio: ['ignore', 'pipe', 'pipe'] }));
+        } catch (e) {
+          row[impl] = { failed: /heap out of memory|Allocation failed/i.test(String(e.stderr)) ? 'out of heap' : `failed: ${String(e.message).slice(0, 200)}` };
+        }
       }
-      row.sameForecast = row.before.digest === row.after.digest && row.before.forecastVms === row.after.forecastVms;
+          row.sameForecast = row.before.failed || row.after.failed ? null : row.before.digest === row.after.digest && row.before.forecastVms === row.after.forecastVms;
       out.push(row);
       if (!args.json) console.error(`${vms} VMs done`);
     }
@@ -143,8 +153,10 @@ async function main() {
   console.log(`forecast seed, SQLite, ${INTERVAL}-s rounds; ${machine.model} × ${machine.cpus}, load ${machine.load.join(' ')}, ${machine.node}, ${machine.date}`);
   console.log("| VMs | days | VM points | store MiB | seed ms before | after | peak RSS MiB before | after | seed's RSS growth before | after | pages (largest) | same forecast |");
   console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:--:|');
+  const f = (x, k) => x.failed ?? x[k];
+  if (Number(args['heap-mib']) > 0) console.log(`each seed's process: --max-old-space-size=${args['heap-mib']}`);
   for (const r of out) {
-    console.log(`| ${r.vms} | ${r.days} | ${r.points} | ${r.fileMiB} | ${r.before.seedMs} | ${r.after.seedMs} | ${r.before.peakRssMiB} | ${r.after.peakRssMiB} | ${r.before.seedRssMiB} | ${r.after.seedRssMiB} | ${r.after.pages} (${r.after.maxPagePoints}) | ${r.sameForecast ? 'yes' : 'NO'} |`);
+    console.log(`| ${r.vms} | ${r.days} | ${r.points} | ${r.fileMiB} | ${f(r.before, 'seedMs')} | ${f(r.after, 'seedMs')} | ${f(r.before, 'peakRssMiB')} | ${f(r.after, 'peakRssMiB')} | ${f(r.before, 'seedRssMiB')} | ${f(r.after, 'seedRssMiB')} | ${r.after.failed ? '–' : `${r.after.pages} (${r.after.maxPagePoints})`} | ${r.sameForecast === null ? '–' : r.sameForecast ? 'yes' : 'NO'} |`);
   }
 }
 

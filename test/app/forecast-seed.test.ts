@@ -103,6 +103,15 @@ describe('seeding the forecaster from the store: paged, bounded, the same foreca
     expect(week.forecast(nowSec)).not.toEqual(f);
   });
 
+  it('historyNeededSec: how far back the recorder can use history, from its options and the round interval', () => {
+    const W = 7 * 86_400;
+    expect(new DemandRecorder().historyNeededSec(300)).toEqual({ vmSec: 3 * W + 1800, clusterSec: 8 * W + 1800 }); // k = 3 a week: 24/3, 42/6
+    expect(new DemandRecorder().historyNeededSec(60)).toEqual({ vmSec: 3 * W + 1800, clusterSec: 2 * W + 1800 }); // k = 15: ⌈24/15⌉, ⌈42/30⌉
+    expect(new DemandRecorder().historyNeededSec(3600)).toEqual({ vmSec: 6 * W + 1800, clusterSec: 24 * W + 1800 }); // k = 1 (a sample in one bucket of four): ⌈6/1⌉, ⌈24/1⌉
+    expect(new DemandRecorder({ perVm: false }).historyNeededSec(300).vmSec).toBe(0);
+    expect(new DemandRecorder({ keepWeekly: Infinity, vmForgetAfterSec: Infinity }).historyNeededSec(300)).toEqual({ vmSec: Infinity, clusterSec: Infinity });
+  });
+
   it('an empty store: nothing replayed, no forecast', () => {
     const store = openSqliteStore(':memory:');
     stores.push(store);
