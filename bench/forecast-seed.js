@@ -5,7 +5,7 @@
 // paged read (one metricsHistory({ kind: 'vm' }) of everything, then a filter) and the current
 // one side by side, in one run, on the same SQLite store file.
 //
-//   node bench/forecast-seed.js [--vms 2000,20000] [--days 2] [--interval 300] [--heap-mib M] [--json]
+//   node bench/forecast-seed.js [--vms 2000,20000] [--days 2] [--interval 300] [--heap-mib M] [--pg | --pg-only] [--json]
 //
 // --heap-mib M: each seed runs with node --max-old-space-size=M; a seed that runs out of heap is
 // shown as "out of heap" (the unbounded read at 20,000 VMs needs ~2 GiB; the paged one does not).
@@ -40,6 +40,10 @@ const { values: args } = parseArgs({
     json: { type: 'boolean', default: false },
     // each seed's process limited to this V8 old space, MiB (0: node's default): does it fit?
     'heap-mib': { type: 'string', default: '0' },
+    // also PostgreSQL (the tests' private server, started here; as root), same histories
+    pg: { type: 'boolean', default: false },
+    // --pg-only: PostgreSQL alone
+    'pg-only': { type: 'boolean', default: false },
     // internal: one measurement in a child process
     child: { type: 'string' },
   },
@@ -55,7 +59,7 @@ function transpile() {
     mkdirSync(dirname(to), { recursive: true });
     writeFileSync(to, out);
   };
-  for (const rel of ['src/store/store.ts', 'src/store/rows.ts', 'src/store/pg/bridge.ts', 'src/store/pg/schema.ts', 'src/store/pg/store.ts', 'src/drivers/errors.ts',
+  for (const rel of ['src/store/store.ts', 'src/store/rows.ts', 'src/store/pg/bridge.ts', 'src/store/pg/schema.ts', 'src/store/pg/store.ts', 'src/drivers/errors.ts', 'test/helpers/postgres.ts',
     'src/app/forecast-seed.ts', 'src/core/predict/forecast.ts', 'src/core/predict/profile.ts', 'src/core/predict/cpu-profile.ts']) put(rel, readFileSync(join(root, rel), 'utf8'));
   put('before/forecast-seed.ts', execFileSync('git', ['show', `${BEFORE}:src/app/forecast-seed.ts`], { cwd: root, encoding: 'utf8' }));
   writeFileSync(join(dir, 'package.json'), '{"type":"module"}');
@@ -66,9 +70,7 @@ function transpile() {
 const vmName = (v) => `vm-${String(v).padStart(6, '0')}`;
 
 /** Writes the history: --days of rounds ending at `endMs`. */
-async function write(dir, path, vms, days, endMs) {
-  const { openSqliteStore } = await import(pathToFileURL(join(dir, 'src/store/store.js')).href);
-  const store = openSqliteStore(path);
+function write(store, vms, days, endMs) {
   const hosts = Math.max(1, Math.round(vms / 20));
   const step = INTERVAL * 1000;
   const t0 = performance.now();
@@ -82,20 +84,17 @@ async function write(dir, path, vms, days, endMs) {
   }
   const ms = performance.now() - t0;
   store.close();
-  const db = new Database(path, { readonly: true });
-  const points = db.prepare("SELECT count(*) AS n FROM metrics WHERE kind = 'vm'").get().n;
-  db.close();
-  return { writeMs: Math.round(ms), points };
+  return { writeMs: Math.round(ms) };
 }
 
 /** In a child: one seed (`impl` before | after), printed as JSON. */
 async function child(spec) {
-  const { dir, path, vms, impl, nowMs } = JSON.parse(spec);
+  const { dir, path, pg, vms, impl, nowMs } = JSON.parse(spec);
   const mod = (p) => import(pathToFileURL(join(dir, p)).href);
   const { openSqliteStore } = await mod('src/store/store.js');
   const { DemandRecorder } = await mod('src/core/predict/forecast.js');
   const { seedRecorderFromStore } = await mod(impl === 'before' ? 'before/forecast-seed.js' : 'src/app/forecast-seed.js');
-  const store = openSqliteStore(path);
+  const store = pg ? (await mod('src/store/pg/store.js')).openPgStore(pg) : openSqliteStore(path);
   const list = Array.from({ length: vms }, (_, v) => ({ id: vmName(v), vcpus: 2, mipsPerVcpu: 2500 }));
   const rec = new DemandRecorder({ stepSec: INTERVAL });
   globalThis.gc?.();
@@ -120,29 +119,53 @@ async function child(spec) {
 async function main() {
   const dir = transpile();
   const out = [];
+  const mod = (p) => import(pathToFileURL(join(dir, p)).href);
+  const { openSqliteStore } = await mod('src/store/store.js');
+  let server = null;
   try {
     const days = Number(args.days);
     const nowMs = MONDAY_MS + 21 * 86_400_000 + 7 * 3_600_000;
+    if (args.pg || args['pg-only']) {
+      server = await (await mod('test/helpers/postgres.js')).startPostgres();
+      if ('skip' in server) throw new Error(server.skip);
+    }
     for (const vms of args.vms.split(',').map(Number)) {
-      const path = join(dir, `seed-${vms}.sqlite`);
-      const w = await write(dir, path, vms, days, nowMs);
-      const fileMiB = Math.round((statSync(path).size + (statSync(`${path}-wal`, { throwIfNoEntry: false })?.size ?? 0)) / 2 ** 20);
-      const row = { vms, days, points: w.points, fileMiB, writeMs: w.writeMs };
-      for (const impl of ['before', 'after']) {
-        const spec = JSON.stringify({ dir, path, vms, impl, nowMs });
-        const heap = Number(args['heap-mib']) > 0 ? [`--max-old-space-size=${Number(args['heap-mib'])}`] : [];
-        try {
-          row[impl] = JSON.parse(execFileSync(process.execPath, ['--expose-gc', ...heap, fileURLToPath(import.meta.url), '--interval', String(INTERVAL), '--child', spec],
-            { encoding: 'utf8', maxBuffer: 1 << 20, stdio: ['ignore', 'pipe', 'pipe'] }));
-        } catch (e) {
-          row[impl] = { failed: /heap out of memory|Allocation failed/i.test(String(e.stderr)) ? 'out of heap' : `failed: ${String(e.message).slice(0, 200)}` };
+      for (const kind of args['pg-only'] ? ['postgres'] : args.pg ? ['sqlite', 'postgres'] : ['sqlite']) {
+        const path = join(dir, `seed-${vms}.sqlite`);
+        let pg = null;
+        let w;
+        let fileMiB;
+        if (kind === 'sqlite') {
+          w = write(openSqliteStore(path), vms, days, nowMs);
+          fileMiB = Math.round((statSync(path).size + (statSync(`${path}-wal`, { throwIfNoEntry: false })?.size ?? 0)) / 2 ** 20);
+          const db = new Database(path, { readonly: true });
+          w.points = db.prepare("SELECT count(*) AS n FROM metrics WHERE kind = 'vm'").get().n;
+          db.close();
+        } else {
+          const database = server.createDatabase(`seed${vms}`);
+          pg = { host: server.host, port: server.port, database, user: server.user, password: server.password, ssl: false, schema: 'bench', timeoutMs: 600_000 };
+          w = write((await mod('src/store/pg/store.js')).openPgStore(pg), vms, days, nowMs);
+          w.points = Number(server.psql(database, "SELECT count(*) FROM bench.metrics WHERE kind = 'vm'"));
+          fileMiB = Math.round(Number(server.psql(database, "SELECT pg_total_relation_size('bench.metrics')")) / 2 ** 20);
         }
+        const row = { store: kind, vms, days, points: w.points, fileMiB, writeMs: w.writeMs };
+        for (const impl of ['before', 'after']) {
+          const spec = JSON.stringify({ dir, path, pg, vms, impl, nowMs });
+          const heap = Number(args['heap-mib']) > 0 ? [`--max-old-space-size=${Number(args['heap-mib'])}`] : [];
+          try {
+            row[impl] = JSON.parse(execFileSync(process.execPath, ['--expose-gc', ...heap, fileURLToPath(import.meta.url), '--interval', String(INTERVAL), '--child', spec],
+              { encoding: 'utf8', maxBuffer: 1 << 20, stdio: ['ignore', 'pipe', 'pipe'] }));
+          } catch (e) {
+            row[impl] = { failed: /heap out of memory|Allocation failed/i.test(String(e.stderr)) ? 'out of heap' : `failed: ${String(e.message).slice(0, 200)}` };
+          }
+        }
+        row.sameForecast = row.before.failed || row.after.failed ? null : row.before.digest === row.after.digest && row.before.forecastVms === row.after.forecastVms;
+        out.push(row);
+        if (!args.json) console.error(`${kind} ${vms} VMs done`);
       }
-          row.sameForecast = row.before.failed || row.after.failed ? null : row.before.digest === row.after.digest && row.before.forecastVms === row.after.forecastVms;
-      out.push(row);
-      if (!args.json) console.error(`${vms} VMs done`);
     }
   } finally {
+    await server?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
   const machine = { cpus: cpus().length, model: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), load: loadavg().map((x) => x.toFixed(2)), node: process.version, date: new Date().toISOString() };
@@ -150,13 +173,13 @@ async function main() {
     console.log(JSON.stringify({ machine, runs: out }));
     return;
   }
-  console.log(`forecast seed, SQLite, ${INTERVAL}-s rounds; ${machine.model} × ${machine.cpus}, load ${machine.load.join(' ')}, ${machine.node}, ${machine.date}`);
-  console.log("| VMs | days | VM points | store MiB | seed ms before | after | peak RSS MiB before | after | seed's RSS growth before | after | pages (largest) | same forecast |");
-  console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:--:|');
+  console.log(`forecast seed, ${INTERVAL}-s rounds; ${machine.model} × ${machine.cpus}, load ${machine.load.join(' ')}, ${machine.node}, ${machine.date}`);
+  console.log("| store | VMs | days | VM points | store MiB | seed ms before | after | peak RSS MiB before | after | seed's RSS growth before | after | pages (largest) | same forecast |");
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:--:|');
   const f = (x, k) => x.failed ?? x[k];
   if (Number(args['heap-mib']) > 0) console.log(`each seed's process: --max-old-space-size=${args['heap-mib']}`);
   for (const r of out) {
-    console.log(`| ${r.vms} | ${r.days} | ${r.points} | ${r.fileMiB} | ${f(r.before, 'seedMs')} | ${f(r.after, 'seedMs')} | ${f(r.before, 'peakRssMiB')} | ${f(r.after, 'peakRssMiB')} | ${f(r.before, 'seedRssMiB')} | ${f(r.after, 'seedRssMiB')} | ${r.after.failed ? '–' : `${r.after.pages} (${r.after.maxPagePoints})`} | ${r.sameForecast === null ? '–' : r.sameForecast ? 'yes' : 'NO'} |`);
+    console.log(`| ${r.store} | ${r.vms} | ${r.days} | ${r.points} | ${r.fileMiB} | ${f(r.before, 'seedMs')} | ${f(r.after, 'seedMs')} | ${f(r.before, 'peakRssMiB')} | ${f(r.after, 'peakRssMiB')} | ${f(r.before, 'seedRssMiB')} | ${f(r.after, 'seedRssMiB')} | ${r.after.failed ? '–' : `${r.after.pages} (${r.after.maxPagePoints})`} | ${r.sameForecast === null ? '–' : r.sameForecast ? 'yes' : 'NO'} |`);
   }
 }
 
