@@ -11,7 +11,7 @@ afterEach(() => vi.restoreAllMocks());
 
 describe('approved execution re-check', () => {
   it('adds no sample: recorder rounds and usage history length equal the number of rounds', async () => {
-    const recorded = vi.spyOn(DemandRecorder.prototype, 'record');
+    const recorded = vi.spyOn(DemandRecorder.prototype, 'recordVms');
     const d = simDaemon('approve');
     const r1 = await d.round();
     expect(d.store.getPlan(r1.planId!)!.status).toBe('proposed');
