@@ -11,8 +11,8 @@ import type { ClusterSnapshot, Host, PowerModel, PowerState, Rule, UsageQuality,
 import { plan as makePlan, type CompiledPolicy } from '../core/policy.js';
 import type { Plan } from '../core/plan/types.js';
 import { activeWindow, SIM_MONDAY_EPOCH_SEC, type Schedule } from '../core/schedule.js';
-import { DemandRecorder, type RecorderOptions } from '../core/predict/forecast.js';
-import { seedRecorderFromStore } from './forecast-seed.js';
+import { DemandRecorder, type RecorderOptions, type VmDemandSample } from '../core/predict/forecast.js';
+import { seedRecorderFromStoreAsync, type SeedStats } from './forecast-seed.js';
 import { wakeRefusal } from './wake-refused.js';
 import { DriverError } from '../drivers/errors.js';
 import type { HypervisorDriver, MigrateOptions } from '../drivers/hypervisor.js';
@@ -87,6 +87,10 @@ export interface ControllerDeps {
    * metrics-stale) naming the host; its VMs' usage is unknown, never 0.
    */
   readonly metrics?: MetricsSource;
+  /** Progress of the forecast's restart seed (a pino Logger fits; the daemon passes its own). */
+  readonly log?: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
+  /** How the restart seed waits between store pages (default one event-loop turn; tests hold it). */
+  readonly seedPause?: () => Promise<void>;
 }
 
 export interface ControllerObserver extends ExecutorObserver {
@@ -204,6 +208,13 @@ export class Controller {
   private metricsGaps: ReturnType<typeof gapFreezeReasons> = [];
   /** Learned demand profiles (created on first use; null: forecasting off). */
   private demandRecorder: DemandRecorder | null | undefined;
+  /**
+   * While the restart seed runs (src/app/forecast-seed.ts): the fresh samples of the rounds
+   * since, oldest first, recorded after the seed's (the recorder sees samples in time order);
+   * null: no seed running.
+   */
+  private seedBacklog: { atSec: number; vms: VmDemandSample[] }[] | null = null;
+  private seeded: Promise<void> = Promise.resolve();
 
   constructor(private readonly deps: ControllerDeps) {
     for (const [vm, at] of deps.store?.lastMigrations() ?? []) this.lastMigrated.set(vm, at / 1000);
@@ -420,15 +431,64 @@ export class Controller {
    */
   private recordDemand(nowSec: number, vms: readonly Vm[], record: boolean): ClusterSnapshot['forecast'] {
     if (this.demandRecorder === undefined) {
-      const opts = this.deps.forecast;
-      this.demandRecorder = opts === false ? null : new DemandRecorder({ stepSec: this.deps.intervalSec, ...opts, offsetSec: (this.deps.scheduleOffsetSec ?? 0) - SIM_MONDAY_EPOCH_SEC });
+      this.demandRecorder = this.newRecorder();
       // After a restart the learned profiles continue from the store's metrics history (src/app/forecast-seed.ts).
-      if (this.demandRecorder && this.deps.store) seedRecorderFromStore(this.demandRecorder, this.deps.store, vms, nowSec, { intervalSec: this.deps.intervalSec });
+      if (this.demandRecorder && this.deps.store) this.startSeed(this.deps.store, vms, nowSec);
     }
     const r = this.demandRecorder;
     if (!r) return undefined;
+    if (this.seedBacklog) {
+      // Still seeding: plan as a cold start does (no forecast); this round's samples wait for the seed.
+      if (record) this.seedBacklog.push({ atSec: nowSec, vms: vms.filter((v) => v.usage === undefined).map((v) => ({ id: v.id, cpuMips: v.demand.cpuMips, memMiB: v.demand.memMiB })) });
+      return undefined;
+    }
     if (record) r.recordVms(nowSec, vms); // the fresh ones, straight from the list (no per-round sample objects)
     return r.forecast(nowSec);
+  }
+
+  private newRecorder(): DemandRecorder | null {
+    const opts = this.deps.forecast;
+    return opts === false ? null : new DemandRecorder({ stepSec: this.deps.intervalSec, ...opts, offsetSec: (this.deps.scheduleOffsetSec ?? 0) - SIM_MONDAY_EPOCH_SEC });
+  }
+
+  /**
+   * Starts the restart seed beside the rounds: one store page per event-loop turn (at 200,000
+   * VMs about half an hour; inside a round it would stall lease renewals and the API). When it
+   * ends the waiting rounds' samples are recorded, in order, so the recorder ends as a seed
+   * inside the first round followed by the same rounds would leave it. A seed that fails (store
+   * I/O) is dropped: the recorder starts empty (a cold start) with the waiting rounds.
+   */
+  private startSeed(store: Store, vms: readonly Vm[], nowSec: number): void {
+    const backlog: { atSec: number; vms: VmDemandSample[] }[] = [];
+    this.seedBacklog = backlog;
+    const log = this.deps.log;
+    const clock = this.deps.clock;
+    let loggedMs = clock.now();
+    const fields = (s: Readonly<SeedStats>) => ({ event: 'forecast-seed', rounds: s.rounds, points: s.points, pages: s.pages, waitingRounds: backlog.length });
+    log?.info({ event: 'forecast-seed' }, 'forecast: replaying the stored metrics history; rounds plan without the learned forecast until it is done');
+    this.seeded = seedRecorderFromStoreAsync(this.demandRecorder!, store, vms, nowSec, {
+      intervalSec: this.deps.intervalSec,
+      ...(this.deps.seedPause ? { pause: this.deps.seedPause } : {}),
+      onPage: (s) => {
+        if (clock.now() - loggedMs < 60_000) return;
+        loggedMs = clock.now();
+        log?.info(fields(s), `forecast seed: ${s.rounds} rounds replayed so far`);
+      },
+    }).then(
+      (s) => log?.info(fields(s), `forecast seed done: ${s.rounds} rounds replayed; the forecast is back`),
+      (e: unknown) => {
+        this.demandRecorder = this.newRecorder();
+        log?.warn({ event: 'forecast-seed', error: e instanceof Error ? e.message : String(e) }, 'forecast seed failed: learning from the rounds since the restart only');
+      },
+    ).finally(() => {
+      for (const b of backlog) this.demandRecorder?.record(b.atSec, b.vms);
+      this.seedBacklog = null;
+    });
+  }
+
+  /** Resolves once the restart seed (if any) has fed the forecast's recorder; never rejects. */
+  whenSeeded(): Promise<void> {
+    return this.seeded;
   }
 
   /** Power state of a host whose hypervisor did not answer: only the power driver can tell. */

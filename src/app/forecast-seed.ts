@@ -21,6 +21,9 @@
  * profile eight weeks at 5-min rounds (its time-of-week buckets keep 24 samples, 3 a week), so
  * with the default retention every stored hour; rounds older than the VM profiles can use are
  * replayed as the cluster's total only (recordTotal: the same sum in the same order).
+ *
+ * That takes about half an hour at 200,000 VMs, so the controller runs it cooperatively
+ * (seedRecorderFromStoreAsync: one page per event-loop turn) beside its rounds, not inside one.
  */
 import type { Vm } from '../core/model/types.js';
 import type { DemandRecorder, VmDemandSample } from '../core/predict/forecast.js';
@@ -34,18 +37,37 @@ export interface HistoryRound {
   readonly vms: readonly VmDemandSample[];
 }
 
+/** Between two store reads of a seed: where the async seed yields to the event loop. */
+const PAUSE: unique symbol = Symbol('seed page boundary');
+type Pause = typeof PAUSE;
+
 /**
  * Rounds of demand from stored VM metrics points (oldest first, as store.metricsHistory returns
  * them), for VMs whose size (MIPS at 100 %) is in `sizeMips`. Pure; reads `points` once, holding
  * one round at a time.
  */
 export function* historyRounds(points: Iterable<MetricPoint>, sizeMips: ReadonlyMap<string, number>): Generator<HistoryRound> {
+  for (const r of roundsOf(points, sizeMips)) if (r !== PAUSE) yield r;
+}
+
+/** historyRounds, passing each PAUSE of `points` through where it comes (possibly mid-round). */
+function* roundsOf(points: Iterable<MetricPoint | Pause>, sizeMips: ReadonlyMap<string, number>): Generator<HistoryRound | Pause> {
   const it = points[Symbol.iterator]();
   let next = it.next();
-  while (!next.done) {
-    const first = next.value;
+  for (;;) {
+    for (; !next.done && next.value === PAUSE; next = it.next()) yield PAUSE;
+    if (next.done) return;
+    const first = next.value as MetricPoint; // the loop above passed the pauses on
     const group: MetricPoint[] = [];
-    for (; !next.done && next.value.atMs === first.atMs && next.value.res === first.res; next = it.next()) group.push(next.value);
+    for (; !next.done; next = it.next()) {
+      const p = next.value;
+      if (p === PAUSE) {
+        yield PAUSE;
+        continue;
+      }
+      if (p.atMs !== first.atMs || p.res !== first.res) break;
+      group.push(p);
+    }
     const vms: VmDemandSample[] = [];
     let n = 1;
     for (const p of group) {
@@ -96,16 +118,18 @@ type Reader = Pick<Store, 'metricsHistory'>;
  * probe (LIMIT 1) finds where the next points are, so gaps cost one query, not one per span.
  * A page holds whole rounds (one at_ms is never split).
  */
-function* pages(store: Reader, res: 'raw' | 'hour', sinceMs: number | null, untilMs: number, spanMs: number, stats: SeedStats): Generator<MetricPoint> {
+function* pages(store: Reader, res: 'raw' | 'hour', sinceMs: number | null, untilMs: number, spanMs: number, stats: SeedStats): Generator<MetricPoint | Pause> {
   let from = sinceMs;
   let probe = sinceMs === null;
   for (;;) {
     if (probe || from === null) {
+      yield PAUSE;
       const first = store.metricsHistory({ kind: 'vm', res, ...(from === null ? {} : { sinceMs: from }), untilMs, limit: 1 })[0];
       if (!first) return;
       from = first.atMs;
     }
     const to = Math.min(untilMs, from + spanMs);
+    yield PAUSE;
     const page = store.metricsHistory({ kind: 'vm', res, sinceMs: from, untilMs: to });
     probe = page.length === 0;
     if (page.length > 0) stats.pages++;
@@ -117,12 +141,21 @@ function* pages(store: Reader, res: 'raw' | 'hour', sinceMs: number | null, unti
   }
 }
 
-/** Two oldest-first streams as one, in metricsHistory's order (an hourly mean before the raw points of its time). */
-function* merge(hour: Iterator<MetricPoint>, raw: Iterator<MetricPoint>): Generator<MetricPoint> {
+/**
+ * Two oldest-first streams as one, in metricsHistory's order (an hourly mean before the raw points
+ * of its time). A PAUSE is passed on as soon as it is met, before the read it announces.
+ */
+function* merge(hour: Iterator<MetricPoint | Pause>, raw: Iterator<MetricPoint | Pause>): Generator<MetricPoint | Pause> {
   let h = hour.next();
   let r = raw.next();
   while (!h.done || !r.done) {
-    if (!h.done && (r.done || h.value.atMs <= r.value.atMs)) {
+    if (h.value === PAUSE) {
+      yield PAUSE;
+      h = hour.next();
+    } else if (r.value === PAUSE) {
+      yield PAUSE;
+      r = raw.next();
+    } else if (!h.done && (r.done || h.value.atMs <= r.value.atMs)) {
       yield h.value;
       h = hour.next();
     } else if (!r.done) {
@@ -134,9 +167,45 @@ function* merge(hour: Iterator<MetricPoint>, raw: Iterator<MetricPoint>): Genera
 
 /**
  * Feeds `recorder` the store's VM metrics recorded before `nowSec` (clock seconds), with sizes
- * from the VMs of the current snapshot, page by page (see the module comment).
+ * from the VMs of the current snapshot, page by page (see the module comment). Synchronous: at
+ * scale it takes minutes (seedRecorderFromStoreAsync does the same work between event-loop turns).
  */
 export function seedRecorderFromStore(recorder: DemandRecorder, store: Reader, vms: readonly Vm[], nowSec: number, opts: SeedOptions): SeedStats {
+  const steps = seedSteps(recorder, store, vms, nowSec, opts);
+  for (;;) {
+    const s = steps.next();
+    if (s.done) return s.value;
+  }
+}
+
+export interface AsyncSeedOptions extends SeedOptions {
+  /** Called between store reads with the figures so far (progress). */
+  readonly onPage?: (stats: Readonly<SeedStats>) => void;
+  /** Waits between reads; default one event-loop turn (setImmediate), so timers and I/O run. */
+  readonly pause?: () => Promise<void>;
+}
+
+const nextTurn = (): Promise<void> => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * seedRecorderFromStore, cooperatively: the same reads and the same recorder calls in the same
+ * order (so the same recorder state), but it awaits `pause` before each store read, so the event
+ * loop is held for at most one page's read and replay at a time (lease renewals, the HTTP API).
+ * The caller must not feed `recorder` anything else until it resolves (time order).
+ */
+export async function seedRecorderFromStoreAsync(recorder: DemandRecorder, store: Reader, vms: readonly Vm[], nowSec: number, opts: AsyncSeedOptions): Promise<SeedStats> {
+  const pause = opts.pause ?? nextTurn;
+  const steps = seedSteps(recorder, store, vms, nowSec, opts);
+  for (let reads = 0; ; reads++) {
+    const s = steps.next();
+    if (s.done) return s.value;
+    if (reads > 0) opts.onPage?.(s.value);
+    await pause();
+  }
+}
+
+/** The seed as steps: it yields its figures so far before each store read, and returns them. */
+function* seedSteps(recorder: DemandRecorder, store: Reader, vms: readonly Vm[], nowSec: number, opts: SeedOptions): Generator<SeedStats, SeedStats> {
   const sizeMips = new Map(vms.map((v) => [v.id, v.vcpus * v.mipsPerVcpu]));
   const nowMs = nowSec * 1000;
   const need = opts.full ? { vmSec: Infinity, clusterSec: Infinity } : recorder.historyNeededSec(opts.intervalSec);
@@ -154,7 +223,11 @@ export function seedRecorderFromStore(recorder: DemandRecorder, store: Reader, v
   let summed: readonly VmDemandSample[] | null = null;
   let cpu = 0;
   let mem = 0;
-  for (const r of historyRounds(points, sizeMips)) {
+  for (const r of roundsOf(points, sizeMips)) {
+    if (r === PAUSE) {
+      yield stats;
+      continue;
+    }
     stats.rounds++;
     if (r.atSec >= vmSinceMs / 1000) {
       recorder.record(r.atSec, r.vms);

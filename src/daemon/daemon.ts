@@ -342,6 +342,7 @@ export function createDaemon(deps: DaemonDeps): Daemon {
     get freeze() { return settings.freeze; },
     get wakeRetrySec() { return settings.wakeRetrySec; },
     observer: controllerObserver,
+    log,
     lockHolder: holder,
     lockTtlMs: deps.lockTtlMs,
     drain: drainAc.signal,

@@ -1,14 +1,16 @@
 /**
  * Predictive DPM survives a restart: a controller on the simulated office (virtual clock) with a
- * store runs 8 days and 5 hours; a new controller on the same store forecasts in its very first
- * snapshot what the old one forecasts at that moment (the seed replays the store's metrics
+ * store runs 8 days and 5 hours; a new controller on the same store, once its seed (run beside
+ * the rounds: its first round has no forecast) is done, forecasts what the old one forecasts at that moment (the seed replays the store's metrics
  * history: hourly means beyond 24 h, so the forecast agrees per clock hour, not per 5-min
  * point); a new controller without the store knows nothing beyond its current 15-min bucket. The horizon (Tuesday 05:00–09:00) holds the morning ramp,
  * so a flat or wrong seed fails the comparison.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Controller, type ControllerDeps } from '../../src/app/controller.js';
-import { historyRounds } from '../../src/app/forecast-seed.js';
+import { historyRounds, seedRecorderFromStore } from '../../src/app/forecast-seed.js';
+import { DemandRecorder } from '../../src/core/predict/forecast.js';
+import { SIM_MONDAY_EPOCH_SEC } from '../../src/core/schedule.js';
 import { compilePolicy } from '../../src/core/policy.js';
 import { SimDriver } from '../../src/drivers/sim/sim-driver.js';
 import { VirtualClock } from '../../src/executor/clock.js';
@@ -21,7 +23,7 @@ afterEach(() => {
 });
 
 describe('learned demand profiles survive a restart (seeded from the store)', () => {
-  it('a new controller on the same store forecasts from its first snapshot, as the old one would; without the store it has none beyond its current bucket', async () => {
+  it('a new controller on the same store forecasts once seeded (not in its first round: the seed runs beside it), as the old one would; without the store it has none beyond its current bucket', async () => {
     const scenario = officeScenario({ hosts: 4, days: 9 });
     const clock = new VirtualClock(0);
     const driver = new SimDriver(scenario, clock);
@@ -48,9 +50,22 @@ describe('learned demand profiles survive a restart (seeded from the store)', ()
 
     const before = (await clock.drive(old.collect())).forecast;
     expect(before, 'the old controller forecasts after 8 days').toBeDefined();
-    const fresh = await clock.drive(new Controller(deps(true)).collect());
-    const after = fresh.forecast;
-    expect(after, 'the restarted controller forecasts in its first snapshot').toBeDefined();
+    // The seed runs beside the rounds (one store page per event-loop turn): the first round plans
+    // without the learned forecast (as a cold start); once seeded, the same moment forecasts.
+    let release = (): void => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const restarted = new Controller({ ...deps(true), seedPause: () => gate });
+    const first = await clock.drive(restarted.collect());
+    expect(first.forecast, 'no forecast while the seed runs').toBeUndefined();
+    release();
+    await restarted.whenSeeded();
+    const after = (await clock.drive(restarted.collect({ record: false }))).forecast;
+    expect(after, 'the restarted controller forecasts once seeded').toBeDefined();
+    // the same forecast, exactly, as the seed run inside the first round (the synchronous path) and that round's samples
+    const sync = new DemandRecorder({ stepSec: scenario.intervalSec, offsetSec: -SIM_MONDAY_EPOCH_SEC });
+    seedRecorderFromStore(sync, store, first.vms, restartMs / 1000, { intervalSec: scenario.intervalSec });
+    sync.recordVms(restartMs / 1000, first.vms);
+    expect(after).toEqual(sync.forecast(restartMs / 1000));
     const blank = await clock.drive(new Controller(deps(false)).collect());
     // without the store it knows only this round's sample: at most the rest of the current 15-min bucket
     const blankPoints = blank.forecast?.points ?? [];
