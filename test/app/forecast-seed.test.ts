@@ -5,7 +5,7 @@
  * must stay within the page size, and older history must be left unread.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { seedRecorderFromStore, type SeedStats } from '../../src/app/forecast-seed.js';
+import { seedRecorderFromStore, seedRecorderFromStoreAsync, type SeedStats } from '../../src/app/forecast-seed.js';
 import type { Vm } from '../../src/core/model/types.js';
 import { DemandRecorder, type RecorderOptions } from '../../src/core/predict/forecast.js';
 import { openSqliteStore, type MetricSample, type MetricsRetention, type Store } from '../../src/store/store.js';
@@ -110,6 +110,40 @@ describe('seeding the forecaster from the store: paged, bounded, the same foreca
     expect(new DemandRecorder().historyNeededSec(3600)).toEqual({ vmSec: 6 * W + 1800, clusterSec: 24 * W + 1800 }); // k = 1 (a sample in one bucket of four): ⌈6/1⌉, ⌈24/1⌉
     expect(new DemandRecorder({ perVm: false }).historyNeededSec(300).vmSec).toBe(0);
     expect(new DemandRecorder({ keepWeekly: Infinity, vmForgetAfterSec: Infinity }).historyNeededSec(300)).toEqual({ vmSec: Infinity, clusterSec: Infinity });
+  });
+
+  it('the cooperative seed (the controller\'s) reads one page per event-loop turn and ends with the synchronous seed\'s forecast', async () => {
+    const nowMs = 400 * DAY + 7 * H + 2 * 60_000;
+    const store = history(22, 300, nowMs, { rawKeepMs: DAY, hourKeepMs: 56 * DAY });
+    const nowSec = nowMs / 1000;
+    const sync = seeded(store, nowSec, 300, {}, { pagePoints: 60 });
+    // a ticker on the same queue as the seed's pause (setImmediate): it counts event-loop turns
+    let ticks = 0;
+    let ticking = true;
+    const tick = (): void => {
+      ticks++;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const readAtTick: number[] = [];
+    const reader = { metricsHistory: (o?: Parameters<Store['metricsHistory']>[0]) => (readAtTick.push(ticks), store.metricsHistory(o)) };
+    const progress: number[] = [];
+    const r = new DemandRecorder({ stepSec: 300 });
+    const stats = await seedRecorderFromStoreAsync(r, reader, VMS, nowSec, { intervalSec: 300, pagePoints: 60, onPage: (s) => progress.push(s.rounds) });
+    ticking = false;
+    expect(stats).toEqual(sync.stats);
+    expect(readAtTick.length, 'many reads (pages and probes)').toBeGreaterThan(50);
+    // never two reads in one turn: the event loop (timers, I/O, lease renewals) runs between pages
+    for (let k = 1; k < readAtTick.length; k++) expect(readAtTick[k]!, `read ${k}`).toBeGreaterThan(readAtTick[k - 1]!);
+    expect(progress.length).toBe(readAtTick.length - 1);
+    expect(progress.at(-1)).toBeLessThanOrEqual(stats.rounds);
+    // the same recorder state: the same forecast, and after the next round too
+    expect(r.forecast(nowSec)).toEqual(sync.r.forecast(nowSec));
+    expect(r.vmCount).toBe(sync.r.vmCount);
+    const next = VMS.map((v) => ({ ...v, demand: { cpuMips: 1000, memMiB: 100 } } as unknown as Vm));
+    r.recordVms(nowSec + 300, next);
+    sync.r.recordVms(nowSec + 300, next);
+    expect(r.forecast(nowSec + 300)).toEqual(sync.r.forecast(nowSec + 300));
   });
 
   it('an empty store: nothing replayed, no forecast', () => {
