@@ -469,6 +469,7 @@ export class Controller {
     this.seeded = seedRecorderFromStoreAsync(this.demandRecorder!, store, vms, nowSec, {
       intervalSec: this.deps.intervalSec,
       ...(this.deps.seedPause ? { pause: this.deps.seedPause } : {}),
+      ...(this.deps.drain ? { signal: this.deps.drain } : {}),
       onPage: (s) => {
         if (clock.now() - loggedMs < 60_000) return;
         loggedMs = clock.now();
@@ -478,7 +479,8 @@ export class Controller {
       (s) => log?.info(fields(s), `forecast seed done: ${s.rounds} rounds replayed; the forecast is back`),
       (e: unknown) => {
         this.demandRecorder = this.newRecorder();
-        log?.warn({ event: 'forecast-seed', error: e instanceof Error ? e.message : String(e) }, 'forecast seed failed: learning from the rounds since the restart only');
+        if (this.deps.drain?.aborted) log?.info({ event: 'forecast-seed' }, 'forecast seed stopped: the daemon is stopping');
+        else log?.warn({ event: 'forecast-seed', error: e instanceof Error ? e.message : String(e) }, 'forecast seed failed: learning from the rounds since the restart only');
       },
     ).finally(() => {
       for (const b of backlog) this.demandRecorder?.record(b.atSec, b.vms);

@@ -183,6 +183,8 @@ export interface AsyncSeedOptions extends SeedOptions {
   readonly onPage?: (stats: Readonly<SeedStats>) => void;
   /** Waits between reads; default one event-loop turn (setImmediate), so timers and I/O run. */
   readonly pause?: () => Promise<void>;
+  /** Stops the seed between reads (the daemon stopping): it rejects with the signal's reason. */
+  readonly signal?: AbortSignal;
 }
 
 const nextTurn = (): Promise<void> => new Promise<void>((resolve) => setImmediate(resolve));
@@ -201,6 +203,7 @@ export async function seedRecorderFromStoreAsync(recorder: DemandRecorder, store
     if (s.done) return s.value;
     if (reads > 0) opts.onPage?.(s.value);
     await pause();
+    opts.signal?.throwIfAborted();
   }
 }
 

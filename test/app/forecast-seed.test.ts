@@ -146,6 +146,19 @@ describe('seeding the forecaster from the store: paged, bounded, the same foreca
     expect(r.forecast(nowSec + 300)).toEqual(sync.r.forecast(nowSec + 300));
   });
 
+  it('the cooperative seed stops between reads when its signal aborts (the daemon stopping)', async () => {
+    const nowMs = 400 * DAY + 7 * H;
+    const store = history(3, 300, nowMs, { rawKeepMs: DAY, hourKeepMs: 56 * DAY });
+    let reads = 0;
+    const reader = { metricsHistory: (o?: Parameters<Store['metricsHistory']>[0]) => (reads++, store.metricsHistory(o)) };
+    const ac = new AbortController();
+    const seed = seedRecorderFromStoreAsync(new DemandRecorder({ stepSec: 300 }), reader, VMS, nowMs / 1000, {
+      intervalSec: 300, pagePoints: 60, signal: ac.signal, onPage: () => { if (reads === 5) ac.abort(new Error('stopping')); },
+    });
+    await expect(seed).rejects.toThrow('stopping');
+    expect(reads).toBe(5);
+  });
+
   it('an empty store: nothing replayed, no forecast', () => {
     const store = openSqliteStore(':memory:');
     stores.push(store);
