@@ -18,13 +18,12 @@
 // --rollup: 9 rounds 10 min apart with a 10-min raw retention; the 9th (at 80 min) merges the
 // first hour's 6 rounds (6 × entities raw rows) into hourly means: its ms minus a plain round's
 // is the roll-up's. Output: JSON lines on stdout.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import ts from 'typescript';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { transpileStoreModules } from './store-modules.js';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const arg = (name, dflt) => {
   const i = process.argv.indexOf(`--${name}`);
   if (i < 0) return dflt;
@@ -36,21 +35,6 @@ const ROUNDS = arg('rounds', 30);
 const EVERY = arg('every', 10);
 const PG = arg('pg', false) === true;
 const ROLLUP = arg('rollup', false) === true;
-
-function transpile() {
-  const dir = mkdtempSync(join(tmpdir(), 'tide-bench-metrics-'));
-  for (const rel of ['src/store/store.ts', 'src/store/rows.ts', 'src/store/pg/bridge.ts', 'src/store/pg/schema.ts', 'src/store/pg/store.ts', 'src/drivers/errors.ts', 'test/helpers/postgres.ts']) {
-    const out = ts.transpileModule(readFileSync(join(ROOT, rel), 'utf8'), {
-      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true },
-    }).outputText;
-    const to = join(dir, rel.replace(/\.ts$/, '.js'));
-    mkdirSync(dirname(to), { recursive: true });
-    writeFileSync(to, out);
-  }
-  writeFileSync(join(dir, 'package.json'), '{"type":"module"}');
-  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
-  return dir;
-}
 
 /** One round: ENTITIES / 21 hosts, the rest VMs spread over them (names as the bench cluster's). */
 function round(r) {
@@ -96,7 +80,7 @@ function readBack(store) {
 }
 
 async function main() {
-  const dir = transpile();
+  const dir = transpileStoreModules('tide-bench-metrics-');
   const mod = (p) => import(pathToFileURL(join(dir, p)).href);
   const { openSqliteStore } = await mod('src/store/store.js');
   const load = () => Math.round(loadavg()[0] * 100) / 100;

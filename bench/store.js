@@ -18,32 +18,16 @@
 // through the asynchronous pg client directly: their difference is the bridge's own overhead.
 // SQLite runs on a file in a temp directory (WAL, as Tide opens it). Results: a table on stdout
 // and bench/out/store-<time>.json.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus, hostname, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import ts from 'typescript';
+import { transpileStoreModules } from './store-modules.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const CALLS = Number(process.env.BENCH_CALLS ?? 2000);
 const WARM = 200;
-
-/** Transpiles the Store modules and the PostgreSQL fixture into a temp tree (node_modules linked). */
-function transpile() {
-  const dir = mkdtempSync(join(tmpdir(), 'tide-bench-store-'));
-  for (const rel of ['src/store/store.ts', 'src/store/rows.ts', 'src/store/pg/bridge.ts', 'src/store/pg/schema.ts', 'src/store/pg/store.ts', 'src/drivers/errors.ts', 'test/helpers/postgres.ts']) {
-    const out = ts.transpileModule(readFileSync(join(ROOT, rel), 'utf8'), {
-      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true },
-    }).outputText;
-    const to = join(dir, rel.replace(/\.ts$/, '.js'));
-    mkdirSync(dirname(to), { recursive: true });
-    writeFileSync(to, out);
-  }
-  writeFileSync(join(dir, 'package.json'), '{"type":"module"}');
-  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
-  return dir;
-}
 
 const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 /** Runs f `n` times (after warm-up); µs per call: mean, p50, p99. */
@@ -96,7 +80,7 @@ function storeOps(store) {
 }
 
 async function main() {
-  const dir = transpile();
+  const dir = transpileStoreModules('tide-bench-store-');
   const mod = (p) => import(pathToFileURL(join(dir, p)).href);
   const { openSqliteStore } = await mod('src/store/store.js');
   const { openPgStore } = await mod('src/store/pg/store.js');
